@@ -1,0 +1,56 @@
+# mongo_river: PGXS build of the extension, its PG-free core library, unit tests and fuzz targets.
+EXTENSION = mongo_river
+MODULE_big = mongo_river
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" mongo_river.control)
+
+# PG-free code (no PostgreSQL headers): linked into the module, the unit tests and the fuzzers.
+CORE_SRCS = $(sort $(wildcard src/mapping/*.cpp src/mongo/*.cpp src/convert/*.cpp)) src/error.cpp
+# Code that talks to PostgreSQL.
+PG_SRCS = src/mongo_river.cpp $(sort $(wildcard src/api/*.cpp src/catalog/*.cpp src/apply/*.cpp \
+	src/worker/*.cpp src/pg/*.cpp))
+OBJS = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
+
+DATA = $(wildcard sql/install/mongo_river--*.sql)
+REGRESS = extension boundary
+REGRESS_OPTS = --temp-config=test/regress.conf --temp-instance=tmp_check
+
+DEPS_CFLAGS := $(shell pkg-config --cflags libmongoc-1.0 jansson)
+DEPS_LIBS := $(shell pkg-config --libs libmongoc-1.0 jansson)
+SHLIB_LINK = $(DEPS_LIBS) -lstdc++
+EXTRA_CLEAN = libmongo_river_core.a test/unit/unit_tests $(wildcard src/*/*.d src/*.d) tmp_check results \
+	regression.diffs regression.out
+
+# PGXS would compile .cpp to LLVM bitcode with clang and no -std=c++17 (STYLE.md).
+override with_llvm = no
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# PostgreSQL's headers as system headers: their warnings are not ours; ours stay on.
+override CPPFLAGS := -Iinclude $(patsubst -I$(includedir_server),-isystem $(includedir_server),$(CPPFLAGS)) \
+	$(patsubst -I%,-isystem %,$(DEPS_CFLAGS))
+WERROR ?=
+override CXXFLAGS += -std=c++17 -Wextra -Wno-missing-field-initializers -fexceptions -MMD -MP $(WERROR)
+
+-include $(OBJS:.o=.d)
+include mk/core.mk
+
+# libmongo_river_core.a is the PG-free core, for unit tests and fuzz targets.
+libmongo_river_core.a: $(CORE_SRCS:.cpp=.o)
+	$(AR) rcs $@ $^
+
+UNIT_SRCS = $(sort $(wildcard test/unit/*.cpp))
+test/unit/unit_tests: $(UNIT_SRCS) libmongo_river_core.a
+	$(CXX) -std=c++17 -g -O1 -Wall -Wextra $(WERROR) -Iinclude $(patsubst -I%,-isystem %,$(DEPS_CFLAGS)) \
+		-o $@ $(UNIT_SRCS) libmongo_river_core.a $(DEPS_LIBS) -lgtest -lgtest_main -pthread
+
+.PHONY: unit format format-check
+unit: test/unit/unit_tests
+	test/unit/unit_tests
+
+FORMAT_FILES = $(shell git ls-files -co --exclude-standard '*.cpp' '*.hpp' '*.h' '*.c' 2>/dev/null)
+format:
+	clang-format -i $(FORMAT_FILES)
+format-check:
+	clang-format --dry-run -Werror $(FORMAT_FILES)

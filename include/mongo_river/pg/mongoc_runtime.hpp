@@ -1,0 +1,10 @@
+// mongoc_runtime.hpp: libmongoc's process-wide set-up inside a PostgreSQL backend or worker.
+#pragma once
+
+namespace mongo_river::pg {
+
+// EnsureMongocInitialized calls mongoc_init() once in this process (never in the postmaster),
+// routes libmongoc's log to the server log and arranges mongoc_cleanup() at process exit.
+void EnsureMongocInitialized();
+
+} // namespace mongo_river::pg

@@ -1,0 +1,14 @@
+// settings.hpp: the mongo_river.* configuration parameters (GUCs).
+#pragma once
+
+namespace mongo_river {
+
+// DefineSettings registers every mongo_river.* GUC; called from _PG_init.
+void DefineSettings();
+
+// The current values, owned by PostgreSQL's GUC machinery.
+extern char *setting_database;  // mongo_river.database: the database the launcher serves
+extern int setting_max_workers; // mongo_river.max_workers: cap on river workers
+extern int setting_naptime_ms;  // mongo_river.naptime: launcher's check interval
+
+} // namespace mongo_river

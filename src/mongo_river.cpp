@@ -1,0 +1,40 @@
+// mongo_river.cpp: module magic, _PG_init and the configuration parameters.
+#include "mongo_river/settings.hpp"
+#include "mongo_river/worker/launcher.hpp"
+#include "mongo_river/pg/postgres.hpp"
+
+extern "C" {
+#include "utils/guc.h"
+
+PG_MODULE_MAGIC;
+
+void _PG_init(void);
+}
+
+namespace mongo_river {
+
+char *setting_database = nullptr;
+int setting_max_workers = 8;
+int setting_naptime_ms = 1000;
+
+void DefineSettings() {
+	DefineCustomStringVariable("mongo_river.database", "Database in which the mongo_river launcher runs rivers.",
+	                           "The extension must be created in this database.", &setting_database, "postgres",
+	                           PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("mongo_river.max_workers", "Maximum number of river workers running at once.", nullptr,
+	                        &setting_max_workers, 8, 1, 1024, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("mongo_river.naptime", "How often the launcher checks rivers for changes in their state.",
+	                        nullptr, &setting_naptime_ms, 1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+	                        nullptr, nullptr);
+	MarkGUCPrefixReserved("mongo_river");
+}
+
+} // namespace mongo_river
+
+// _PG_init defines the settings and, when loaded through shared_preload_libraries, registers the
+// launcher. Nothing here touches libmongoc: this runs in the postmaster.
+void _PG_init(void) {
+	mongo_river::DefineSettings();
+	if (process_shared_preload_libraries_in_progress)
+		mongo_river::worker::RegisterLauncher();
+}

@@ -1,0 +1,56 @@
+// mongoc_runtime.cpp: libmongoc initialisation and log routing for backends and workers.
+#include <mongoc/mongoc.h>
+
+#include "mongo_river/pg/mongoc_runtime.hpp"
+#include "mongo_river/pg/postgres.hpp"
+
+extern "C" {
+#include "storage/ipc.h"
+}
+
+namespace mongo_river::pg {
+
+namespace {
+
+bool initialized = false;
+
+// LogToServer routes a libmongoc log line to elog; it runs on the main thread only, since this
+// extension uses single-threaded mongoc_client_t handles.
+void LogToServer(mongoc_log_level_t level, const char *domain, const char *message, void *) {
+	int elevel;
+	switch (level) {
+	case MONGOC_LOG_LEVEL_ERROR:
+	case MONGOC_LOG_LEVEL_CRITICAL:
+	case MONGOC_LOG_LEVEL_WARNING:
+		elevel = LOG;
+		break;
+	case MONGOC_LOG_LEVEL_MESSAGE:
+	case MONGOC_LOG_LEVEL_INFO:
+		elevel = DEBUG1;
+		break;
+	default:
+		elevel = DEBUG3;
+		break;
+	}
+	ereport(elevel, (errmsg_internal("libmongoc %s: %s: %s", mongoc_log_level_str(level), domain, message)));
+}
+
+void CleanupMongoc(int, Datum) {
+	if (initialized)
+		mongoc_cleanup();
+	initialized = false;
+}
+
+} // namespace
+
+void EnsureMongocInitialized() {
+	if (initialized)
+		return;
+	Assert(IsUnderPostmaster);
+	mongoc_init();
+	mongoc_log_set_handler(LogToServer, nullptr);
+	initialized = true;
+	on_proc_exit(CleanupMongoc, 0);
+}
+
+} // namespace mongo_river::pg
