@@ -47,7 +47,7 @@ test/unit/unit_tests: $(UNIT_SRCS) libmongo_river_core.a
 
 .PHONY: unit format format-check
 unit: test/unit/unit_tests
-	test/unit/unit_tests
+	test/unit/unit_tests $(UNIT_ARGS)
 
 FORMAT_FILES = $(shell git ls-files -co --exclude-standard '*.cpp' '*.hpp' '*.h' '*.c' 2>/dev/null)
 format:

@@ -6,8 +6,8 @@
 namespace mongo_river {
 
 Error::Error(std::string sqlstate, std::string message, std::string detail, std::string hint)
-    : std::runtime_error(message), sqlstate_(std::move(sqlstate)), message_(std::move(message)),
-      detail_(std::move(detail)), hint_(std::move(hint)) {
+	: std::runtime_error(message), sqlstate_(std::move(sqlstate)), message_(std::move(message)),
+	  detail_(std::move(detail)), hint_(std::move(hint)) {
 	if (sqlstate_.size() != 5)
 		sqlstate_ = sqlstate::kInternalError;
 }

@@ -19,13 +19,13 @@ int setting_naptime_ms = 1000;
 
 void DefineSettings() {
 	DefineCustomStringVariable("mongo_river.database", "Database in which the mongo_river launcher runs rivers.",
-	                           "The extension must be created in this database.", &setting_database, "postgres",
-	                           PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+							   "The extension must be created in this database.", &setting_database, "postgres",
+							   PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
 	DefineCustomIntVariable("mongo_river.max_workers", "Maximum number of river workers running at once.", nullptr,
-	                        &setting_max_workers, 8, 1, 1024, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+							&setting_max_workers, 8, 1, 1024, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
 	DefineCustomIntVariable("mongo_river.naptime", "How often the launcher checks rivers for changes in their state.",
-	                        nullptr, &setting_naptime_ms, 1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
-	                        nullptr, nullptr);
+							nullptr, &setting_naptime_ms, 1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+							nullptr, nullptr);
 	MarkGUCPrefixReserved("mongo_river");
 }
 

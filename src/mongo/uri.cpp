@@ -42,10 +42,10 @@ Uri ParseUri(const std::string &uri) {
 		std::string detail = error.message;
 		auto [first, last] = PasswordSpan(uri);
 		if (first != std::string::npos && last > first &&
-		    detail.find(uri.substr(first, last - first)) != std::string::npos)
+			detail.find(uri.substr(first, last - first)) != std::string::npos)
 			detail = "libmongoc's message is not shown because it quotes the password";
 		throw Error(sqlstate::kInvalidParameterValue, "invalid MongoDB URI \"" + RedactUri(uri) + "\"", detail,
-		            "Use the form mongodb://[user:password@]host[:port][,host...]/[?options] or mongodb+srv://...");
+					"Use the form mongodb://[user:password@]host[:port][,host...]/[?options] or mongodb+srv://...");
 	}
 	return parsed;
 }

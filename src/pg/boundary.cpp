@@ -79,7 +79,7 @@ void RaiseCaptured(Captured &captured) {
 	char *detail = Take(captured.detail);
 	char *hint = Take(captured.hint);
 	ereport(ERROR, (errcode(code), errmsg_internal("%s", message ? message : "mongo_river error"),
-	                detail ? errdetail_internal("%s", detail) : 0, hint ? errhint("%s", hint) : 0));
+					detail ? errdetail_internal("%s", detail) : 0, hint ? errhint("%s", hint) : 0));
 	pg_unreachable();
 }
 

@@ -45,7 +45,7 @@ int64 ProbeBoundary(const std::string &mode) {
 		return DatumGetInt32(Call([] { return DirectFunctionCall2(int4div, Int32GetDatum(84), Int32GetDatum(2)); }));
 	else if (mode != "none")
 		throw Error(sqlstate::kInvalidParameterValue, "unknown probe mode \"" + mode + "\"", {},
-		            "Use none, pg_ok, pg_error, error, bad_alloc or std_exception.");
+					"Use none, pg_ok, pg_error, error, bad_alloc or std_exception.");
 	return 0;
 }
 

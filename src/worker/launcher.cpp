@@ -1,5 +1,5 @@
 // launcher.cpp: the launcher background worker: one per cluster, serving mongo_river.database.
-#include <cstdio>
+#include <optional>
 
 #include "mongo_river/pg/boundary.hpp"
 #include "mongo_river/settings.hpp"
@@ -51,19 +51,19 @@ void RunLauncher() {
 	ereport(LOG, (errmsg("mongo_river launcher started in database \"%s\"", setting_database)));
 	pgstat_report_appname("mongo_river launcher");
 
-	bool was_ready = false;
+	std::optional<bool> was_ready;
 	while (!ShutdownRequestPending) {
 		if (ConfigReloadPending)
 			ReloadSettings();
 		bool ready = ExtensionReady();
-		if (ready != was_ready)
+		if (ready != was_ready.value_or(!ready))
 			ereport(LOG, (errmsg(ready ? "mongo_river launcher: extension found in database \"%s\""
-			                           : "mongo_river launcher: extension not created in database \"%s\", waiting",
-			                     setting_database)));
+									   : "mongo_river launcher: extension not created in database \"%s\", waiting",
+								 setting_database)));
 		was_ready = ready;
 		pgstat_report_activity(STATE_IDLE, nullptr);
 		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, setting_naptime_ms,
-		                PG_WAIT_EXTENSION);
+						PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}

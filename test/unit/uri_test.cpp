@@ -9,8 +9,9 @@ namespace {
 
 TEST(RedactUri, HidesPasswordOnly) {
 	EXPECT_EQ(RedactUri("mongodb://alice:s3cret@h1:27017,h2/db?replicaSet=rs0"),
-	          "mongodb://alice:****@h1:27017,h2/db?replicaSet=rs0");
-	EXPECT_EQ(RedactUri("mongodb+srv://bob:p%40ss@cluster.example.net/"), "mongodb+srv://bob:****@cluster.example.net/");
+			  "mongodb://alice:****@h1:27017,h2/db?replicaSet=rs0");
+	EXPECT_EQ(RedactUri("mongodb+srv://bob:p%40ss@cluster.example.net/"),
+			  "mongodb+srv://bob:****@cluster.example.net/");
 }
 
 TEST(RedactUri, LeavesUrisWithoutPasswordAlone) {

@@ -12,10 +12,8 @@
 namespace mongo_river::mongo {
 
 // Deleter calls Destroy on a non-null pointer; one type per libmongoc/libbson destroy function.
-template <auto Destroy>
-struct Deleter {
-	template <typename T>
-	void operator()(T *p) const noexcept {
+template <auto Destroy> struct Deleter {
+	template <typename T> void operator()(T *p) const noexcept {
 		if (p)
 			Destroy(p);
 	}

@@ -41,20 +41,15 @@ ErrorData *CatchCurrentError(MemoryContext context);
 // Call runs func, a thin call into PostgreSQL that owns no C++ objects, under PG_TRY. A PostgreSQL
 // ERROR becomes a thrown PgError (copied into the caller's memory context), so destructors of the
 // calling C++ frames run. func's result must be trivially copyable (Datum, pointers, numbers).
-template <typename Func>
-auto Call(Func &&func) -> decltype(func()) {
+template <typename Func> auto Call(Func &&func) -> decltype(func()) {
 	using Result = decltype(func());
 	MemoryContext context = CurrentMemoryContext;
 	ErrorData *volatile caught = nullptr;
 	if constexpr (std::is_void_v<Result>) {
 		PG_TRY();
-		{
-			func();
-		}
+		{ func(); }
 		PG_CATCH();
-		{
-			caught = CatchCurrentError(context);
-		}
+		{ caught = CatchCurrentError(context); }
 		PG_END_TRY();
 		if (caught)
 			throw PgError(caught);
@@ -62,13 +57,9 @@ auto Call(Func &&func) -> decltype(func()) {
 		static_assert(std::is_trivially_copyable_v<Result>, "pg::Call returns only trivially copyable values");
 		volatile Result result{};
 		PG_TRY();
-		{
-			result = func();
-		}
+		{ result = func(); }
 		PG_CATCH();
-		{
-			caught = CatchCurrentError(context);
-		}
+		{ caught = CatchCurrentError(context); }
 		PG_END_TRY();
 		if (caught)
 			throw PgError(caught);
@@ -95,8 +86,7 @@ void Capture(Captured &captured) noexcept;
 
 // Guard runs the body of an extern "C" entry point (a SQL function or a worker main): any
 // exception leaving body becomes a PostgreSQL ERROR after every C++ frame of body is unwound.
-template <typename Body>
-auto Guard(Body &&body) -> decltype(body()) {
+template <typename Body> auto Guard(Body &&body) -> decltype(body()) {
 	Captured captured{};
 	try {
 		return body();
@@ -109,8 +99,8 @@ auto Guard(Body &&body) -> decltype(body()) {
 } // namespace mongo_river::pg
 
 // MONGO_RIVER_FUNCTION declares a SQL-callable C function with the V1 calling convention.
-#define MONGO_RIVER_FUNCTION(name)                                                                                   \
-	extern "C" {                                                                                                     \
-	PG_FUNCTION_INFO_V1(name);                                                                                       \
-	}                                                                                                                \
+#define MONGO_RIVER_FUNCTION(name)                                                                                     \
+	extern "C" {                                                                                                       \
+	PG_FUNCTION_INFO_V1(name);                                                                                         \
+	}                                                                                                                  \
 	extern "C" Datum name(PG_FUNCTION_ARGS)

@@ -1,0 +1,40 @@
+"""Fixtures of the integration tests: a throwaway PostgreSQL cluster and a MongoDB source.
+
+`pg` is a PgCluster with mongo_river and pg_cron preloaded (one per test module); `mongo` is a
+MongoSource: MONGO_URI when set, else the repo's MongoDB peer. After each module the server log is
+checked: a process terminated by signal 6 or 11 fails the run.
+"""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+
+from pgcluster import PgCluster  # noqa: E402
+from mongo_source import start_source  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def pg():
+    cluster = PgCluster().init()
+    try:
+        yield cluster
+    finally:
+        crashes = cluster.crashes()
+        cluster.destroy()
+        if crashes:
+            pytest.fail("server log shows crashed processes:\n" + "\n".join(crashes))
+
+
+@pytest.fixture(scope="module")
+def mongo():
+    source = start_source()
+    if source is None:
+        pytest.skip("no MongoDB source: MONGO_URI is not set and the MongoDB peer (test/mongo_peer) "
+                    "is not available yet")
+    try:
+        yield source
+    finally:
+        source.stop()

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# run-tests.sh: runs every test stage (as a non-root user, after the extension is installed) and
+# prints one closing line with the total: "tests: N passed, N failed, N skipped".
+# Stages: unit (GoogleTest), regress (pg_regress), integration (pytest, PostgreSQL + MongoDB source),
+# peer (the MongoDB peer's conformance suite), fuzz (each libFuzzer target for FUZZ_SECONDS).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+reports=$(mktemp -d)
+PY=/usr/bin/python3
+failed_stages=()
+
+stage() {
+    local name=$1; shift
+    echo "=== stage: $name"
+    if "$@"; then echo "=== stage $name: ok"; else echo "=== stage $name: FAILED"; failed_stages+=("$name"); fi
+}
+
+stage unit make --no-print-directory unit UNIT_ARGS="--gtest_output=xml:$reports/unit.xml"
+stage regress bash -c "make --no-print-directory installcheck > '$reports/regress.txt' 2>&1; rc=\$?; cat '$reports/regress.txt'; [ \$rc = 0 ] || cat regression.diffs 2>/dev/null | head -200; exit \$rc"
+stage integration $PY -m pytest -q -p no:cacheprovider --junitxml="$reports/integration.xml" test/integration
+if [ -d test/mongo_peer/tests ]; then
+    stage peer $PY -m pytest -q -p no:cacheprovider --junitxml="$reports/peer.xml" test/mongo_peer/tests
+else
+    echo "=== stage peer: skipped (no test/mongo_peer/tests yet)"
+fi
+if [ -x fuzz/run.sh ]; then
+    stage fuzz bash fuzz/run.sh "${FUZZ_SECONDS:-10}"
+else
+    echo "=== stage fuzz: skipped (no fuzz/run.sh yet)"
+fi
+
+$PY test/summarize.py "$reports" "${failed_stages[@]}"
