@@ -1,1 +1,40 @@
 # core.mk: targets built from the PG-free core (offline tools, fuzz targets); included by Makefile.
+#
+#   make check-mapping   tools/mongo-river-check-mapping FILE [--connector]
+#   make fuzz            libFuzzer targets in fuzz/build/ (clang++, ASan + UBSan, own object dir)
+#   make fuzz-run        fuzz/run.sh $(FUZZ_SECONDS) over each target (fails on any crash)
+
+CHECK_MAPPING = tools/mongo-river-check-mapping
+CORE_TOOL_FLAGS = -std=c++17 -g -O1 -Wall -Wextra $(WERROR) -Iinclude $(patsubst -I%,-isystem %,$(DEPS_CFLAGS))
+
+$(CHECK_MAPPING): tools/mongo-river-check-mapping.cpp libmongo_river_core.a
+	$(CXX) $(CORE_TOOL_FLAGS) -o $@ $< libmongo_river_core.a $(DEPS_LIBS)
+
+# The fuzzers need only the mapping and conversion code; building them from their own object files
+# keeps the g++ objects of the module untouched.
+FUZZ_CXX ?= clang++
+FUZZ_SECONDS ?= 10
+FUZZ_OBJDIR = fuzz/build/obj
+FUZZ_CORE_SRCS = $(sort $(wildcard src/mapping/*.cpp src/convert/*.cpp)) src/error.cpp
+FUZZ_CORE_OBJS = $(patsubst %.cpp,$(FUZZ_OBJDIR)/%.o,$(FUZZ_CORE_SRCS))
+FUZZ_TARGETS = fuzz/build/fuzz_mapping fuzz/build/fuzz_convert
+FUZZ_FLAGS = -std=c++17 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
+	-Iinclude $(patsubst -I%,-isystem %,$(DEPS_CFLAGS))
+
+$(FUZZ_OBJDIR)/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+fuzz/build/%: fuzz/%.cpp $(FUZZ_CORE_OBJS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_CORE_OBJS) $(DEPS_LIBS)
+
+-include $(FUZZ_CORE_OBJS:.o=.d)
+
+.PHONY: check-mapping fuzz fuzz-run
+check-mapping: $(CHECK_MAPPING)
+fuzz: $(FUZZ_TARGETS)
+fuzz-run: fuzz
+	fuzz/run.sh $(FUZZ_SECONDS)
+
+EXTRA_CLEAN += $(CHECK_MAPPING) fuzz/build

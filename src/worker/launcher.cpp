@@ -1,7 +1,13 @@
 // launcher.cpp: the launcher background worker: one per cluster, serving mongo_river.database.
+#include <algorithm>
+#include <map>
 #include <optional>
+#include <string>
 
+#include "mongo_river/catalog/river.hpp"
 #include "mongo_river/pg/boundary.hpp"
+#include "mongo_river/pg/transaction.hpp"
+#include "mongo_river/worker/river_worker.hpp"
 #include "mongo_river/settings.hpp"
 #include "mongo_river/worker/launcher.hpp"
 
@@ -17,6 +23,7 @@ extern "C" {
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 }
 
 namespace mongo_river::worker {
@@ -37,6 +44,81 @@ bool ExtensionReady() {
 	return ready;
 }
 
+// kMaxRestartDelayMs caps the delay before a failed river worker is started again.
+constexpr int kMaxRestartDelayMs = 60000;
+
+// RiverSlot is the launcher's view of one river's worker.
+struct RiverSlot {
+	BackgroundWorkerHandle *handle = nullptr;
+	TimestampTz started_at = 0;
+	TimestampTz next_start = 0;
+	int failures = 0;
+};
+
+// StopSlot asks a river's worker to stop (SIGTERM) and forgets its handle.
+void StopSlot(RiverSlot &slot) {
+	if (slot.handle)
+		TerminateBackgroundWorker(slot.handle);
+	slot.handle = nullptr;
+}
+
+// RunningCount counts slots whose worker is starting or running.
+int RunningCount(const std::map<std::string, RiverSlot> &slots) {
+	int count = 0;
+	for (const auto &[name, slot] : slots)
+		if (slot.handle)
+			count++;
+	return count;
+}
+
+// Reconcile starts a worker for every runnable river that has none (within max_workers, with capped
+// backoff after failures) and stops the workers of rivers that are gone, stopped or in error.
+void Reconcile(std::map<std::string, RiverSlot> &slots) {
+	std::vector<catalog::LauncherEntry> rivers;
+	{
+		pg::Transaction txn;
+		rivers = catalog::ListRivers();
+		txn.Commit();
+	}
+	TimestampTz now = GetCurrentTimestamp();
+	std::map<std::string, bool> wanted;
+	for (const catalog::LauncherEntry &river : rivers)
+		wanted[river.name] = river.runnable;
+	for (auto it = slots.begin(); it != slots.end();) {
+		auto found = wanted.find(it->first);
+		if (found == wanted.end() || !found->second) {
+			StopSlot(it->second);
+			it = slots.erase(it);
+		} else {
+			++it;
+		}
+	}
+	for (const catalog::LauncherEntry &river : rivers) {
+		if (!river.runnable)
+			continue;
+		RiverSlot &slot = slots[river.name];
+		if (slot.handle) {
+			pid_t pid;
+			if (GetBackgroundWorkerPid(slot.handle, &pid) != BGWH_STOPPED)
+				continue;
+			// The worker ended: quickly means it failed; back off before the next start.
+			pfree(slot.handle);
+			slot.handle = nullptr;
+			bool ran_long = TimestampDifferenceExceeds(slot.started_at, now, kMaxRestartDelayMs);
+			slot.failures = ran_long ? 1 : slot.failures + 1;
+			int delay = std::min(kMaxRestartDelayMs, 1000 << std::min(slot.failures, 6));
+			slot.next_start = TimestampTzPlusMilliseconds(now, delay);
+		}
+		if (now < slot.next_start || RunningCount(slots) >= setting_max_workers)
+			continue;
+		slot.handle = StartRiverWorker(river.name.c_str(), river.owner);
+		slot.started_at = now;
+		if (!slot.handle)
+			ereport(WARNING, (errmsg("mongo_river launcher: no background worker slot for river \"%s\"", river.name.c_str()),
+			                  errhint("Raise max_worker_processes.")));
+	}
+}
+
 // ReloadSettings re-reads the configuration after SIGHUP and says so in the log.
 void ReloadSettings() {
 	ConfigReloadPending = false;
@@ -52,6 +134,7 @@ void RunLauncher() {
 	pgstat_report_appname("mongo_river launcher");
 
 	std::optional<bool> was_ready;
+	std::map<std::string, RiverSlot> slots;
 	while (!ShutdownRequestPending) {
 		if (ConfigReloadPending)
 			ReloadSettings();
@@ -61,12 +144,22 @@ void RunLauncher() {
 									   : "mongo_river launcher: extension not created in database \"%s\", waiting",
 								 setting_database)));
 		was_ready = ready;
+		if (ready) {
+			try {
+				Reconcile(slots);
+			} catch (const pg::PgError &error) {
+				// E.g. the extension was dropped between the check and the read: try again next pass.
+				ereport(LOG, (errmsg("mongo_river launcher: could not read the rivers: %s", error.what())));
+			}
+		}
 		pgstat_report_activity(STATE_IDLE, nullptr);
 		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, setting_naptime_ms,
 						PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
+	for (auto &[name, slot] : slots)
+		StopSlot(slot);
 	ereport(LOG, (errmsg("mongo_river launcher shutting down")));
 }
 

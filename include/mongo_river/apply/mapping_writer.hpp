@@ -1,0 +1,60 @@
+// mapping_writer.hpp: applies converted documents of one mapped collection to its tables via SPI.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <bson/bson.h>
+
+#include "mongo_river/apply/column_writer.hpp"
+#include "mongo_river/catalog/river.hpp"
+#include "mongo_river/convert/row.hpp"
+#include "mongo_river/pg/spi.hpp"
+
+namespace mongo_river::apply {
+
+// MappingWriter holds, for one mapping, the document converter and the prepared statements of its
+// tables: upsert of the target row, delete by key, replacement of child rows. Build it inside a
+// transaction (it reads the catalog); the plans survive across transactions.
+class MappingWriter {
+public:
+	explicit MappingWriter(const catalog::MappingRow &row);
+
+	const catalog::MappingRow &Row() const { return row_; }
+	const convert::DocumentConverter &Converter() const { return converter_; }
+
+	// Convert converts a document by the mapping (errors are listed, never thrown).
+	convert::ConvertedDocument Convert(const bson_t &document) const { return converter_.Convert(document); }
+	// Upsert writes a converted document: the target row is inserted or updated, its child rows
+	// replaced. Idempotent, so a change seen twice (copy/stream overlap) does no harm.
+	void Upsert(const convert::ConvertedDocument &document);
+	// Delete removes the row with this key (child rows go with it: ON DELETE CASCADE).
+	void Delete(const convert::Value &key);
+	// KeyFromId converts a document's _id to the target's key value (throws ConversionError).
+	convert::Value KeyFromId(const bson_value_t *id) const;
+
+private:
+	// Table is one table of the mapping with its column types and statements.
+	struct Table {
+		Oid relation = InvalidOid;
+		std::string name; // quoted, schema-qualified
+		std::vector<ColumnType> columns;
+		pg::SpiPlan insert;        // root: INSERT ... ON CONFLICT (pk) DO UPDATE; children: plain INSERT
+		pg::SpiPlan delete_by_key; // root: by pk; top-level children: by fk
+		int parent = -1;
+	};
+
+	// PrepareTable builds the statements of layout table index.
+	void PrepareTable(size_t index, Oid relation);
+	// Execute binds row to a table's plan and runs it.
+	void Execute(const Table &table, const pg::SpiPlan &plan, const std::vector<convert::Value> &row,
+	             const std::vector<ColumnType> &types);
+
+	catalog::MappingRow row_;
+	convert::DocumentConverter converter_;
+	std::vector<Table> tables_;
+	ColumnType key_type_;
+};
+
+} // namespace mongo_river::apply

@@ -1,0 +1,65 @@
+// river.hpp: a river's catalog rows as C++ structs (read with SPI inside a transaction).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "mongo_river/pg/postgres.hpp"
+
+namespace mongo_river::catalog {
+
+// RiverOptions are a river's options (ARCHITECTURE.md §2) with their defaults applied.
+struct RiverOptions {
+	std::string capture = "change_stream";
+	int batch_size = 1000;
+	int batch_ms = 1000;
+	bool dry_run = false;
+	std::string on_error = "reject";
+	std::string password_file;
+};
+
+// MappingRow is one mapped collection with its state.
+struct MappingRow {
+	std::string source; // db.collection as declared
+	std::string db;
+	std::string coll;
+	Oid target = InvalidOid;
+	std::string mapping_json;
+	std::string mode = "upsert";
+	std::string phase;
+	std::string copy_last_id; // BSON bytes of {_id: value}, empty when the copy has not started
+	int64 docs_copied = 0;
+};
+
+// RiverRow is a river and its mappings.
+struct RiverRow {
+	std::string name;
+	Oid owner = InvalidOid;
+	std::string uri;
+	RiverOptions options;
+	bool enabled = true;
+	std::string position_json; // empty: no position yet
+	std::string phase;
+	std::vector<MappingRow> mappings;
+	// digest changes whenever the river's declaration (uri, options, enabled, mappings) changes.
+	std::string digest;
+};
+
+// LoadRiver reads river name from the catalog (42704 if it does not exist). Needs a transaction
+// with a snapshot; connects to SPI itself.
+RiverRow LoadRiver(const std::string &name);
+
+// RiverDigest returns the current declaration digest of a river (empty when it is gone).
+std::string RiverDigest(const std::string &name);
+
+// LauncherEntry is what the launcher needs to run a river.
+struct LauncherEntry {
+	std::string name;
+	Oid owner = InvalidOid;
+	bool runnable = false; // enabled and not stopped by an error
+};
+
+// ListRivers lists every river for the launcher.
+std::vector<LauncherEntry> ListRivers();
+
+} // namespace mongo_river::catalog

@@ -1,0 +1,50 @@
+// state.hpp: what the worker writes to the catalog: position, phases, counters, rejects. Each call
+// runs inside the caller's transaction, so it commits (or aborts) with the rows it describes.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "mongo_river/pg/postgres.hpp"
+
+namespace mongo_river::catalog {
+
+// SavePosition stores the river's stream position (Extended JSON) and the source time reached.
+void SavePosition(const std::string &river, const std::string &position_json, uint64_t reached, bool caught_up);
+
+// SetRiverPhase records the river's phase and last error (empty: cleared).
+void SetRiverPhase(const std::string &river, const std::string &phase, const std::string &error);
+
+// MappingProgress is one batch's effect on a mapping's counters.
+struct MappingProgress {
+	int64_t changes = 0;
+	std::optional<int64_t> last_wall_ms; // wallTime of the last change, ms since the Unix epoch
+};
+
+// AddMappingProgress adds a batch's changes to a mapping's counters.
+void AddMappingProgress(const std::string &river, const std::string &source, const MappingProgress &progress);
+
+// SaveCopyProgress records a copy batch: the last copied {_id} (BSON bytes), the documents copied
+// and the phase ('initial_copy' while copying, 'streaming' when done).
+void SaveCopyProgress(const std::string &river, const std::string &source, const std::string &last_id,
+                      int64_t copied, const std::string &phase);
+
+// SetMappingPhase records a mapping's phase and last error (empty: cleared).
+void SetMappingPhase(const std::string &river, const std::string &source, const std::string &phase,
+                     const std::string &error);
+
+// Reject is a change that could not be applied.
+struct Reject {
+	std::string source;
+	std::string document_id;
+	std::string operation;
+	std::optional<std::string> document_json; // relaxed Extended JSON, when jsonb can hold it
+	std::string raw;                           // the BSON as received
+	std::string error;
+};
+
+// AddReject records a reject.
+void AddReject(const std::string &river, const Reject &reject);
+
+} // namespace mongo_river::catalog

@@ -1,0 +1,74 @@
+// copy.hpp: read a whole collection in _id order, resumable after a crash (PG-free).
+//
+// Resuming: the caller stores LastId() with each copied batch. A new CollectionScan given that
+// {_id: last} continues after it. MongoDB sorts _id across BSON types by "type bracket" (MinKey,
+// null, numbers, strings/symbols, objects, arrays, binData, ObjectId, bool, date, timestamp,
+// regex, DBPointer, code, code with scope, MaxKey), but a comparison operator only matches values
+// of its operand's bracket: {_id: {$gt: 5}} never matches a string. So the resume filter is
+//   {$or: [{_id: {$gt: last}},                       -- the rest of last's bracket
+//          {_id: {$gte: <least value of bracket>}}   -- each later bracket, whole
+//          ...]}
+// where the least values are: null (null), NaN and -Infinity (numbers: NaN compares false
+// against everything but NaN, and sorts first), "" (strings), {} (objects), BinData(0, "")
+// (binData), ObjectId("00..0"), false, Date(INT64_MIN), Timestamp(0, 0); the rare brackets with no
+// usable least value (DBPointer, code, code with scope, MaxKey) are matched with $type. Arrays and
+// regexes cannot be _ids. Each clause is an index range on _id, so a resumed scan starts at last
+// instead of re-reading the collection. References: MongoDB's bsontypes.h canonicalizeBSONType and
+// ComparisonMatchExpressionBase::matchesSingleElement (NaN and bracket rules).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "mongo_river/mongo/handles.hpp"
+
+namespace mongo_river::mongo {
+
+class Source;
+
+// BuildResumeFilter returns the find filter matching every _id that sorts after last_id (see the
+// file comment); an empty filter when last_id is nullptr.
+Bson BuildResumeFilter(const bson_value_t *last_id);
+
+// IdBracket returns MongoDB's canonical sort bracket of a BSON type (lower sorts first).
+int IdBracket(bson_type_t type);
+
+class CollectionScan {
+public:
+	// CollectionScan prepares to read db.coll in _id order, after resume_after ({_id: value}) when
+	// given; batch_size is the server's cursor batch size. Nothing is read until NextBatch.
+	CollectionScan(Source &source, std::string db, std::string coll, const bson_t *resume_after = nullptr,
+				   int32_t batch_size = 1000);
+
+	CollectionScan(const CollectionScan &) = delete;
+	CollectionScan &operator=(const CollectionScan &) = delete;
+
+	// NextBatch returns up to max_docs next documents (owned) in _id order; empty once the whole
+	// collection has been read (Done()). A cursor lost to a network error or a server-side timeout
+	// (CursorNotFound) is reopened after LastId() transparently, up to 3 times in a row.
+	std::vector<Bson> NextBatch(size_t max_docs);
+
+	// Done tells whether the scan has read the last document.
+	bool Done() const { return done_; }
+	// LastId returns {_id: value} of the last document returned (or resume_after), nullptr if none:
+	// store it with the batch to resume after a crash.
+	const bson_t *LastId() const { return last_id_.get(); }
+
+private:
+	// Open starts a find cursor after LastId().
+	void Open();
+	// Remember records doc's _id as LastId().
+	void Remember(const bson_t *doc);
+
+	Source &source_;
+	std::string db_;
+	std::string coll_;
+	int32_t batch_size_;
+	Bson last_id_;
+	mongo::Collection collection_;
+	Cursor cursor_;
+	bool done_ = false;
+};
+
+} // namespace mongo_river::mongo

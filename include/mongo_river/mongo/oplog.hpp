@@ -1,0 +1,95 @@
+// oplog.hpp: follow a river's namespaces by tailing local.oplog.rs (capture 'oplog') (PG-free).
+//
+// The reader tails the oplog with a tailable awaitData find
+//   {ts: {$gt: <position>}, $or: [{ns: {$in: [<namespaces>]}}, {ns: /^<whole db>\./},
+//                                 {ns: {$in: ["<db>.$cmd", "admin.$cmd"]}}, {op: "n"}]}
+// (maxAwaitTimeMS short, default 500 ms, so NextBatch returns in time for the latch and SIGTERM)
+// and turns entries into the same ChangeEvents a change stream gives:
+//   i -> insert (fullDocument = o); u with $v:2 -> update (the diff parsed into updatedFields,
+//   removedFields, truncatedArrays); u with $v:1 / $set / $unset -> update; any other u ->
+//   replace (fullDocument = o); d -> delete; c drop / renameCollection / dropDatabase -> DDL events;
+//   c applyOps -> its inner operations, all with the entry's ts, lsid and txnNumber (partialTxn
+//   chains are gathered until their last entry); n (no-op) -> no event, but the position advances.
+// Update events have no fullDocument unless update_lookup is set (then the document is read by
+// _id after the batch, like the change stream's updateLookup). The position is kOplogAfter(ts of
+// the last entry read). Errors are SourceErrors as in change_stream.hpp; the oplog having rolled
+// past the start position is kHistoryLost (checked at open against the oldest entry, and
+// CappedPositionLost while tailing). Needs read access to the local database.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "mongo_river/mongo/change_event.hpp"
+#include "mongo_river/mongo/handles.hpp"
+
+namespace mongo_river::mongo {
+
+class Source;
+
+// OplogOptions configures an OplogReader.
+struct OplogOptions {
+	std::vector<Namespace> namespaces;
+	bool update_lookup = false;
+	int32_t max_await_ms = 500;
+	int32_t batch_size = 0;
+};
+
+// OplogEntryEvents is what one oplog entry contributes: events (none for entries outside the
+// namespaces, no-ops, index builds...), and whether it is a non-final entry of a transaction
+// (partial_txn: its events wait for the transaction's last entry).
+struct OplogEntryEvents {
+	std::vector<ChangeEvent> events;
+	bool partial_txn = false;
+};
+
+// ConvertOplogEntry turns one oplog entry into change events of namespaces (see the file comment).
+OplogEntryEvents ConvertOplogEntry(const bson_t *entry, const std::vector<Namespace> &namespaces);
+
+// BuildOplogFilter returns the find filter for entries after (inclusive: at or after) ts.
+Bson BuildOplogFilter(const std::vector<Namespace> &namespaces, Timestamp ts, bool inclusive);
+
+class OplogReader {
+public:
+	// OplogReader starts at start: kOplogAfter -> ts > time; kOperationTime -> ts >= time; a resume
+	// token -> ts >= its decoded cluster time (Error 22023 if it cannot be decoded); kNow -> after
+	// the newest entry. Throws SourceError kHistoryLost if the oplog no longer reaches back there.
+	OplogReader(Source &source, OplogOptions options, const Position &start);
+
+	OplogReader(const OplogReader &) = delete;
+	OplogReader &operator=(const OplogReader &) = delete;
+
+	// NextBatch returns the events of the next entries: at least max_events (an entry's events,
+	// e.g. a transaction's, are never split) or what arrived within about max_ms (+ one
+	// max_await_ms); caught_up when the oplog had nothing more.
+	Batch NextBatch(size_t max_events, int64_t max_ms);
+
+	// CurrentPosition returns the position after the last batch returned (the start before any).
+	const Position &CurrentPosition() const { return position_; }
+
+private:
+	// Open starts the tailable cursor after position_ (inclusive_ for the first open).
+	void Open();
+	// Edge returns the ts of the oldest (newest when newest) oplog entry; zero if the oplog is empty.
+	Timestamp Edge(bool newest);
+	// NextEntry reads the next matching entry into *entry; false when the cursor returned an empty
+	// batch (or died and will be reopened).
+	bool NextEntry(Bson *entry);
+	// Consume adds one entry's events to batch and advances the position.
+	void Consume(const bson_t *entry, Batch *batch);
+	// LookUp fills the fullDocument of update events from the current documents.
+	void LookUp(std::vector<ChangeEvent> *events);
+
+	Source &source_;
+	OplogOptions options_;
+	mongo::Collection oplog_;
+	Cursor cursor_;
+	Position position_;  // kOplogAfter(ts of the last entry fully consumed), or the start
+	Timestamp cursor_from_; // the next open reads entries after (inclusive_: at or after) this ts
+	bool inclusive_;        // the next open uses $gte (a start from a time or token, before any entry)
+	std::vector<ChangeEvent> partial_; // events of a transaction's partialTxn entries so far
+	std::string partial_txn_;          // that transaction's lsid + txnNumber; empty when none waits
+};
+
+} // namespace mongo_river::mongo

@@ -1,0 +1,25 @@
+// river_worker.hpp: the dynamic background worker that runs one river.
+#pragma once
+
+#include "mongo_river/pg/postgres.hpp"
+
+struct BackgroundWorkerHandle;
+
+namespace mongo_river::worker {
+
+// WorkerArgs travel in bgw_extra from the launcher to a river worker.
+struct WorkerArgs {
+	Oid database;
+	char river[NAMEDATALEN];
+};
+
+// StartRiverWorker registers a dynamic worker for river, connecting as owner; returns its handle
+// (nullptr when no slot is free).
+::BackgroundWorkerHandle *StartRiverWorker(const char *river, Oid owner);
+
+} // namespace mongo_river::worker
+
+extern "C" {
+// mongo_river_worker_main is a river worker's entry point, called by the postmaster by name.
+__attribute__((visibility("default"))) void mongo_river_worker_main(unsigned long arg);
+}

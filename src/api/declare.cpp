@@ -1,0 +1,111 @@
+// declare.cpp: SQL-callable validators behind the declaration functions (create_river,
+// map_collection, import_mappings): thin wrappers over the PG-free core.
+#include <string>
+
+#include "mongo_river/mapping/mapping.hpp"
+#include "mongo_river/mapping/names.hpp"
+#include "mongo_river/mongo/uri.hpp"
+#include "mongo_river/pg/boundary.hpp"
+#include "mongo_river/pg/datum.hpp"
+
+extern "C" {
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "parser/parse_type.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+}
+
+using mongo_river::pg::Guard;
+using mongo_river::pg::TextArg;
+using mongo_river::pg::TextDatum;
+
+// mongo_river_check_uri(uri text) parses uri with libmongoc and returns it redacted; a malformed
+// URI raises 22023 without showing the password.
+MONGO_RIVER_FUNCTION(mongo_river_check_uri) {
+	return Guard([&] {
+		std::string uri = TextArg(PG_GETARG_DATUM(0));
+		mongo_river::mongo::ParseUri(uri);
+		return TextDatum(mongo_river::mongo::RedactUri(uri));
+	});
+}
+
+// mongo_river_redact_uri(uri text) returns uri with its password replaced by ****.
+MONGO_RIVER_FUNCTION(mongo_river_redact_uri) {
+	return Guard([&] { return TextDatum(mongo_river::mongo::RedactUri(TextArg(PG_GETARG_DATUM(0)))); });
+}
+
+// mongo_river_normalize_mapping(mapping jsonb) validates a mapping document and returns its
+// canonical form (the form the catalog stores and the worker reads).
+MONGO_RIVER_FUNCTION(mongo_river_normalize_mapping) {
+	return Guard([&] {
+		std::string json = mongo_river::pg::JsonbText(PG_GETARG_DATUM(0));
+		mongo_river::mapping::Mapping mapping = mongo_river::mapping::ParseMapping(json);
+		return mongo_river::pg::JsonbDatum(mongo_river::mapping::SerializeMapping(mapping));
+	});
+}
+
+// mongo_river_default_identifier(name text) applies the documented name rules to a collection
+// name or field path.
+MONGO_RIVER_FUNCTION(mongo_river_default_identifier) {
+	return Guard([&] { return TextDatum(mongo_river::mapping::DefaultIdentifier(TextArg(PG_GETARG_DATUM(0)))); });
+}
+
+namespace {
+
+// ResolvedType is what parseTypeString found for a type name.
+struct ResolvedType {
+	Oid oid;
+	int32 typmod;
+};
+
+// ResolveType parses a type name as SQL would (raises 42704 for an unknown type, 42601 for bad syntax).
+ResolvedType ResolveType(const std::string &name) {
+	ResolvedType type{InvalidOid, -1};
+	mongo_river::pg::Call([&] { parseTypeString(name.c_str(), &type.oid, &type.typmod, false); });
+	return type;
+}
+
+// TypeNamespace returns the schema a type lives in.
+Oid TypeNamespace(Oid type) {
+	HeapTuple tuple = SearchSysCache1(TYPEOID, ObjectIdGetDatum(type));
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for type %u", type);
+	Oid namespace_oid = ((Form_pg_type)GETSTRUCT(tuple))->typnamespace;
+	ReleaseSysCache(tuple);
+	return namespace_oid;
+}
+
+} // namespace
+
+// mongo_river_resolve_type(name text) returns the canonical spelling of a PostgreSQL type name,
+// schema-qualified unless the type is in pg_catalog, so that it means the same type whatever the
+// search_path of the worker that later reads it.
+MONGO_RIVER_FUNCTION(mongo_river_resolve_type) {
+	return Guard([&] {
+		ResolvedType type = ResolveType(TextArg(PG_GETARG_DATUM(0)));
+		char *formatted = mongo_river::pg::Call([&] {
+			bits16 flags = FORMAT_TYPE_TYPEMOD_GIVEN;
+			if (get_typtype(type.oid) == TYPTYPE_PSEUDO)
+				ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				                errmsg("type %s cannot be a mapped column's type", format_type_be(type.oid)),
+				                errhint("Use a base, domain, enum, composite or array type; documents go to jsonb.")));
+			Oid element = get_element_type(type.oid);
+			if (TypeNamespace(OidIsValid(element) ? element : type.oid) != PG_CATALOG_NAMESPACE)
+				flags |= FORMAT_TYPE_FORCE_QUALIFY;
+			return format_type_extended(type.oid, type.typmod, flags);
+		});
+		return TextDatum(formatted);
+	});
+}
+
+// TEMPORARY until the connector import lands in src/mapping.
+MONGO_RIVER_FUNCTION(mongo_river_connector_mappings) {
+	return Guard([&]() -> Datum {
+		(void)fcinfo;
+		throw mongo_river::Error(mongo_river::sqlstate::kFeatureNotSupported, "not yet");
+	});
+}

@@ -1,0 +1,159 @@
+// column_writer.cpp: convert::Value -> Datum, without text round trips for the common types.
+#include <cstring>
+#include <variant>
+#include <vector>
+
+#include "mongo_river/apply/column_writer.hpp"
+#include "mongo_river/error.hpp"
+#include "mongo_river/pg/boundary.hpp"
+
+extern "C" {
+#include "access/htup_details.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+}
+
+namespace mongo_river::apply {
+
+namespace {
+
+// kUnixEpochInPgMicros is 1970-01-01 in PostgreSQL's timestamp encoding (microseconds since 2000-01-01).
+constexpr int64 kUnixEpochInPgMicros = int64(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+constexpr int32 kUnixEpochInPgDays = POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE;
+
+// InputDatum runs the column's input function on text (with the column's typmod).
+Datum InputDatum(const std::string &text, const ColumnType &column) {
+	return pg::Call([&] {
+		return InputFunctionCall(const_cast<FmgrInfo *>(&column.input), const_cast<char *>(text.c_str()),
+		                         column.input_param, column.typmod);
+	});
+}
+
+// ScalarDatum converts a non-array value for a column (or an array element) of type `type`.
+Datum ScalarDatum(const convert::Value &value, const ColumnType &column, Oid type) {
+	const auto &v = value.v;
+	if (const auto *b = std::get_if<bool>(&v))
+		return BoolGetDatum(*b);
+	if (const auto *i = std::get_if<convert::Int>(&v)) {
+		if (type == INT2OID)
+			return Int16GetDatum(int16(i->value));
+		if (type == INT4OID)
+			return Int32GetDatum(int32(i->value));
+		if (type == INT8OID)
+			return Int64GetDatum(i->value);
+		return InputDatum(std::to_string(i->value), column);
+	}
+	if (const auto *f = std::get_if<convert::Float>(&v)) {
+		if (type == FLOAT4OID)
+			return Float4GetDatum(float4(f->value));
+		if (type == FLOAT8OID)
+			return Float8GetDatum(f->value);
+		throw Error(sqlstate::kDatatypeMismatch, "a floating-point value cannot be stored in this column");
+	}
+	if (const auto *n = std::get_if<convert::Numeric>(&v))
+		return InputDatum(n->text, column);
+	if (const auto *t = std::get_if<convert::Text>(&v)) {
+		if (type == TEXTOID)
+			return pg::Call([&] { return PointerGetDatum(cstring_to_text_with_len(t->value.data(), int(t->value.size()))); });
+		return InputDatum(t->value, column);
+	}
+	if (const auto *in = std::get_if<convert::Input>(&v))
+		return InputDatum(in->text, column);
+	if (const auto *ts = std::get_if<convert::Timestamp>(&v)) {
+		Timestamp pg_ts = ts->micros - kUnixEpochInPgMicros;
+		Datum datum = TimestampGetDatum(pg_ts);
+		if (column.typmod >= 0 && (type == TIMESTAMPOID || type == TIMESTAMPTZOID))
+			datum = pg::Call([&] {
+				return DirectFunctionCall2(type == TIMESTAMPOID ? timestamp_scale : timestamptz_scale, datum,
+				                           Int32GetDatum(column.typmod));
+			});
+		return datum;
+	}
+	if (const auto *d = std::get_if<convert::Date>(&v))
+		return DateADTGetDatum(DateADT(d->days - kUnixEpochInPgDays));
+	if (const auto *u = std::get_if<convert::Uuid>(&v)) {
+		return pg::Call([&] {
+			pg_uuid_t *uuid = static_cast<pg_uuid_t *>(palloc(sizeof(pg_uuid_t)));
+			std::memcpy(uuid->data, u->bytes.data(), UUID_LEN);
+			return UUIDPGetDatum(uuid);
+		});
+	}
+	if (const auto *bytes = std::get_if<convert::Bytes>(&v)) {
+		return pg::Call([&] {
+			bytea *result = static_cast<bytea *>(palloc(VARHDRSZ + bytes->data.size()));
+			SET_VARSIZE(result, VARHDRSZ + bytes->data.size());
+			std::memcpy(VARDATA(result), bytes->data.data(), bytes->data.size());
+			return PointerGetDatum(result);
+		});
+	}
+	if (const auto *json = std::get_if<convert::JsonText>(&v)) {
+		if (type == JSONBOID)
+			return pg::Call([&] { return DirectFunctionCall1(jsonb_in, CStringGetDatum(json->text.c_str())); });
+		return InputDatum(json->text, column);
+	}
+	throw Error(sqlstate::kInternalError, "mongo_river: unexpected value kind for a scalar column");
+}
+
+} // namespace
+
+ColumnType LookupColumnType(Oid relation, const std::string &column) {
+	ColumnType result;
+	pg::Call([&] {
+		HeapTuple tuple = SearchSysCacheAttName(relation, column.c_str());
+		if (!HeapTupleIsValid(tuple))
+			ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+			                errmsg("column \"%s\" of relation \"%s\" does not exist", column.c_str(),
+			                       get_rel_name(relation)),
+			                errhint("The mapped table was altered; map the collection again or restore the column.")));
+		Form_pg_attribute attribute = (Form_pg_attribute)GETSTRUCT(tuple);
+		result.type = attribute->atttypid;
+		result.typmod = attribute->atttypmod;
+		ReleaseSysCache(tuple);
+		result.element = get_element_type(result.type);
+		Oid input_type = OidIsValid(result.element) ? result.element : result.type;
+		Oid input_function;
+		getTypeInputInfo(input_type, &input_function, &result.input_param);
+		fmgr_info_cxt(input_function, &result.input, TopMemoryContext);
+		if (OidIsValid(result.element))
+			get_typlenbyvalalign(result.element, &result.elem_len, &result.elem_byval, &result.elem_align);
+	});
+	return result;
+}
+
+Datum ToDatum(const convert::Value &value, const ColumnType &column, bool *isnull) {
+	*isnull = value.IsNull();
+	if (*isnull)
+		return Datum(0);
+	const auto *array = std::get_if<convert::Array>(&value.v);
+	if (!array)
+		return ScalarDatum(value, column, column.type);
+	if (!OidIsValid(column.element))
+		throw Error(sqlstate::kDatatypeMismatch, "an array value cannot be stored in a column that is not an array");
+	std::vector<Datum> elements(array->elements.size());
+	std::vector<bool> nulls(array->elements.size());
+	for (size_t i = 0; i < array->elements.size(); i++) {
+		nulls[i] = array->elements[i].IsNull();
+		elements[i] = nulls[i] ? Datum(0) : ScalarDatum(array->elements[i], column, column.element);
+	}
+	return pg::Call([&] {
+		int dims[1] = {int(elements.size())};
+		int lbs[1] = {1};
+		bool *null_flags = static_cast<bool *>(palloc(sizeof(bool) * (elements.size() + 1)));
+		for (size_t i = 0; i < elements.size(); i++)
+			null_flags[i] = nulls[i];
+		if (elements.empty())
+			return PointerGetDatum(construct_empty_array(column.element));
+		return PointerGetDatum(construct_md_array(elements.data(), null_flags, 1, dims, lbs, column.element,
+		                                          column.elem_len, column.elem_byval, column.elem_align));
+	});
+}
+
+} // namespace mongo_river::apply

@@ -1,0 +1,141 @@
+// mapping_writer.cpp: SPI statements that write one mapping's rows.
+#include "mongo_river/apply/mapping_writer.hpp"
+
+#include "mongo_river/convert/convert.hpp"
+#include "mongo_river/convert/types.hpp"
+#include "mongo_river/error.hpp"
+#include "mongo_river/mapping/mapping.hpp"
+#include "mongo_river/pg/boundary.hpp"
+
+extern "C" {
+#include "catalog/namespace.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+}
+
+namespace mongo_river::apply {
+
+namespace {
+
+// QualifiedName returns relation's schema-qualified, quoted name.
+std::string QualifiedName(Oid relation) {
+	return pg::Call([&] {
+		char *relname = get_rel_name(relation);
+		if (!relname)
+			ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("mapped table with OID %u does not exist", relation),
+			                errhint("It was dropped; unmap the collection or map it again.")));
+		return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relation)), relname);
+	});
+}
+
+std::string Quote(const std::string &identifier) {
+	return pg::Call([&] { return quote_identifier(identifier.c_str()); });
+}
+
+// ChildRelation finds the table an array mapping names ('[schema.]table', schema defaulting to the
+// target's).
+Oid ChildRelation(const std::string &table, Oid target) {
+	mapping::Target name = mapping::ParseTarget(table);
+	return pg::Call([&] {
+		Oid namespace_oid =
+		    name.schema.empty() ? get_rel_namespace(target) : get_namespace_oid(name.schema.c_str(), false);
+		Oid relation = get_relname_relid(name.table.c_str(), namespace_oid);
+		if (!OidIsValid(relation))
+			ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("child table \"%s\" does not exist", table.c_str()),
+			                errhint("It was dropped; map the collection again.")));
+		return relation;
+	});
+}
+
+} // namespace
+
+MappingWriter::MappingWriter(const catalog::MappingRow &row)
+    : row_(row), converter_(mapping::ParseMapping(row.mapping_json)) {
+	const auto &layout = converter_.Layout();
+	tables_.resize(layout.size());
+	for (size_t i = 0; i < layout.size(); i++)
+		PrepareTable(i, i == 0 ? row.target : ChildRelation(layout[i].table, row.target));
+	key_type_ = tables_[0].columns[0];
+	for (size_t c = 0; c < layout[0].columns.size(); c++)
+		if (layout[0].columns[c].role == convert::ColumnRole::kPrimaryKey)
+			key_type_ = tables_[0].columns[c];
+}
+
+void MappingWriter::PrepareTable(size_t index, Oid relation) {
+	const convert::TableLayout &layout = converter_.Layout()[index];
+	Table &table = tables_[index];
+	table.relation = relation;
+	table.name = QualifiedName(relation);
+	table.parent = layout.parent;
+	std::string columns, params, updates, key_column;
+	std::vector<Oid> types;
+	for (size_t c = 0; c < layout.columns.size(); c++) {
+		const convert::ColumnSpec &spec = layout.columns[c];
+		table.columns.push_back(LookupColumnType(relation, spec.name));
+		types.push_back(table.columns.back().type);
+		std::string quoted = Quote(spec.name);
+		columns += (c ? ", " : "") + quoted;
+		params += (c ? ", $" : "$") + std::to_string(c + 1);
+		if (spec.role == convert::ColumnRole::kPrimaryKey)
+			key_column = quoted;
+		else if (spec.role != convert::ColumnRole::kForeignKey && spec.role != convert::ColumnRole::kPosition &&
+		         spec.role != convert::ColumnRole::kGeneratedId)
+			updates += (updates.empty() ? "" : ", ") + quoted + " = EXCLUDED." + quoted;
+		if (index > 0 && spec.role == convert::ColumnRole::kForeignKey && layout.parent == 0)
+			table.delete_by_key =
+			    pg::SpiPlan("DELETE FROM " + table.name + " WHERE " + quoted + " = $1", {table.columns.back().type});
+	}
+	std::string sql = "INSERT INTO " + table.name + " (" + columns + ") VALUES (" + params + ")";
+	if (index == 0) {
+		sql += " ON CONFLICT (" + key_column + ") DO " + (updates.empty() ? "NOTHING" : "UPDATE SET " + updates);
+		Oid key_type = InvalidOid;
+		for (size_t c = 0; c < layout.columns.size(); c++)
+			if (layout.columns[c].role == convert::ColumnRole::kPrimaryKey)
+				key_type = table.columns[c].type;
+		table.delete_by_key = pg::SpiPlan("DELETE FROM " + table.name + " WHERE " + key_column + " = $1", {key_type});
+	}
+	table.insert = pg::SpiPlan(sql, types);
+}
+
+void MappingWriter::Execute(const Table &, const pg::SpiPlan &plan, const std::vector<convert::Value> &row,
+                            const std::vector<ColumnType> &types) {
+	std::vector<Datum> values(row.size());
+	std::string nulls(row.size(), ' ');
+	for (size_t i = 0; i < row.size(); i++) {
+		bool isnull = false;
+		values[i] = ToDatum(row[i], types[i], &isnull);
+		if (isnull)
+			nulls[i] = 'n';
+	}
+	plan.Execute(values.data(), nulls.c_str());
+}
+
+void MappingWriter::Upsert(const convert::ConvertedDocument &document) {
+	Execute(tables_[0], tables_[0].insert, document.row, tables_[0].columns);
+	if (tables_.size() == 1)
+		return;
+	bool isnull = false;
+	Datum key = ToDatum(document.key, key_type_, &isnull);
+	for (size_t i = 1; i < tables_.size(); i++)
+		if (tables_[i].parent == 0)
+			tables_[i].delete_by_key.Execute(&key, " ");
+	for (const convert::ChildRows &child : document.children)
+		for (const std::vector<convert::Value> &row : child.rows)
+			Execute(tables_[child.table], tables_[child.table].insert, row, tables_[child.table].columns);
+}
+
+void MappingWriter::Delete(const convert::Value &key) {
+	bool isnull = false;
+	Datum datum = ToDatum(key, key_type_, &isnull);
+	if (isnull)
+		return;
+	tables_[0].delete_by_key.Execute(&datum, " ");
+}
+
+convert::Value MappingWriter::KeyFromId(const bson_value_t *id) const {
+	const mapping::Mapping &mapping = converter_.Mapping();
+	const mapping::Column *pk = mapping::FindColumn(mapping.columns, mapping.pk);
+	return convert::ConvertPrimaryKey(id, *pk, convert::ClassifyType(pk->type), "_id");
+}
+
+} // namespace mongo_river::apply

@@ -1,0 +1,103 @@
+// river.cpp: read rivers and their mappings from the catalog tables.
+#include "mongo_river/catalog/river.hpp"
+
+#include "mongo_river/error.hpp"
+#include "mongo_river/pg/boundary.hpp"
+#include "mongo_river/pg/datum.hpp"
+#include "mongo_river/pg/spi.hpp"
+
+extern "C" {
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+}
+
+namespace mongo_river::catalog {
+
+namespace {
+
+// kDigestSql is the declaration digest: everything the worker reads that a user can change.
+constexpr const char *kDigestSql =
+    "SELECT md5(r.uri || r.options::text || r.enabled::text || coalesce(("
+    "  SELECT string_agg(m.source || m.target::oid::text || m.mapping::text || m.options::text, ',' ORDER BY m.source)"
+    "  FROM mongo_river.collection_map m WHERE m.river = r.river), ''))"
+    " FROM mongo_river.river r WHERE r.river = $1";
+
+std::string TextOr(uint64 row, int column, const std::string &fallback = {}) {
+	return pg::SpiText(row, column).value_or(fallback);
+}
+
+} // namespace
+
+std::string RiverDigest(const std::string &name) {
+	pg::SpiConnection spi;
+	if (pg::SpiExecute(kDigestSql, {{NAMEOID, pg::NameDatum(name)}}, true) == 0)
+		return {};
+	return TextOr(0, 1);
+}
+
+RiverRow LoadRiver(const std::string &name) {
+	pg::SpiConnection spi;
+	RiverRow river;
+	river.name = name;
+	Datum name_datum = pg::NameDatum(name);
+	uint64 found = pg::SpiExecute(
+	    "SELECT r.owner::oid, r.uri, r.enabled, coalesce(r.options->>'capture', 'change_stream'),"
+	    " coalesce((r.options->>'batch_size')::int, 1000), coalesce((r.options->>'batch_ms')::int, 1000),"
+	    " coalesce((r.options->>'dry_run')::boolean, false), coalesce(r.options->>'on_error', 'reject'),"
+	    " coalesce(r.options->>'password_file', ''), coalesce(p.position, ''), coalesce(p.phase, 'pending')"
+	    " FROM mongo_river.river r LEFT JOIN mongo_river.progress p USING (river) WHERE r.river = $1",
+	    {{NAMEOID, name_datum}}, true);
+	if (found == 0)
+		throw Error(sqlstate::kUndefinedObject, "river \"" + name + "\" does not exist");
+	river.owner = DatumGetObjectId(*pg::SpiDatum(0, 1));
+	river.uri = TextOr(0, 2);
+	river.enabled = TextOr(0, 3) == "t";
+	river.options.capture = TextOr(0, 4);
+	river.options.batch_size = std::stoi(TextOr(0, 5));
+	river.options.batch_ms = std::stoi(TextOr(0, 6));
+	river.options.dry_run = TextOr(0, 7) == "t";
+	river.options.on_error = TextOr(0, 8);
+	river.options.password_file = TextOr(0, 9);
+	river.position_json = TextOr(0, 10);
+	river.phase = TextOr(0, 11);
+
+	uint64 rows = pg::SpiExecute(
+	    "SELECT m.source, m.source_db, m.source_collection, m.target::oid, m.mapping::text,"
+	    " coalesce(m.options->>'mode', 'upsert'), coalesce(s.phase, 'pending'), s.copy_last_id,"
+	    " coalesce(s.docs_copied, 0)"
+	    " FROM mongo_river.collection_map m LEFT JOIN mongo_river.mapping_state s USING (river, source)"
+	    " WHERE m.river = $1 ORDER BY m.source",
+	    {{NAMEOID, name_datum}}, true);
+	for (uint64 row = 0; row < rows; row++) {
+		MappingRow mapping;
+		mapping.source = TextOr(row, 1);
+		mapping.db = TextOr(row, 2);
+		mapping.coll = TextOr(row, 3);
+		mapping.target = DatumGetObjectId(*pg::SpiDatum(row, 4));
+		mapping.mapping_json = TextOr(row, 5);
+		mapping.mode = TextOr(row, 6);
+		mapping.phase = TextOr(row, 7);
+		if (std::optional<Datum> last_id = pg::SpiDatum(row, 8)) {
+			bytea *bytes = pg::Call([&] { return DatumGetByteaPP(*last_id); });
+			mapping.copy_last_id.assign(VARDATA_ANY(bytes), VARSIZE_ANY_EXHDR(bytes));
+		}
+		mapping.docs_copied = std::stoll(TextOr(row, 9, "0"));
+		river.mappings.push_back(std::move(mapping));
+	}
+	river.digest = RiverDigest(name);
+	return river;
+}
+
+std::vector<LauncherEntry> ListRivers() {
+	pg::SpiConnection spi;
+	uint64 rows = pg::SpiExecute("SELECT r.river::text, r.owner::oid, r.enabled AND coalesce(p.phase, '') <> 'error'"
+	                             " FROM mongo_river.river r LEFT JOIN mongo_river.progress p USING (river)"
+	                             " ORDER BY r.river",
+	                             {}, true);
+	std::vector<LauncherEntry> result;
+	for (uint64 row = 0; row < rows; row++)
+		result.push_back({TextOr(row, 1), DatumGetObjectId(*pg::SpiDatum(row, 2)), TextOr(row, 3) == "t"});
+	return result;
+}
+
+} // namespace mongo_river::catalog

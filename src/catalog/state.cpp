@@ -1,0 +1,102 @@
+// state.cpp: the worker's writes to progress, mapping_state and rejects.
+#include "mongo_river/catalog/state.hpp"
+
+#include "mongo_river/pg/boundary.hpp"
+#include "mongo_river/pg/datum.hpp"
+#include "mongo_river/pg/spi.hpp"
+
+extern "C" {
+#include "catalog/pg_type.h"
+#include "utils/timestamp.h"
+}
+
+namespace mongo_river::catalog {
+
+namespace {
+
+pg::SpiArg Name(const std::string &value) {
+	return {NAMEOID, pg::NameDatum(value)};
+}
+
+pg::SpiArg Text(const std::string &value) {
+	return {TEXTOID, pg::TextDatum(value)};
+}
+
+pg::SpiArg OptionalText(const std::string &value) {
+	if (value.empty())
+		return {TEXTOID, std::nullopt};
+	return Text(value);
+}
+
+pg::SpiArg Bytes(const std::string &value) {
+	return {BYTEAOID, pg::Call([&] {
+		        bytea *result = static_cast<bytea *>(palloc(VARHDRSZ + value.size()));
+		        SET_VARSIZE(result, VARHDRSZ + value.size());
+		        memcpy(VARDATA(result), value.data(), value.size());
+		        return PointerGetDatum(result);
+	        })};
+}
+
+} // namespace
+
+void SavePosition(const std::string &river, const std::string &position_json, uint64_t reached, bool caught_up) {
+	pg::SpiConnection spi;
+	pg::SpiExecute("UPDATE mongo_river.progress SET position = $2, reached = $3, caught_up = $4, updated_at = now()"
+	               " WHERE river = $1",
+	               {Name(river), Text(position_json), {INT8OID, Int64GetDatum(int64(reached))},
+	                {BOOLOID, BoolGetDatum(caught_up)}});
+}
+
+void SetRiverPhase(const std::string &river, const std::string &phase, const std::string &error) {
+	pg::SpiConnection spi;
+	pg::SpiExecute("UPDATE mongo_river.progress SET phase = $2, last_error = $3, updated_at = now()"
+	               " WHERE river = $1 AND (phase, coalesce(last_error, '')) IS DISTINCT FROM ($2, coalesce($3, ''))",
+	               {Name(river), Text(phase), OptionalText(error)});
+}
+
+void AddMappingProgress(const std::string &river, const std::string &source, const MappingProgress &progress) {
+	pg::SpiConnection spi;
+	std::optional<Datum> wall;
+	if (progress.last_wall_ms)
+		wall = TimestampTzGetDatum(time_t_to_timestamptz(0) + *progress.last_wall_ms * 1000);
+	pg::SpiExecute("UPDATE mongo_river.mapping_state SET changes_applied = changes_applied + $3,"
+	               " last_source_time = coalesce($4, last_source_time), updated_at = now()"
+	               " WHERE river = $1 AND source = $2",
+	               {Name(river), Text(source), {INT8OID, Int64GetDatum(progress.changes)}, {TIMESTAMPTZOID, wall}});
+}
+
+void SaveCopyProgress(const std::string &river, const std::string &source, const std::string &last_id,
+                      int64_t copied, const std::string &phase) {
+	pg::SpiConnection spi;
+	pg::SpiArg last = last_id.empty() ? pg::SpiArg{BYTEAOID, std::nullopt} : Bytes(last_id);
+	pg::SpiExecute("UPDATE mongo_river.mapping_state SET copy_last_id = $3, docs_copied = docs_copied + $4,"
+	               " phase = $5, updated_at = now() WHERE river = $1 AND source = $2",
+	               {Name(river), Text(source), last, {INT8OID, Int64GetDatum(copied)}, Text(phase)});
+}
+
+void SetMappingPhase(const std::string &river, const std::string &source, const std::string &phase,
+                     const std::string &error) {
+	pg::SpiConnection spi;
+	pg::SpiExecute("UPDATE mongo_river.mapping_state SET phase = $3, last_error = $4, updated_at = now()"
+	               " WHERE river = $1 AND source = $2",
+	               {Name(river), Text(source), Text(phase), OptionalText(error)});
+}
+
+void AddReject(const std::string &river, const Reject &reject) {
+	pg::SpiConnection spi;
+	pg::SpiArg document{JSONBOID, std::nullopt};
+	if (reject.document_json) {
+		try {
+			document.value = pg::JsonbDatum(*reject.document_json);
+		} catch (const pg::PgError &) {
+			// jsonb refused it (e.g. \u0000): the raw BSON is kept in any case.
+		}
+	}
+	pg::SpiExecute("INSERT INTO mongo_river.rejects (river, source, document_id, operation, document, raw, error)"
+	               " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+	               {Name(river), Text(reject.source), OptionalText(reject.document_id), Text(reject.operation),
+	                document, reject.raw.empty() ? pg::SpiArg{BYTEAOID, std::nullopt} : Bytes(reject.raw),
+	                Text(reject.error)});
+}
+
+} // namespace mongo_river::catalog

@@ -1,0 +1,208 @@
+// row.cpp: convert whole documents by a mapping into root and child rows, collecting every error.
+#include "mongo_river/convert/row.hpp"
+
+#include "mongo_river/convert/convert.hpp"
+
+namespace mongo_river::convert {
+
+namespace {
+
+// WithColumn returns error with the column (and table) named in its detail, so a reject says which
+// column refused the value.
+ConversionError WithColumn(const ConversionError &error, const std::string &column, const std::string &table) {
+	std::string detail = "column \"" + column + "\"" + (table.empty() ? "" : " of table \"" + table + "\"");
+	if (!error.Detail().empty())
+		detail += "; " + error.Detail();
+	return ConversionError(error.Sqlstate(), error.Message(), error.Path(), error.BsonType(), detail, error.Hint());
+}
+
+// JoinPath appends a relative path to a parent path for messages ("comments.0" + "user").
+std::string JoinPath(const std::string &parent, const mapping::Path &path) {
+	std::string text = mapping::PathText(path);
+	return parent.empty() ? text : parent + "." + text;
+}
+
+// ConvertColumn converts one mapped column of container (a document) per its format.
+Value ConvertColumn(const mapping::Column &column, const TargetType &target, const bson_t &container,
+                    const std::string &path) {
+	bson_iter_t iter;
+	bool found = FindPath(container, column.path, &iter);
+	if (column.format == mapping::Format::kPresence)
+		return Value{found && !BSON_ITER_HOLDS_NULL(&iter) && !BSON_ITER_HOLDS_UNDEFINED(&iter)};
+	if (!found)
+		return Value{};
+	const bson_value_t *value = bson_iter_value(&iter);
+	if (column.format == mapping::Format::kExtendedJson) {
+		if (value->value_type == BSON_TYPE_NULL || value->value_type == BSON_TYPE_UNDEFINED)
+			return Value{};
+		return ConvertExtendedJson(*value, target, path);
+	}
+	return ConvertValue(*value, target, path);
+}
+
+// ConvertElementSelf converts the element itself for a column whose path is "$".
+Value ConvertElementSelf(const mapping::Column &column, const TargetType &target, const bson_value_t &element,
+                         const std::string &path) {
+	if (column.format == mapping::Format::kPresence)
+		return Value{element.value_type != BSON_TYPE_NULL && element.value_type != BSON_TYPE_UNDEFINED};
+	if (column.format == mapping::Format::kExtendedJson)
+		return (element.value_type == BSON_TYPE_NULL || element.value_type == BSON_TYPE_UNDEFINED)
+		           ? Value{}
+		           : ConvertExtendedJson(element, target, path);
+	return ConvertValue(element, target, path);
+}
+
+} // namespace
+
+DocumentConverter::DocumentConverter(mapping::Mapping mapping) : mapping_(std::move(mapping)) {
+	mapping::ValidateMapping(mapping_);
+	TableLayout root;
+	for (std::size_t i = 0; i < mapping_.columns.size(); ++i) {
+		const mapping::Column &column = mapping_.columns[i];
+		bool is_pk = column.name == mapping_.pk;
+		if (is_pk)
+			pk_index_ = i;
+		columns_.push_back({&column, ClassifyType(column.type)});
+		root.columns.push_back({column.name, column.type, is_pk ? ColumnRole::kPrimaryKey : ColumnRole::kColumn});
+	}
+	if (!mapping_.document.empty())
+		root.columns.push_back({mapping_.document, "jsonb", ColumnRole::kDocument});
+	root.primary_key = {mapping_.pk};
+	layout_.push_back(std::move(root));
+	CompileArrays(mapping_.arrays, 0, mapping_.columns[pk_index_].type, &arrays_);
+}
+
+void DocumentConverter::CompileArrays(const std::vector<mapping::ArrayMapping> &arrays, int parent,
+                                      const std::string &fk_type, std::vector<CompiledArray> *out) {
+	for (const mapping::ArrayMapping &array : arrays) {
+		CompiledArray compiled{&array, layout_.size(), {}, {}};
+		TableLayout table;
+		table.table = array.table;
+		table.parent = parent;
+		table.columns.push_back({array.fk, fk_type, ColumnRole::kForeignKey});
+		if (!array.position.empty())
+			table.columns.push_back({array.position, "integer", ColumnRole::kPosition});
+		if (!array.id.empty()) {
+			table.columns.push_back({array.id, "text", ColumnRole::kGeneratedId});
+			table.primary_key = {array.id};
+		} else if (!array.position.empty()) {
+			table.primary_key = {array.fk, array.position};
+		}
+		for (const mapping::Column &column : array.columns) {
+			compiled.columns.push_back({&column, ClassifyType(column.type)});
+			table.columns.push_back({column.name, column.type, ColumnRole::kColumn});
+		}
+		layout_.push_back(std::move(table));
+		CompileArrays(array.arrays, static_cast<int>(compiled.table), "text", &compiled.children);
+		out->push_back(std::move(compiled));
+	}
+}
+
+ConvertedDocument DocumentConverter::Convert(const bson_t &document) const {
+	ConvertedDocument result;
+	result.children.resize(layout_.size() - 1);
+	for (std::size_t i = 0; i < result.children.size(); ++i)
+		result.children[i].table = i + 1;
+	for (std::size_t i = 0; i < columns_.size(); ++i) {
+		const CompiledColumn &compiled = columns_[i];
+		std::string path = mapping::PathText(compiled.column->path);
+		try {
+			if (i == pk_index_) {
+				bson_iter_t iter;
+				bool found = FindPath(document, compiled.column->path, &iter);
+				result.key = ConvertPrimaryKey(found ? bson_iter_value(&iter) : nullptr, *compiled.column,
+				                               compiled.target, path);
+				result.row.push_back(result.key);
+			} else {
+				result.row.push_back(ConvertColumn(*compiled.column, compiled.target, document, path));
+			}
+		} catch (const ConversionError &error) {
+			result.errors.push_back(WithColumn(error, compiled.column->name, {}));
+			result.row.emplace_back();
+		}
+	}
+	if (!mapping_.document.empty()) {
+		try {
+			result.row.push_back(Value{JsonText{DocumentJson(document), true}});
+		} catch (const ConversionError &error) {
+			result.errors.push_back(WithColumn(error, mapping_.document, {}));
+			result.row.emplace_back();
+		}
+	}
+	if (result.key.IsNull())
+		return result;
+	for (const CompiledArray &array : arrays_)
+		ConvertArray(array, document, {}, result.key, &result);
+	return result;
+}
+
+void DocumentConverter::ConvertArray(const CompiledArray &array, const bson_t &container,
+                                     const std::string &parent_path, const Value &parent_key,
+                                     ConvertedDocument *result) const {
+	std::string path = JoinPath(parent_path, array.array->path);
+	bson_iter_t iter;
+	if (!FindPath(container, array.array->path, &iter) || BSON_ITER_HOLDS_NULL(&iter) || BSON_ITER_HOLDS_UNDEFINED(&iter))
+		return;
+	const bson_value_t *value = bson_iter_value(&iter);
+	bson_iter_t elements;
+	if (value->value_type != BSON_TYPE_ARRAY || !bson_iter_recurse(&iter, &elements)) {
+		result->errors.emplace_back(sqlstate::kDatatypeMismatch,
+		                            "cannot convert " + BsonTypeName(value->value_type) + " at \"" + path +
+		                                "\" to rows of table \"" + array.array->table + "\": expected an array",
+		                            path, BsonTypeName(value->value_type), "array mapping \"" + array.array->name + "\"",
+		                            "Map this field as a column (e.g. jsonb) if it is not always an array.");
+		return;
+	}
+	std::size_t index = 0;
+	while (bson_iter_next(&elements)) {
+		ConvertElement(array, *bson_iter_value(&elements), path + "." + bson_iter_key(&elements), parent_key, index,
+		               result);
+		++index;
+	}
+}
+
+void DocumentConverter::ConvertElement(const CompiledArray &array, const bson_value_t &element, const std::string &path,
+                                       const Value &parent_key, std::size_t index, ConvertedDocument *result) const {
+	const mapping::ArrayMapping &mapping = *array.array;
+	std::vector<Value> row;
+	row.push_back(parent_key);
+	if (!mapping.position.empty())
+		row.push_back(Value{Int{static_cast<std::int64_t>(index), 4}});
+	Value id;
+	if (!mapping.id.empty()) {
+		id = Value{Text{ValueText(parent_key) + "." + std::to_string(index)}};
+		row.push_back(id);
+	}
+	bson_t element_document;
+	bool is_document = element.value_type == BSON_TYPE_DOCUMENT &&
+	                   bson_init_static(&element_document, element.value.v_doc.data, element.value.v_doc.data_len);
+	bool is_null = element.value_type == BSON_TYPE_NULL || element.value_type == BSON_TYPE_UNDEFINED;
+	for (const CompiledColumn &compiled : array.columns) {
+		const mapping::Column &column = *compiled.column;
+		bool self = column.path.size() == 1 && column.path[0] == mapping::kElementKey;
+		std::string here = self ? path : JoinPath(path, column.path);
+		try {
+			if (self)
+				row.push_back(ConvertElementSelf(column, compiled.target, element, here));
+			else if (is_document)
+				row.push_back(ConvertColumn(column, compiled.target, element_document, here));
+			else if (is_null)
+				row.push_back(column.format == mapping::Format::kPresence ? Value{false} : Value{});
+			else
+				throw ConversionError(sqlstate::kDatatypeMismatch,
+				                      "cannot convert " + BsonTypeName(element.value_type) + " at \"" + path +
+				                          "\" to a row of table \"" + mapping.table + "\": expected a document",
+				                      path, BsonTypeName(element.value_type), {},
+				                      "Use the path \"$\" to map array elements that are not documents.");
+		} catch (const ConversionError &error) {
+			result->errors.push_back(WithColumn(error, column.name, mapping.table));
+			row.emplace_back();
+		}
+	}
+	result->children[array.table - 1].rows.push_back(std::move(row));
+	if (is_document)
+		for (const CompiledArray &child : array.children)
+			ConvertArray(child, element_document, path, id, result);
+}
+
+} // namespace mongo_river::convert

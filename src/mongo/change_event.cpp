@@ -1,0 +1,205 @@
+// change_event.cpp: positions (with their text form), resume token decoding and event helpers.
+#include "mongo_river/mongo/change_event.hpp"
+
+#include <cstring>
+
+#include "mongo_river/error.hpp"
+
+namespace mongo_river::mongo {
+
+namespace {
+
+// HexNibble returns the value of one hexadecimal digit, or -1.
+int HexNibble(char c) {
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+// KindKey returns the key under which ToJson stores a position of kind.
+const char *KindKey(Position::Kind kind) {
+	switch (kind) {
+	case Position::Kind::kNow:
+		return "now";
+	case Position::Kind::kOperationTime:
+		return "operationTime";
+	case Position::Kind::kResumeAfter:
+		return "resumeAfter";
+	case Position::Kind::kStartAfter:
+		return "startAfter";
+	case Position::Kind::kOplogAfter:
+		return "oplogAfter";
+	}
+	return "now";
+}
+
+// BadPosition returns the error for a stored position text that FromJson cannot read.
+Error BadPosition(const std::string &json, const std::string &why) {
+	return Error(sqlstate::kInvalidTextRepresentation, "invalid stream position", why + ": " + json,
+				 "A position looks like {\"resumeAfter\": {...}} or {\"oplogAfter\": {\"$timestamp\": ...}}.");
+}
+
+} // namespace
+
+Position::Position(const Position &other) : kind(other.kind), token(CopyBson(other.token.get())), time(other.time) {}
+
+Position &Position::operator=(const Position &other) {
+	if (this != &other) {
+		kind = other.kind;
+		token = CopyBson(other.token.get());
+		time = other.time;
+	}
+	return *this;
+}
+
+Position Position::AtOperationTime(Timestamp time) {
+	Position p;
+	p.kind = Kind::kOperationTime;
+	p.time = time;
+	return p;
+}
+
+Position Position::ResumeAfter(const bson_t *token) {
+	Position p;
+	p.kind = Kind::kResumeAfter;
+	p.token = CopyBson(token);
+	return p;
+}
+
+Position Position::StartAfter(const bson_t *token) {
+	Position p;
+	p.kind = Kind::kStartAfter;
+	p.token = CopyBson(token);
+	return p;
+}
+
+Position Position::OplogAfter(Timestamp time) {
+	Position p;
+	p.kind = Kind::kOplogAfter;
+	p.time = time;
+	return p;
+}
+
+Timestamp Position::ClusterTime() const {
+	Timestamp decoded;
+	if (token && DecodeResumeTokenTime(token.get(), &decoded))
+		return decoded;
+	return time;
+}
+
+std::string Position::ToJson() const {
+	Bson doc = NewBson();
+	switch (kind) {
+	case Kind::kNow:
+		BSON_APPEND_BOOL(doc.get(), KindKey(kind), true);
+		break;
+	case Kind::kOperationTime:
+	case Kind::kOplogAfter:
+		BSON_APPEND_TIMESTAMP(doc.get(), KindKey(kind), time.t, time.i);
+		break;
+	case Kind::kResumeAfter:
+	case Kind::kStartAfter:
+		if (token)
+			BSON_APPEND_DOCUMENT(doc.get(), KindKey(kind), token.get());
+		else
+			BSON_APPEND_DOCUMENT(doc.get(), KindKey(kind), NewBson().get());
+		break;
+	}
+	return ToCanonicalJson(doc.get());
+}
+
+Position Position::FromJson(const std::string &json) {
+	Bson doc = mongo::FromJson(json, "stream position");
+	bson_iter_t iter;
+	if (!bson_iter_init(&iter, doc.get()) || !bson_iter_next(&iter))
+		throw BadPosition(json, "empty position");
+	const std::string key = bson_iter_key(&iter);
+	if (key == "now")
+		return Position::Now();
+	if (key == "operationTime" || key == "oplogAfter") {
+		if (!BSON_ITER_HOLDS_TIMESTAMP(&iter))
+			throw BadPosition(json, key + " is not a timestamp");
+		Timestamp ts;
+		bson_iter_timestamp(&iter, &ts.t, &ts.i);
+		return key == "operationTime" ? AtOperationTime(ts) : OplogAfter(ts);
+	}
+	if (key == "resumeAfter" || key == "startAfter") {
+		Bson token = BsonFromIter(&iter);
+		if (!token || !BSON_ITER_HOLDS_DOCUMENT(&iter) || bson_count_keys(token.get()) == 0)
+			throw BadPosition(json, key + " is not a resume token document");
+		return key == "resumeAfter" ? ResumeAfter(token.get()) : StartAfter(token.get());
+	}
+	throw BadPosition(json, "unknown position kind \"" + key + "\"");
+}
+
+bool DecodeResumeTokenTime(const bson_t *token, Timestamp *out) {
+	bson_iter_t iter;
+	if (!token || !bson_iter_init_find(&iter, token, "_data") || !BSON_ITER_HOLDS_UTF8(&iter))
+		return false;
+	uint32_t len = 0;
+	const char *hex = bson_iter_utf8(&iter, &len);
+	if (len < 18)
+		return false;
+	uint8_t bytes[9];
+	for (int k = 0; k < 9; ++k) {
+		int hi = HexNibble(hex[2 * k]);
+		int lo = HexNibble(hex[2 * k + 1]);
+		if (hi < 0 || lo < 0)
+			return false;
+		bytes[k] = static_cast<uint8_t>(hi << 4 | lo);
+	}
+	if (bytes[0] != 0x82)
+		return false;
+	uint64_t value = 0;
+	for (int k = 1; k < 9; ++k)
+		value = value << 8 | bytes[k];
+	out->t = static_cast<uint32_t>(value >> 32);
+	out->i = static_cast<uint32_t>(value & 0xffffffffu);
+	return true;
+}
+
+const char *OperationTypeName(OperationType op) {
+	switch (op) {
+	case OperationType::kInsert:
+		return "insert";
+	case OperationType::kUpdate:
+		return "update";
+	case OperationType::kReplace:
+		return "replace";
+	case OperationType::kDelete:
+		return "delete";
+	case OperationType::kDrop:
+		return "drop";
+	case OperationType::kRename:
+		return "rename";
+	case OperationType::kDropDatabase:
+		return "dropDatabase";
+	case OperationType::kInvalidate:
+		return "invalidate";
+	case OperationType::kOther:
+		return "other";
+	}
+	return "other";
+}
+
+OperationType ParseOperationType(const std::string &name) {
+	static const OperationType kAll[] = {OperationType::kInsert,       OperationType::kUpdate, OperationType::kReplace,
+										 OperationType::kDelete,       OperationType::kDrop,   OperationType::kRename,
+										 OperationType::kDropDatabase, OperationType::kInvalidate};
+	for (OperationType op : kAll) {
+		if (name == OperationTypeName(op))
+			return op;
+	}
+	return OperationType::kOther;
+}
+
+bool ChangeEvent::SameTransaction(const ChangeEvent &other) const {
+	return InTransaction() && other.InTransaction() && *txn_number == *other.txn_number &&
+		   bson_equal(lsid.get(), other.lsid.get());
+}
+
+} // namespace mongo_river::mongo

@@ -1,0 +1,282 @@
+// copy.cpp: the initial copy's reader: a collection in _id order, resumable across _id types.
+#include "mongo_river/mongo/copy.hpp"
+
+#include <cmath>
+#include <limits>
+
+#include "mongo_river/mongo/bson_util.hpp"
+#include "mongo_river/mongo/errors.hpp"
+#include "mongo_river/mongo/source.hpp"
+
+namespace mongo_river::mongo {
+
+namespace {
+
+// The brackets of MongoDB's canonical type order (bsontypes.h canonicalizeBSONType).
+enum Bracket : int {
+	kMinKeyBracket = -1,
+	kNullBracket = 5,
+	kNumberBracket = 10,
+	kStringBracket = 15,
+	kObjectBracket = 20,
+	kArrayBracket = 25,
+	kBinaryBracket = 30,
+	kOidBracket = 35,
+	kBoolBracket = 40,
+	kDateBracket = 45,
+	kTimestampBracket = 47,
+	kRegexBracket = 50,
+	kDbPointerBracket = 55,
+	kCodeBracket = 60,
+	kCodeWScopeBracket = 65,
+	kMaxKeyBracket = 100,
+};
+
+// OrBuilder appends the clauses {_id: {<op>: <value>}} of a $or array.
+class OrBuilder {
+public:
+	explicit OrBuilder(bson_t *array) : array_(array) {}
+
+	// Add appends {_id: {op: value}}, value written by append(doc, key).
+	template <typename Append> void Add(const char *op, const Append &append) {
+		std::string key = std::to_string(count_++);
+		bson_t clause;
+		bson_t cond;
+		bson_append_document_begin(array_, key.c_str(), -1, &clause);
+		bson_append_document_begin(&clause, "_id", -1, &cond);
+		append(&cond, op);
+		bson_append_document_end(&clause, &cond);
+		bson_append_document_end(array_, &clause);
+	}
+
+	int Count() const { return count_; }
+
+private:
+	bson_t *array_;
+	int count_ = 0;
+};
+
+// AddWholeBracket appends the clauses matching every _id of bracket (see copy.hpp).
+void AddWholeBracket(OrBuilder *out, int bracket) {
+	switch (bracket) {
+	case kNullBracket:
+		out->Add("$eq", [](bson_t *d, const char *k) { bson_append_null(d, k, -1); });
+		break;
+	case kNumberBracket:
+		out->Add("$eq", [](bson_t *d, const char *k) {
+			bson_append_double(d, k, -1, std::numeric_limits<double>::quiet_NaN());
+		});
+		out->Add("$gte", [](bson_t *d, const char *k) {
+			bson_append_double(d, k, -1, -std::numeric_limits<double>::infinity());
+		});
+		break;
+	case kStringBracket:
+		out->Add("$gte", [](bson_t *d, const char *k) { bson_append_utf8(d, k, -1, "", 0); });
+		break;
+	case kObjectBracket:
+		out->Add("$gte", [](bson_t *d, const char *k) {
+			bson_t empty = BSON_INITIALIZER;
+			bson_append_document(d, k, -1, &empty);
+		});
+		break;
+	case kBinaryBracket:
+		out->Add("$gte", [](bson_t *d, const char *k) { bson_append_binary(d, k, -1, BSON_SUBTYPE_BINARY, nullptr, 0); });
+		break;
+	case kOidBracket:
+		out->Add("$gte", [](bson_t *d, const char *k) {
+			bson_oid_t zero;
+			bson_oid_init_from_string(&zero, "000000000000000000000000");
+			bson_append_oid(d, k, -1, &zero);
+		});
+		break;
+	case kBoolBracket:
+		out->Add("$gte", [](bson_t *d, const char *k) { bson_append_bool(d, k, -1, false); });
+		break;
+	case kDateBracket:
+		out->Add("$gte", [](bson_t *d, const char *k) {
+			bson_append_date_time(d, k, -1, std::numeric_limits<int64_t>::min());
+		});
+		break;
+	case kTimestampBracket:
+		out->Add("$gte", [](bson_t *d, const char *k) { bson_append_timestamp(d, k, -1, 0, 0); });
+		break;
+	case kDbPointerBracket:
+	case kCodeBracket:
+	case kCodeWScopeBracket:
+	case kMaxKeyBracket: {
+		const int32_t type = bracket == kDbPointerBracket ? BSON_TYPE_DBPOINTER
+							 : bracket == kCodeBracket    ? BSON_TYPE_CODE
+							 : bracket == kMaxKeyBracket  ? BSON_TYPE_MAXKEY
+														  : BSON_TYPE_CODEWSCOPE;
+		out->Add("$type", [type](bson_t *d, const char *k) { bson_append_int32(d, k, -1, type); });
+		break;
+	}
+	default: // MinKey is never "later"; arrays and regexes cannot be _ids
+		break;
+	}
+}
+
+// IsNaN tells whether value is a double or Decimal128 NaN.
+bool IsNaN(const bson_value_t *value) {
+	if (value->value_type == BSON_TYPE_DOUBLE)
+		return std::isnan(value->value.v_double);
+	if (value->value_type == BSON_TYPE_DECIMAL128) {
+		char text[BSON_DECIMAL128_STRING];
+		bson_decimal128_to_string(&value->value.v_decimal128, text);
+		return std::string(text) == "NaN";
+	}
+	return false;
+}
+
+// AddRestOfBracket appends the clause matching the _ids of last's bracket that sort after last.
+void AddRestOfBracket(OrBuilder *out, const bson_value_t *last) {
+	const int bracket = IdBracket(last->value_type);
+	if (bracket == kMinKeyBracket || bracket == kNullBracket || bracket == kMaxKeyBracket)
+		return; // one value per bracket
+	if (IsNaN(last)) {
+		out->Add("$gte", [](bson_t *d, const char *k) {
+			bson_append_double(d, k, -1, -std::numeric_limits<double>::infinity());
+		});
+		return;
+	}
+	out->Add("$gt", [last](bson_t *d, const char *k) { bson_append_value(d, k, -1, last); });
+}
+
+// kBracketOrder lists every bracket that can hold an _id, in sort order.
+const int kBracketOrder[] = {kMinKeyBracket,    kNullBracket,  kNumberBracket,    kStringBracket,   kObjectBracket,
+							 kBinaryBracket,    kOidBracket,   kBoolBracket,      kDateBracket,     kTimestampBracket,
+							 kDbPointerBracket, kCodeBracket,  kCodeWScopeBracket, kMaxKeyBracket};
+
+} // namespace
+
+int IdBracket(bson_type_t type) {
+	switch (type) {
+	case BSON_TYPE_MINKEY:
+		return kMinKeyBracket;
+	case BSON_TYPE_EOD:
+	case BSON_TYPE_UNDEFINED:
+	case BSON_TYPE_NULL:
+		return kNullBracket;
+	case BSON_TYPE_DOUBLE:
+	case BSON_TYPE_INT32:
+	case BSON_TYPE_INT64:
+	case BSON_TYPE_DECIMAL128:
+		return kNumberBracket;
+	case BSON_TYPE_UTF8:
+	case BSON_TYPE_SYMBOL:
+		return kStringBracket;
+	case BSON_TYPE_DOCUMENT:
+		return kObjectBracket;
+	case BSON_TYPE_ARRAY:
+		return kArrayBracket;
+	case BSON_TYPE_BINARY:
+		return kBinaryBracket;
+	case BSON_TYPE_OID:
+		return kOidBracket;
+	case BSON_TYPE_BOOL:
+		return kBoolBracket;
+	case BSON_TYPE_DATE_TIME:
+		return kDateBracket;
+	case BSON_TYPE_TIMESTAMP:
+		return kTimestampBracket;
+	case BSON_TYPE_REGEX:
+		return kRegexBracket;
+	case BSON_TYPE_DBPOINTER:
+		return kDbPointerBracket;
+	case BSON_TYPE_CODE:
+		return kCodeBracket;
+	case BSON_TYPE_CODEWSCOPE:
+		return kCodeWScopeBracket;
+	case BSON_TYPE_MAXKEY:
+		return kMaxKeyBracket;
+	}
+	return kMaxKeyBracket;
+}
+
+Bson BuildResumeFilter(const bson_value_t *last_id) {
+	Bson filter = NewBson();
+	if (!last_id)
+		return filter;
+	bson_t array;
+	bson_append_array_begin(filter.get(), "$or", -1, &array);
+	OrBuilder clauses(&array);
+	AddRestOfBracket(&clauses, last_id);
+	const int last_bracket = IdBracket(last_id->value_type);
+	for (int bracket : kBracketOrder) {
+		if (bracket > last_bracket)
+			AddWholeBracket(&clauses, bracket);
+	}
+	bson_append_array_end(filter.get(), &array);
+	if (clauses.Count() > 0)
+		return filter;
+	// Nothing sorts after last (MaxKey): a filter no document matches.
+	Bson none = NewBson();
+	bson_t cond;
+	bson_t empty_list;
+	bson_append_document_begin(none.get(), "_id", -1, &cond);
+	bson_append_array_begin(&cond, "$in", -1, &empty_list);
+	bson_append_array_end(&cond, &empty_list);
+	bson_append_document_end(none.get(), &cond);
+	return none;
+}
+
+CollectionScan::CollectionScan(Source &source, std::string db, std::string coll, const bson_t *resume_after,
+							   int32_t batch_size)
+	: source_(source), db_(std::move(db)), coll_(std::move(coll)), batch_size_(batch_size),
+	  last_id_(CopyBson(resume_after)) {
+	collection_.reset(mongoc_client_get_collection(source_.Handle(), db_.c_str(), coll_.c_str()));
+}
+
+void CollectionScan::Open() {
+	bson_iter_t iter;
+	const bson_value_t *last = nullptr;
+	if (last_id_ && bson_iter_init_find(&iter, last_id_.get(), "_id"))
+		last = bson_iter_value(&iter);
+	Bson filter = BuildResumeFilter(last);
+	Bson opts(BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}"));
+	if (batch_size_ > 0)
+		BSON_APPEND_INT32(opts.get(), "batchSize", batch_size_);
+	cursor_.reset(mongoc_collection_find_with_opts(collection_.get(), filter.get(), opts.get(), nullptr));
+}
+
+void CollectionScan::Remember(const bson_t *doc) {
+	bson_iter_t iter;
+	if (!bson_iter_init_find(&iter, doc, "_id"))
+		throw SourceError(SourceErrorKind::kMalformed, 0, sourcestate::kDataException,
+						  "a document of \"" + db_ + "." + coll_ + "\" has no _id", ToRelaxedJson(doc));
+	last_id_ = WrapValue("_id", bson_iter_value(&iter));
+}
+
+std::vector<Bson> CollectionScan::NextBatch(size_t max_docs) {
+	std::vector<Bson> out;
+	int reopened = 0;
+	while (!done_ && out.size() < max_docs) {
+		if (!cursor_)
+			Open();
+		const bson_t *doc = nullptr;
+		if (mongoc_cursor_next(cursor_.get(), &doc)) {
+			Remember(doc);
+			out.push_back(CopyBson(doc));
+			reopened = 0;
+			continue;
+		}
+		bson_error_t error;
+		const bson_t *reply = nullptr;
+		if (!mongoc_cursor_error_document(cursor_.get(), &error, &reply)) {
+			done_ = true;
+			break;
+		}
+		const std::string what = "cannot copy collection \"" + db_ + "." + coll_ + "\"";
+		try {
+			source_.Fail(what, error, reply);
+		} catch (const SourceError &e) {
+			const bool lost_cursor = e.ServerCode() == 43 || e.ServerCode() == 237; // CursorNotFound, CursorKilled
+			if ((!e.Retryable() && !lost_cursor) || ++reopened > 3)
+				throw;
+		}
+		cursor_.reset();
+	}
+	return out;
+}
+
+} // namespace mongo_river::mongo

@@ -1,0 +1,430 @@
+// oplog.cpp: tail local.oplog.rs and turn its entries into change events.
+#include "mongo_river/mongo/oplog.hpp"
+
+#include <cctype>
+#include <chrono>
+#include <set>
+
+#include "mongo_river/mongo/diff.hpp"
+#include "mongo_river/mongo/errors.hpp"
+#include "mongo_river/mongo/source.hpp"
+
+namespace mongo_river::mongo {
+
+namespace {
+
+// EntryContext is what every event of one oplog entry (applyOps included) shares.
+struct EntryContext {
+	Timestamp ts;
+	std::optional<int64_t> wall_ms;
+	const bson_t *lsid = nullptr;
+	std::optional<int64_t> txn_number;
+};
+
+// SplitNs splits "db.coll" at its first dot (collection names may hold dots).
+std::pair<std::string, std::string> SplitNs(const std::string &ns) {
+	std::string::size_type dot = ns.find('.');
+	if (dot == std::string::npos)
+		return {ns, std::string()};
+	return {ns.substr(0, dot), ns.substr(dot + 1)};
+}
+
+// Covered tells whether db.coll is one of namespaces (system collections never are).
+bool Covered(const std::vector<Namespace> &namespaces, const std::string &db, const std::string &coll) {
+	if (coll.rfind("system.", 0) == 0)
+		return false;
+	for (const Namespace &ns : namespaces) {
+		if (ns.Covers(db, coll))
+			return true;
+	}
+	return false;
+}
+
+// CoversDatabase tells whether any namespace lies in db.
+bool CoversDatabase(const std::vector<Namespace> &namespaces, const std::string &db) {
+	for (const Namespace &ns : namespaces) {
+		if (ns.db == db)
+			return true;
+	}
+	return false;
+}
+
+// SubDocument returns an owned copy of the document field key of doc, nullptr if absent.
+Bson SubDocument(const bson_t *doc, const char *key) {
+	bson_iter_t iter;
+	if (!doc || !bson_iter_init_find(&iter, doc, key))
+		return Bson();
+	return BsonFromIter(&iter);
+}
+
+// NewEvent returns an event of type op on db.coll carrying the entry's shared fields.
+ChangeEvent NewEvent(OperationType op, const EntryContext &ctx, const bson_t *raw, std::string db, std::string coll) {
+	ChangeEvent event;
+	event.op = op;
+	event.db = std::move(db);
+	event.coll = std::move(coll);
+	event.cluster_time = ctx.ts;
+	event.wall_time_ms = ctx.wall_ms;
+	if (ctx.lsid && ctx.txn_number) {
+		event.lsid = CopyBson(ctx.lsid);
+		event.txn_number = ctx.txn_number;
+	}
+	event.raw = CopyBson(raw);
+	return event;
+}
+
+// IdKey returns {_id: <doc's _id>}, nullptr when doc has none.
+Bson IdKey(const bson_t *doc) {
+	bson_iter_t iter;
+	if (!doc || !bson_iter_init_find(&iter, doc, "_id"))
+		return Bson();
+	return WrapValue("_id", bson_iter_value(&iter));
+}
+
+// DescribeUpdate fills an update event from the entry's o: a $v:2 diff, or $v:1 modifiers.
+void DescribeUpdate(const bson_t *o, ChangeEvent *event) {
+	bson_iter_t iter;
+	UpdateDescription desc;
+	if (bson_iter_init_find(&iter, o, "diff") && BSON_ITER_HOLDS_DOCUMENT(&iter)) {
+		Bson diff = BsonFromIter(&iter);
+		desc = ParseDiff(diff.get());
+	} else {
+		desc = ParseModifierUpdate(o);
+	}
+	event->updated_fields = std::move(desc.updated_fields);
+	event->removed_fields = std::move(desc.removed_fields);
+	event->truncated_arrays = std::move(desc.truncated_arrays);
+}
+
+// IsModifierUpdate tells whether an update entry's o describes changes ($v, $set...) rather
+// than the whole new document.
+bool IsModifierUpdate(const bson_t *o) {
+	bson_iter_t iter;
+	if (!bson_iter_init(&iter, o))
+		return false;
+	while (bson_iter_next(&iter)) {
+		if (bson_iter_key(&iter)[0] == '$')
+			return true;
+	}
+	return false;
+}
+
+void ConvertOp(const bson_t *op, const EntryContext &ctx, const std::vector<Namespace> &namespaces,
+			   OplogEntryEvents *out);
+
+// ConvertCommand turns a command entry (op "c") into DDL events or, for applyOps, inner events.
+void ConvertCommand(const bson_t *op, const bson_t *o, const std::string &db, const EntryContext &ctx,
+					const std::vector<Namespace> &namespaces, OplogEntryEvents *out) {
+	bson_iter_t iter;
+	if (!o || !bson_iter_init(&iter, o) || !bson_iter_next(&iter))
+		return;
+	const std::string command = bson_iter_key(&iter);
+	if (command == "applyOps") {
+		bson_iter_t inner;
+		if (BSON_ITER_HOLDS_ARRAY(&iter) && bson_iter_recurse(&iter, &inner)) {
+			while (bson_iter_next(&inner)) {
+				Bson inner_op = BsonFromIter(&inner);
+				if (inner_op)
+					ConvertOp(inner_op.get(), ctx, namespaces, out);
+			}
+		}
+		bson_iter_t partial;
+		out->partial_txn = bson_iter_init_find(&partial, o, "partialTxn") && bson_iter_as_bool(&partial);
+	} else if (command == "drop") {
+		const std::string coll = FindString(o, "drop");
+		if (Covered(namespaces, db, coll))
+			out->events.push_back(NewEvent(OperationType::kDrop, ctx, op, db, coll));
+	} else if (command == "renameCollection") {
+		auto [from_db, from_coll] = SplitNs(FindString(o, "renameCollection"));
+		auto [to_db, to_coll] = SplitNs(FindString(o, "to"));
+		if (Covered(namespaces, from_db, from_coll) || Covered(namespaces, to_db, to_coll)) {
+			ChangeEvent event = NewEvent(OperationType::kRename, ctx, op, from_db, from_coll);
+			event.to_db = to_db;
+			event.to_coll = to_coll;
+			out->events.push_back(std::move(event));
+		}
+	} else if (command == "dropDatabase") {
+		if (CoversDatabase(namespaces, db))
+			out->events.push_back(NewEvent(OperationType::kDropDatabase, ctx, op, db, std::string()));
+	}
+}
+
+// ConvertOp turns one operation (an entry, or an inner operation of applyOps) into events.
+void ConvertOp(const bson_t *op, const EntryContext &ctx, const std::vector<Namespace> &namespaces,
+			   OplogEntryEvents *out) {
+	const std::string kind = FindString(op, "op");
+	auto [db, coll] = SplitNs(FindString(op, "ns"));
+	Bson o = SubDocument(op, "o");
+	if (kind == "c") {
+		ConvertCommand(op, o.get(), db, ctx, namespaces, out);
+		return;
+	}
+	if ((kind != "i" && kind != "u" && kind != "d") || !Covered(namespaces, db, coll))
+		return;
+	if (!o)
+		throw SourceError(SourceErrorKind::kMalformed, 0, sourcestate::kDataException,
+						  "malformed oplog entry: no document in \"o\"", ToRelaxedJson(op));
+	Bson o2 = SubDocument(op, "o2");
+	if (kind == "i") {
+		ChangeEvent event = NewEvent(OperationType::kInsert, ctx, op, db, coll);
+		event.document_key = o2 ? std::move(o2) : IdKey(o.get());
+		event.full_document = std::move(o);
+		out->events.push_back(std::move(event));
+	} else if (kind == "d") {
+		ChangeEvent event = NewEvent(OperationType::kDelete, ctx, op, db, coll);
+		event.document_key = std::move(o);
+		out->events.push_back(std::move(event));
+	} else if (IsModifierUpdate(o.get())) {
+		ChangeEvent event = NewEvent(OperationType::kUpdate, ctx, op, db, coll);
+		event.document_key = std::move(o2);
+		DescribeUpdate(o.get(), &event);
+		out->events.push_back(std::move(event));
+	} else {
+		ChangeEvent event = NewEvent(OperationType::kReplace, ctx, op, db, coll);
+		event.document_key = o2 ? std::move(o2) : IdKey(o.get());
+		event.full_document = std::move(o);
+		out->events.push_back(std::move(event));
+	}
+}
+
+// TransactionKey identifies the transaction an entry belongs to (lsid + txnNumber), "" if none.
+std::string TransactionKey(const bson_t *entry) {
+	bson_iter_t iter;
+	if (!bson_iter_init_find(&iter, entry, "txnNumber") || !BSON_ITER_HOLDS_INT(&iter))
+		return std::string();
+	Bson lsid = SubDocument(entry, "lsid");
+	return ToCanonicalJson(lsid.get()) + "/" + std::to_string(bson_iter_as_int64(&iter));
+}
+
+// RegexQuote escapes every character of s that is not alphanumeric, for a PCRE pattern.
+std::string RegexQuote(const std::string &s) {
+	std::string out;
+	for (char c : s) {
+		if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_')
+			out += '\\';
+		out += c;
+	}
+	return out;
+}
+
+// AppendNsClause appends {ns: {$in: values}} to the $or array.
+void AppendNsIn(bson_t *array, int *count, const std::set<std::string> &values) {
+	bson_t clause;
+	bson_t cond;
+	bson_t list;
+	std::string key = std::to_string((*count)++);
+	bson_append_document_begin(array, key.c_str(), -1, &clause);
+	bson_append_document_begin(&clause, "ns", -1, &cond);
+	bson_append_array_begin(&cond, "$in", -1, &list);
+	int n = 0;
+	for (const std::string &value : values) {
+		std::string index = std::to_string(n++);
+		bson_append_utf8(&list, index.c_str(), -1, value.c_str(), -1);
+	}
+	bson_append_array_end(&cond, &list);
+	bson_append_document_end(&clause, &cond);
+	bson_append_document_end(array, &clause);
+}
+
+} // namespace
+
+OplogEntryEvents ConvertOplogEntry(const bson_t *entry, const std::vector<Namespace> &namespaces) {
+	EntryContext ctx;
+	FindTimestamp(entry, "ts", &ctx.ts);
+	bson_iter_t iter;
+	if (bson_iter_init_find(&iter, entry, "wall") && BSON_ITER_HOLDS_DATE_TIME(&iter))
+		ctx.wall_ms = bson_iter_date_time(&iter);
+	if (bson_iter_init_find(&iter, entry, "txnNumber") && BSON_ITER_HOLDS_INT(&iter))
+		ctx.txn_number = bson_iter_as_int64(&iter);
+	Bson lsid = SubDocument(entry, "lsid");
+	ctx.lsid = lsid.get();
+	OplogEntryEvents out;
+	ConvertOp(entry, ctx, namespaces, &out);
+	return out;
+}
+
+Bson BuildOplogFilter(const std::vector<Namespace> &namespaces, Timestamp ts, bool inclusive) {
+	std::set<std::string> exact;
+	std::set<std::string> commands = {"admin.$cmd"};
+	std::set<std::string> whole_dbs;
+	for (const Namespace &ns : namespaces) {
+		commands.insert(ns.db + ".$cmd");
+		if (ns.coll.empty())
+			whole_dbs.insert(ns.db);
+		else
+			exact.insert(ns.db + "." + ns.coll);
+	}
+	Bson filter = NewBson();
+	bson_t cond;
+	bson_append_document_begin(filter.get(), "ts", -1, &cond);
+	bson_append_timestamp(&cond, inclusive ? "$gte" : "$gt", -1, ts.t, ts.i);
+	bson_append_document_end(filter.get(), &cond);
+	bson_t clauses;
+	int count = 0;
+	bson_append_array_begin(filter.get(), "$or", -1, &clauses);
+	if (!exact.empty())
+		AppendNsIn(&clauses, &count, exact);
+	for (const std::string &db : whole_dbs) {
+		bson_t clause;
+		std::string key = std::to_string(count++);
+		bson_append_document_begin(&clauses, key.c_str(), -1, &clause);
+		bson_append_regex(&clause, "ns", -1, ("^" + RegexQuote(db) + "\\.").c_str(), "");
+		bson_append_document_end(&clauses, &clause);
+	}
+	AppendNsIn(&clauses, &count, commands);
+	bson_t noop;
+	std::string key = std::to_string(count++);
+	bson_append_document_begin(&clauses, key.c_str(), -1, &noop);
+	bson_append_utf8(&noop, "op", -1, "n", -1);
+	bson_append_document_end(&clauses, &noop);
+	bson_append_array_end(filter.get(), &clauses);
+	return filter;
+}
+
+OplogReader::OplogReader(Source &source, OplogOptions options, const Position &start)
+	: source_(source), options_(std::move(options)), inclusive_(false) {
+	if (options_.namespaces.empty())
+		throw Error(sqlstate::kInvalidParameterValue, "an oplog reader needs at least one namespace");
+	oplog_.reset(mongoc_client_get_collection(source_.Handle(), "local", "oplog.rs"));
+	Timestamp from;
+	switch (start.kind) {
+	case Position::Kind::kNow:
+		from = Edge(true);
+		break;
+	case Position::Kind::kOplogAfter:
+		from = start.time;
+		break;
+	case Position::Kind::kOperationTime:
+		from = start.time;
+		inclusive_ = true;
+		break;
+	case Position::Kind::kResumeAfter:
+	case Position::Kind::kStartAfter:
+		if (!DecodeResumeTokenTime(start.token.get(), &from))
+			throw Error(sqlstate::kInvalidParameterValue, "cannot read the oplog from a change stream position",
+						"The resume token " + ToRelaxedJson(start.token.get()) + " does not hold a cluster time.",
+						"Resync the river, or switch it back to capture 'change_stream'.");
+		inclusive_ = true;
+		break;
+	}
+	position_ = start.kind == Position::Kind::kNow ? Position::OplogAfter(from) : start;
+	if (start.kind != Position::Kind::kNow) {
+		Timestamp oldest = Edge(false);
+		if (!oldest.IsZero() && oldest > from)
+			throw SourceError(SourceErrorKind::kHistoryLost, 286, sourcestate::kNotInPrerequisiteState,
+							  "cannot read the oplog: the stored position is no longer in the source's oplog",
+							  "position " + std::to_string(from.t) + "," + std::to_string(from.i) +
+								  " is older than the oldest oplog entry " + std::to_string(oldest.t) + "," +
+								  std::to_string(oldest.i),
+							  "The river must copy its collections again (resync); a larger oplog keeps history longer.");
+	}
+	cursor_from_ = from;
+}
+
+Timestamp OplogReader::Edge(bool newest) {
+	Bson opts(BCON_NEW("sort", "{", "$natural", BCON_INT32(newest ? -1 : 1), "}", "limit", BCON_INT64(1),
+					   "projection", "{", "ts", BCON_INT32(1), "}"));
+	Bson filter = NewBson();
+	Cursor cursor(mongoc_collection_find_with_opts(oplog_.get(), filter.get(), opts.get(), nullptr));
+	const bson_t *doc = nullptr;
+	Timestamp ts;
+	if (mongoc_cursor_next(cursor.get(), &doc))
+		FindTimestamp(doc, "ts", &ts);
+	bson_error_t error;
+	const bson_t *reply = nullptr;
+	if (mongoc_cursor_error_document(cursor.get(), &error, &reply))
+		source_.Fail("cannot read the oplog (local.oplog.rs)", error, reply);
+	return ts;
+}
+
+void OplogReader::Open() {
+	Bson filter = BuildOplogFilter(options_.namespaces, cursor_from_, inclusive_);
+	Bson opts(BCON_NEW("tailable", BCON_BOOL(true), "awaitData", BCON_BOOL(true)));
+	if (options_.max_await_ms > 0)
+		BSON_APPEND_INT64(opts.get(), "maxAwaitTimeMS", options_.max_await_ms);
+	if (options_.batch_size > 0)
+		BSON_APPEND_INT32(opts.get(), "batchSize", options_.batch_size);
+	cursor_.reset(mongoc_collection_find_with_opts(oplog_.get(), filter.get(), opts.get(), nullptr));
+}
+
+bool OplogReader::NextEntry(Bson *entry) {
+	if (!cursor_)
+		Open();
+	const bson_t *doc = nullptr;
+	if (mongoc_cursor_next(cursor_.get(), &doc)) {
+		*entry = CopyBson(doc);
+		return true;
+	}
+	bson_error_t error;
+	const bson_t *reply = nullptr;
+	if (mongoc_cursor_error_document(cursor_.get(), &error, &reply)) {
+		Cursor failed = std::move(cursor_);
+		source_.Fail("cannot read the oplog (local.oplog.rs)", error, reply);
+	}
+	if (!mongoc_cursor_more(cursor_.get()))
+		cursor_.reset(); // a dead tailable cursor (e.g. nothing matched yet): reopen next time
+	return false;
+}
+
+void OplogReader::Consume(const bson_t *entry, Batch *batch) {
+	Timestamp ts;
+	FindTimestamp(entry, "ts", &ts);
+	cursor_from_ = ts;
+	inclusive_ = false;
+	OplogEntryEvents converted = ConvertOplogEntry(entry, options_.namespaces);
+	const std::string txn = TransactionKey(entry);
+	if (converted.partial_txn) {
+		if (!partial_txn_.empty() && partial_txn_ != txn)
+			throw SourceError(SourceErrorKind::kMalformed, 0, sourcestate::kDataException,
+							  "oplog transaction entries are interleaved", ToRelaxedJson(entry));
+		partial_txn_ = txn;
+		for (ChangeEvent &event : converted.events)
+			partial_.push_back(std::move(event));
+		return;
+	}
+	std::vector<ChangeEvent> events;
+	const bool completes = !partial_txn_.empty() && partial_txn_ == txn;
+	if (completes) {
+		events = std::move(partial_);
+		partial_.clear();
+		partial_txn_.clear();
+		for (ChangeEvent &event : events)
+			event.cluster_time = ts; // a transaction's events carry its commit time
+	}
+	for (ChangeEvent &event : converted.events)
+		events.push_back(std::move(event));
+	if (options_.update_lookup)
+		LookUp(&events);
+	for (ChangeEvent &event : events)
+		batch->events.push_back(std::move(event));
+	// While a transaction's first entries wait for its last, the stored position stays before them.
+	if (partial_txn_.empty())
+		position_ = Position::OplogAfter(ts);
+}
+
+void OplogReader::LookUp(std::vector<ChangeEvent> *events) {
+	for (ChangeEvent &event : *events) {
+		bson_iter_t id;
+		if (event.op == OperationType::kUpdate && event.document_key &&
+			bson_iter_init_find(&id, event.document_key.get(), "_id"))
+			event.full_document = source_.FindById(event.db, event.coll, bson_iter_value(&id));
+	}
+}
+
+Batch OplogReader::NextBatch(size_t max_events, int64_t max_ms) {
+	Batch batch;
+	const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(max_ms);
+	while (batch.events.size() < max_events && std::chrono::steady_clock::now() < deadline) {
+		Bson entry;
+		if (!NextEntry(&entry)) {
+			batch.caught_up = true;
+			break;
+		}
+		Consume(entry.get(), &batch);
+	}
+	batch.position = position_;
+	batch.reached = position_.ClusterTime();
+	return batch;
+}
+
+} // namespace mongo_river::mongo

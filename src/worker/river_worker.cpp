@@ -1,0 +1,540 @@
+// river_worker.cpp: one river's background worker: copy, then follow the stream, applying each batch
+// with its position in one transaction.
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mongo_river/apply/mapping_writer.hpp"
+#include "mongo_river/catalog/river.hpp"
+#include "mongo_river/catalog/state.hpp"
+#include "mongo_river/convert/convert.hpp"
+#include "mongo_river/mongo/change_stream.hpp"
+#include "mongo_river/mongo/copy.hpp"
+#include "mongo_river/mongo/errors.hpp"
+#include "mongo_river/mongo/oplog.hpp"
+#include "mongo_river/mongo/source.hpp"
+#include "mongo_river/pg/boundary.hpp"
+#include "mongo_river/pg/mongoc_runtime.hpp"
+#include "mongo_river/pg/spi.hpp"
+#include "mongo_river/pg/transaction.hpp"
+#include "mongo_river/settings.hpp"
+#include "mongo_river/worker/river_worker.hpp"
+
+extern "C" {
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+}
+
+namespace mongo_river::worker {
+
+namespace {
+
+constexpr int kMinBackoffMs = 500;
+constexpr int kMaxBackoffMs = 30000;
+// kCopyStreamWaitMs bounds how long a stream read may wait while a copy is in progress, so that the
+// copy and the stream advance together.
+constexpr int64_t kCopyStreamWaitMs = 10;
+
+// StopRiver ends the river with phase 'error' (on_error = 'stop', or an unrecoverable state).
+class StopRiver : public Error {
+public:
+	using Error::Error;
+};
+
+// Mapped is one active mapping: its writer and its phase as the worker knows it.
+struct Mapped {
+	std::unique_ptr<apply::MappingWriter> writer;
+	std::string phase;
+};
+
+// BatchEffect is what applying a batch did per mapping (source -> progress).
+using BatchEffect = std::map<std::string, catalog::MappingProgress>;
+
+// ShutdownRequested tells whether SIGTERM asked the worker to stop.
+bool ShutdownRequested() {
+	return ShutdownRequestPending;
+}
+
+// IdText returns the _id of document_key (or of a document) as rejects show it.
+std::string IdText(const bson_t *doc) {
+	bson_iter_t iter;
+	if (doc && bson_iter_init_find(&iter, doc, "_id"))
+		return convert::DocumentIdText(*bson_iter_value(&iter));
+	return {};
+}
+
+// RawBytes returns a document's BSON bytes.
+std::string RawBytes(const bson_t *doc) {
+	return doc ? std::string(reinterpret_cast<const char *>(bson_get_data(doc)), doc->len) : std::string();
+}
+
+class RiverWorker {
+public:
+	explicit RiverWorker(std::string name) : name_(std::move(name)) {}
+
+	void Run();
+
+private:
+	void Load();
+	void Disconnect();
+	void Connect();
+	void OpenReader();
+	bool CopyStep();
+	void StreamStep(bool copying);
+	bool MaybeReload();
+	void Wait(int ms);
+	void RecordRiverPhase(const std::string &phase, const std::string &error);
+	void StopWithError(const std::string &message);
+
+	void ApplyBatch(const mongo::Batch &batch);
+	bool TryApplyBatch(const mongo::Batch &batch, bool isolate);
+	void ApplyEvent(const mongo::ChangeEvent &event, bool isolate, BatchEffect *effect);
+	void ApplyDocument(Mapped &mapped, const bson_t &doc, const char *operation, bool isolate);
+	void HandleDdl(const mongo::ChangeEvent &event);
+	void RejectOrStop(const Mapped &mapped, const char *operation, const bson_t *doc, const bson_t *key,
+	                  const std::string &error);
+	Mapped *Find(const std::string &db, const std::string &coll);
+	bool CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &docs, bool isolate);
+
+	std::string name_;
+	catalog::RiverRow river_;
+	std::map<std::string, Mapped> mapped_; // by source "db.coll"
+	std::unique_ptr<mongo::Source> source_;
+	std::unique_ptr<mongo::ChangeStreamReader> stream_;
+	std::unique_ptr<mongo::OplogReader> oplog_;
+	mongo::Position position_;
+	std::unique_ptr<mongo::CollectionScan> scan_;
+	std::string scan_source_;
+	TimestampTz last_reload_check_ = 0;
+	int backoff_ms_ = 0;
+	bool reopen_ = false;
+};
+
+void RiverWorker::Load() {
+	pg::Transaction txn;
+	river_ = catalog::LoadRiver(name_);
+	mapped_.clear();
+	pg::SpiConnection spi;
+	for (const catalog::MappingRow &row : river_.mappings) {
+		if (row.phase == "stopped" || row.phase == "error")
+			continue;
+		std::unique_ptr<apply::MappingWriter> writer;
+		std::string failure;
+		std::optional<pg::PgError> error = pg::TrySubtransaction([&] {
+			try {
+				writer = std::make_unique<apply::MappingWriter>(row);
+			} catch (const Error &e) {
+				failure = e.Message();
+			}
+		});
+		if (error)
+			failure = error->what();
+		if (!failure.empty()) {
+			ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": %s", name_.c_str(), row.source.c_str(),
+			                     failure.c_str())));
+			catalog::SetMappingPhase(name_, row.source, "error", failure);
+			continue;
+		}
+		mapped_[row.source] = Mapped{std::move(writer), row.phase};
+	}
+	txn.Commit();
+	last_reload_check_ = GetCurrentTimestamp();
+}
+
+void RiverWorker::Disconnect() {
+	scan_.reset();
+	stream_.reset();
+	oplog_.reset();
+	source_.reset();
+}
+
+void RiverWorker::Connect() {
+	std::string uri = river_.uri;
+	source_ = std::make_unique<mongo::Source>(uri);
+	source_->Check();
+	if (river_.position_json.empty()) {
+		// Record the start point before copying: every change from here on is streamed, and the
+		// copy reads documents at or after it (applying both is idempotent).
+		mongo::Timestamp now = source_->OperationTime();
+		position_ = mongo::Position::AtOperationTime(now);
+		pg::Transaction txn;
+		catalog::SavePosition(name_, position_.ToJson(), now.AsUint64(), false);
+		txn.Commit();
+		river_.position_json = position_.ToJson();
+	} else {
+		position_ = mongo::Position::FromJson(river_.position_json);
+	}
+	OpenReader();
+}
+
+void RiverWorker::OpenReader() {
+	stream_.reset();
+	oplog_.reset();
+	std::vector<mongo::Namespace> namespaces;
+	for (const auto &[source, mapped] : mapped_)
+		namespaces.push_back({mapped.writer->Row().db, mapped.writer->Row().coll});
+	reopen_ = false;
+	if (namespaces.empty())
+		return;
+	if (river_.options.capture == "oplog") {
+		mongo::OplogOptions options;
+		options.namespaces = namespaces;
+		options.update_lookup = true;
+		oplog_ = std::make_unique<mongo::OplogReader>(*source_, options, position_);
+	} else {
+		mongo::StreamOptions options;
+		options.namespaces = namespaces;
+		options.update_lookup = true;
+		stream_ = std::make_unique<mongo::ChangeStreamReader>(*source_, options, position_);
+	}
+}
+
+Mapped *RiverWorker::Find(const std::string &db, const std::string &coll) {
+	auto it = mapped_.find(db + "." + coll);
+	return it == mapped_.end() ? nullptr : &it->second;
+}
+
+void RiverWorker::RecordRiverPhase(const std::string &phase, const std::string &error) {
+	pg::Transaction txn;
+	catalog::SetRiverPhase(name_, phase, error);
+	txn.Commit();
+}
+
+void RiverWorker::StopWithError(const std::string &message) {
+	ereport(LOG, (errmsg("mongo_river: river \"%s\" stopped with an error: %s", name_.c_str(), message.c_str())));
+	RecordRiverPhase("error", message);
+}
+
+void RiverWorker::RejectOrStop(const Mapped &mapped, const char *operation, const bson_t *doc, const bson_t *key,
+                               const std::string &error) {
+	const std::string &source = mapped.writer->Row().source;
+	if (river_.options.on_error == "stop")
+		throw StopRiver(sqlstate::kDatatypeMismatch,
+		                "collection \"" + source + "\", document " + IdText(doc ? doc : key) + ": " + error);
+	catalog::Reject reject;
+	reject.source = source;
+	reject.document_id = IdText(doc ? doc : key);
+	reject.operation = operation;
+	if (doc) {
+		try {
+			reject.document_json = convert::DocumentJson(*doc);
+		} catch (const Error &) {
+			// jsonb cannot hold it (NUL characters, invalid UTF-8): raw keeps it.
+		}
+	}
+	reject.raw = RawBytes(doc ? doc : key);
+	reject.error = error;
+	if (!river_.options.dry_run)
+		catalog::AddReject(name_, reject);
+	ereport(DEBUG1, (errmsg("mongo_river: river \"%s\": rejected %s of %s in \"%s\": %s", name_.c_str(), operation,
+	                        reject.document_id.c_str(), source.c_str(), error.c_str())));
+}
+
+void RiverWorker::ApplyDocument(Mapped &mapped, const bson_t &doc, const char *operation, bool isolate) {
+	convert::ConvertedDocument converted = mapped.writer->Convert(doc);
+	if (!converted.errors.empty()) {
+		std::string message;
+		for (const convert::ConversionError &error : converted.errors)
+			message += (message.empty() ? "" : "; ") + error.Message();
+		RejectOrStop(mapped, operation, &doc, nullptr, message);
+		return;
+	}
+	if (river_.options.dry_run)
+		return;
+	if (!isolate) {
+		mapped.writer->Upsert(converted);
+		return;
+	}
+	std::optional<pg::PgError> error = pg::TrySubtransaction([&] { mapped.writer->Upsert(converted); });
+	if (error)
+		RejectOrStop(mapped, operation, &doc, nullptr, error->what());
+}
+
+void RiverWorker::HandleDdl(const mongo::ChangeEvent &event) {
+	// DDL policy: the affected mappings stop (phase 'stopped', last_error says why); the rest go on.
+	std::string what = std::string(mongo::OperationTypeName(event.op)) + " of " + event.db +
+	                   (event.coll.empty() ? "" : "." + event.coll);
+	for (auto it = mapped_.begin(); it != mapped_.end();) {
+		const catalog::MappingRow &row = it->second.writer->Row();
+		bool affected = row.db == event.db && (event.coll.empty() || row.coll == event.coll);
+		if (!affected) {
+			++it;
+			continue;
+		}
+		std::string message = "the source saw a " + what + "; this mapping stopped (map it again to resume)";
+		catalog::SetMappingPhase(name_, row.source, "stopped", message);
+		ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": %s", name_.c_str(), row.source.c_str(),
+		                     message.c_str())));
+		it = mapped_.erase(it);
+	}
+	reopen_ = true;
+}
+
+void RiverWorker::ApplyEvent(const mongo::ChangeEvent &event, bool isolate, BatchEffect *effect) {
+	using Op = mongo::OperationType;
+	if (event.op == Op::kDrop || event.op == Op::kRename || event.op == Op::kDropDatabase) {
+		HandleDdl(event);
+		return;
+	}
+	if (event.op == Op::kInvalidate) {
+		reopen_ = true;
+		return;
+	}
+	Mapped *mapped = Find(event.db, event.coll);
+	if (!mapped)
+		return;
+	catalog::MappingProgress &progress = (*effect)[mapped->writer->Row().source];
+	progress.changes++;
+	if (event.wall_time_ms)
+		progress.last_wall_ms = event.wall_time_ms;
+	switch (event.op) {
+	case Op::kInsert:
+	case Op::kReplace:
+	case Op::kUpdate:
+		// An update carries the document as it is now (updateLookup); none when it was deleted since,
+		// in which case the delete event follows.
+		if (event.full_document)
+			ApplyDocument(*mapped, *event.full_document, mongo::OperationTypeName(event.op), isolate);
+		break;
+	case Op::kDelete: {
+		bson_iter_t iter;
+		if (!event.document_key || !bson_iter_init_find(&iter, event.document_key.get(), "_id"))
+			break;
+		convert::Value key;
+		try {
+			key = mapped->writer->KeyFromId(bson_iter_value(&iter));
+		} catch (const convert::ConversionError &e) {
+			RejectOrStop(*mapped, "delete", nullptr, event.document_key.get(), e.Message());
+			break;
+		}
+		if (!river_.options.dry_run)
+			mapped->writer->Delete(key);
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+bool RiverWorker::TryApplyBatch(const mongo::Batch &batch, bool isolate) {
+	try {
+		pg::Transaction txn;
+		pg::SpiConnection spi;
+		BatchEffect effect;
+		for (const mongo::ChangeEvent &event : batch.events)
+			ApplyEvent(event, isolate, &effect);
+		for (const auto &[source, progress] : effect)
+			catalog::AddMappingProgress(name_, source, progress);
+		if (!river_.options.dry_run)
+			catalog::SavePosition(name_, batch.position.ToJson(), batch.reached.AsUint64(), batch.caught_up);
+		txn.Commit();
+		return true;
+	} catch (const pg::PgError &error) {
+		if (isolate)
+			throw;
+		ereport(DEBUG1, (errmsg("mongo_river: river \"%s\": batch failed (%s); applying it change by change",
+		                        name_.c_str(), error.what())));
+		return false;
+	}
+}
+
+void RiverWorker::ApplyBatch(const mongo::Batch &batch) {
+	// Optimistic: the whole batch in one transaction. If PostgreSQL refuses a row (a constraint, a
+	// type's input function), the batch is applied again change by change in subtransactions, so
+	// that only the offending changes go to rejects.
+	if (!TryApplyBatch(batch, false))
+		TryApplyBatch(batch, true);
+	position_ = batch.position;
+}
+
+bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &docs, bool isolate) {
+	try {
+		pg::Transaction txn;
+		pg::SpiConnection spi;
+		for (const mongo::Bson &doc : docs)
+			ApplyDocument(mapped, *doc, "copy", isolate);
+		const bson_t *last = scan_->LastId();
+		std::string phase = scan_->Done() ? "streaming" : "initial_copy";
+		catalog::SaveCopyProgress(name_, mapped.writer->Row().source, RawBytes(last), int64_t(docs.size()), phase);
+		txn.Commit();
+		mapped.phase = phase;
+		return true;
+	} catch (const pg::PgError &) {
+		if (isolate)
+			throw;
+		return false;
+	}
+}
+
+bool RiverWorker::CopyStep() {
+	auto it = std::find_if(mapped_.begin(), mapped_.end(), [](const auto &entry) {
+		return entry.second.phase == "pending" || entry.second.phase == "initial_copy" || entry.second.phase == "resync";
+	});
+	if (it == mapped_.end())
+		return false;
+	Mapped &mapped = it->second;
+	const catalog::MappingRow &row = mapped.writer->Row();
+	if (!scan_ || scan_source_ != row.source) {
+		mongo::Bson last;
+		if (mapped.phase != "pending" && !row.copy_last_id.empty())
+			last.reset(bson_new_from_data(reinterpret_cast<const uint8_t *>(row.copy_last_id.data()),
+			                              row.copy_last_id.size()));
+		scan_ = std::make_unique<mongo::CollectionScan>(*source_, row.db, row.coll, last.get(),
+		                                                river_.options.batch_size);
+		scan_source_ = row.source;
+		ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": %s initial copy", name_.c_str(),
+		                     row.source.c_str(), last ? "resuming" : "starting")));
+	}
+	std::vector<mongo::Bson> docs = scan_->NextBatch(size_t(river_.options.batch_size));
+	if (!CopyDocuments(mapped, docs, false))
+		CopyDocuments(mapped, docs, true);
+	if (scan_->Done()) {
+		ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": initial copy done, streaming",
+		                     name_.c_str(), row.source.c_str())));
+		scan_.reset();
+		scan_source_.clear();
+	}
+	return true;
+}
+
+void RiverWorker::StreamStep(bool copying) {
+	if (!stream_ && !oplog_) {
+		Wait(copying ? 0 : setting_naptime_ms);
+		return;
+	}
+	int64_t max_ms = copying ? kCopyStreamWaitMs : river_.options.batch_ms;
+	size_t max_events = size_t(river_.options.batch_size);
+	mongo::Batch batch = stream_ ? stream_->NextBatch(max_events, max_ms) : oplog_->NextBatch(max_events, max_ms);
+	ApplyBatch(batch);
+	if (batch.invalidated || reopen_) {
+		if (batch.invalidated)
+			position_ = batch.position;
+		OpenReader();
+	}
+}
+
+bool RiverWorker::MaybeReload() {
+	TimestampTz now = GetCurrentTimestamp();
+	if (!TimestampDifferenceExceeds(last_reload_check_, now, setting_naptime_ms))
+		return false;
+	last_reload_check_ = now;
+	pg::Transaction txn;
+	std::string digest = catalog::RiverDigest(name_);
+	txn.Commit();
+	if (digest == river_.digest)
+		return false;
+	ereport(LOG, (errmsg("mongo_river: river \"%s\": declaration changed, reloading", name_.c_str())));
+	std::string old_uri = river_.uri;
+	Load();
+	if (river_.uri != old_uri)
+		Disconnect();
+	else if (source_) {
+		scan_.reset();
+		OpenReader();
+	}
+	return true;
+}
+
+void RiverWorker::Wait(int ms) {
+	if (ms <= 0)
+		return;
+	(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+}
+
+void RiverWorker::Run() {
+	Load();
+	if (!river_.enabled)
+		return;
+	while (!ShutdownRequested()) {
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending) {
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		try {
+			MaybeReload();
+			if (!river_.enabled)
+				return;
+			if (!source_) {
+				Connect();
+				RecordRiverPhase("streaming", "");
+			}
+			bool copying = CopyStep();
+			StreamStep(copying);
+			backoff_ms_ = 0;
+		} catch (const StopRiver &stop) {
+			Disconnect();
+			StopWithError(stop.Message());
+			return;
+		} catch (const mongo::SourceError &error) {
+			Disconnect();
+			std::string message = error.Message() + (error.Detail().empty() ? "" : ": " + error.Detail());
+			if (error.Kind() == mongo::SourceErrorKind::kHistoryLost) {
+				StopWithError(message + " (the source's oplog no longer reaches back to the river's position; "
+				                        "resync the river)");
+				return;
+			}
+			backoff_ms_ = std::min(kMaxBackoffMs, std::max(kMinBackoffMs, backoff_ms_ * 2));
+			ereport(LOG, (errmsg("mongo_river: river \"%s\": %s; retrying in %d ms", name_.c_str(), message.c_str(),
+			                     backoff_ms_)));
+			RecordRiverPhase("retrying", message);
+			Wait(backoff_ms_);
+		}
+	}
+}
+
+} // namespace
+
+BackgroundWorkerHandle *StartRiverWorker(const char *river, Oid owner) {
+	BackgroundWorker worker = {};
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(worker.bgw_library_name, "mongo_river", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "mongo_river_worker_main", BGW_MAXLEN);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "mongo_river worker for river %s", river);
+	strlcpy(worker.bgw_type, "mongo_river worker", BGW_MAXLEN);
+	worker.bgw_main_arg = ObjectIdGetDatum(owner);
+	worker.bgw_notify_pid = MyProcPid;
+	WorkerArgs args = {};
+	args.database = MyDatabaseId;
+	strlcpy(args.river, river, NAMEDATALEN);
+	static_assert(sizeof(WorkerArgs) <= BGW_EXTRALEN, "WorkerArgs must fit in bgw_extra");
+	memcpy(worker.bgw_extra, &args, sizeof(args));
+	BackgroundWorkerHandle *handle = nullptr;
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+		return nullptr;
+	return handle;
+}
+
+} // namespace mongo_river::worker
+
+// mongo_river_worker_main connects to the launcher's database as the river's owner and runs the
+// river until SIGTERM, the river's stop, or an error that stops it.
+void mongo_river_worker_main(unsigned long arg) {
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	BackgroundWorkerUnblockSignals();
+	mongo_river::worker::WorkerArgs args;
+	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
+	BackgroundWorkerInitializeConnectionByOid(args.database, DatumGetObjectId(Datum(arg)), 0);
+	std::string river(args.river);
+	char appname[NAMEDATALEN + 16];
+	snprintf(appname, sizeof(appname), "mongo_river %s", args.river);
+	pgstat_report_appname(appname);
+	mongo_river::pg::EnsureMongocInitialized();
+	ereport(LOG, (errmsg("mongo_river: worker for river \"%s\" started", args.river)));
+	mongo_river::pg::Guard([&] { mongo_river::worker::RiverWorker(river).Run(); });
+	ereport(LOG, (errmsg("mongo_river: worker for river \"%s\" stopped", args.river)));
+	proc_exit(0);
+}
