@@ -1,6 +1,7 @@
 # core.mk: targets built from the PG-free core (offline tools, fuzz targets); included by Makefile.
 #
 #   make check-mapping   tools/mongo-river-check-mapping FILE [--connector]
+#   make check-mapping-test  runs it on the reference files in fuzz/corpus/fuzz_mapping/
 #   make fuzz            libFuzzer targets in fuzz/build/ (clang++, ASan + UBSan, own object dir)
 #   make fuzz-run        fuzz/run.sh $(FUZZ_SECONDS) over each target (fails on any crash)
 
@@ -31,8 +32,15 @@ fuzz/build/%: fuzz/%.cpp $(FUZZ_CORE_OBJS)
 
 -include $(FUZZ_CORE_OBJS:.o=.d)
 
-.PHONY: check-mapping fuzz fuzz-run
+.PHONY: check-mapping check-mapping-test fuzz fuzz-run
 check-mapping: $(CHECK_MAPPING)
+
+# check-mapping-test runs the checker on the reference files: one imports, one must be refused.
+check-mapping-test: $(CHECK_MAPPING)
+	$(CHECK_MAPPING) fuzz/corpus/fuzz_mapping/architecture-example.json >/dev/null
+	$(CHECK_MAPPING) fuzz/corpus/fuzz_mapping/connector-posts-comments.json --connector >/dev/null
+	! $(CHECK_MAPPING) fuzz/corpus/fuzz_mapping/connector-sample.json --connector >/dev/null
+	! $(CHECK_MAPPING) fuzz/corpus/fuzz_mapping/index.txt >/dev/null
 fuzz: $(FUZZ_TARGETS)
 fuzz-run: fuzz
 	fuzz/run.sh $(FUZZ_SECONDS)

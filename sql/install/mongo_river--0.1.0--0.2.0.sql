@@ -130,6 +130,11 @@ CREATE VIEW mongo_river.columns AS
     FROM mongo_river.collection_map m, jsonb_each(m.mapping->'columns') c;
 GRANT SELECT ON mongo_river.columns TO mongo_river_admin;
 
+CREATE FUNCTION mongo_river._infer(uri text, db text, collection text, sample_size int, table_name text) RETURNS jsonb
+    LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'mongo_river_infer';
+REVOKE ALL ON FUNCTION mongo_river._infer(text, text, text, int, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mongo_river._infer(text, text, text, int, text) TO mongo_river_admin;
+
 CREATE FUNCTION mongo_river._resolve_type(name text) RETURNS text
     LANGUAGE C STRICT STABLE AS 'MODULE_PATHNAME', 'mongo_river_resolve_type';
 REVOKE ALL ON FUNCTION mongo_river._resolve_type(text) FROM PUBLIC;
@@ -550,9 +555,15 @@ BEGIN
             USING ERRCODE = 'duplicate_object', HINT = 'unmap_collection first to map it again.';
     END IF;
     PERFORM mongo_river._check_map_options(fn, options);
+    IF target IS NULL THEN
+        target_schema := 'public';
+        target_table := mongo_river._default_identifier(src.collection);
+    ELSE
+        SELECT s.schema_name, s.table_name INTO target_schema, target_table
+        FROM mongo_river._split_name(fn, 'target', target, 'public') s;
+    END IF;
     IF mapping IS NULL THEN
-        RAISE EXCEPTION '%: inferring a mapping needs infer_mapping, which is not available in this version', fn
-            USING ERRCODE = 'feature_not_supported', HINT = 'Pass a mapping document (see the README''s Mapping reference).';
+        mapping := mongo_river._infer(r.uri, src.db, src.collection, 1000, target_table);
     END IF;
     normalized := mongo_river._resolve_types(fn, mongo_river._normalize_mapping(mapping));
     IF normalized->'columns'->(normalized->>'pk')->'path' IS DISTINCT FROM '"_id"' THEN
@@ -560,14 +571,6 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = 'MongoDB identifies a deleted document by its _id only, so the key must be made from it.',
                   HINT = format('Use {"%s": {"path": "_id", "type": "text"}}.', normalized->>'pk');
-    END IF;
-    IF target IS NULL THEN
-        target_schema := 'public';
-        target_table := mongo_river._default_identifier(src.collection);
-        PERFORM mongo_river._split_name(fn, 'target', format('%I.%I', target_schema, target_table), 'public');
-    ELSE
-        SELECT s.schema_name, s.table_name INTO target_schema, target_table
-        FROM mongo_river._split_name(fn, 'target', target, 'public') s;
     END IF;
     prepared := ARRAY(SELECT ROW(t.relation, t.kind, t.path, t.created)::mongo_river._prepared_table
                       FROM mongo_river._prepare_tables(fn, r.owner, target_schema, target_table, normalized,
@@ -696,3 +699,27 @@ LEFT JOIN mongo_river.mapping_state s USING (river, source)
 LEFT JOIN pg_catalog.pg_stat_activity w
        ON w.backend_type = 'mongo_river worker' AND w.application_name = 'mongo_river ' || m.river;
 GRANT SELECT ON mongo_river.status TO mongo_river_admin;
+
+-- infer_mapping samples a collection ($sample) and proposes a mapping: typed columns (dotted paths
+-- for nested fields), child tables for arrays of documents, a pk fitting every sampled _id and the
+-- whole document in a jsonb column. Edit it and pass it to map_collection.
+CREATE FUNCTION mongo_river.infer_mapping(river name, source text, sample_size int DEFAULT 1000) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    fn constant text := 'infer_mapping';
+    r mongo_river.river;
+    src record;
+BEGIN
+    PERFORM mongo_river._require_admin(fn);
+    IF river IS NULL THEN PERFORM mongo_river._not_null(fn, 'river'); END IF;
+    IF source IS NULL THEN PERFORM mongo_river._not_null(fn, 'source'); END IF;
+    IF sample_size IS NULL THEN PERFORM mongo_river._not_null(fn, 'sample_size'); END IF;
+    IF sample_size < 1 OR sample_size > 100000 THEN
+        RAISE EXCEPTION '%: sample_size % is out of range', fn, sample_size
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Sample from 1 to 100000 documents.';
+    END IF;
+    r := mongo_river._river_for_owner(fn, river);
+    SELECT * INTO src FROM mongo_river._split_source(fn, source);
+    RETURN mongo_river._infer(r.uri, src.db, src.collection, sample_size, mongo_river._default_identifier(src.collection));
+END
+$$;

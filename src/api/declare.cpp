@@ -2,11 +2,15 @@
 // map_collection, import_mappings): thin wrappers over the PG-free core.
 #include <string>
 
+#include "mongo_river/mapping/connector.hpp"
+#include "mongo_river/mapping/infer.hpp"
 #include "mongo_river/mapping/mapping.hpp"
 #include "mongo_river/mapping/names.hpp"
+#include "mongo_river/mongo/source.hpp"
 #include "mongo_river/mongo/uri.hpp"
 #include "mongo_river/pg/boundary.hpp"
 #include "mongo_river/pg/datum.hpp"
+#include "mongo_river/pg/mongoc_runtime.hpp"
 
 extern "C" {
 #include "access/htup_details.h"
@@ -102,10 +106,59 @@ MONGO_RIVER_FUNCTION(mongo_river_resolve_type) {
 	});
 }
 
-// TEMPORARY until the connector import lands in src/mapping.
+
+// mongo_river_connector_mappings(mappings jsonb) converts a mongo-connector-postgresql mappings.json
+// into [{source, table, mapping, indexes: [{unique, name, table, columns}]}], or raises the reason it
+// cannot (nothing is half-converted).
 MONGO_RIVER_FUNCTION(mongo_river_connector_mappings) {
-	return Guard([&]() -> Datum {
-		(void)fcinfo;
-		throw mongo_river::Error(mongo_river::sqlstate::kFeatureNotSupported, "not yet");
+	return Guard([&] {
+		using mongo_river::mapping::Json;
+		std::string text = mongo_river::pg::JsonbText(PG_GETARG_DATUM(0));
+		std::vector<mongo_river::mapping::ImportedCollection> imported =
+		    mongo_river::mapping::ImportConnectorMappings(text);
+		Json result = Json::NewArray();
+		for (const auto &collection : imported) {
+			Json entry = Json::NewObject();
+			entry.Set("source", Json::NewString(collection.database + "." + collection.collection));
+			entry.Set("table", Json::NewString(collection.table));
+			entry.Set("mapping", mongo_river::mapping::MappingToJson(collection.mapping));
+			Json indexes = Json::NewArray();
+			for (const auto &index : collection.indexes) {
+				Json definition = Json::NewObject();
+				definition.Set("unique", Json::NewBool(index.unique));
+				definition.Set("name", Json::NewString(index.name));
+				definition.Set("table", Json::NewString(index.table));
+				Json columns = Json::NewArray();
+				for (const std::string &column : index.columns)
+					columns.Append(Json::NewString(column));
+				definition.Set("columns", columns);
+				indexes.Append(definition);
+			}
+			entry.Set("indexes", indexes);
+			result.Append(entry);
+		}
+		return mongo_river::pg::JsonbDatum(result.Dump());
+	});
+}
+
+// mongo_river_infer(uri text, db text, collection text, sample_size int, table text) samples
+// documents ($sample) and returns the mapping inferred from them.
+MONGO_RIVER_FUNCTION(mongo_river_infer) {
+	return Guard([&] {
+		std::string uri = TextArg(PG_GETARG_DATUM(0));
+		std::string db = TextArg(PG_GETARG_DATUM(1));
+		std::string collection = TextArg(PG_GETARG_DATUM(2));
+		int32 sample_size = PG_GETARG_INT32(3);
+		mongo_river::mapping::InferOptions options;
+		options.table = TextArg(PG_GETARG_DATUM(4));
+		mongo_river::pg::EnsureMongocInitialized();
+		mongo_river::mongo::Source source(uri);
+		std::vector<mongo_river::mongo::Bson> sample = source.Sample(db, collection, sample_size);
+		if (sample.empty())
+			throw mongo_river::Error(mongo_river::sqlstate::kInvalidParameterValue,
+			                         "infer_mapping: collection \"" + db + "." + collection + "\" has no documents to sample",
+			                         {}, "Insert documents first, or pass a mapping to map_collection.");
+		mongo_river::mapping::Mapping mapping = mongo_river::mapping::InferMapping(sample, options);
+		return mongo_river::pg::JsonbDatum(mongo_river::mapping::SerializeMapping(mapping));
 	});
 }

@@ -14,12 +14,13 @@ namespace {
 
 using internal::Fail;
 
-const char *const kMismatchHint = "Change the column's type (jsonb or text accept every BSON value) or fix the source data.";
+const char *const kMismatchHint =
+	"Change the column's type (jsonb or text accept every BSON value) or fix the source data.";
 
 // Mismatch throws 42804 for a BSON type the target has no conversion from.
 [[noreturn]] void Mismatch(const bson_value_t &value, const std::string &path, const std::string &target) {
 	Fail(sqlstate::kDatatypeMismatch, value, path, target, "no conversion from " + BsonTypeName(value.value_type),
-	     kMismatchHint);
+		 kMismatchHint);
 }
 
 // StringOf returns a UTF-8 value's bytes.
@@ -37,9 +38,9 @@ std::string DecimalString(const bson_value_t &value) {
 // IsUuidBinary tells whether a binary value is a UUID: subtype 4, or subtype 3 (legacy), 16 bytes.
 bool IsUuidBinary(const bson_value_t &value) {
 	return value.value_type == BSON_TYPE_BINARY &&
-	       (value.value.v_binary.subtype == BSON_SUBTYPE_UUID ||
-	        value.value.v_binary.subtype == BSON_SUBTYPE_UUID_DEPRECATED) &&
-	       value.value.v_binary.data_len == 16;
+		   (value.value.v_binary.subtype == BSON_SUBTYPE_UUID ||
+			value.value.v_binary.subtype == BSON_SUBTYPE_UUID_DEPRECATED) &&
+		   value.value.v_binary.data_len == 16;
 }
 
 // DateMicros range-checks a BSON date (milliseconds) and returns microseconds since the epoch.
@@ -91,12 +92,12 @@ std::string TextForm(const bson_value_t &value, const std::string &path, const s
 	default:
 		break;
 	}
-	return ExtendedJson(value, false, path);
+	return internal::RenderJson(value, false, path, target);
 }
 
 // RangeCheck throws 22003 unless n fits in an integer of bytes bytes.
 std::int64_t RangeCheck(std::int64_t n, int bytes, const bson_value_t &value, const std::string &path,
-                        const std::string &target) {
+						const std::string &target) {
 	std::int64_t low = bytes == 2 ? INT16_MIN : bytes == 4 ? INT32_MIN : INT64_MIN;
 	std::int64_t high = bytes == 2 ? INT16_MAX : bytes == 4 ? INT32_MAX : INT64_MAX;
 	if (n < low || n > high)
@@ -106,7 +107,7 @@ std::int64_t RangeCheck(std::int64_t n, int bytes, const bson_value_t &value, co
 
 // DecimalInteger converts decimal text (Decimal128 or string) to an integer, exactly or not at all.
 std::int64_t DecimalInteger(std::string_view text, const bson_value_t &value, const std::string &path,
-                            const std::string &target) {
+							const std::string &target) {
 	internal::Decimal decimal;
 	if (!internal::ParseDecimal(text, &decimal))
 		Fail(sqlstate::kInvalidTextRepresentation, value, path, target, "not a number");
@@ -161,7 +162,7 @@ Value ToInteger(const bson_value_t &value, int bytes, const std::string &path, c
 		if (bytes != 8)
 			Mismatch(value, path, target);
 		n = static_cast<std::int64_t>((static_cast<std::uint64_t>(v.v_timestamp.timestamp) << 32) |
-		                              v.v_timestamp.increment);
+									  v.v_timestamp.increment);
 		break;
 	default:
 		Mismatch(value, path, target);
@@ -171,7 +172,7 @@ Value ToInteger(const bson_value_t &value, int bytes, const std::string &path, c
 
 // ParseDouble converts decimal text to a double; overflow and underflow of a non-zero value throw.
 double ParseDouble(std::string_view text, const bson_value_t &value, const std::string &path,
-                   const std::string &target) {
+				   const std::string &target) {
 	internal::Decimal decimal;
 	if (!internal::ParseDecimal(text, &decimal))
 		Fail(sqlstate::kInvalidTextRepresentation, value, path, target, "not a number");
@@ -204,7 +205,7 @@ Value ToFloat(const bson_value_t &value, int bytes, const std::string &path, con
 			exact = exact && static_cast<double>(static_cast<float>(d)) == d;
 		if (!exact)
 			Fail(sqlstate::kNumericValueOutOfRange, value, path, target, "cannot be represented exactly",
-			     "Use bigint or numeric for large integers.");
+				 "Use bigint or numeric for large integers.");
 		break;
 	}
 	case BSON_TYPE_DECIMAL128:
@@ -276,7 +277,8 @@ Value ToTimestamp(const bson_value_t &value, bool with_time_zone, const std::str
 Value ToDate(const bson_value_t &value, const std::string &path, const std::string &target) {
 	switch (value.value_type) {
 	case BSON_TYPE_DATE_TIME:
-		return Value{Date{static_cast<std::int32_t>(internal::FloorDiv(DateMicros(value, path, target), internal::kMicrosPerDay))}};
+		return Value{Date{
+			static_cast<std::int32_t>(internal::FloorDiv(DateMicros(value, path, target), internal::kMicrosPerDay))}};
 	case BSON_TYPE_TIMESTAMP:
 		return Value{Date{static_cast<std::int32_t>(value.value.v_timestamp.timestamp / 86400)}};
 	case BSON_TYPE_UTF8:
@@ -292,9 +294,9 @@ Value ToUuid(const bson_value_t &value, const std::string &path, const std::stri
 	if (value.value_type == BSON_TYPE_BINARY) {
 		if (!IsUuidBinary(value))
 			Fail(sqlstate::kDatatypeMismatch, value, path, target,
-			     "binary subtype " + std::to_string(value.value.v_binary.subtype) + " of " +
-			         std::to_string(value.value.v_binary.data_len) + " bytes is not a UUID",
-			     "Only subtype 4 (and legacy subtype 3) 16-byte binaries are UUIDs; use bytea for others.");
+				 "binary subtype " + std::to_string(value.value.v_binary.subtype) + " of " +
+					 std::to_string(value.value.v_binary.data_len) + " bytes is not a UUID",
+				 "Only subtype 4 (and legacy subtype 3) 16-byte binaries are UUIDs; use bytea for others.");
 		std::memcpy(uuid.bytes.data(), value.value.v_binary.data, 16);
 		return Value{uuid};
 	}
@@ -322,7 +324,8 @@ Value ToBytes(const bson_value_t &value, const std::string &path, const std::str
 
 // ConvertScalar converts to one non-array target.
 Value ConvertScalar(const bson_value_t &value, const TargetType &target, const std::string &path) {
-	std::string name = target.Name();
+	std::string built;
+	const std::string &name = target.name.empty() ? (built = target.BuildName()) : target.name;
 	switch (target.kind) {
 	case TargetKind::kText:
 		return Value{Text{TextForm(value, path, name)}};
@@ -354,7 +357,7 @@ Value ConvertScalar(const bson_value_t &value, const TargetType &target, const s
 		return ToBytes(value, path, name);
 	case TargetKind::kJsonb:
 	case TargetKind::kJson:
-		return Value{JsonText{ExtendedJson(value, false, path), target.kind == TargetKind::kJsonb}};
+		return Value{JsonText{internal::RenderJson(value, false, path, name), target.kind == TargetKind::kJsonb}};
 	}
 	Mismatch(value, path, name);
 }
@@ -363,9 +366,10 @@ Value ConvertScalar(const bson_value_t &value, const TargetType &target, const s
 Value ConvertArray(const bson_value_t &value, const TargetType &target, const std::string &path) {
 	if (value.value_type != BSON_TYPE_ARRAY)
 		Fail(sqlstate::kDatatypeMismatch, value, path, target.Name(), "expected an array",
-		     "Use the element type without [] for single values, or jsonb.");
+			 "Use the element type without [] for single values, or jsonb.");
 	TargetType element = target;
 	element.array = false;
+	element.name = element.BuildName();
 	bool nested_ok = element.kind == TargetKind::kJsonb || element.kind == TargetKind::kJson;
 	bson_iter_t iter;
 	if (!bson_iter_init_from_data(&iter, value.value.v_doc.data, value.value.v_doc.data_len))
@@ -380,8 +384,8 @@ Value ConvertArray(const bson_value_t &value, const TargetType &target, const st
 		}
 		if (!nested_ok && (item->value_type == BSON_TYPE_DOCUMENT || item->value_type == BSON_TYPE_ARRAY))
 			Fail(sqlstate::kDatatypeMismatch, *item, here, target.Name(),
-			     "a nested " + BsonTypeName(item->value_type) + " cannot be an element of " + target.Name(),
-			     "Use jsonb (or jsonb[]) for arrays that hold documents or arrays.");
+				 "a nested " + BsonTypeName(item->value_type) + " cannot be an element of " + target.Name(),
+				 "Use jsonb (or jsonb[]) for arrays that hold documents or arrays.");
 		array.elements.push_back(ConvertScalar(*item, element, here));
 	}
 	if (iter.err_off != 0)
@@ -400,26 +404,26 @@ Value ConvertValue(const bson_value_t &value, const TargetType &target, const st
 }
 
 Value ConvertExtendedJson(const bson_value_t &value, const TargetType &target, const std::string &path) {
-	std::string json = ExtendedJson(value, true, path);
+	std::string json = internal::RenderJson(value, true, path, target.Name());
 	if (target.kind == TargetKind::kJsonb || target.kind == TargetKind::kJson)
 		return Value{JsonText{std::move(json), target.kind == TargetKind::kJsonb}};
 	return Value{Text{std::move(json)}};
 }
 
 Value ConvertPrimaryKey(const bson_value_t *value, const mapping::Column &pk, const TargetType &target,
-                        const std::string &path) {
+						const std::string &path) {
 	if (!value || value->value_type == BSON_TYPE_NULL || value->value_type == BSON_TYPE_UNDEFINED)
 		throw ConversionError(internal::kNotNullViolation,
-		                      "document has no value at \"" + path + "\" for primary key column \"" + pk.name + "\"",
-		                      path, value ? BsonTypeName(value->value_type) : "missing", {},
-		                      "Every document needs a value for the primary key's path.");
+							  "document has no value at \"" + path + "\" for primary key column \"" + pk.name + "\"",
+							  path, value ? BsonTypeName(value->value_type) : "missing", {},
+							  "Every document needs a value for the primary key's path.");
 	if (pk.format == mapping::Format::kExtendedJson)
 		return ConvertExtendedJson(*value, target, path);
 	if (target.kind == TargetKind::kText && value->value_type != BSON_TYPE_UTF8 && value->value_type != BSON_TYPE_OID)
 		Fail(sqlstate::kInvalidParameterValue, *value, path, "text primary key \"" + pk.name + "\"",
-		     "only strings and ObjectIds keep distinct keys distinct as plain text",
-		     "Add \"format\": \"extjson\" to column \"" + pk.name +
-		         "\" (canonical Extended JSON, injective for every _id type), or give it a type matching the _id.");
+			 "only strings and ObjectIds keep distinct keys distinct as plain text",
+			 "Add \"format\": \"extjson\" to column \"" + pk.name +
+				 "\" (canonical Extended JSON, injective for every _id type), or give it a type matching the _id.");
 	return ConvertValue(*value, target, path);
 }
 
@@ -434,7 +438,7 @@ bool FindPath(const bson_t &document, const mapping::Path &path, bson_iter_t *it
 			break;
 		bson_iter_t child;
 		if ((!BSON_ITER_HOLDS_DOCUMENT(&current) && !BSON_ITER_HOLDS_ARRAY(&current)) ||
-		    !bson_iter_recurse(&current, &child))
+			!bson_iter_recurse(&current, &child))
 			return false;
 		current = child;
 	}

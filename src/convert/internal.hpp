@@ -19,15 +19,18 @@ inline constexpr std::int64_t kMicrosPerDay = 86400000000LL;
 
 // Fail throws the ConversionError `cannot convert <type> <preview> at "<path>" to <target>: <reason>`.
 [[noreturn]] void Fail(const char *sqlstate, const bson_value_t &value, const std::string &path,
-                       const std::string &target, const std::string &reason, const std::string &hint = {});
+					   const std::string &target, const std::string &reason, const std::string &hint = {});
 
 // CheckText throws 22021 when s holds a NUL character or invalid UTF-8.
 void CheckText(const char *s, std::size_t len, const bson_value_t &value, const std::string &path,
-               const std::string &target);
+			   const std::string &target);
 
 // CheckStrings applies CheckText to every string and key inside value (documents recursively), and
 // throws 22P02 for malformed BSON, before anything is rendered as JSON or text.
 void CheckStrings(const bson_value_t &value, const std::string &path, const std::string &target);
+
+// RenderJson renders value as Extended JSON after CheckStrings; errors name target (e.g. "jsonb").
+std::string RenderJson(const bson_value_t &value, bool canonical, const std::string &path, const std::string &target);
 
 // FormatDouble renders a double like PostgreSQL's float8out: shortest round-trip digits, NaN,
 // Infinity, -Infinity.

@@ -119,7 +119,7 @@ IntegerStatus DecimalToInt64(const Decimal &decimal, std::int64_t *out) {
 	if (magnitude > limit)
 		return IntegerStatus::kOutOfRange;
 	*out = decimal.negative ? static_cast<std::int64_t>(-static_cast<__int128>(magnitude))
-	                        : static_cast<std::int64_t>(magnitude);
+							: static_cast<std::int64_t>(magnitude);
 	return IntegerStatus::kOk;
 }
 
@@ -182,7 +182,7 @@ std::string FormatDate(std::int64_t days) {
 	char buffer[64];
 	bool bc = year <= 0;
 	std::snprintf(buffer, sizeof buffer, "%04lld-%02d-%02d%s", static_cast<long long>(bc ? 1 - year : year), month, day,
-	              bc ? " BC" : "");
+				  bc ? " BC" : "");
 	return buffer;
 }
 
@@ -199,14 +199,14 @@ std::string FormatTimestamp(std::int64_t micros, bool iso, bool with_time_zone) 
 	char buffer[96];
 	if (iso) {
 		const char *format = (year >= 0 && year <= 9999) ? "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ"
-		                                                 : "%+07lld-%02d-%02dT%02d:%02d:%02d.%03dZ";
+														 : "%+07lld-%02d-%02dT%02d:%02d:%02d.%03dZ";
 		std::snprintf(buffer, sizeof buffer, format, static_cast<long long>(year), month, day, hour, minute, second,
-		              fraction / 1000);
+					  fraction / 1000);
 		return buffer;
 	}
 	bool bc = year <= 0;
-	int n = std::snprintf(buffer, sizeof buffer, "%04lld-%02d-%02d %02d:%02d:%02d", static_cast<long long>(bc ? 1 - year : year),
-	                      month, day, hour, minute, second);
+	int n = std::snprintf(buffer, sizeof buffer, "%04lld-%02d-%02d %02d:%02d:%02d",
+						  static_cast<long long>(bc ? 1 - year : year), month, day, hour, minute, second);
 	std::string text(buffer, static_cast<std::size_t>(n));
 	if (fraction != 0) {
 		std::snprintf(buffer, sizeof buffer, ".%06d", fraction);

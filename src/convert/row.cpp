@@ -24,7 +24,7 @@ std::string JoinPath(const std::string &parent, const mapping::Path &path) {
 
 // ConvertColumn converts one mapped column of container (a document) per its format.
 Value ConvertColumn(const mapping::Column &column, const TargetType &target, const bson_t &container,
-                    const std::string &path) {
+					const std::string &path) {
 	bson_iter_t iter;
 	bool found = FindPath(container, column.path, &iter);
 	if (column.format == mapping::Format::kPresence)
@@ -42,13 +42,13 @@ Value ConvertColumn(const mapping::Column &column, const TargetType &target, con
 
 // ConvertElementSelf converts the element itself for a column whose path is "$".
 Value ConvertElementSelf(const mapping::Column &column, const TargetType &target, const bson_value_t &element,
-                         const std::string &path) {
+						 const std::string &path) {
 	if (column.format == mapping::Format::kPresence)
 		return Value{element.value_type != BSON_TYPE_NULL && element.value_type != BSON_TYPE_UNDEFINED};
 	if (column.format == mapping::Format::kExtendedJson)
 		return (element.value_type == BSON_TYPE_NULL || element.value_type == BSON_TYPE_UNDEFINED)
-		           ? Value{}
-		           : ConvertExtendedJson(element, target, path);
+				   ? Value{}
+				   : ConvertExtendedJson(element, target, path);
 	return ConvertValue(element, target, path);
 }
 
@@ -62,7 +62,7 @@ DocumentConverter::DocumentConverter(mapping::Mapping mapping) : mapping_(std::m
 		bool is_pk = column.name == mapping_.pk;
 		if (is_pk)
 			pk_index_ = i;
-		columns_.push_back({&column, ClassifyType(column.type)});
+		columns_.push_back({&column, ClassifyType(column.type), mapping::PathText(column.path)});
 		root.columns.push_back({column.name, column.type, is_pk ? ColumnRole::kPrimaryKey : ColumnRole::kColumn});
 	}
 	if (!mapping_.document.empty())
@@ -73,7 +73,7 @@ DocumentConverter::DocumentConverter(mapping::Mapping mapping) : mapping_(std::m
 }
 
 void DocumentConverter::CompileArrays(const std::vector<mapping::ArrayMapping> &arrays, int parent,
-                                      const std::string &fk_type, std::vector<CompiledArray> *out) {
+									  const std::string &fk_type, std::vector<CompiledArray> *out) {
 	for (const mapping::ArrayMapping &array : arrays) {
 		CompiledArray compiled{&array, layout_.size(), {}, {}};
 		TableLayout table;
@@ -89,7 +89,7 @@ void DocumentConverter::CompileArrays(const std::vector<mapping::ArrayMapping> &
 			table.primary_key = {array.fk, array.position};
 		}
 		for (const mapping::Column &column : array.columns) {
-			compiled.columns.push_back({&column, ClassifyType(column.type)});
+			compiled.columns.push_back({&column, ClassifyType(column.type), mapping::PathText(column.path)});
 			table.columns.push_back({column.name, column.type, ColumnRole::kColumn});
 		}
 		layout_.push_back(std::move(table));
@@ -105,13 +105,13 @@ ConvertedDocument DocumentConverter::Convert(const bson_t &document) const {
 		result.children[i].table = i + 1;
 	for (std::size_t i = 0; i < columns_.size(); ++i) {
 		const CompiledColumn &compiled = columns_[i];
-		std::string path = mapping::PathText(compiled.column->path);
+		const std::string &path = compiled.path;
 		try {
 			if (i == pk_index_) {
 				bson_iter_t iter;
 				bool found = FindPath(document, compiled.column->path, &iter);
 				result.key = ConvertPrimaryKey(found ? bson_iter_value(&iter) : nullptr, *compiled.column,
-				                               compiled.target, path);
+											   compiled.target, path);
 				result.row.push_back(result.key);
 			} else {
 				result.row.push_back(ConvertColumn(*compiled.column, compiled.target, document, path));
@@ -137,32 +137,34 @@ ConvertedDocument DocumentConverter::Convert(const bson_t &document) const {
 }
 
 void DocumentConverter::ConvertArray(const CompiledArray &array, const bson_t &container,
-                                     const std::string &parent_path, const Value &parent_key,
-                                     ConvertedDocument *result) const {
+									 const std::string &parent_path, const Value &parent_key,
+									 ConvertedDocument *result) const {
 	std::string path = JoinPath(parent_path, array.array->path);
 	bson_iter_t iter;
-	if (!FindPath(container, array.array->path, &iter) || BSON_ITER_HOLDS_NULL(&iter) || BSON_ITER_HOLDS_UNDEFINED(&iter))
+	if (!FindPath(container, array.array->path, &iter) || BSON_ITER_HOLDS_NULL(&iter) ||
+		BSON_ITER_HOLDS_UNDEFINED(&iter))
 		return;
 	const bson_value_t *value = bson_iter_value(&iter);
 	bson_iter_t elements;
 	if (value->value_type != BSON_TYPE_ARRAY || !bson_iter_recurse(&iter, &elements)) {
 		result->errors.emplace_back(sqlstate::kDatatypeMismatch,
-		                            "cannot convert " + BsonTypeName(value->value_type) + " at \"" + path +
-		                                "\" to rows of table \"" + array.array->table + "\": expected an array",
-		                            path, BsonTypeName(value->value_type), "array mapping \"" + array.array->name + "\"",
-		                            "Map this field as a column (e.g. jsonb) if it is not always an array.");
+									"cannot convert " + BsonTypeName(value->value_type) + " at \"" + path +
+										"\" to rows of table \"" + array.array->table + "\": expected an array",
+									path, BsonTypeName(value->value_type),
+									"array mapping \"" + array.array->name + "\"",
+									"Map this field as a column (e.g. jsonb) if it is not always an array.");
 		return;
 	}
 	std::size_t index = 0;
 	while (bson_iter_next(&elements)) {
 		ConvertElement(array, *bson_iter_value(&elements), path + "." + bson_iter_key(&elements), parent_key, index,
-		               result);
+					   result);
 		++index;
 	}
 }
 
 void DocumentConverter::ConvertElement(const CompiledArray &array, const bson_value_t &element, const std::string &path,
-                                       const Value &parent_key, std::size_t index, ConvertedDocument *result) const {
+									   const Value &parent_key, std::size_t index, ConvertedDocument *result) const {
 	const mapping::ArrayMapping &mapping = *array.array;
 	std::vector<Value> row;
 	row.push_back(parent_key);
@@ -175,26 +177,28 @@ void DocumentConverter::ConvertElement(const CompiledArray &array, const bson_va
 	}
 	bson_t element_document;
 	bool is_document = element.value_type == BSON_TYPE_DOCUMENT &&
-	                   bson_init_static(&element_document, element.value.v_doc.data, element.value.v_doc.data_len);
+					   bson_init_static(&element_document, element.value.v_doc.data, element.value.v_doc.data_len);
 	bool is_null = element.value_type == BSON_TYPE_NULL || element.value_type == BSON_TYPE_UNDEFINED;
+	bool reported = false;
 	for (const CompiledColumn &compiled : array.columns) {
 		const mapping::Column &column = *compiled.column;
 		bool self = column.path.size() == 1 && column.path[0] == mapping::kElementKey;
-		std::string here = self ? path : JoinPath(path, column.path);
+		std::string here = self ? path : path + "." + compiled.path;
 		try {
 			if (self)
 				row.push_back(ConvertElementSelf(column, compiled.target, element, here));
 			else if (is_document)
 				row.push_back(ConvertColumn(column, compiled.target, element_document, here));
-			else if (is_null)
+			else if (is_null || reported)
 				row.push_back(column.format == mapping::Format::kPresence ? Value{false} : Value{});
 			else
 				throw ConversionError(sqlstate::kDatatypeMismatch,
-				                      "cannot convert " + BsonTypeName(element.value_type) + " at \"" + path +
-				                          "\" to a row of table \"" + mapping.table + "\": expected a document",
-				                      path, BsonTypeName(element.value_type), {},
-				                      "Use the path \"$\" to map array elements that are not documents.");
+									  "cannot convert " + BsonTypeName(element.value_type) + " at \"" + path +
+										  "\" to a row of table \"" + mapping.table + "\": expected a document",
+									  path, BsonTypeName(element.value_type), {},
+									  "Use the path \"$\" to map array elements that are not documents.");
 		} catch (const ConversionError &error) {
+			reported = reported || (!self && !is_document);
 			result->errors.push_back(WithColumn(error, column.name, mapping.table));
 			row.emplace_back();
 		}

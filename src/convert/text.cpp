@@ -74,7 +74,7 @@ std::string Preview(const bson_value_t &value) {
 
 // CheckDocumentStrings walks one embedded document or array (see CheckStrings).
 void CheckDocumentStrings(const std::uint8_t *data, std::uint32_t len, const bson_value_t &outer,
-                          const std::string &path, const std::string &target, int depth) {
+						  const std::string &path, const std::string &target, int depth) {
 	if (depth > kMaxDepth)
 		Fail(sqlstate::kInvalidTextRepresentation, outer, path, target, "nested deeper than 200 levels");
 	bson_iter_t iter;
@@ -101,7 +101,7 @@ std::string StripWrapper(const char *json, std::size_t len) {
 	static const std::string_view kSuffix = " }";
 	std::string_view text(json, len);
 	if (text.size() < kPrefix.size() + kSuffix.size() || text.substr(0, kPrefix.size()) != kPrefix ||
-	    text.substr(text.size() - kSuffix.size()) != kSuffix)
+		text.substr(text.size() - kSuffix.size()) != kSuffix)
 		throw Error(sqlstate::kInternalError, "unexpected Extended JSON layout from libbson", std::string(text));
 	return std::string(text.substr(kPrefix.size(), text.size() - kPrefix.size() - kSuffix.size()));
 }
@@ -168,24 +168,24 @@ bool SameValue(const Array &a, const Array &b) {
 namespace internal {
 
 void Fail(const char *sqlstate, const bson_value_t &value, const std::string &path, const std::string &target,
-          const std::string &reason, const std::string &hint) {
+		  const std::string &reason, const std::string &hint) {
 	std::string type = BsonTypeName(value.value_type);
 	std::string preview = Preview(value);
 	throw ConversionError(sqlstate,
-	                      "cannot convert " + type + (preview.empty() ? "" : " " + preview) + " at \"" + path +
-	                          "\" to " + target + ": " + reason,
-	                      path, type, {}, hint);
+						  "cannot convert " + type + (preview.empty() ? "" : " " + preview) + " at \"" + path +
+							  "\" to " + target + ": " + reason,
+						  path, type, {}, hint);
 }
 
 void CheckText(const char *s, std::size_t len, const bson_value_t &value, const std::string &path,
-               const std::string &target) {
+			   const std::string &target) {
 	if (IsCleanText(s, len))
 		return;
 	if (bson_utf8_validate(s, len, true))
 		Fail(kCharacterNotInRepertoire, value, path, target, "jsonb/text cannot hold NUL (the string contains \\u0000)",
-		     "The document is kept as raw BSON in rejects.");
+			 "The document is kept as raw BSON in rejects.");
 	Fail(kCharacterNotInRepertoire, value, path, target, "the string is not valid UTF-8",
-	     "The document is kept as raw BSON in rejects.");
+		 "The document is kept as raw BSON in rejects.");
 }
 
 void CheckStrings(const bson_value_t &value, const std::string &path, const std::string &target) {
@@ -272,17 +272,22 @@ std::string BsonTypeName(bson_type_t type) {
 	return "unknown BSON type";
 }
 
-std::string ExtendedJson(const bson_value_t &value, bool canonical, const std::string &path) {
-	internal::CheckStrings(value, path, "Extended JSON");
+std::string internal::RenderJson(const bson_value_t &value, bool canonical, const std::string &path,
+								 const std::string &target) {
+	internal::CheckStrings(value, path, target);
 	StackBson wrapper;
 	if (!bson_append_value(&wrapper.bson, "", 0, &value))
-		Fail(sqlstate::kInvalidTextRepresentation, value, path, "Extended JSON", "the value cannot be copied");
+		Fail(sqlstate::kInvalidTextRepresentation, value, path, target, "the value cannot be copied");
 	size_t len = 0;
 	std::unique_ptr<char, BsonFree> json(canonical ? bson_as_canonical_extended_json(&wrapper.bson, &len)
-	                                               : bson_as_relaxed_extended_json(&wrapper.bson, &len));
+												   : bson_as_relaxed_extended_json(&wrapper.bson, &len));
 	if (!json)
-		Fail(sqlstate::kInvalidTextRepresentation, value, path, "Extended JSON", "malformed BSON");
+		Fail(sqlstate::kInvalidTextRepresentation, value, path, target, "malformed BSON");
 	return StripWrapper(json.get(), len);
+}
+
+std::string ExtendedJson(const bson_value_t &value, bool canonical, const std::string &path) {
+	return internal::RenderJson(value, canonical, path, "Extended JSON");
 }
 
 std::string DocumentJson(const bson_t &document) {
@@ -290,7 +295,7 @@ std::string DocumentJson(const bson_t &document) {
 	value.value_type = BSON_TYPE_DOCUMENT;
 	value.value.v_doc.data = const_cast<std::uint8_t *>(bson_get_data(&document));
 	value.value.v_doc.data_len = document.len;
-	return ExtendedJson(value, false, "");
+	return internal::RenderJson(value, false, "", "jsonb");
 }
 
 std::string DocumentIdText(const bson_value_t &id) {
@@ -356,11 +361,11 @@ bool operator==(const Value &a, const Value &b) {
 	if (a.v.index() != b.v.index())
 		return false;
 	return std::visit(
-	    [&b](const auto &x) {
-		    using T = std::decay_t<decltype(x)>;
-		    return SameValue(x, std::get<T>(b.v));
-	    },
-	    a.v);
+		[&b](const auto &x) {
+			using T = std::decay_t<decltype(x)>;
+			return SameValue(x, std::get<T>(b.v));
+		},
+		a.v);
 }
 
 } // namespace mongo_river::convert

@@ -27,8 +27,7 @@ std::string Normalise(std::string_view name) {
 			continue;
 		}
 		bool punct = c == '(' || c == ')' || c == ',' || c == '[' || c == ']' || c == '.';
-		if (pending_space && !punct && out.back() != '(' && out.back() != ',' && out.back() != '[' &&
-		    out.back() != '.')
+		if (pending_space && !punct && out.back() != '(' && out.back() != ',' && out.back() != '[' && out.back() != '.')
 			out.push_back(' ');
 		pending_space = false;
 		out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
@@ -75,37 +74,37 @@ TargetKind KindOfBase(const std::string &base) {
 		TargetKind kind;
 	};
 	static const Entry kEntries[] = {
-	    {"text", TargetKind::kText},
-	    {"varchar", TargetKind::kText},
-	    {"character varying", TargetKind::kText},
-	    {"char", TargetKind::kText},
-	    {"character", TargetKind::kText},
-	    {"bpchar", TargetKind::kText},
-	    {"smallint", TargetKind::kSmallint},
-	    {"int2", TargetKind::kSmallint},
-	    {"integer", TargetKind::kInteger},
-	    {"int", TargetKind::kInteger},
-	    {"int4", TargetKind::kInteger},
-	    {"bigint", TargetKind::kBigint},
-	    {"int8", TargetKind::kBigint},
-	    {"real", TargetKind::kReal},
-	    {"float4", TargetKind::kReal},
-	    {"double precision", TargetKind::kDouble},
-	    {"float8", TargetKind::kDouble},
-	    {"float", TargetKind::kDouble},
-	    {"numeric", TargetKind::kNumeric},
-	    {"decimal", TargetKind::kNumeric},
-	    {"boolean", TargetKind::kBoolean},
-	    {"bool", TargetKind::kBoolean},
-	    {"timestamptz", TargetKind::kTimestamptz},
-	    {"timestamp with time zone", TargetKind::kTimestamptz},
-	    {"timestamp", TargetKind::kTimestamp},
-	    {"timestamp without time zone", TargetKind::kTimestamp},
-	    {"date", TargetKind::kDate},
-	    {"uuid", TargetKind::kUuid},
-	    {"bytea", TargetKind::kBytea},
-	    {"jsonb", TargetKind::kJsonb},
-	    {"json", TargetKind::kJson},
+		{"text", TargetKind::kText},
+		{"varchar", TargetKind::kText},
+		{"character varying", TargetKind::kText},
+		{"char", TargetKind::kText},
+		{"character", TargetKind::kText},
+		{"bpchar", TargetKind::kText},
+		{"smallint", TargetKind::kSmallint},
+		{"int2", TargetKind::kSmallint},
+		{"integer", TargetKind::kInteger},
+		{"int", TargetKind::kInteger},
+		{"int4", TargetKind::kInteger},
+		{"bigint", TargetKind::kBigint},
+		{"int8", TargetKind::kBigint},
+		{"real", TargetKind::kReal},
+		{"float4", TargetKind::kReal},
+		{"double precision", TargetKind::kDouble},
+		{"float8", TargetKind::kDouble},
+		{"float", TargetKind::kDouble},
+		{"numeric", TargetKind::kNumeric},
+		{"decimal", TargetKind::kNumeric},
+		{"boolean", TargetKind::kBoolean},
+		{"bool", TargetKind::kBoolean},
+		{"timestamptz", TargetKind::kTimestamptz},
+		{"timestamp with time zone", TargetKind::kTimestamptz},
+		{"timestamp", TargetKind::kTimestamp},
+		{"timestamp without time zone", TargetKind::kTimestamp},
+		{"date", TargetKind::kDate},
+		{"uuid", TargetKind::kUuid},
+		{"bytea", TargetKind::kBytea},
+		{"jsonb", TargetKind::kJsonb},
+		{"json", TargetKind::kJson},
 	};
 	for (const Entry &entry : kEntries)
 		if (base == entry.name)
@@ -120,7 +119,7 @@ bool IsWordChar(char c) {
 
 } // namespace
 
-std::string TargetType::Name() const {
+std::string TargetType::BuildName() const {
 	std::string name = base;
 	if (!modifier.empty()) {
 		std::size_t with = name.find(" with");
@@ -141,6 +140,7 @@ TargetType ClassifyType(std::string_view pg_type_name) {
 		if (StripArraySuffix(again)) {
 			type.base = Normalise(pg_type_name);
 			type.array = false;
+			type.name = type.base;
 			return type;
 		}
 	}
@@ -155,6 +155,7 @@ TargetType ClassifyType(std::string_view pg_type_name) {
 		if (type.array)
 			StripArraySuffix(type.base);
 	}
+	type.name = type.BuildName();
 	return type;
 }
 
@@ -234,7 +235,7 @@ bool IsPlausibleTypeName(std::string_view name) {
 			return false;
 		for (std::size_t k = i + 1; k < close; ++k)
 			if (!std::isdigit(static_cast<unsigned char>(name[k])) && name[k] != ',' && name[k] != '-' &&
-			    !IsSpace(name[k]))
+				!IsSpace(name[k]))
 				return false;
 		i = close + 1;
 		words();

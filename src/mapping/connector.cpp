@@ -55,43 +55,46 @@ struct Entry {
 Field ReadField(const std::string &name, const Json &spec, const std::string &where) {
 	if (!spec.IsObject())
 		throw Refuse(sqlstate::kInvalidParameterValue, where, "must be an object, not " + spec.TypeName(),
-		             "A field is {\"dest\": column, \"type\": SQL type}.");
+					 "A field is {\"dest\": column, \"type\": SQL type}.");
 	Field field;
 	field.name = name;
 	for (const auto &[key, value] : spec.Members()) {
 		if (key == "transform")
-			throw Refuse(sqlstate::kFeatureNotSupported, where + ".transform", "is Python code, which mongo_river does not run",
-			             "Remove the transform; convert with a view or a generated column instead.");
+			throw Refuse(sqlstate::kFeatureNotSupported, where + ".transform",
+						 "is Python code, which mongo_river does not run",
+						 "Remove the transform; convert with a view or a generated column instead.");
 		bool known = false;
 		for (const char *allowed : kFieldKeys)
 			known = known || key == allowed;
 		if (!known)
 			throw Refuse(sqlstate::kInvalidParameterValue, where + "." + key, "is not a known key",
-			             "Allowed keys: \"dest\", \"type\", \"fk\", \"index\", \"valueField\".");
+						 "Allowed keys: \"dest\", \"type\", \"fk\", \"index\", \"valueField\".");
 		if (key == "index") {
 			if (!value.IsBool())
-				throw Refuse(sqlstate::kInvalidParameterValue, where + ".index", "must be true or false", "Write \"index\": true.");
+				throw Refuse(sqlstate::kInvalidParameterValue, where + ".index", "must be true or false",
+							 "Write \"index\": true.");
 			field.index = value.BoolValue();
 			continue;
 		}
 		if (!value.IsString() || value.StringValue().empty())
 			throw Refuse(sqlstate::kInvalidParameterValue, where + "." + key, "must be a non-empty string",
-			             "Give a name or type as a string.");
+						 "Give a name or type as a string.");
 		std::string text = value.StringValue();
 		(key == "dest" ? field.dest : key == "type" ? field.type : key == "fk" ? field.fk : field.value_field) = text;
 	}
 	if (field.type.empty())
-		throw Refuse(sqlstate::kInvalidParameterValue, where + ".type", "is missing", "Give the column's SQL type, e.g. \"TEXT\".");
+		throw Refuse(sqlstate::kInvalidParameterValue, where + ".type", "is missing",
+					 "Give the column's SQL type, e.g. \"TEXT\".");
 	field.dest = Fold(field.dest.empty() ? name : field.dest);
 	field.fk = Fold(field.fk);
 	field.value_field = Fold(field.value_field);
 	std::string special = Upper(field.type);
 	if ((special == "_ARRAY" || special == "_ARRAY_OF_SCALARS") && field.fk.empty())
 		throw Refuse(sqlstate::kInvalidParameterValue, where + ".fk", "is missing",
-		             "An array needs \"fk\": the child column that holds the parent's key.");
+					 "An array needs \"fk\": the child column that holds the parent's key.");
 	if (special == "_ARRAY_OF_SCALARS" && field.value_field.empty())
 		throw Refuse(sqlstate::kInvalidParameterValue, where + ".valueField", "is missing",
-		             "An array of scalars needs \"valueField\": the child column that holds each element.");
+					 "An array of scalars needs \"valueField\": the child column that holds each element.");
 	return field;
 }
 
@@ -99,23 +102,23 @@ Field ReadField(const std::string &name, const Json &spec, const std::string &wh
 Entry ReadEntry(const Json &json, const std::string &where) {
 	if (!json.IsObject())
 		throw Refuse(sqlstate::kInvalidParameterValue, where, "must be an object, not " + json.TypeName(),
-		             "A collection entry is {\"pk\": column, field: {...}, ...}.");
+					 "A collection entry is {\"pk\": column, field: {...}, ...}.");
 	Entry entry;
 	entry.where = where;
 	for (const auto &[key, value] : json.Members()) {
 		if (key == "pk") {
 			if (!value.IsString() || value.StringValue().empty())
 				throw Refuse(sqlstate::kInvalidParameterValue, where + ".pk", "must be a non-empty string",
-				             "Name the primary key column.");
+							 "Name the primary key column.");
 			entry.pk = Fold(value.StringValue());
 		} else if (key == "indices") {
 			if (!value.IsArray())
 				throw Refuse(sqlstate::kInvalidParameterValue, where + ".indices", "must be an array of strings",
-				             "List index definitions such as \"INDEX name_idx ON table(column)\".");
+							 "List index definitions such as \"INDEX name_idx ON table(column)\".");
 			for (const Json &index : value.Elements()) {
 				if (!index.IsString())
 					throw Refuse(sqlstate::kInvalidParameterValue, where + ".indices", "must hold only strings",
-					             "List index definitions such as \"INDEX name_idx ON table(column)\".");
+								 "List index definitions such as \"INDEX name_idx ON table(column)\".");
 				entry.indices.push_back(index.StringValue());
 			}
 		} else {
@@ -131,7 +134,7 @@ Entry ReadEntry(const Json &json, const std::string &where) {
 class Importer {
 public:
 	Importer(std::string database, std::map<std::string, Entry> entries)
-	    : database_(std::move(database)), entries_(std::move(entries)) {}
+		: database_(std::move(database)), entries_(std::move(entries)) {}
 
 	// Root builds the ImportedCollection of a root entry and lists its and its children's "indices"
 	// (where, SQL) for checking once the whole mapping is known.
@@ -147,8 +150,8 @@ public:
 			AddField(field, entry, result.table, result.mapping.columns, result.mapping.arrays, result.indexes, 1);
 		if (!FindColumn(result.mapping.columns, entry.pk))
 			throw Refuse(sqlstate::kUndefinedColumn, entry.where + ".pk",
-			             "names column \"" + entry.pk + "\", which no field maps",
-			             "Map the document id to it: \"_id\": {\"dest\": \"" + entry.pk + "\", \"type\": \"TEXT\"}.");
+						 "names column \"" + entry.pk + "\", which no field maps",
+						 "Map the document id to it: \"_id\": {\"dest\": \"" + entry.pk + "\", \"type\": \"TEXT\"}.");
 		for (const std::string &index : entry.indices)
 			indices->emplace_back(entry.where, index);
 		indices_ = nullptr;
@@ -158,13 +161,13 @@ public:
 private:
 	// AddField adds one field of an entry as a column or a child table.
 	void AddField(const Field &field, const Entry &entry, const std::string &table, std::vector<Column> &columns,
-	              std::vector<ArrayMapping> &arrays, std::vector<IndexDefinition> &indexes, int depth) {
+				  std::vector<ArrayMapping> &arrays, std::vector<IndexDefinition> &indexes, int depth) {
 		std::string special = Upper(field.type);
 		std::string where = entry.where + "." + field.name;
 		if (special == "_ARRAY" || special == "_ARRAY_OF_SCALARS") {
 			if (depth > kMaxNesting)
 				throw Refuse(sqlstate::kInvalidParameterValue, where, "nests arrays more than 16 levels deep",
-				             "Check for an array whose dest leads back to an enclosing entry.");
+							 "Check for an array whose dest leads back to an enclosing entry.");
 			arrays.push_back(Child(field, entry, special == "_ARRAY_OF_SCALARS", indexes, depth));
 			return;
 		}
@@ -180,7 +183,7 @@ private:
 
 	// Child builds the array mapping of an _ARRAY or _ARRAY_OF_SCALARS field from the child entry.
 	ArrayMapping Child(const Field &field, const Entry &parent, bool scalars, std::vector<IndexDefinition> &indexes,
-	                   int depth) {
+					   int depth) {
 		std::string where = parent.where + "." + field.name;
 		auto found = entries_.find(field.dest);
 		if (found == entries_.end())
@@ -189,8 +192,9 @@ private:
 					found = it;
 		if (found == entries_.end())
 			throw Refuse(sqlstate::kInvalidParameterValue, where,
-			             "is an array whose child entry \"" + field.dest + "\" is missing from database \"" + database_ + "\"",
-			             "Add an entry for \"" + field.dest + "\" describing the element fields.");
+						 "is an array whose child entry \"" + field.dest + "\" is missing from database \"" +
+							 database_ + "\"",
+						 "Add an entry for \"" + field.dest + "\" describing the element fields.");
 		const Entry &child = found->second;
 		ArrayMapping array;
 		array.name = DefaultIdentifier(field.name);
@@ -207,8 +211,9 @@ private:
 			if (element.dest == array.fk) {
 				if (convert::ClassifyType(element.type).kind != convert::ClassifyType(key_type).kind)
 					throw Refuse(sqlstate::kDatatypeMismatch, child.where + "." + element.name,
-					             "declares fk \"" + array.fk + "\" as " + element.type + " but the parent's key is " + key_type,
-					             "Give the fk column the type of the parent's key (nested arrays: TEXT).");
+								 "declares fk \"" + array.fk + "\" as " + element.type + " but the parent's key is " +
+									 key_type,
+								 "Give the fk column the type of the parent's key (nested arrays: TEXT).");
 				continue;
 			}
 			if (scalars) {
@@ -216,8 +221,8 @@ private:
 					array.columns.push_back({element.dest, {kElementKey}, element.type, Format::kDefault});
 				else if (element.dest != child.pk)
 					throw Refuse(sqlstate::kInvalidParameterValue, child.where + "." + element.name,
-					             "cannot be mapped: the elements of " + where + " are scalars",
-					             "A scalar array's entry maps only its valueField, fk and pk.");
+								 "cannot be mapped: the elements of " + where + " are scalars",
+								 "A scalar array's entry maps only its valueField, fk and pk.");
 				continue;
 			}
 			pk_mapped = pk_mapped || element.dest == child.pk;
@@ -225,14 +230,14 @@ private:
 		}
 		if (scalars && array.columns.empty())
 			throw Refuse(sqlstate::kInvalidParameterValue, child.where,
-			             "does not map valueField \"" + field.value_field + "\" of " + where,
-			             "Add \"" + field.value_field + "\": {\"type\": ...} to the child entry.");
+						 "does not map valueField \"" + field.value_field + "\" of " + where,
+						 "Add \"" + field.value_field + "\": {\"type\": ...} to the child entry.");
 		if (!pk_mapped)
 			array.id = child.pk;
 		else if (!array.arrays.empty())
 			throw Refuse(sqlstate::kFeatureNotSupported, child.where,
-			             "maps its pk from an element field and also has arrays",
-			             "Leave the child's pk unmapped so mongo_river generates it; nested arrays reference it.");
+						 "maps its pk from an element field and also has arrays",
+						 "Leave the child's pk unmapped so mongo_river generates it; nested arrays reference it.");
 		for (const std::string &index : child.indices)
 			indices_->emplace_back(child.where, index);
 		for (const Field &element : child.fields)
@@ -296,14 +301,16 @@ std::string CheckIndex(const IndexDefinition &index, const ImportedCollection &i
 
 std::vector<ImportedCollection> ImportConnectorMappings(const Json &json) {
 	if (!json.IsObject())
-		throw Refuse(sqlstate::kInvalidParameterValue, "the file", "must be an object of databases, not " + json.TypeName(),
-		             "The file is {\"database\": {\"collection\": {...}}}.");
+		throw Refuse(sqlstate::kInvalidParameterValue, "the file",
+					 "must be an object of databases, not " + json.TypeName(),
+					 "The file is {\"database\": {\"collection\": {...}}}.");
 	std::vector<ImportedCollection> result;
 	std::vector<std::string> problems;
 	for (const auto &[database, collections] : json.Members()) {
 		if (!collections.IsObject())
-			throw Refuse(sqlstate::kInvalidParameterValue, database, "must be an object of collections, not " + collections.TypeName(),
-			             "The file is {\"database\": {\"collection\": {...}}}.");
+			throw Refuse(sqlstate::kInvalidParameterValue, database,
+						 "must be an object of collections, not " + collections.TypeName(),
+						 "The file is {\"database\": {\"collection\": {...}}}.");
 		std::map<std::string, Entry> entries;
 		std::vector<std::string> order;
 		std::set<std::string> children;
@@ -318,8 +325,9 @@ std::vector<ImportedCollection> ImportConnectorMappings(const Json &json) {
 						if (Fold(other) == field.dest)
 							children.insert(other);
 		if (!order.empty() && children.size() == order.size())
-			throw Refuse(sqlstate::kInvalidParameterValue, database, "has no root collection: every entry is an array's child",
-			             "Check the \"dest\" of the _ARRAY fields; an array cannot lead back to its own collection.");
+			throw Refuse(sqlstate::kInvalidParameterValue, database,
+						 "has no root collection: every entry is an array's child",
+						 "Check the \"dest\" of the _ARRAY fields; an array cannot lead back to its own collection.");
 		Importer importer(database, entries);
 		for (const std::string &collection : order) {
 			if (children.count(collection))
@@ -329,8 +337,10 @@ std::vector<ImportedCollection> ImportConnectorMappings(const Json &json) {
 			try {
 				ValidateMapping(imported.mapping);
 			} catch (const Error &e) {
-				throw Error(e.Sqlstate(), "cannot import mongo-connector mappings: " + database + "." + collection + ": " + e.Message(),
-				            e.Detail(), e.Hint());
+				throw Error(e.Sqlstate(),
+							"cannot import mongo-connector mappings: " + database + "." + collection + ": " +
+								e.Message(),
+							e.Detail(), e.Hint());
 			}
 			for (const auto &[where, sql] : indices) {
 				IndexDefinition index = ParseIndexDefinition(sql);
@@ -347,9 +357,10 @@ std::vector<ImportedCollection> ImportConnectorMappings(const Json &json) {
 		std::string detail;
 		for (const std::string &problem : problems)
 			detail += (detail.empty() ? "" : "\n") + problem;
-		throw Error(sqlstate::kInvalidParameterValue, "cannot import mongo-connector mappings: " + problems.front(), detail,
-		            "Fix or remove these \"indices\" entries: mongo_river creates only the tables and columns the "
-		            "mapping declares, and nothing was imported.");
+		throw Error(sqlstate::kInvalidParameterValue, "cannot import mongo-connector mappings: " + problems.front(),
+					detail,
+					"Fix or remove these \"indices\" entries: mongo_river creates only the tables and columns the "
+					"mapping declares, and nothing was imported.");
 	}
 	return result;
 }

@@ -48,7 +48,7 @@ public:
 			return {};
 		}
 		while (pos_ < sql_.size() && (std::isalnum(static_cast<unsigned char>(sql_[pos_])) || sql_[pos_] == '_' ||
-		                              static_cast<unsigned char>(sql_[pos_]) >= 0x80)) {
+									  static_cast<unsigned char>(sql_[pos_]) >= 0x80)) {
 			char c = sql_[pos_++];
 			name.push_back((c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c);
 		}
@@ -88,8 +88,9 @@ private:
 
 IndexDefinition ParseIndexDefinition(std::string_view sql) {
 	auto refuse = [&sql](const std::string &why) {
-		return Error(sqlstate::kInvalidParameterValue, "unsupported index definition \"" + std::string(sql) + "\": " + why,
-		             {}, "Only [UNIQUE] INDEX name ON table(column, ...) is imported; create other indexes yourself.");
+		return Error(sqlstate::kInvalidParameterValue,
+					 "unsupported index definition \"" + std::string(sql) + "\": " + why, {},
+					 "Only [UNIQUE] INDEX name ON table(column, ...) is imported; create other indexes yourself.");
 	};
 	IndexTokens tokens(sql);
 	IndexDefinition index;

@@ -63,9 +63,9 @@ unsigned KindOf(const bson_value_t &value) {
 		return kDate;
 	case BSON_TYPE_BINARY:
 		return (value.value.v_binary.data_len == 16 && (value.value.v_binary.subtype == BSON_SUBTYPE_UUID ||
-		                                                 value.value.v_binary.subtype == BSON_SUBTYPE_UUID_DEPRECATED))
-		           ? kUuid
-		           : kBinary;
+														value.value.v_binary.subtype == BSON_SUBTYPE_UUID_DEPRECATED))
+				   ? kUuid
+				   : kBinary;
 	case BSON_TYPE_DOCUMENT:
 		return kDocument;
 	case BSON_TYPE_ARRAY:
@@ -82,18 +82,25 @@ unsigned KindOf(const bson_value_t &value) {
 // LooksLikeDynamicKey tells whether a key is data rather than a field name: an ObjectId, a number,
 // a UUID or a date.
 bool LooksLikeDynamicKey(const std::string &key) {
-	auto all_of = [&key](const char *allowed) { return !key.empty() && key.find_first_not_of(allowed) == std::string::npos; };
+	auto all_of = [&key](const char *allowed) {
+		return !key.empty() && key.find_first_not_of(allowed) == std::string::npos;
+	};
 	if (all_of("0123456789"))
 		return true;
 	if (key.size() == 24 && all_of("0123456789abcdefABCDEF"))
 		return true;
 	if (key.size() == 36 && all_of("0123456789abcdefABCDEF-"))
 		return true;
-	return key.size() >= 8 && key[4] == '-' && all_of("0123456789-:TZ.") ;
+	return key.size() >= 8 && key[4] == '-' && all_of("0123456789-:TZ.");
 }
 
-// Observe adds one value to stats, walking documents and arrays down to depth_left levels.
-void Observe(Stats &stats, const bson_value_t &value, int depth_left, std::size_t key_limit) {
+// kMaxRootKeys bounds the distinct top-level fields tracked (the root is never "dynamic").
+constexpr std::size_t kMaxRootKeys = 10000;
+
+// Observe adds one value to stats, walking documents and arrays down to depth_left levels; a
+// document at this level may hold own_limit distinct keys (key_limit below) before it counts as
+// dynamic.
+void Observe(Stats &stats, const bson_value_t &value, int depth_left, std::size_t own_limit, std::size_t key_limit) {
 	stats.kinds |= KindOf(value);
 	if ((value.value_type != BSON_TYPE_DOCUMENT && value.value_type != BSON_TYPE_ARRAY) || depth_left <= 0)
 		return;
@@ -105,7 +112,7 @@ void Observe(Stats &stats, const bson_value_t &value, int depth_left, std::size_
 		if (value.value_type == BSON_TYPE_ARRAY) {
 			if (!stats.elements)
 				stats.elements = std::make_unique<Stats>();
-			Observe(*stats.elements, *child, depth_left, key_limit);
+			Observe(*stats.elements, *child, depth_left, key_limit, key_limit);
 			continue;
 		}
 		if (stats.dynamic)
@@ -113,14 +120,14 @@ void Observe(Stats &stats, const bson_value_t &value, int depth_left, std::size_
 		std::string key = bson_iter_key(&iter);
 		auto found = stats.index.find(key);
 		if (found == stats.index.end()) {
-			if (stats.children.size() >= key_limit) {
+			if (stats.children.size() >= own_limit) {
 				stats.dynamic = true;
 				continue;
 			}
 			found = stats.index.emplace(key, stats.children.size()).first;
 			stats.children.emplace_back(key, std::make_unique<Stats>());
 		}
-		Observe(*stats.children[found->second].second, *child, depth_left - 1, key_limit);
+		Observe(*stats.children[found->second].second, *child, depth_left - 1, key_limit, key_limit);
 	}
 }
 
@@ -167,9 +174,10 @@ public:
 
 	// Emit adds columns (and child tables when allowed) for the fields of a document's stats.
 	void Emit(const Stats &stats, const Path &prefix, int depth, bool child_tables, std::set<std::string> &taken,
-	          std::vector<Column> &columns, std::vector<ArrayMapping> &arrays) {
+			  std::vector<Column> &columns, std::vector<ArrayMapping> &arrays) {
 		for (const auto &[key, child] : stats.children) {
-			if (key.empty() || key[0] == '$' || (prefix.empty() && depth == 1 && child_tables && key == "_id"))
+			if (key.empty() || key[0] == '$' || !bson_utf8_validate(key.data(), key.size(), false) ||
+				(prefix.empty() && depth == 1 && child_tables && key == "_id"))
 				continue;
 			if (columns.size() >= options_.max_columns)
 				return;
@@ -181,11 +189,12 @@ public:
 				continue;
 			}
 			if (kinds == kArray && child_tables && child->elements && child->elements->kinds == kDocument &&
-			    !IsDynamic(*child->elements) && !child->elements->children.empty()) {
+				!IsDynamic(*child->elements) && !child->elements->children.empty()) {
 				arrays.push_back(ChildTable(*child->elements, path, arrays));
 				continue;
 			}
-			std::string name = UniqueName(ColumnNameForPath(path), [&taken](const std::string &n) { return taken.count(n) > 0; });
+			std::string name =
+				UniqueName(ColumnNameForPath(path), [&taken](const std::string &n) { return taken.count(n) > 0; });
 			taken.insert(name);
 			columns.push_back({name, path, TypeOf(*child), Format::kDefault});
 		}
@@ -221,7 +230,7 @@ private:
 		});
 		array.path = path;
 		array.table = UniqueName(DefaultIdentifier(options_.table + "_" + field),
-		                         [this](const std::string &n) { return tables_->count(n) > 0; });
+								 [this](const std::string &n) { return tables_->count(n) > 0; });
 		tables_->insert(array.table);
 		array.fk = DefaultIdentifier(options_.table + "_id");
 		array.position = array.fk == "pos" ? "position" : "pos";
@@ -266,7 +275,7 @@ Mapping InferMapping(const bson_t *const *documents, std::size_t count, const In
 		value.value_type = BSON_TYPE_DOCUMENT;
 		value.value.v_doc.data = const_cast<std::uint8_t *>(bson_get_data(document));
 		value.value.v_doc.data_len = document->len;
-		Observe(root, value, depth + 1, options.dynamic_key_threshold);
+		Observe(root, value, depth + 1, kMaxRootKeys, options.dynamic_key_threshold);
 	}
 	Mapping mapping;
 	mapping.pk = "id";

@@ -33,10 +33,10 @@ Json Json::Parse(std::string_view text, std::string_view what) {
 	if (!value) {
 		bool duplicate = json_error_code(&error) == json_error_duplicate_key;
 		throw Error(duplicate ? sqlstate::kDuplicateColumn : sqlstate::kInvalidTextRepresentation,
-		            std::string(what) + " is not valid JSON",
-		            std::string(error.text) + " (line " + std::to_string(error.line) + ", column " +
-		                std::to_string(error.column) + ")",
-		            duplicate ? "Each key may appear once in a JSON object." : "Check the JSON syntax.");
+					std::string(what) + " is not valid JSON",
+					std::string(error.text) + " (line " + std::to_string(error.line) + ", column " +
+						std::to_string(error.column) + ")",
+					duplicate ? "Each key may appear once in a JSON object." : "Check the JSON syntax.");
 	}
 	return Json(value);
 }
@@ -50,7 +50,11 @@ Json Json::NewArray() {
 }
 
 Json Json::NewString(std::string_view s) {
-	return Json(Require(json_stringn(s.data(), s.size())));
+	json_t *value = json_stringn(s.data(), s.size());
+	if (!value)
+		throw Error("22021", "cannot put a string that is not valid UTF-8 into JSON", {},
+					"Names and paths must be valid UTF-8.");
+	return Json(value);
 }
 
 Json Json::NewInteger(std::int64_t v) {
@@ -155,8 +159,8 @@ void Json::Append(const Json &value) {
 
 std::string Json::Dump(bool pretty) const {
 	std::unique_ptr<char, decltype(&std::free)> text(
-	    json_dumps(value_, JSON_ENCODE_ANY | JSON_PRESERVE_ORDER | (pretty ? JSON_INDENT(2) : JSON_COMPACT)),
-	    &std::free);
+		json_dumps(value_, JSON_ENCODE_ANY | JSON_PRESERVE_ORDER | (pretty ? JSON_INDENT(2) : JSON_COMPACT)),
+		&std::free);
 	if (!text)
 		throw Error(sqlstate::kInternalError, "cannot serialise JSON");
 	return std::string(text.get());

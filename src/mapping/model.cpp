@@ -59,7 +59,7 @@ Json ArraysToJson(const std::vector<ArrayMapping> &arrays) {
 // TargetError builds the Error for a malformed '[schema.]table'.
 Error TargetError(std::string_view text, const std::string &problem) {
 	return Error(sqlstate::kInvalidParameterValue, "invalid target \"" + std::string(text) + "\": " + problem, {},
-	             "Write the target as table or schema.table; double-quote parts that need capitals or dots.");
+				 "Write the target as table or schema.table; double-quote parts that need capitals or dots.");
 }
 
 } // namespace
@@ -131,7 +131,7 @@ Target ParseTarget(std::string_view text) {
 			throw TargetError(text, "empty name");
 		if (part.size() > kMaxIdentifierBytes)
 			throw Error("42602", "invalid target \"" + std::string(text) + "\": name longer than 63 bytes", {},
-			            "PostgreSQL truncates identifiers to 63 bytes; choose a shorter name.");
+						"PostgreSQL truncates identifiers to 63 bytes; choose a shorter name.");
 		parts.push_back(part);
 		if (i >= text.size())
 			break;
@@ -159,7 +159,7 @@ bool operator==(const Column &a, const Column &b) {
 
 bool operator==(const ArrayMapping &a, const ArrayMapping &b) {
 	return a.name == b.name && a.path == b.path && a.table == b.table && a.fk == b.fk && a.position == b.position &&
-	       a.id == b.id && a.columns == b.columns && a.arrays == b.arrays;
+		   a.id == b.id && a.columns == b.columns && a.arrays == b.arrays;
 }
 
 bool operator==(const Mapping &a, const Mapping &b) {

@@ -17,8 +17,7 @@ Error ShapeError(const std::string &location, const std::string &problem, const 
 }
 
 // AllowedList renders allowed keys for hints: "pk", "columns", ...
-template <std::size_t N>
-std::string AllowedList(const char *const (&keys)[N]) {
+template <std::size_t N> std::string AllowedList(const char *const (&keys)[N]) {
 	std::string list;
 	for (std::size_t i = 0; i < N; ++i)
 		list += (i ? ", \"" : "\"") + std::string(keys[i]) + "\"";
@@ -34,7 +33,8 @@ void RefuseUnknownKeys(const Json &object, const std::string &location, const ch
 		for (const char *allowed : keys)
 			known = known || key == allowed;
 		if (!known)
-			throw ShapeError(location + "." + key, "is not a known key", "Allowed keys here: " + AllowedList(keys) + ".");
+			throw ShapeError(location + "." + key, "is not a known key",
+							 "Allowed keys here: " + AllowedList(keys) + ".");
 	}
 }
 
@@ -52,7 +52,7 @@ std::string OptionalString(const Json &object, const char *key, const std::strin
 		return {};
 	if (!value.IsString())
 		throw ShapeError(location + "." + key, "must be a string, not " + value.TypeName(),
-		                 "Give a name or leave the key out.");
+						 "Give a name or leave the key out.");
 	if (value.StringValue().empty())
 		throw ShapeError(location + "." + key, "is empty", "Give a name or leave the key out.");
 	return value.StringValue();
@@ -71,7 +71,7 @@ std::string RequiredString(const Json &object, const char *key, const std::strin
 // ReadPath reads a path given as a dotted string or as an array of key strings.
 Path ReadPath(const Json &object, const std::string &location) {
 	const std::string hint = "Write the path as a dotted string (\"author.name\") or, when a key contains a dot, as an "
-	                         "array of keys ([\"key.with.dots\", \"x\"]).";
+							 "array of keys ([\"key.with.dots\", \"x\"]).";
 	Json value = object.Get("path");
 	if (!value.Valid())
 		throw ShapeError(location + ".path", "is missing", hint);
@@ -83,8 +83,8 @@ Path ReadPath(const Json &object, const std::string &location) {
 	std::size_t index = 0;
 	for (const Json &key : value.Elements()) {
 		if (!key.IsString())
-			throw ShapeError(location + ".path[" + std::to_string(index) + "]", "must be a string, not " + key.TypeName(),
-			                 hint);
+			throw ShapeError(location + ".path[" + std::to_string(index) + "]",
+							 "must be a string, not " + key.TypeName(), hint);
 		path.push_back(key.StringValue());
 		++index;
 	}
@@ -101,8 +101,8 @@ Format ReadFormat(const Json &spec, const std::string &location) {
 	if (format == "presence")
 		return Format::kPresence;
 	throw ShapeError(location + ".format", "has an unknown value \"" + format + "\"",
-	                 "Allowed formats: \"extjson\" (canonical Extended JSON text) and \"presence\" (boolean: the "
-	                 "field exists and is not null).");
+					 "Allowed formats: \"extjson\" (canonical Extended JSON text) and \"presence\" (boolean: the "
+					 "field exists and is not null).");
 }
 
 // ReadColumns reads a "columns" object; absent is allowed only when optional.
@@ -135,10 +135,12 @@ std::vector<ArrayMapping> ReadArrays(const Json &parent, const std::string &loca
 	Json object = parent.Get("arrays");
 	if (!object.Valid())
 		return arrays;
-	RequireObject(object, location + ".arrays", "Give \"arrays\": {\"name\": {\"path\": ..., \"table\": ..., \"fk\": ...}}.");
+	RequireObject(object, location + ".arrays",
+				  "Give \"arrays\": {\"name\": {\"path\": ..., \"table\": ..., \"fk\": ...}}.");
 	for (const auto &[name, spec] : object.Members()) {
 		std::string here = location + ".arrays." + name;
-		RequireObject(spec, here, "Each array mapping is {\"path\": ..., \"table\": ..., \"fk\": ..., \"columns\": {...}}.");
+		RequireObject(spec, here,
+					  "Each array mapping is {\"path\": ..., \"table\": ..., \"fk\": ..., \"columns\": {...}}.");
 		RefuseUnknownKeys(spec, here, kArrayKeys);
 		ArrayMapping array;
 		array.name = name;

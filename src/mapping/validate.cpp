@@ -1,6 +1,8 @@
 // validate.cpp: the semantic rules every mapping obeys, whether parsed from JSON or built in C++.
 #include <set>
 
+#include <bson/bson.h>
+
 #include "mongo_river/convert/types.hpp"
 #include "mongo_river/error.hpp"
 #include "mongo_river/mapping/mapping.hpp"
@@ -17,10 +19,11 @@ constexpr std::size_t kMaxPathKeys = 100;
 const char *const kDuplicateTable = "42P07";
 const char *const kTooManyColumns = "54011";
 const char *const kInvalidName = "42602";
+const char *const kCharacterNotInRepertoire = "22021";
 
 // Fail throws an Error whose message names the mapping location.
 [[noreturn]] void Fail(const char *code, const std::string &location, const std::string &problem,
-                       const std::string &hint, const std::string &detail = {}) {
+					   const std::string &hint, const std::string &detail = {}) {
 	throw Error(code, "invalid mapping: " + location + " " + problem, detail, hint);
 }
 
@@ -29,14 +32,17 @@ std::string Quote(const std::string &name) {
 	return "\"" + name + "\"";
 }
 
-// CheckName enforces the identifier rules: non-empty and at most 63 bytes (PostgreSQL would cut a
+// CheckName enforces the identifier rules: non-empty, valid UTF-8 and at most 63 bytes (PostgreSQL would cut a
 // longer name silently, and two long names could then collide).
 void CheckName(const std::string &name, const std::string &location) {
 	if (name.empty())
 		Fail(sqlstate::kInvalidParameterValue, location, "is an empty name", "Column and table names cannot be empty.");
 	if (name.size() > kMaxIdentifierBytes)
 		Fail(kInvalidName, location, "names " + Quote(name) + ", longer than 63 bytes",
-		     "PostgreSQL truncates identifiers to 63 bytes; choose a shorter name.");
+			 "PostgreSQL truncates identifiers to 63 bytes; choose a shorter name.");
+	if (!bson_utf8_validate(name.data(), name.size(), false))
+		Fail(kCharacterNotInRepertoire, location, "is not valid UTF-8 (or holds a NUL character)",
+			 "Names must be valid UTF-8.");
 }
 
 // CheckPath enforces the path rules: at least one key, no empty key, no key starting with '$'
@@ -52,13 +58,15 @@ void CheckPath(const Path &path, const std::string &location, bool element_ok) {
 		Fail(sqlstate::kInvalidParameterValue, location, "has more than 100 keys", hint);
 	for (std::size_t i = 0; i < path.size(); ++i) {
 		if (path[i].empty())
-			Fail(sqlstate::kInvalidParameterValue, location, "has an empty key (key " + std::to_string(i + 1) + " of " +
-			                                                     Quote(PathText(path)) + ")",
-			     hint);
+			Fail(sqlstate::kInvalidParameterValue, location,
+				 "has an empty key (key " + std::to_string(i + 1) + " of " + Quote(PathText(path)) + ")", hint);
+		if (!bson_utf8_validate(path[i].data(), path[i].size(), false))
+			Fail(kCharacterNotInRepertoire, location, "has a key that is not valid UTF-8 (or holds a NUL character)",
+				 hint);
 		if (path[i][0] == '$')
 			Fail(sqlstate::kInvalidParameterValue, location, "has key " + Quote(path[i]) + " starting with '$'",
-			     element_ok ? "Use the path \"$\" alone for the array element itself; other keys cannot start with '$'."
-			                : "Keys starting with '$' are MongoDB operators, not fields.");
+				 element_ok ? "Use the path \"$\" alone for the array element itself; other keys cannot start with '$'."
+							: "Keys starting with '$' are MongoDB operators, not fields.");
 	}
 }
 
@@ -68,17 +76,17 @@ void CheckColumn(const Column &column, const std::string &location, bool element
 	CheckPath(column.path, location + ".path", element_ok);
 	if (!convert::IsPlausibleTypeName(column.type))
 		Fail(sqlstate::kInvalidParameterValue, location + ".type",
-		     column.type.empty() ? "is empty" : "is not a type name: " + Quote(column.type),
-		     "Give a PostgreSQL type name such as \"text\", \"numeric(10,2)\" or \"text[]\".");
+			 column.type.empty() ? "is empty" : "is not a type name: " + Quote(column.type),
+			 "Give a PostgreSQL type name such as \"text\", \"numeric(10,2)\" or \"text[]\".");
 	convert::TargetType target = convert::ClassifyType(column.type);
-	if (column.format == Format::kExtendedJson && (target.array || (target.kind != convert::TargetKind::kText &&
-	                                                               target.kind != convert::TargetKind::kJsonb &&
-	                                                               target.kind != convert::TargetKind::kJson)))
+	if (column.format == Format::kExtendedJson &&
+		(target.array || (target.kind != convert::TargetKind::kText && target.kind != convert::TargetKind::kJsonb &&
+						  target.kind != convert::TargetKind::kJson)))
 		Fail(sqlstate::kDatatypeMismatch, location + ".format", "is \"extjson\" but the type is " + Quote(column.type),
-		     "Format \"extjson\" produces text: use type text, jsonb or json.");
+			 "Format \"extjson\" produces text: use type text, jsonb or json.");
 	if (column.format == Format::kPresence && (target.array || target.kind != convert::TargetKind::kBoolean))
 		Fail(sqlstate::kDatatypeMismatch, location + ".format", "is \"presence\" but the type is " + Quote(column.type),
-		     "Format \"presence\" produces true or false: use type boolean.");
+			 "Format \"presence\" produces true or false: use type boolean.");
 }
 
 // TableColumns tracks one table's column names to refuse duplicates (case-sensitive, as quoted
@@ -88,10 +96,11 @@ public:
 	void Add(const std::string &name, const std::string &location, const std::string &role) {
 		if (!names_.insert(name).second)
 			Fail(sqlstate::kDuplicateColumn, location, "reuses column name " + Quote(name) + " (" + role + ")",
-			     "Every column of a table needs its own name; rename one of them.");
+				 "Every column of a table needs its own name; rename one of them.");
 		if (names_.size() > kMaxColumns)
-			Fail(kTooManyColumns, location, "makes the table exceed 1600 columns", "Map fewer fields; keep the rest in the "
-			                                                                      "document column.");
+			Fail(kTooManyColumns, location, "makes the table exceed 1600 columns",
+				 "Map fewer fields; keep the rest in the "
+				 "document column.");
 	}
 
 private:
@@ -101,19 +110,19 @@ private:
 // CheckArrays checks array mappings (child tables) under one parent; has_key tells whether the parent
 // rows have a single key a nested child can reference.
 void CheckArrays(const std::vector<ArrayMapping> &arrays, const std::string &location, bool has_key,
-                 std::set<std::string> &tables) {
+				 std::set<std::string> &tables) {
 	for (const ArrayMapping &array : arrays) {
 		std::string here = location + ".arrays." + array.name;
 		CheckName(array.name, here);
 		if (!has_key)
 			Fail(sqlstate::kInvalidParameterValue, here,
-			     "is nested in an array mapping without \"id\", so its rows could not reference their parent",
-			     "Add \"id\": \"<column name>\" to the enclosing array mapping (a generated key per element).");
+				 "is nested in an array mapping without \"id\", so its rows could not reference their parent",
+				 "Add \"id\": \"<column name>\" to the enclosing array mapping (a generated key per element).");
 		CheckPath(array.path, here + ".path", false);
 		Target target = ParseTarget(array.table);
 		if (!tables.insert(target.schema + "." + target.table).second)
 			Fail(kDuplicateTable, here + ".table", "names table " + Quote(array.table) + " a second time",
-			     "Each array mapping needs its own child table.");
+				 "Each array mapping needs its own child table.");
 		TableColumns names;
 		CheckName(array.fk, here + ".fk");
 		names.Add(array.fk, here + ".fk", "the foreign key");
@@ -141,16 +150,17 @@ void CheckPk(const Mapping &mapping) {
 		Fail(sqlstate::kInvalidParameterValue, "mapping.pk", "is empty", "Name the primary key column, e.g. \"id\".");
 	const Column *pk = FindColumn(mapping.columns, mapping.pk);
 	if (!pk)
-		Fail(sqlstate::kUndefinedColumn, "mapping.pk", "names column " + Quote(mapping.pk) + ", which is not among the columns",
-		     "Add a column " + Quote(mapping.pk) + ", usually {\"path\": \"_id\", \"type\": \"text\"}.");
+		Fail(sqlstate::kUndefinedColumn, "mapping.pk",
+			 "names column " + Quote(mapping.pk) + ", which is not among the columns",
+			 "Add a column " + Quote(mapping.pk) + ", usually {\"path\": \"_id\", \"type\": \"text\"}.");
 	convert::TargetType target = convert::ClassifyType(pk->type);
 	std::string location = "mapping.columns." + pk->name;
 	if (target.array || target.kind == convert::TargetKind::kJson)
 		Fail(sqlstate::kDatatypeMismatch, location + ".type", "cannot be the primary key's type " + Quote(pk->type),
-		     "Use a scalar type with equality, such as text, bigint, uuid or jsonb.");
+			 "Use a scalar type with equality, such as text, bigint, uuid or jsonb.");
 	if (pk->format == Format::kPresence)
 		Fail(sqlstate::kInvalidParameterValue, location + ".format", "\"presence\" cannot be used for the primary key",
-		     "A primary key must tell documents apart.");
+			 "A primary key must tell documents apart.");
 }
 
 } // namespace

@@ -49,8 +49,8 @@ std::string ToRelaxedJson(const bson_t *doc) {
 
 Bson FromJson(const std::string &json, const std::string &what) {
 	bson_error_t error;
-	Bson doc(bson_new_from_json(reinterpret_cast<const uint8_t *>(json.data()), static_cast<ssize_t>(json.size()),
-								&error));
+	Bson doc(
+		bson_new_from_json(reinterpret_cast<const uint8_t *>(json.data()), static_cast<ssize_t>(json.size()), &error));
 	if (!doc)
 		throw Error(sqlstate::kInvalidTextRepresentation, "invalid " + what, error.message,
 					"Expected a JSON object in MongoDB Extended JSON.");

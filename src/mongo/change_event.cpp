@@ -187,9 +187,9 @@ const char *OperationTypeName(OperationType op) {
 }
 
 OperationType ParseOperationType(const std::string &name) {
-	static const OperationType kAll[] = {OperationType::kInsert,       OperationType::kUpdate, OperationType::kReplace,
-										 OperationType::kDelete,       OperationType::kDrop,   OperationType::kRename,
-										 OperationType::kDropDatabase, OperationType::kInvalidate};
+	static const OperationType kAll[] = {
+		OperationType::kInsert, OperationType::kUpdate, OperationType::kReplace,      OperationType::kDelete,
+		OperationType::kDrop,   OperationType::kRename, OperationType::kDropDatabase, OperationType::kInvalidate};
 	for (OperationType op : kAll) {
 		if (name == OperationTypeName(op))
 			return op;

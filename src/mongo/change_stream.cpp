@@ -91,6 +91,19 @@ Timestamp AfterOplogTime(Timestamp ts) {
 	return ts.i == UINT32_MAX ? Timestamp{ts.t + 1, 0} : Timestamp{ts.t, ts.i + 1};
 }
 
+// CheckScope refuses a scope too narrow for namespaces (Error 22023).
+void CheckScope(const std::vector<Namespace> &namespaces, StreamScope scope) {
+	std::set<std::string> dbs;
+	for (const Namespace &ns : namespaces)
+		dbs.insert(ns.db);
+	const bool fits = scope == StreamScope::kCluster || scope == StreamScope::kAuto ||
+					  (scope == StreamScope::kDatabase && dbs.size() == 1) ||
+					  (scope == StreamScope::kCollection && namespaces.size() == 1 && !namespaces[0].coll.empty());
+	if (!fits)
+		throw Error(sqlstate::kInvalidParameterValue, "the change stream scope does not cover every namespace",
+					std::to_string(namespaces.size()) + " namespaces in " + std::to_string(dbs.size()) + " databases");
+}
+
 } // namespace
 
 StreamScope ChooseScope(const std::vector<Namespace> &namespaces, StreamScope requested) {
@@ -197,7 +210,9 @@ void ChangeStreamReader::Open(const Position &start) {
 
 	Bson pipeline = BuildStreamPipeline(options_.namespaces);
 	const Namespace &first = options_.namespaces.front();
-	switch (ChooseScope(options_.namespaces, options_.scope)) {
+	const StreamScope scope = ChooseScope(options_.namespaces, options_.scope);
+	CheckScope(options_.namespaces, scope);
+	switch (scope) {
 	case StreamScope::kCollection:
 		collection_.reset(mongoc_client_get_collection(source_.Handle(), first.db.c_str(), first.coll.c_str()));
 		stream_.reset(mongoc_collection_watch(collection_.get(), pipeline.get(), opts.get()));
@@ -296,6 +311,14 @@ void ChangeStreamReader::Finish(Batch *batch) {
 		position_ = Position::ResumeAfter(last->resume_token.get());
 	}
 	Timestamp decoded = position_.ClusterTime();
+	if (batch->caught_up && !pending_ && !decoded.IsZero()) {
+		// A high-water-mark token at T says every event before T was returned; an event at T may
+		// still come (a resume after the token delivers it), so only the instant before T is reached.
+		if (decoded.i > 0)
+			decoded.i--;
+		else
+			decoded = Timestamp{decoded.t - 1, UINT32_MAX};
+	}
 	if (last && last->cluster_time > decoded)
 		decoded = last->cluster_time;
 	if (decoded > reached_)

@@ -35,6 +35,7 @@ enum Bracket : int {
 // OrBuilder appends the clauses {_id: {<op>: <value>}} of a $or array.
 class OrBuilder {
 public:
+	// OrBuilder appends to array, an open $or array.
 	explicit OrBuilder(bson_t *array) : array_(array) {}
 
 	// Add appends {_id: {op: value}}, value written by append(doc, key).
@@ -49,6 +50,7 @@ public:
 		bson_append_document_end(array_, &clause);
 	}
 
+	// Count returns how many clauses were appended.
 	int Count() const { return count_; }
 
 private:
@@ -80,7 +82,8 @@ void AddWholeBracket(OrBuilder *out, int bracket) {
 		});
 		break;
 	case kBinaryBracket:
-		out->Add("$gte", [](bson_t *d, const char *k) { bson_append_binary(d, k, -1, BSON_SUBTYPE_BINARY, nullptr, 0); });
+		out->Add("$gte",
+				 [](bson_t *d, const char *k) { bson_append_binary(d, k, -1, BSON_SUBTYPE_BINARY, nullptr, 0); });
 		break;
 	case kOidBracket:
 		out->Add("$gte", [](bson_t *d, const char *k) {
@@ -143,9 +146,9 @@ void AddRestOfBracket(OrBuilder *out, const bson_value_t *last) {
 }
 
 // kBracketOrder lists every bracket that can hold an _id, in sort order.
-const int kBracketOrder[] = {kMinKeyBracket,    kNullBracket,  kNumberBracket,    kStringBracket,   kObjectBracket,
-							 kBinaryBracket,    kOidBracket,   kBoolBracket,      kDateBracket,     kTimestampBracket,
-							 kDbPointerBracket, kCodeBracket,  kCodeWScopeBracket, kMaxKeyBracket};
+const int kBracketOrder[] = {kMinKeyBracket,    kNullBracket, kNumberBracket,     kStringBracket, kObjectBracket,
+							 kBinaryBracket,    kOidBracket,  kBoolBracket,       kDateBracket,   kTimestampBracket,
+							 kDbPointerBracket, kCodeBracket, kCodeWScopeBracket, kMaxKeyBracket};
 
 } // namespace
 

@@ -12,10 +12,35 @@ namespace mongo_river::mongo {
 
 namespace {
 
+// Limits that no diff mongod writes can exceed (a BSON document is at most 16 MB, an array element
+// takes at least 3 bytes, documents nest at most 200 deep); they keep hostile input from exhausting
+// memory or the stack.
+constexpr size_t kMaxArraySize = 16 * 1024 * 1024 / 3;
+constexpr int kMaxDepth = 200;
+
 // Malformed returns the error for a diff that does not follow MongoDB's format.
 SourceError Malformed(const std::string &why) {
 	return SourceError(SourceErrorKind::kMalformed, 0, sourcestate::kDataException, "malformed update diff", why);
 }
+
+// DepthGuard counts the nesting of sub-diffs being read, refusing more than kMaxDepth levels.
+class DepthGuard {
+public:
+	DepthGuard() {
+		if (++depth_ > kMaxDepth) {
+			--depth_;
+			throw Malformed("diff nested more than " + std::to_string(kMaxDepth) + " levels deep");
+		}
+	}
+	DepthGuard(const DepthGuard &) = delete;
+	DepthGuard &operator=(const DepthGuard &) = delete;
+	~DepthGuard() { --depth_; }
+
+private:
+	static thread_local int depth_;
+};
+
+thread_local int DepthGuard::depth_ = 0;
 
 // Field is a named value inside a diff section; iter points at the value and stays valid while the
 // diff's buffer lives.
@@ -61,8 +86,7 @@ bool Document(const bson_iter_t *iter, bson_t *out) {
 bool IsArrayDiff(const bson_iter_t *iter) {
 	bson_t sub;
 	bson_iter_t a;
-	return Document(iter, &sub) && bson_iter_init_find(&a, &sub, "a") && BSON_ITER_HOLDS_BOOL(&a) &&
-		   bson_iter_bool(&a);
+	return Document(iter, &sub) && bson_iter_init_find(&a, &sub, "a") && BSON_ITER_HOLDS_BOOL(&a) && bson_iter_bool(&a);
 }
 
 // SectionFields reads the fields of one section ({name: value, ...}) of a document diff.
@@ -116,6 +140,8 @@ size_t ParseIndex(const std::string &key) {
 			throw Malformed("bad array diff key \"" + key + "\"");
 		index = index * 10 + static_cast<size_t>(key[k] - '0');
 	}
+	if (index >= kMaxArraySize)
+		throw Malformed("array index too large in \"" + key + "\"");
 	return index;
 }
 
@@ -133,8 +159,8 @@ ArrayDiff ParseArrayDiff(const bson_t *diff) {
 			if (!BSON_ITER_HOLDS_INT(&iter) && !BSON_ITER_HOLDS_DOUBLE(&iter))
 				throw Malformed("array diff length is not a number");
 			int64_t size = bson_iter_as_int64(&iter);
-			if (size < 0)
-				throw Malformed("negative array diff length");
+			if (size < 0 || static_cast<uint64_t>(size) > kMaxArraySize)
+				throw Malformed("array diff length out of range");
 			out.new_size = static_cast<size_t>(size);
 			continue;
 		}
@@ -173,6 +199,7 @@ void DescribeArray(const bson_t *diff, const std::string &path, UpdateDescriptio
 }
 
 void DescribeSubDiff(const bson_iter_t *iter, const std::string &path, UpdateDescription *out) {
+	DepthGuard guard;
 	bson_t sub;
 	if (!Document(iter, &sub))
 		throw Malformed("sub-diff at \"" + path + "\" is not a document");
@@ -205,6 +232,7 @@ void AppendArrayElement(bson_t *out, const char *key, const bson_iter_t *pre, co
 		bson_append_iter(out, key, -1, &mod.iter);
 		return;
 	}
+	DepthGuard guard;
 	bson_t diff;
 	bson_t pre_value;
 	const bool want_array = IsArrayDiff(&mod.iter);

@@ -66,7 +66,7 @@ bool IsResumableCode(int32_t code) {
 }
 
 bool IsHistoryLostCode(int32_t code) {
-	return code == 286 || code == 280 || code == 136;
+	return code == 286 || code == 280 || code == 136 || code == 40576;
 }
 
 std::string Scrub(std::string text, const std::string &secret) {
@@ -84,7 +84,10 @@ void ThrowDriverError(const std::string &what, const bson_error_t &error, const 
 	if (code != 0)
 		detail += " (server error code " + std::to_string(code) + ")";
 
-	if (IsHistoryLostCode(code))
+	// 280 (ChangeStreamFatalError) is history lost only as "the resume token was not found".
+	const bool history_lost = IsHistoryLostCode(code) &&
+							  (code != 280 || std::string(error.message).find("resume token") != std::string::npos);
+	if (history_lost)
 		throw SourceError(SourceErrorKind::kHistoryLost, code, sourcestate::kNotInPrerequisiteState,
 						  what + ": the stored position is no longer in the source's oplog", detail,
 						  "The river must copy its collections again (resync); a larger oplog (replSetResizeOplog) "

@@ -19,6 +19,11 @@ struct EntryContext {
 	std::optional<int64_t> wall_ms;
 	const bson_t *lsid = nullptr;
 	std::optional<int64_t> txn_number;
+	// in_apply_ops is set for the operations inside applyOps: only those belong to a transaction
+	// (a plain CRUD entry with lsid and txnNumber is a retryable write, which change streams do not
+	// mark either).
+	bool in_apply_ops = false;
+	int depth = 0; // applyOps nesting, bounded against hostile input
 };
 
 // SplitNs splits "db.coll" at its first dot (collection names may hold dots).
@@ -65,7 +70,7 @@ ChangeEvent NewEvent(OperationType op, const EntryContext &ctx, const bson_t *ra
 	event.coll = std::move(coll);
 	event.cluster_time = ctx.ts;
 	event.wall_time_ms = ctx.wall_ms;
-	if (ctx.lsid && ctx.txn_number) {
+	if (ctx.in_apply_ops && ctx.lsid && ctx.txn_number) {
 		event.lsid = CopyBson(ctx.lsid);
 		event.txn_number = ctx.txn_number;
 	}
@@ -121,11 +126,16 @@ void ConvertCommand(const bson_t *op, const bson_t *o, const std::string &db, co
 	const std::string command = bson_iter_key(&iter);
 	if (command == "applyOps") {
 		bson_iter_t inner;
+		EntryContext inner_ctx = ctx;
+		inner_ctx.in_apply_ops = true;
+		if (++inner_ctx.depth > 8)
+			throw SourceError(SourceErrorKind::kMalformed, 0, sourcestate::kDataException,
+							  "malformed oplog entry: applyOps nested too deeply", ToRelaxedJson(op));
 		if (BSON_ITER_HOLDS_ARRAY(&iter) && bson_iter_recurse(&iter, &inner)) {
 			while (bson_iter_next(&inner)) {
 				Bson inner_op = BsonFromIter(&inner);
 				if (inner_op)
-					ConvertOp(inner_op.get(), ctx, namespaces, out);
+					ConvertOp(inner_op.get(), inner_ctx, namespaces, out);
 			}
 		}
 		bson_iter_t partial;
@@ -311,19 +321,20 @@ OplogReader::OplogReader(Source &source, OplogOptions options, const Position &s
 	if (start.kind != Position::Kind::kNow) {
 		Timestamp oldest = Edge(false);
 		if (!oldest.IsZero() && oldest > from)
-			throw SourceError(SourceErrorKind::kHistoryLost, 286, sourcestate::kNotInPrerequisiteState,
-							  "cannot read the oplog: the stored position is no longer in the source's oplog",
-							  "position " + std::to_string(from.t) + "," + std::to_string(from.i) +
-								  " is older than the oldest oplog entry " + std::to_string(oldest.t) + "," +
-								  std::to_string(oldest.i),
-							  "The river must copy its collections again (resync); a larger oplog keeps history longer.");
+			throw SourceError(
+				SourceErrorKind::kHistoryLost, 286, sourcestate::kNotInPrerequisiteState,
+				"cannot read the oplog: the stored position is no longer in the source's oplog",
+				"position " + std::to_string(from.t) + "," + std::to_string(from.i) +
+					" is older than the oldest oplog entry " + std::to_string(oldest.t) + "," +
+					std::to_string(oldest.i),
+				"The river must copy its collections again (resync); a larger oplog keeps history longer.");
 	}
 	cursor_from_ = from;
 }
 
 Timestamp OplogReader::Edge(bool newest) {
-	Bson opts(BCON_NEW("sort", "{", "$natural", BCON_INT32(newest ? -1 : 1), "}", "limit", BCON_INT64(1),
-					   "projection", "{", "ts", BCON_INT32(1), "}"));
+	Bson opts(BCON_NEW("sort", "{", "$natural", BCON_INT32(newest ? -1 : 1), "}", "limit", BCON_INT64(1), "projection",
+					   "{", "ts", BCON_INT32(1), "}"));
 	Bson filter = NewBson();
 	Cursor cursor(mongoc_collection_find_with_opts(oplog_.get(), filter.get(), opts.get(), nullptr));
 	const bson_t *doc = nullptr;
@@ -339,7 +350,8 @@ Timestamp OplogReader::Edge(bool newest) {
 
 void OplogReader::Open() {
 	Bson filter = BuildOplogFilter(options_.namespaces, cursor_from_, inclusive_);
-	Bson opts(BCON_NEW("tailable", BCON_BOOL(true), "awaitData", BCON_BOOL(true)));
+	// oplogReplay lets MongoDB 4.2 seek to the ts bound; 4.4+ does so on its own and ignores it.
+	Bson opts(BCON_NEW("tailable", BCON_BOOL(true), "awaitData", BCON_BOOL(true), "oplogReplay", BCON_BOOL(true)));
 	if (options_.max_await_ms > 0)
 		BSON_APPEND_INT64(opts.get(), "maxAwaitTimeMS", options_.max_await_ms);
 	if (options_.batch_size > 0)
@@ -413,6 +425,10 @@ void OplogReader::LookUp(std::vector<ChangeEvent> *events) {
 
 Batch OplogReader::NextBatch(size_t max_events, int64_t max_ms) {
 	Batch batch;
+	// The newest entry before reading: once the cursor reports nothing more, every matching entry
+	// up to it has been read (oplog readers see no holes), so a quiet river still moves forward
+	// over other collections' writes instead of waiting for the server's periodic no-op.
+	const Timestamp newest = Edge(true);
 	const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(max_ms);
 	while (batch.events.size() < max_events && std::chrono::steady_clock::now() < deadline) {
 		Bson entry;
@@ -421,6 +437,13 @@ Batch OplogReader::NextBatch(size_t max_events, int64_t max_ms) {
 			break;
 		}
 		Consume(entry.get(), &batch);
+	}
+	if (batch.caught_up && partial_txn_.empty() && newest > position_.ClusterTime()) {
+		position_ = Position::OplogAfter(newest);
+		if (newest >= cursor_from_) {
+			cursor_from_ = newest;
+			inclusive_ = false;
+		}
 	}
 	batch.position = position_;
 	batch.reached = position_.ClusterTime();

@@ -16,10 +16,24 @@ const char *PgError::what() const noexcept {
 	return edata_ && edata_->message ? edata_->message : "PostgreSQL error";
 }
 
+namespace {
+
+// ErrorCopies is where caught errors are copied: it outlives transactions, since a PgError may be
+// handled after the transaction it was raised in has been aborted (which frees its memory).
+MemoryContext ErrorCopies() {
+	static MemoryContext context = nullptr;
+	if (!context)
+		context = AllocSetContextCreate(TopMemoryContext, "mongo_river caught errors", ALLOCSET_SMALL_SIZES);
+	return context;
+}
+
+} // namespace
+
 ErrorData *CatchCurrentError(MemoryContext context) {
-	MemoryContextSwitchTo(context);
+	MemoryContextSwitchTo(ErrorCopies());
 	ErrorData *edata = CopyErrorData();
 	FlushErrorState();
+	MemoryContextSwitchTo(context);
 	return edata;
 }
 

@@ -5,6 +5,10 @@
 
 #include "mongo_river/pg/boundary.hpp"
 
+extern "C" {
+#include "access/xact.h"
+}
+
 namespace mongo_river::pg {
 
 SpiConnection::SpiConnection() : uncaught_at_start_(std::uncaught_exceptions()) {
@@ -44,7 +48,8 @@ SpiPlan &SpiPlan::operator=(SpiPlan &&other) noexcept {
 }
 
 SpiPlan::~SpiPlan() {
-	if (plan_)
+	// Freeing a plan needs a transaction; outside one (a worker exiting) the process's end frees it.
+	if (plan_ && IsTransactionState())
 		SPI_freeplan(plan_);
 }
 

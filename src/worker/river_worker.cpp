@@ -40,9 +40,11 @@ namespace {
 
 constexpr int kMinBackoffMs = 500;
 constexpr int kMaxBackoffMs = 30000;
-// kCopyStreamWaitMs bounds how long a stream read may wait while a copy is in progress, so that the
-// copy and the stream advance together.
+// kCopyStreamWaitMs bounds how long a stream read may wait while a copy is in progress, and
+// kCopyStreamIntervalMs how often the stream is read then: a stream read can block for the reader's
+// maxAwaitTimeMS when the source is quiet, which must not slow the copy down.
 constexpr int64_t kCopyStreamWaitMs = 10;
+constexpr int kCopyStreamIntervalMs = 1000;
 
 // StopRiver ends the river with phase 'error' (on_error = 'stop', or an unrecoverable state).
 class StopRiver : public Error {
@@ -85,6 +87,7 @@ public:
 
 private:
 	void Load();
+	void LoadWriters();
 	void Disconnect();
 	void Connect();
 	void OpenReader();
@@ -115,6 +118,7 @@ private:
 	std::unique_ptr<mongo::CollectionScan> scan_;
 	std::string scan_source_;
 	TimestampTz last_reload_check_ = 0;
+	TimestampTz last_stream_read_ = 0;
 	int backoff_ms_ = 0;
 	bool reopen_ = false;
 };
@@ -123,7 +127,13 @@ void RiverWorker::Load() {
 	pg::Transaction txn;
 	river_ = catalog::LoadRiver(name_);
 	mapped_.clear();
-	pg::SpiConnection spi;
+	LoadWriters();
+	txn.Commit();
+	last_reload_check_ = GetCurrentTimestamp();
+}
+
+void RiverWorker::LoadWriters() {
+	pg::SpiConnection spi; // SPI_prepare needs a connection; it ends before the transaction does
 	for (const catalog::MappingRow &row : river_.mappings) {
 		if (row.phase == "stopped" || row.phase == "error")
 			continue;
@@ -146,8 +156,6 @@ void RiverWorker::Load() {
 		}
 		mapped_[row.source] = Mapped{std::move(writer), row.phase};
 	}
-	txn.Commit();
-	last_reload_check_ = GetCurrentTimestamp();
 }
 
 void RiverWorker::Disconnect() {
@@ -165,7 +173,10 @@ void RiverWorker::Connect() {
 		// Record the start point before copying: every change from here on is streamed, and the
 		// copy reads documents at or after it (applying both is idempotent).
 		mongo::Timestamp now = source_->OperationTime();
-		position_ = mongo::Position::AtOperationTime(now);
+		bool copies = std::any_of(mapped_.begin(), mapped_.end(),
+		                          [](const auto &entry) { return entry.second.phase == "pending"; });
+		// Without a copy, only changes made after this instant are wanted (copy: false).
+		position_ = copies ? mongo::Position::AtOperationTime(now) : mongo::Position::OplogAfter(now);
 		pg::Transaction txn;
 		catalog::SavePosition(name_, position_.ToJson(), now.AsUint64(), false);
 		txn.Commit();
@@ -290,6 +301,9 @@ void RiverWorker::ApplyEvent(const mongo::ChangeEvent &event, bool isolate, Batc
 		return;
 	}
 	Mapped *mapped = Find(event.db, event.coll);
+	ereport(DEBUG2, (errmsg_internal("mongo_river: river \"%s\": %s on %s.%s%s%s", name_.c_str(),
+	                                 mongo::OperationTypeName(event.op), event.db.c_str(), event.coll.c_str(),
+	                                 event.full_document ? " with document" : "", mapped ? "" : " (not mapped)")));
 	if (!mapped)
 		return;
 	catalog::MappingProgress &progress = (*effect)[mapped->writer->Row().source];
@@ -328,14 +342,16 @@ void RiverWorker::ApplyEvent(const mongo::ChangeEvent &event, bool isolate, Batc
 bool RiverWorker::TryApplyBatch(const mongo::Batch &batch, bool isolate) {
 	try {
 		pg::Transaction txn;
-		pg::SpiConnection spi;
-		BatchEffect effect;
-		for (const mongo::ChangeEvent &event : batch.events)
-			ApplyEvent(event, isolate, &effect);
-		for (const auto &[source, progress] : effect)
-			catalog::AddMappingProgress(name_, source, progress);
-		if (!river_.options.dry_run)
-			catalog::SavePosition(name_, batch.position.ToJson(), batch.reached.AsUint64(), batch.caught_up);
+		{
+			pg::SpiConnection spi;
+			BatchEffect effect;
+			for (const mongo::ChangeEvent &event : batch.events)
+				ApplyEvent(event, isolate, &effect);
+			for (const auto &[source, progress] : effect)
+				catalog::AddMappingProgress(name_, source, progress);
+			if (!river_.options.dry_run)
+				catalog::SavePosition(name_, batch.position.ToJson(), batch.reached.AsUint64(), batch.caught_up);
+		}
 		txn.Commit();
 		return true;
 	} catch (const pg::PgError &error) {
@@ -359,12 +375,14 @@ void RiverWorker::ApplyBatch(const mongo::Batch &batch) {
 bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &docs, bool isolate) {
 	try {
 		pg::Transaction txn;
-		pg::SpiConnection spi;
-		for (const mongo::Bson &doc : docs)
-			ApplyDocument(mapped, *doc, "copy", isolate);
-		const bson_t *last = scan_->LastId();
 		std::string phase = scan_->Done() ? "streaming" : "initial_copy";
-		catalog::SaveCopyProgress(name_, mapped.writer->Row().source, RawBytes(last), int64_t(docs.size()), phase);
+		{
+			pg::SpiConnection spi;
+			for (const mongo::Bson &doc : docs)
+				ApplyDocument(mapped, *doc, "copy", isolate);
+			catalog::SaveCopyProgress(name_, mapped.writer->Row().source, RawBytes(scan_->LastId()),
+			                          int64_t(docs.size()), phase);
+		}
 		txn.Commit();
 		mapped.phase = phase;
 		return true;
@@ -411,6 +429,12 @@ void RiverWorker::StreamStep(bool copying) {
 		Wait(copying ? 0 : setting_naptime_ms);
 		return;
 	}
+	if (copying) {
+		TimestampTz now = GetCurrentTimestamp();
+		if (!TimestampDifferenceExceeds(last_stream_read_, now, kCopyStreamIntervalMs))
+			return;
+		last_stream_read_ = now;
+	}
 	int64_t max_ms = copying ? kCopyStreamWaitMs : river_.options.batch_ms;
 	size_t max_events = size_t(river_.options.batch_size);
 	mongo::Batch batch = stream_ ? stream_->NextBatch(max_events, max_ms) : oplog_->NextBatch(max_events, max_ms);
@@ -432,6 +456,10 @@ bool RiverWorker::MaybeReload() {
 	txn.Commit();
 	if (digest == river_.digest)
 		return false;
+	if (digest.empty()) {
+		river_.enabled = false; // the river was dropped: Run returns
+		return true;
+	}
 	ereport(LOG, (errmsg("mongo_river: river \"%s\": declaration changed, reloading", name_.c_str())));
 	std::string old_uri = river_.uri;
 	Load();

@@ -38,3 +38,10 @@ def mongo():
         yield source
     finally:
         source.stop()
+
+
+@pytest.fixture(scope="module")
+def river_pg(pg):
+    """river_pg is `pg` with the extension created in its test database."""
+    pg.query("CREATE EXTENSION IF NOT EXISTS mongo_river")
+    return pg

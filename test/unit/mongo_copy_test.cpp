@@ -164,18 +164,17 @@ TEST(BuildResumeFilter, MatchesExactlyTheIdsAfterLast) {
 	ASSERT_TRUE(bson_iter_init_find(&iter, samples.get(), "v") && bson_iter_recurse(&iter, &item));
 	while (bson_iter_next(&item))
 		held.push_back(Value{*bson_iter_value(&item)});
-	std::vector<const bson_value_t *> values;
-	for (const Value &h : held)
-		values.push_back(&h.v);
-	for (size_t k = 1; k < values.size(); ++k)
-		ASSERT_LT(Compare(*values[k - 1], *values[k]), 0) << "samples must be sorted at " << k;
-	for (const bson_value_t *last : values) {
+	for (size_t k = 1; k < held.size(); ++k)
+		ASSERT_LT(Compare(held[k - 1].v, held[k].v), 0) << "samples must be sorted at " << k;
+	for (const Value &held_last : held) {
+		const bson_value_t *last = &held_last.v;
 		Bson filter = BuildResumeFilter(last);
-		for (const bson_value_t *x : values) {
+		for (const Value &held_x : held) {
+			const bson_value_t *x = &held_x.v;
 			Bson wrapped_last = WrapValue("v", last), wrapped_x = WrapValue("v", x);
 			EXPECT_EQ(Matches(filter.get(), *x), Compare(*x, *last) > 0)
-				<< "last " << ToRelaxedJson(wrapped_last.get()) << " x " << ToRelaxedJson(wrapped_x.get())
-				<< " filter " << ToRelaxedJson(filter.get());
+				<< "last " << ToRelaxedJson(wrapped_last.get()) << " x " << ToRelaxedJson(wrapped_x.get()) << " filter "
+				<< ToRelaxedJson(filter.get());
 		}
 	}
 }
@@ -200,7 +199,7 @@ TEST(BuildResumeFilter, NoLastMeansEverything) {
 TEST(BuildResumeFilter, MaxKeyMeansNothing) {
 	bson_value_t max;
 	max.value_type = BSON_TYPE_MAXKEY;
-	EXPECT_EQ(ToCanonicalJson(BuildResumeFilter(&max).get()), R"({ "_id" : { "$in" : [ ] } })");
+	EXPECT_EQ(ToCanonicalJson(BuildResumeFilter(&max).get()), R"({ "_id" : { "$in" : [  ] } })");
 }
 
 } // namespace

@@ -74,8 +74,7 @@ TEST(ApplyDiff, ArrayTruncateLikePop) {
 
 TEST(ApplyDiff, ArrayGrowPadsWithNull) {
 	EXPECT_EQ(Apply(R"({"arr":[1]})", R"({"sarr":{"a":true,"u3":4}})"), Canon(R"({"arr":[1,null,null,4]})"));
-	EXPECT_EQ(Apply(R"({"arr":[1,2,3]})", R"({"sarr":{"a":true,"l":5,"u3":9}})"),
-			  Canon(R"({"arr":[1,2,3,9,null]})"));
+	EXPECT_EQ(Apply(R"({"arr":[1,2,3]})", R"({"sarr":{"a":true,"l":5,"u3":9}})"), Canon(R"({"arr":[1,2,3,9,null]})"));
 }
 
 TEST(ApplyDiff, ArraySubDiffIntoElements) {
@@ -102,6 +101,26 @@ TEST(ApplyDiff, RejectsMalformedDiffs) {
 	EXPECT_THROW(ApplyDiff(J(R"({"a":[1]})").get(), J(R"({"sa":{"a":true,"uX":1}})").get()), Error);
 	EXPECT_THROW(ApplyDiff(J(R"({"a":1})").get(), J(R"({"u":5})").get()), Error);
 	EXPECT_THROW(ApplyDiff(J(R"({"a":1})").get(), J(R"({"b":{"a":{"o":0}}})").get()), Error);
+}
+
+TEST(ApplyDiff, RefusesHostileSizesAndDepths) {
+	EXPECT_THROW(ApplyDiff(J(R"({"a":[1]})").get(), J(R"({"sa":{"a":true,"u4000000000":1}})").get()), Error);
+	EXPECT_THROW(ApplyDiff(J(R"({"a":[1]})").get(), J(R"({"sa":{"a":true,"l":4000000000}})").get()), Error);
+	// Nest {"a": ...} and {"sa": ...} 300 levels deep (deeper than the JSON parser allows).
+	Bson deep_doc = J(R"({"a":1})"), deep_diff = J(R"({"u":{"x":1}})");
+	for (int k = 0; k < 300; ++k) {
+		Bson doc = NewBson(), diff = NewBson();
+		BSON_APPEND_DOCUMENT(doc.get(), "a", deep_doc.get());
+		BSON_APPEND_DOCUMENT(diff.get(), "sa", deep_diff.get());
+		deep_doc = std::move(doc);
+		deep_diff = std::move(diff);
+		if (k == 150) {
+			EXPECT_NO_THROW(ApplyDiff(deep_doc.get(), deep_diff.get()));
+			EXPECT_NO_THROW(ParseDiff(deep_diff.get()));
+		}
+	}
+	EXPECT_THROW(ApplyDiff(deep_doc.get(), deep_diff.get()), Error);
+	EXPECT_THROW(ParseDiff(deep_diff.get()), Error);
 }
 
 TEST(ParseDiff, DescribesLikeAChangeStream) {

@@ -15,14 +15,15 @@ namespace mongo_river::test {
 inline mongo::Bson Doc(const std::string &json) {
 	bson_error_t error;
 	mongo::Bson doc(bson_new_from_json(reinterpret_cast<const std::uint8_t *>(json.data()),
-	                                   static_cast<ssize_t>(json.size()), &error));
+									   static_cast<ssize_t>(json.size()), &error));
 	if (!doc)
 		throw std::runtime_error("bad test JSON: " + std::string(error.message) + ": " + json);
 	return doc;
 }
 
 // ConvertJson converts the value of field "v" of the Extended JSON document json to type_name.
-inline convert::Value ConvertJson(const std::string &json, const std::string &type_name, const std::string &path = "v") {
+inline convert::Value ConvertJson(const std::string &json, const std::string &type_name,
+								  const std::string &path = "v") {
 	mongo::Bson doc = Doc(json);
 	bson_iter_t iter;
 	if (!bson_iter_init_find(&iter, doc.get(), "v"))

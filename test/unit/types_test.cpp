@@ -11,22 +11,38 @@ TEST(ClassifyType, BuiltinNamesAndAliases) {
 		const char *name;
 		TargetKind kind;
 	} cases[] = {
-	    {"text", TargetKind::kText},          {"VARCHAR(10)", TargetKind::kText},
-	    {"character varying", TargetKind::kText}, {"char(3)", TargetKind::kText},
-	    {"smallint", TargetKind::kSmallint},  {"int2", TargetKind::kSmallint},
-	    {"integer", TargetKind::kInteger},    {"INT", TargetKind::kInteger},
-	    {"int4", TargetKind::kInteger},       {"bigint", TargetKind::kBigint},
-	    {"int8", TargetKind::kBigint},        {"real", TargetKind::kReal},
-	    {"float4", TargetKind::kReal},        {"double precision", TargetKind::kDouble},
-	    {"float8", TargetKind::kDouble},      {"numeric", TargetKind::kNumeric},
-	    {"decimal(10,2)", TargetKind::kNumeric}, {"boolean", TargetKind::kBoolean},
-	    {"bool", TargetKind::kBoolean},       {"timestamptz", TargetKind::kTimestamptz},
-	    {"timestamp with time zone", TargetKind::kTimestamptz}, {"timestamp", TargetKind::kTimestamp},
-	    {"timestamp without time zone", TargetKind::kTimestamp}, {"date", TargetKind::kDate},
-	    {"uuid", TargetKind::kUuid},          {"bytea", TargetKind::kBytea},
-	    {"jsonb", TargetKind::kJsonb},        {"json", TargetKind::kJson},
-	    {"pg_catalog.int8", TargetKind::kBigint}, {"citext", TargetKind::kOther},
-	    {"inet", TargetKind::kOther},         {"public.my_type", TargetKind::kOther},
+		{"text", TargetKind::kText},
+		{"VARCHAR(10)", TargetKind::kText},
+		{"character varying", TargetKind::kText},
+		{"char(3)", TargetKind::kText},
+		{"smallint", TargetKind::kSmallint},
+		{"int2", TargetKind::kSmallint},
+		{"integer", TargetKind::kInteger},
+		{"INT", TargetKind::kInteger},
+		{"int4", TargetKind::kInteger},
+		{"bigint", TargetKind::kBigint},
+		{"int8", TargetKind::kBigint},
+		{"real", TargetKind::kReal},
+		{"float4", TargetKind::kReal},
+		{"double precision", TargetKind::kDouble},
+		{"float8", TargetKind::kDouble},
+		{"numeric", TargetKind::kNumeric},
+		{"decimal(10,2)", TargetKind::kNumeric},
+		{"boolean", TargetKind::kBoolean},
+		{"bool", TargetKind::kBoolean},
+		{"timestamptz", TargetKind::kTimestamptz},
+		{"timestamp with time zone", TargetKind::kTimestamptz},
+		{"timestamp", TargetKind::kTimestamp},
+		{"timestamp without time zone", TargetKind::kTimestamp},
+		{"date", TargetKind::kDate},
+		{"uuid", TargetKind::kUuid},
+		{"bytea", TargetKind::kBytea},
+		{"jsonb", TargetKind::kJsonb},
+		{"json", TargetKind::kJson},
+		{"pg_catalog.int8", TargetKind::kBigint},
+		{"citext", TargetKind::kOther},
+		{"inet", TargetKind::kOther},
+		{"public.my_type", TargetKind::kOther},
 	};
 	for (const Case &c : cases) {
 		TargetType type = ClassifyType(c.name);
@@ -67,13 +83,13 @@ TEST(ClassifyType, CaseWhitespaceModifiersArrays) {
 
 TEST(IsPlausibleTypeName, AcceptsTypeShapes) {
 	for (const char *name : {"text", "double precision", "numeric(10,2)", "timestamp(3) with time zone", "text[]",
-	                         "int[][]", "public.my_type", "\"My Type\"", "character varying(20)[]", "bigint array"})
+							 "int[][]", "public.my_type", "\"My Type\"", "character varying(20)[]", "bigint array"})
 		EXPECT_TRUE(IsPlausibleTypeName(name)) << name;
 }
 
 TEST(IsPlausibleTypeName, RefusesJunk) {
-	for (const char *name : {"", " ", "int; drop table t", "text)", "numeric(10", "1abc", "text[x]", "a(b)", "text --",
-	                         "\"\"", "int'"})
+	for (const char *name :
+		 {"", " ", "int; drop table t", "text)", "numeric(10", "1abc", "text[x]", "a(b)", "text --", "\"\"", "int'"})
 		EXPECT_FALSE(IsPlausibleTypeName(name)) << name;
 }
 

@@ -72,7 +72,7 @@ std::string DocumentIdText(const bson_value_t &id);
 // BSON types throw ConversionError 22023 asking for "format": "extjson". A missing or null value
 // throws 23502.
 Value ConvertPrimaryKey(const bson_value_t *value, const mapping::Column &pk, const TargetType &target,
-                        const std::string &path);
+						const std::string &path);
 
 // DefaultTypeName is the §3 default column type for a BSON value: "text" for strings and ObjectIds,
 // "integer", "bigint", "double precision", "numeric", "boolean", "timestamptz", "uuid", "bytea",

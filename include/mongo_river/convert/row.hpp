@@ -73,6 +73,7 @@ private:
 	struct CompiledColumn {
 		const mapping::Column *column;
 		TargetType target;
+		std::string path;
 	};
 	struct CompiledArray {
 		const mapping::ArrayMapping *array;
@@ -82,11 +83,12 @@ private:
 	};
 
 	void CompileArrays(const std::vector<mapping::ArrayMapping> &arrays, int parent, const std::string &fk_type,
-	                   std::vector<CompiledArray> *out);
+					   std::vector<CompiledArray> *out);
 	void ConvertArray(const CompiledArray &array, const bson_t &container, const std::string &parent_path,
-	                  const Value &parent_key, ConvertedDocument *result) const;
+					  const Value &parent_key, ConvertedDocument *result) const;
+	// ConvertElement adds the row of one array element and recurses into its nested arrays.
 	void ConvertElement(const CompiledArray &array, const bson_value_t &element, const std::string &path,
-	                    const Value &parent_key, std::size_t index, ConvertedDocument *result) const;
+						const Value &parent_key, std::size_t index, ConvertedDocument *result) const;
 
 	mapping::Mapping mapping_;
 	std::vector<TableLayout> layout_;

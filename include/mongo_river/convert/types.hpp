@@ -35,9 +35,13 @@ struct TargetType {
 	bool array = false;
 	std::string base;
 	std::string modifier;
+	// name caches Name() (ClassifyType fills it) so conversions do not rebuild it per value.
+	std::string name;
 
 	// Name is the normalised type name, e.g. "numeric(10,2)[]".
-	std::string Name() const;
+	std::string Name() const { return name.empty() ? BuildName() : name; }
+	// BuildName assembles the normalised name from base, modifier and array.
+	std::string BuildName() const;
 };
 
 // ClassifyType classifies a PostgreSQL type name, case-insensitively and tolerant of spacing:

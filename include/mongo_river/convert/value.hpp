@@ -80,7 +80,7 @@ struct Array {
 };
 
 using ValueVariant =
-    std::variant<std::monostate, bool, Int, Float, Numeric, Text, Input, Timestamp, Date, Uuid, Bytes, JsonText, Array>;
+	std::variant<std::monostate, bool, Int, Float, Numeric, Text, Input, Timestamp, Date, Uuid, Bytes, JsonText, Array>;
 
 // Value is SQL NULL (std::monostate) or one typed value.
 struct Value {
@@ -101,9 +101,9 @@ std::string ValueText(const Value &value);
 class ConversionError : public Error {
 public:
 	ConversionError(std::string sqlstate, std::string message, std::string path, std::string bson_type,
-	                std::string detail = {}, std::string hint = {})
-	    : Error(std::move(sqlstate), std::move(message), std::move(detail), std::move(hint)), path_(std::move(path)),
-	      bson_type_(std::move(bson_type)) {}
+					std::string detail = {}, std::string hint = {})
+		: Error(std::move(sqlstate), std::move(message), std::move(detail), std::move(hint)), path_(std::move(path)),
+		  bson_type_(std::move(bson_type)) {}
 
 	const std::string &Path() const { return path_; }
 	const std::string &BsonType() const { return bson_type_; }

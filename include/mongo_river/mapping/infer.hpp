@@ -9,7 +9,8 @@
 // empty); arrays of documents -> a child table `<table>_<field>` (fk `<table>_id`, position `pos`);
 // documents with dynamic-looking keys (more than dynamic_key_threshold distinct keys, or every key
 // an ObjectId, number, UUID or date) -> jsonb; fields never seen with a value -> text; keys that are
-// empty or start with '$' are left to the document column, which is always added (`document`).
+// empty, start with '$' or are not valid UTF-8 are left to the document column, which is always added
+// (`document`).
 #pragma once
 
 #include <cstddef>

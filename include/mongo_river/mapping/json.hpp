@@ -33,13 +33,17 @@ public:
 	// Parse reads UTF-8 JSON text (duplicate object keys refused); malformed text throws Error 22P02
 	// (42701 for a duplicate key) whose message starts with what, e.g. "mapping".
 	static Json Parse(std::string_view text, std::string_view what);
+	// NewObject, NewArray, NewString, NewInteger and NewBool build fresh values; NewString throws
+	// Error 22021 for text that is not valid UTF-8.
 	static Json NewObject();
 	static Json NewArray();
 	static Json NewString(std::string_view s);
 	static Json NewInteger(std::int64_t v);
 	static Json NewBool(bool v);
 
+	// Valid tells whether the handle holds a value (Get returns an invalid one for a missing key).
 	bool Valid() const { return value_ != nullptr; }
+	// Type is the value's JSON type; call it on valid handles only.
 	JsonType Type() const;
 	// TypeName names the type for messages: "an object", "a string", ...
 	std::string TypeName() const;
@@ -56,6 +60,7 @@ public:
 	std::vector<Json> Elements() const;
 	// StringValue returns a string's bytes (empty for other types).
 	std::string StringValue() const;
+	// BoolValue is true for JSON true, false otherwise.
 	bool BoolValue() const { return Valid() && Type() == JsonType::kTrue; }
 
 	// Set adds or replaces an object's member; Append adds an array element.

@@ -18,6 +18,7 @@ struct Namespace {
 	std::string db;
 	std::string coll;
 
+	// Covers tells whether a change of event_db.event_coll belongs to this namespace.
 	bool Covers(const std::string &event_db, const std::string &event_coll) const {
 		return db == event_db && (coll.empty() || coll == event_coll);
 	}
@@ -40,12 +41,15 @@ struct Position {
 	Bson token;     // kResumeAfter / kStartAfter: the resume token document ({_data: "82..."})
 	Timestamp time; // kOperationTime / kOplogAfter
 
+	// Position copies own a copy of the token (Bson is a unique_ptr).
 	Position() = default;
 	Position(const Position &other);
 	Position &operator=(const Position &other);
 	Position(Position &&) = default;
 	Position &operator=(Position &&) = default;
 
+	// Now, AtOperationTime, ResumeAfter, StartAfter and OplogAfter build a position of each kind
+	// (the token is copied).
 	static Position Now() { return Position(); }
 	static Position AtOperationTime(Timestamp time);
 	static Position ResumeAfter(const bson_t *token);
@@ -89,21 +93,21 @@ struct TruncatedArray {
 struct ChangeEvent {
 	OperationType op = OperationType::kOther;
 	std::string db;
-	std::string coll;           // empty for dropDatabase and invalidate
-	Bson document_key;          // {_id: ...} (+ shard key fields) for insert/update/replace/delete
-	Bson full_document;         // insert/replace: the document; update: only with updateLookup
-	                            // (nullptr when the document was deleted since); else nullptr
-	Bson updated_fields;        // update: {"dotted.path": value, ...}
-	std::vector<std::string> removed_fields;          // update: dotted paths
-	std::vector<TruncatedArray> truncated_arrays;     // update
-	Timestamp cluster_time;     // the operation's (for a transaction: its commit's) cluster time
-	std::optional<int64_t> wall_time_ms;              // wallTime (ms since epoch) when the source gave it
-	Bson lsid;                  // the transaction's session id, nullptr outside a transaction
-	std::optional<int64_t> txn_number;                // the transaction's number
-	std::string to_db;          // rename: the new namespace
+	std::string coll;                             // empty for dropDatabase and invalidate
+	Bson document_key;                            // {_id: ...} (+ shard key fields) for insert/update/replace/delete
+	Bson full_document;                           // insert/replace: the document; update: only with updateLookup
+												  // (nullptr when the document was deleted since); else nullptr
+	Bson updated_fields;                          // update: {"dotted.path": value, ...}
+	std::vector<std::string> removed_fields;      // update: dotted paths
+	std::vector<TruncatedArray> truncated_arrays; // update
+	Timestamp cluster_time;                       // the operation's (for a transaction: its commit's) cluster time
+	std::optional<int64_t> wall_time_ms;          // wallTime (ms since epoch) when the source gave it
+	Bson lsid;                                    // the transaction's session id, nullptr outside a transaction
+	std::optional<int64_t> txn_number;            // the transaction's number
+	std::string to_db;                            // rename: the new namespace
 	std::string to_coll;
-	Bson raw;                   // the change event (or oplog entry) as received
-	Bson resume_token;          // change stream: the event's _id; oplog: nullptr
+	Bson raw;          // the change event (or oplog entry) as received
+	Bson resume_token; // change stream: the event's _id; oplog: nullptr
 
 	// InTransaction tells whether the event belongs to a MongoDB transaction.
 	bool InTransaction() const { return lsid != nullptr && txn_number.has_value(); }

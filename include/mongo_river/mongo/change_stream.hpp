@@ -14,7 +14,9 @@
 //
 // Errors: SourceError with Kind() kHistoryLost (ChangeStreamHistoryLost 286, resume token not
 // found 280: resync), kConnection (network, failover: retry with backoff; libmongoc already
-// resumed once on its own), anything else kServer with the server's code in the detail.
+// resumed once on its own), anything else kServer with the server's code in the detail. After any
+// error, destroy the reader (and, for kConnection, the Source) and open a new one from the position
+// last stored: the reader's look-ahead event is not part of any stored position, so nothing is lost.
 #pragma once
 
 #include <cstdint>

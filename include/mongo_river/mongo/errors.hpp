@@ -17,7 +17,7 @@ namespace mongo_river::mongo {
 
 // SQLSTATEs the source uses beyond mongo_river::sqlstate.
 namespace sourcestate {
-inline constexpr const char *kUnableToConnect = "08001";  // sqlclient_unable_to_establish_sqlconnection
+inline constexpr const char *kUnableToConnect = "08001";   // sqlclient_unable_to_establish_sqlconnection
 inline constexpr const char *kConnectionFailure = "08006"; // connection_failure
 inline constexpr const char *kInvalidAuthorization = "28000";
 inline constexpr const char *kInvalidPassword = "28P01";
@@ -43,6 +43,7 @@ public:
 	SourceError(SourceErrorKind kind, int32_t server_code, std::string sqlstate, std::string message,
 				std::string detail = {}, std::string hint = {});
 
+	// Kind says how to recover; ServerCode is the server's error code (0 when none).
 	SourceErrorKind Kind() const { return kind_; }
 	int32_t ServerCode() const { return server_code_; }
 	// Retryable is true when the same call may succeed later (network trouble, failover).
@@ -57,9 +58,10 @@ private:
 // change streams specification's resumable codes plus shutdown/step-down codes).
 bool IsResumableCode(int32_t code);
 
-// IsHistoryLostCode tells whether a server error code means the stored position is gone:
-// ChangeStreamHistoryLost (286), ChangeStreamFatalError "resume token was not found" (280) and
-// CappedPositionLost (136, an oplog tail overtaken by the capped collection).
+// IsHistoryLostCode tells whether a server error code can mean the stored position is gone:
+// ChangeStreamHistoryLost (286), ChangeStreamFatalError (280; ThrowDriverError also requires its
+// message to speak of the resume token not being found), CappedPositionLost (136, an oplog tail
+// overtaken by the capped collection) and 40576 (4.0's "resume point may no longer be in the oplog").
 bool IsHistoryLostCode(int32_t code);
 
 // ThrowDriverError throws the SourceError for a failed driver call: what names the operation

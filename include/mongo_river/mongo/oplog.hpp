@@ -3,7 +3,8 @@
 // The reader tails the oplog with a tailable awaitData find
 //   {ts: {$gt: <position>}, $or: [{ns: {$in: [<namespaces>]}}, {ns: /^<whole db>\./},
 //                                 {ns: {$in: ["<db>.$cmd", "admin.$cmd"]}}, {op: "n"}]}
-// (maxAwaitTimeMS short, default 500 ms, so NextBatch returns in time for the latch and SIGTERM)
+// (oplogReplay for 4.2's ts seek; maxAwaitTimeMS short, default 500 ms, so NextBatch returns in
+// time for the latch and SIGTERM)
 // and turns entries into the same ChangeEvents a change stream gives:
 //   i -> insert (fullDocument = o); u with $v:2 -> update (the diff parsed into updatedFields,
 //   removedFields, truncatedArrays); u with $v:1 / $set / $unset -> update; any other u ->
@@ -85,9 +86,9 @@ private:
 	OplogOptions options_;
 	mongo::Collection oplog_;
 	Cursor cursor_;
-	Position position_;  // kOplogAfter(ts of the last entry fully consumed), or the start
-	Timestamp cursor_from_; // the next open reads entries after (inclusive_: at or after) this ts
-	bool inclusive_;        // the next open uses $gte (a start from a time or token, before any entry)
+	Position position_;                // kOplogAfter(ts of the last entry fully consumed), or the start
+	Timestamp cursor_from_;            // the next open reads entries after (inclusive_: at or after) this ts
+	bool inclusive_;                   // the next open uses $gte (a start from a time or token, before any entry)
 	std::vector<ChangeEvent> partial_; // events of a transaction's partialTxn entries so far
 	std::string partial_txn_;          // that transaction's lsid + txnNumber; empty when none waits
 };

@@ -35,11 +35,12 @@ private:
 	ErrorData *edata_;
 };
 
-// ErrorDataCatcher holds what a PG_CATCH block needs; defined in boundary.cpp so templates stay small.
+// CatchCurrentError copies the error being handled into a context that outlives transactions,
+// flushes the error state and returns to context (the caller's memory context before the call).
 ErrorData *CatchCurrentError(MemoryContext context);
 
 // Call runs func, a thin call into PostgreSQL that owns no C++ objects, under PG_TRY. A PostgreSQL
-// ERROR becomes a thrown PgError (copied into the caller's memory context), so destructors of the
+// ERROR becomes a thrown PgError (its copy survives transaction aborts), so destructors of the
 // calling C++ frames run. func's result must be trivially copyable (Datum, pointers, numbers).
 template <typename Func> auto Call(Func &&func) -> decltype(func()) {
 	using Result = decltype(func());

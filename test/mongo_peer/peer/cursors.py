@@ -1,0 +1,222 @@
+"""Server-side cursors: plain result cursors, tailable oplog cursors, registry and batching."""
+import random
+import time
+
+from bson.int64 import Int64
+
+from .errors import MongoError
+from .query import matches
+from .values import decode, raw_doc
+
+MAX_BATCH_BYTES = 16 * 1024 * 1024 - 16 * 1024
+
+
+def as_doc(item):
+    """as_doc turns a stored raw document into something bson.encode embeds unchanged."""
+    return raw_doc(item) if isinstance(item, (bytes, bytearray)) else item
+
+
+def item_size(item):
+    if isinstance(item, (bytes, bytearray)):
+        return len(item)
+    return getattr(item, "_peer_size", 256)
+
+
+class Cursor:
+    """Cursor serves a precomputed list of results in batches."""
+
+    tailable = False
+
+    def __init__(self, ns, items, limit=0, single_batch=False):
+        self.id = 0
+        self.ns = ns
+        self.items = items
+        self.pos = 0
+        self.limit = limit
+        self.single = single_batch
+        self.returned = 0
+        self.lsid = None
+
+    def exhausted(self):
+        if self.limit and self.returned >= self.limit:
+            return True
+        return self.pos >= len(self.items)
+
+    def next_batch(self, server, batch_size, max_time_ms, first):
+        out = []
+        size = 0
+        while self.pos < len(self.items):
+            if batch_size and len(out) >= batch_size:
+                break
+            if self.limit and self.returned >= self.limit:
+                break
+            it = self.items[self.pos]
+            s = item_size(it)
+            if out and size + s > MAX_BATCH_BYTES:
+                break
+            out.append(as_doc(it))
+            size += s
+            self.pos += 1
+            self.returned += 1
+        done = self.single or self.exhausted()
+        return out, done, {}
+
+
+class LiveCursor(Cursor):
+    """LiveCursor serves documents by key, each read when its batch is built, as mongod's cursors
+    do outside a snapshot: a document deleted after the find is not returned, an updated one is
+    returned as it is now (and only if it still matches the filter). Without this, a getMore would
+    hand out documents as they were at the find, which no MongoDB server does."""
+
+    def __init__(self, ns, coll, keys, flt, limit=0, single_batch=False, raws=None):
+        super().__init__(ns, keys, limit, single_batch)
+        self.coll = coll
+        self.flt = flt
+        self.raws = raws  # the bytes each key had when the find matched it (None: unknown)
+
+    def next_batch(self, server, batch_size, max_time_ms, first):
+        out = []
+        size = 0
+        while self.pos < len(self.items):
+            if batch_size and len(out) >= batch_size:
+                break
+            if self.limit and self.returned >= self.limit:
+                break
+            raw = self.coll.docs.get(self.items[self.pos])
+            unchanged = self.raws is not None and raw is self.raws[self.pos]
+            if raw is not None and self.flt and not unchanged and \
+                    not matches(decode(raw), self.flt):
+                raw = None
+            if raw is not None and out and size + len(raw) > MAX_BATCH_BYTES:
+                break
+            self.pos += 1
+            if raw is None:
+                continue
+            out.append(as_doc(raw))
+            size += len(raw)
+            self.returned += 1
+        done = self.single or self.exhausted()
+        return out, done, {}
+
+
+class OplogCursor:
+    """OplogCursor reads local.oplog.rs in ts order; tailable cursors remember their position."""
+
+    def __init__(self, ns, flt, start_ts, limit=0, tailable=False, await_data=False,
+                 single_batch=False):
+        self.id = 0
+        self.ns = ns
+        self.flt = flt
+        self.limit = limit
+        self.tailable = tailable
+        self.await_data = await_data
+        self.single = single_batch
+        self.returned = 0
+        self.scan_ts = start_ts   # entries with ts > scan_ts are still to be examined
+        from .query import raw_needles
+        self.needles = raw_needles(flt)
+        self.last_ts = None       # ts of the last entry returned
+        self.lsid = None
+
+    def _scan(self, server, batch_size):
+        oplog = server.store.oplog
+        if self.last_ts is not None and oplog.trimmed_max >= self.last_ts:
+            raise MongoError(136, "CollectionScan died due to position in capped collection being "
+                                  "deleted. Last seen record id: RecordId(%d)" % self.last_ts)
+        i = oplog.index_after(self.scan_ts)
+        out = []
+        size = 0
+        n = len(oplog)
+        while i < n:
+            if batch_size and len(out) >= batch_size:
+                break
+            if self.limit and self.returned >= self.limit:
+                break
+            ts, raw = oplog.entry(i)
+            if out and size + len(raw) > MAX_BATCH_BYTES:
+                break
+            i += 1
+            self.scan_ts = ts
+            if self.needles and not all(x in raw for x in self.needles):
+                continue
+            if self.flt and not matches(decode(raw), self.flt):
+                continue
+            out.append(raw_doc(raw))
+            size += len(raw)
+            self.returned += 1
+            self.last_ts = ts
+        return out, i >= n
+
+    def next_batch(self, server, batch_size, max_time_ms, first):
+        out, at_end = self._scan(server, batch_size)
+        if not out and self.tailable and self.await_data and not first:
+            deadline = time.monotonic() + (max_time_ms if max_time_ms else 1000) / 1000.0
+            while not out:
+                left = deadline - time.monotonic()
+                if left <= 0 or server.stopping:
+                    break
+                server.store.cond.wait(min(left, 0.5))
+                out, at_end = self._scan(server, batch_size)
+        if self.limit and self.returned >= self.limit:
+            return out, True, {}
+        if self.tailable:
+            return out, self.single, {}
+        return out, self.single or at_end, {}
+
+
+CURSOR_TIMEOUT = 600.0  # mongod's cursorTimeoutMillis default (10 minutes)
+
+
+class CursorRegistry:
+    def __init__(self):
+        self.cursors = {}
+        self.last_sweep = time.monotonic()
+
+    def _sweep(self):
+        now = time.monotonic()
+        if now - self.last_sweep < 60:
+            return
+        self.last_sweep = now
+        for cid, cur in list(self.cursors.items()):
+            if now - getattr(cur, "last_used", now) > CURSOR_TIMEOUT and not getattr(cur, "busy", False):
+                del self.cursors[cid]
+
+    def register(self, cur):
+        self._sweep()
+        cur.last_used = time.monotonic()
+        while True:
+            cid = random.getrandbits(62) + 1
+            if cid not in self.cursors:
+                break
+        cur.id = cid
+        self.cursors[cid] = cur
+        return cid
+
+    def get(self, cid):
+        cur = self.cursors.get(cid)
+        if cur is not None:
+            cur.last_used = time.monotonic()
+        return cur
+
+    def kill(self, cid):
+        return self.cursors.pop(cid, None) is not None
+
+
+def batch_reply(server, cur, batch_size, max_time_ms, first, keep=True):
+    """batch_reply produces {cursor: {firstBatch|nextBatch, id, ns, ...}} and registers/kills."""
+    docs, done, extra = cur.next_batch(server, batch_size, max_time_ms, first)
+    if done:
+        if cur.id:
+            server.cursors.kill(cur.id)
+        cid = 0
+    else:
+        cid = cur.id or server.cursors.register(cur)
+    c = {}
+    # mongod writes the batch, then id and ns; postBatchResumeToken follows the batch.
+    key = "firstBatch" if first else "nextBatch"
+    c[key] = docs
+    for k, v in extra.items():
+        c[k] = v
+    c["id"] = Int64(cid)
+    c["ns"] = cur.ns
+    return {"cursor": c}

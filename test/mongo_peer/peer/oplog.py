@@ -1,0 +1,85 @@
+"""The capped oplog (local.oplog.rs) in mongod 6.0's entry format."""
+import bisect
+import datetime
+import time
+
+from bson.int64 import Int64
+from bson.timestamp import Timestamp
+
+from .values import encode, decode
+
+
+def ts_int(ts):
+    return (ts.time << 32) | ts.inc
+
+
+def int_ts(v):
+    return Timestamp(v >> 32, v & 0xFFFFFFFF)
+
+
+class Oplog:
+    """Oplog keeps (ts, raw entry) pairs ordered by ts, capped at max_entries."""
+
+    def __init__(self, max_entries):
+        self.max_entries = max(1, int(max_entries))
+        self.tss = []
+        self.raws = []
+        self.last_ts = 0
+        self.trimmed_max = 0  # highest ts ever removed by capping
+        self.last_wall = None
+
+    def next_ts(self):
+        now = int(time.time())
+        if now > (self.last_ts >> 32):
+            self.last_ts = (now << 32) | 1
+        else:
+            self.last_ts += 1
+        return self.last_ts
+
+    def append(self, entry, ts=None):
+        """append stamps ts/t/v/wall on entry (a dict in mongod field order) and stores it."""
+        if ts is None:
+            ts = self.next_ts()
+        wall = datetime.datetime.utcnow()
+        wall = wall.replace(microsecond=wall.microsecond // 1000 * 1000)
+        doc = {}
+        tail = {}
+        for k, v in entry.items():
+            if k in ("prevOpTime",):
+                tail[k] = v
+            else:
+                doc[k] = v
+        doc["ts"] = int_ts(ts)
+        doc["t"] = Int64(1)
+        doc["v"] = Int64(2)
+        doc["wall"] = wall
+        doc.update(tail)
+        raw = encode(doc)
+        self.tss.append(ts)
+        self.raws.append(raw)
+        self.last_wall = wall
+        extra = len(self.tss) - self.max_entries
+        if extra > 0:
+            self.trimmed_max = self.tss[extra - 1]
+            del self.tss[:extra]
+            del self.raws[:extra]
+        return ts
+
+    def oldest(self):
+        return self.tss[0] if self.tss else None
+
+    def index_after(self, ts):
+        """index_after returns the position of the first entry with ts > given ts."""
+        return bisect.bisect_right(self.tss, ts)
+
+    def index_at_or_after(self, ts):
+        return bisect.bisect_left(self.tss, ts)
+
+    def entry(self, i):
+        return self.tss[i], self.raws[i]
+
+    def decoded(self, i):
+        return decode(self.raws[i])
+
+    def __len__(self):
+        return len(self.tss)

@@ -1,0 +1,265 @@
+"""In-memory databases and collections; documents are kept as raw BSON bytes.
+
+Writers apply writes and log them in the oplog: DirectWriter at once (optionally as a
+retryable write carrying lsid/txnNumber/stmtId/prevOpTime); txn.TxnWriter buffers them.
+"""
+import threading
+import uuid
+
+from bson.binary import Binary
+from bson.int64 import Int64
+from bson.objectid import ObjectId
+from bson.timestamp import Timestamp
+
+from .errors import MongoError
+from .oplog import Oplog, int_ts
+from .values import encode, id_key
+
+ID_INDEX = {"v": 2, "key": {"_id": 1}, "name": "_id_"}
+INTERNAL_DBS = ("admin", "local", "config")
+
+
+class Collection:
+    """Collection holds documents as raw BSON keyed by id_key(_id), in insertion order."""
+
+    def __init__(self, db, name, options=None):
+        self.db = db
+        self.name = name
+        self.uuid = Binary(uuid.uuid4().bytes, 4)
+        self.docs = {}
+        self.options = options or {}
+
+    @property
+    def ns(self):
+        return "%s.%s" % (self.db, self.name)
+
+
+def check_names(db, coll=None):
+    if not db or any(c in db for c in '/\\. "$\0'):
+        raise MongoError(73, "Invalid database name: '%s'" % db)
+    if coll is not None and (not coll or coll.startswith(".") or "$" in coll or "\0" in coll):
+        raise MongoError(73, "Invalid collection name: %s" % coll)
+
+
+class Store:
+    """Store is the whole server state; every access holds store.lock."""
+
+    def __init__(self, oplog_size, max_txn_ops_per_entry=2**31 - 1):
+        self.max_txn_ops_per_entry = max(1, int(max_txn_ops_per_entry))
+        self.lock = threading.RLock()
+        self.cond = threading.Condition(self.lock)
+        self.dbs = {}
+        self.txn_locks = {}
+        self.images = {}  # (ts, txnOpIndex) -> (pre-image raw, post-image raw) for pre/post images
+        self.oplog = Oplog(oplog_size)
+        with self.lock:
+            self.log({"op": "n", "ns": "", "o": {"msg": "initiating set"}})
+
+    def coll(self, db, name):
+        return self.dbs.get(db, {}).get(name)
+
+    def log(self, entry, ts=None):
+        ts = self.oplog.append(entry, ts)
+        self.cond.notify_all()
+        if self.images and len(self.images) > 1000 and ts & 0x3FF == 0:
+            oldest = self.oplog.oldest() or 0
+            for k in [k for k in self.images if k[0] < oldest]:
+                del self.images[k]
+        return ts
+
+    def cluster_time(self):
+        return int_ts(self.oplog.last_ts)
+
+    def logged(self, db):
+        return db not in ("local", "config")
+
+    def create(self, db, name, options=None, must_not_exist=True):
+        check_names(db, name)
+        existing = self.coll(db, name)
+        if existing is not None:
+            if must_not_exist:
+                raise MongoError(48, "Collection %s.%s already exists." % (db, name))
+            return existing
+        c = Collection(db, name, options)
+        self.dbs.setdefault(db, {})[name] = c
+        if self.logged(db):
+            o = {"create": name}
+            for k, v in (options or {}).items():
+                o[k] = v
+            o["idIndex"] = ID_INDEX
+            self.log({"op": "c", "ns": "%s.$cmd" % db, "ui": c.uuid, "o": o})
+        return c
+
+    def get_or_create(self, db, name):
+        c = self.coll(db, name)
+        if c is None:
+            c = self.create(db, name)
+        return c
+
+    def drop(self, db, name):
+        c = self.coll(db, name)
+        if c is None:
+            raise MongoError(26, "ns not found")
+        del self.dbs[db][name]
+        if not self.dbs[db]:
+            del self.dbs[db]
+        if self.logged(db):
+            self.log({"op": "c", "ns": "%s.$cmd" % db, "ui": c.uuid, "o": {"drop": name},
+                      "o2": {"numRecords": len(c.docs)}})
+        return c
+
+    def drop_database(self, db):
+        for name in list(self.dbs.get(db, {})):
+            self.drop(db, name)
+        if self.logged(db):
+            self.log({"op": "c", "ns": "%s.$cmd" % db, "o": {"dropDatabase": 1}})
+
+    def rename(self, src_db, src, dst_db, dst, drop_target=False):
+        c = self.coll(src_db, src)
+        if c is None:
+            raise MongoError(26, "Source collection %s.%s does not exist" % (src_db, src))
+        check_names(dst_db, dst)
+        target = self.coll(dst_db, dst)
+        o = {"renameCollection": "%s.%s" % (src_db, src), "to": "%s.%s" % (dst_db, dst),
+             "stayTemp": False}
+        if target is not None:
+            if not drop_target:
+                raise MongoError(48, "target namespace exists")
+            o["dropTarget"] = target.uuid
+            del self.dbs[dst_db][dst]
+        del self.dbs[src_db][src]
+        if not self.dbs[src_db]:
+            del self.dbs[src_db]
+        c.db, c.name = dst_db, dst
+        self.dbs.setdefault(dst_db, {})[dst] = c
+        self.log({"op": "c", "ns": "%s.$cmd" % src_db, "ui": c.uuid, "o": o})
+
+
+def prepare_insert(doc):
+    """prepare_insert validates a document for insert and returns (doc, raw) with _id first."""
+    if "_id" not in doc:
+        new = {"_id": ObjectId()}
+        new.update(doc)
+        doc = new
+    elif next(iter(doc)) != "_id":
+        new = {"_id": doc["_id"]}
+        new.update((k, v) for k, v in doc.items() if k != "_id")
+        doc = new
+    idv = doc["_id"]
+    if isinstance(idv, list):
+        raise MongoError(2, "can't use an array for _id")
+    from bson.regex import Regex
+    if isinstance(idv, Regex):
+        raise MongoError(2, "can't use a regex for _id")
+    check_depth(doc)
+    for k, v in doc.items():
+        if isinstance(v, Timestamp) and v.time == 0 and v.inc == 0:
+            import time
+            doc[k] = Timestamp(int(time.time()), 1)
+    raw = encode(doc)
+    if len(raw) > 16 * 1024 * 1024:
+        raise MongoError(2, "object to insert too large. size in bytes: %d, max size: 16777216"
+                         % len(raw))
+    return doc, raw
+
+
+def check_depth(doc, raw=None):
+    """check_depth refuses documents nested deeper than 100 levels (insert.cpp validateDepth).
+    With the raw bytes at hand it skips the walk when fewer than 100 embedded documents or
+    arrays (type bytes 0x03/0x04) can possibly be present."""
+    from .values import bson_depth
+    if raw is not None and raw.count(b"\x03") + raw.count(b"\x04") < 100:
+        return
+    if bson_depth(doc) > 100:
+        raise MongoError(15, "cannot insert document because it exceeds 100 levels of nesting")
+
+
+def dup_key_error(c, idv):
+    return MongoError(11000, "E11000 duplicate key error collection: %s index: _id_ dup key: "
+                             "{ _id: %s }" % (c.ns, _shell_repr(idv)),
+                      extra={"keyPattern": {"_id": 1}, "keyValue": {"_id": idv}})
+
+
+def _shell_repr(v):
+    if isinstance(v, str):
+        return '"%s"' % v
+    if isinstance(v, ObjectId):
+        return "ObjectId('%s')" % v
+    return repr(v)
+
+
+class DirectWriter:
+    """DirectWriter applies writes immediately and logs one oplog entry per write."""
+
+    def __init__(self, store, lsid=None, txn_number=None):
+        self.store = store
+        self.lsid = lsid
+        self.txn_number = txn_number
+        self.stmt = 0
+        self.prev = None
+
+    def coll(self, db, name, create=False):
+        c = self.store.coll(db, name)
+        if c is None and create:
+            c = self.store.create(db, name)
+        return c
+
+    def scan(self, c):
+        return list(c.docs.items())
+
+    def get(self, c, key):
+        return c.docs.get(key)
+
+    def _log(self, entry):
+        """_log writes entry to the oplog (with the retryable-write fields) and returns its ts."""
+        if not self.store.logged(entry["ns"].split(".", 1)[0]):
+            return None
+        if self.lsid is not None and self.txn_number is not None:
+            full = {"lsid": oplog_lsid(self.lsid), "txnNumber": Int64(self.txn_number)}
+            full.update(entry)
+            full["stmtId"] = self.stmt
+            self.stmt += 1
+            full["prevOpTime"] = {"ts": self.prev or Timestamp(0, 0), "t": Int64(-1 if self.prev is None else 1)}
+            ts = self.store.log(full)
+            self.prev = int_ts(ts)
+            return ts
+        return self.store.log(entry)
+
+    def insert(self, c, doc, raw):
+        key = id_key(doc["_id"])
+        if key in c.docs:
+            raise dup_key_error(c, doc["_id"])
+        c.docs[key] = raw
+        self._log({"op": "i", "ns": c.ns, "ui": c.uuid, "o": _raw(raw), "o2": {"_id": doc["_id"]}})
+
+    def update(self, c, key, idv, new_raw, o):
+        pre = c.docs.get(key)
+        c.docs[key] = new_raw
+        ts = self._log({"op": "u", "ns": c.ns, "ui": c.uuid, "o": o, "o2": {"_id": idv}})
+        if ts is not None and images_enabled(c):
+            self.store.images[(ts, 0)] = (pre, new_raw)
+
+    def delete(self, c, key, idv):
+        pre = c.docs.pop(key)
+        ts = self._log({"op": "d", "ns": c.ns, "ui": c.uuid, "o": {"_id": idv}})
+        if ts is not None and images_enabled(c):
+            self.store.images[(ts, 0)] = (pre, None)
+
+
+def images_enabled(c):
+    """images_enabled tells whether a collection records change-stream pre- and post-images."""
+    opt = c.options.get("changeStreamPreAndPostImages")
+    return isinstance(opt, dict) and bool(opt.get("enabled"))
+
+
+def oplog_lsid(lsid):
+    """oplog_lsid adds the user digest mongod stores with a session id (SHA-256 of no user)."""
+    import hashlib
+    out = {"id": lsid.get("id")} if isinstance(lsid, dict) else {"id": lsid}
+    out["uid"] = hashlib.sha256(b"").digest()
+    return out
+
+
+def _raw(raw):
+    from .values import raw_doc
+    return raw_doc(raw)
