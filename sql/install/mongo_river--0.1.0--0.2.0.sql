@@ -74,6 +74,17 @@ CREATE TABLE mongo_river.mapping_state (
     FOREIGN KEY (river, source) REFERENCES mongo_river.collection_map ON UPDATE CASCADE ON DELETE CASCADE
 );
 
+-- resync_seen: during a resync, the keys of the documents written since it began; when the re-copy
+-- ends, rows whose key is not here were deleted at the source and are removed (so that readers never
+-- see an empty or half-filled table meanwhile).
+CREATE TABLE mongo_river.resync_seen (
+    river   name NOT NULL,
+    source  text NOT NULL,
+    key     text NOT NULL,
+    PRIMARY KEY (river, source, key),
+    FOREIGN KEY (river, source) REFERENCES mongo_river.collection_map ON UPDATE CASCADE ON DELETE CASCADE
+);
+
 -- rejects: changes that could not be applied, with the reason and the document as received.
 CREATE TABLE mongo_river.rejects (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -97,7 +108,7 @@ SELECT pg_catalog.pg_extension_config_dump('mongo_river.mapping_state', '');
 SELECT pg_catalog.pg_extension_config_dump('mongo_river.rejects', '');
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON mongo_river.river, mongo_river.collection_map, mongo_river.mapped_table,
-    mongo_river.progress, mongo_river.mapping_state, mongo_river.rejects TO mongo_river_admin;
+    mongo_river.progress, mongo_river.mapping_state, mongo_river.resync_seen, mongo_river.rejects TO mongo_river_admin;
 
 -- C helpers: validation and parsing by the PG-free core (libmongoc's URI parser, the jansson
 -- mapping parser, the name rules). Internal: not for PUBLIC.
@@ -721,5 +732,28 @@ BEGIN
     r := mongo_river._river_for_owner(fn, river);
     SELECT * INTO src FROM mongo_river._split_source(fn, source);
     RETURN mongo_river._infer(r.uri, src.db, src.collection, sample_size, mongo_river._default_identifier(src.collection));
+END
+$$;
+
+-- resync re-copies one mapped collection (or all of a river's) from the source: rows are upserted in
+-- place and, at the end, rows of documents that no longer exist are deleted; readers never see an
+-- empty table meanwhile. The worker picks it up within mongo_river.naptime.
+CREATE FUNCTION mongo_river.resync(river name, source text DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    fn constant text := 'resync';
+    r mongo_river.river;
+BEGIN
+    PERFORM mongo_river._require_admin(fn);
+    IF river IS NULL THEN PERFORM mongo_river._not_null(fn, 'river'); END IF;
+    r := mongo_river._river_for_owner(fn, river);
+    IF source IS NOT NULL AND NOT EXISTS (SELECT 1 FROM mongo_river.collection_map m
+                                          WHERE m.river = r.river AND m.source = resync.source) THEN
+        RAISE EXCEPTION '%: collection "%" is not mapped by river "%"', fn, source, r.river
+            USING ERRCODE = 'undefined_object', HINT = 'SELECT source FROM mongo_river.status lists the mapped collections.';
+    END IF;
+    DELETE FROM mongo_river.resync_seen s WHERE s.river = r.river AND (resync.source IS NULL OR s.source = resync.source);
+    UPDATE mongo_river.mapping_state s SET phase = 'resync', copy_last_id = NULL, last_error = NULL, updated_at = now()
+    WHERE s.river = r.river AND (resync.source IS NULL OR s.source = resync.source);
 END
 $$;

@@ -6,9 +6,11 @@
 #include "mongo_river/error.hpp"
 #include "mongo_river/mapping/mapping.hpp"
 #include "mongo_river/pg/boundary.hpp"
+#include "mongo_river/pg/datum.hpp"
 
 extern "C" {
 #include "catalog/namespace.h"
+#include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 }
@@ -57,8 +59,27 @@ MappingWriter::MappingWriter(const catalog::MappingRow &row)
 		PrepareTable(i, i == 0 ? row.target : ChildRelation(layout[i].table, row.target));
 	key_type_ = tables_[0].columns[0];
 	for (size_t c = 0; c < layout[0].columns.size(); c++)
-		if (layout[0].columns[c].role == convert::ColumnRole::kPrimaryKey)
+		if (layout[0].columns[c].role == convert::ColumnRole::kPrimaryKey) {
 			key_type_ = tables_[0].columns[c];
+			key_column_ = Quote(layout[0].columns[c].name);
+		}
+	key_type_name_ = pg::Call([&] { return format_type_with_typemod(key_type_.type, key_type_.typmod); });
+}
+
+void MappingWriter::RecordSeen(const std::string &river, const convert::Value &key) {
+	pg::SpiExecute("INSERT INTO mongo_river.resync_seen (river, source, key) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+	               {{NAMEOID, pg::NameDatum(river)}, {TEXTOID, pg::TextDatum(row_.source)},
+	                {TEXTOID, pg::TextDatum(convert::ValueText(key))}});
+}
+
+uint64 MappingWriter::DeleteUnseen(const std::string &river) {
+	uint64 deleted = pg::SpiExecute(
+	    "DELETE FROM " + tables_[0].name + " t WHERE NOT EXISTS (SELECT 1 FROM mongo_river.resync_seen s"
+	    " WHERE s.river = $1 AND s.source = $2 AND s.key::" + key_type_name_ + " = t." + key_column_ + ")",
+	    {{NAMEOID, pg::NameDatum(river)}, {TEXTOID, pg::TextDatum(row_.source)}});
+	pg::SpiExecute("DELETE FROM mongo_river.resync_seen WHERE river = $1 AND source = $2",
+	               {{NAMEOID, pg::NameDatum(river)}, {TEXTOID, pg::TextDatum(row_.source)}});
+	return deleted;
 }
 
 void MappingWriter::PrepareTable(size_t index, Oid relation) {

@@ -19,7 +19,9 @@ namespace {
 constexpr const char *kDigestSql =
     "SELECT md5(r.uri || r.options::text || r.enabled::text || coalesce(("
     "  SELECT string_agg(m.source || m.target::oid::text || m.mapping::text || m.options::text, ',' ORDER BY m.source)"
-    "  FROM mongo_river.collection_map m WHERE m.river = r.river), ''))"
+    "  FROM mongo_river.collection_map m WHERE m.river = r.river), '')"
+    " || (SELECT count(*) FROM mongo_river.mapping_state s"
+    "     WHERE s.river = r.river AND s.phase = 'resync' AND s.copy_last_id IS NULL)::text)"
     " FROM mongo_river.river r WHERE r.river = $1";
 
 std::string TextOr(uint64 row, int column, const std::string &fallback = {}) {

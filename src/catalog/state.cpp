@@ -82,6 +82,14 @@ void SetMappingPhase(const std::string &river, const std::string &source, const 
 	               {Name(river), Text(source), Text(phase), OptionalText(error)});
 }
 
+void BeginResync(const std::string &river) {
+	pg::SpiConnection spi;
+	pg::SpiExecute("DELETE FROM mongo_river.resync_seen WHERE river = $1", {Name(river)});
+	pg::SpiExecute("UPDATE mongo_river.mapping_state SET phase = 'resync', copy_last_id = NULL, updated_at = now()"
+	               " WHERE river = $1 AND phase NOT IN ('stopped', 'error')",
+	               {Name(river)});
+}
+
 void AddReject(const std::string &river, const Reject &reject) {
 	pg::SpiConnection spi;
 	pg::SpiArg document{JSONBOID, std::nullopt};

@@ -205,8 +205,11 @@ void ChangeStreamReader::Open(const Position &start) {
 
 	// "now" is pinned before opening, in case the server reports no high-water mark.
 	Timestamp now;
-	if (start.kind == Position::Kind::kNow)
-		now = source_.OperationTime();
+	if (start.kind == Position::Kind::kNow) {
+		now = source_.CommittedTime();
+		if (now.IsZero())
+			now = source_.OperationTime();
+	}
 
 	Bson pipeline = BuildStreamPipeline(options_.namespaces);
 	const Namespace &first = options_.namespaces.front();

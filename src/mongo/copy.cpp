@@ -236,7 +236,9 @@ void CollectionScan::Open() {
 	if (last_id_ && bson_iter_init_find(&iter, last_id_.get(), "_id"))
 		last = bson_iter_value(&iter);
 	Bson filter = BuildResumeFilter(last);
-	Bson opts(BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}"));
+	// Majority reads: a document the copy sees can never be rolled back, just as every change the
+	// stream delivers is majority-committed.
+	Bson opts(BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}", "readConcern", "{", "level", "majority", "}"));
 	if (batch_size_ > 0)
 		BSON_APPEND_INT32(opts.get(), "batchSize", batch_size_);
 	cursor_.reset(mongoc_collection_find_with_opts(collection_.get(), filter.get(), opts.get(), nullptr));

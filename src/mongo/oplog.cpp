@@ -299,7 +299,9 @@ OplogReader::OplogReader(Source &source, OplogOptions options, const Position &s
 	Timestamp from;
 	switch (start.kind) {
 	case Position::Kind::kNow:
-		from = Edge(true);
+		from = source_.CommittedTime();
+		if (from.IsZero())
+			from = Edge(true);
 		break;
 	case Position::Kind::kOplogAfter:
 		from = start.time;
@@ -425,10 +427,12 @@ void OplogReader::LookUp(std::vector<ChangeEvent> *events) {
 
 Batch OplogReader::NextBatch(size_t max_events, int64_t max_ms) {
 	Batch batch;
-	// The newest entry before reading: once the cursor reports nothing more, every matching entry
-	// up to it has been read (oplog readers see no holes), so a quiet river still moves forward
-	// over other collections' writes instead of waiting for the server's periodic no-op.
-	const Timestamp newest = Edge(true);
+	// The majority commit point before reading: every entry up to it is visible (no holes), so once
+	// the cursor reports nothing more, every matching entry up to it has been read, and a quiet
+	// river moves forward over other collections' writes instead of waiting for the server's
+	// periodic no-op. (The newest entry by a reverse scan would not do: a reverse cursor can see
+	// past a hole that forward readers still wait on.)
+	const Timestamp newest = source_.CommittedTime();
 	const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(max_ms);
 	while (batch.events.size() < max_events && std::chrono::steady_clock::now() < deadline) {
 		Bson entry;

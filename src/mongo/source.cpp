@@ -113,6 +113,13 @@ Timestamp Source::OperationTime() {
 					  "Point the river at a replica set member or mongos.");
 }
 
+Timestamp Source::CommittedTime() {
+	Bson hello = Hello();
+	Timestamp ts;
+	FindTimestamp(hello.get(), "lastWrite.majorityOpTime.ts", &ts);
+	return ts;
+}
+
 std::vector<std::string> Source::ListDatabases(bool include_system) {
 	bson_error_t error;
 	char **names = mongoc_client_get_database_names_with_opts(client_.get(), nullptr, &error);
@@ -166,7 +173,8 @@ std::vector<Bson> Source::Sample(const std::string &db, const std::string &coll,
 Bson Source::FindById(const std::string &db, const std::string &coll, const bson_value_t *id) {
 	Collection collection(mongoc_client_get_collection(client_.get(), db.c_str(), coll.c_str()));
 	Bson filter = WrapValue("_id", id);
-	Bson opts(BCON_NEW("limit", BCON_INT64(1), "singleBatch", BCON_BOOL(true)));
+	Bson opts(
+		BCON_NEW("limit", BCON_INT64(1), "singleBatch", BCON_BOOL(true), "readConcern", "{", "level", "majority", "}"));
 	Cursor cursor(mongoc_collection_find_with_opts(collection.get(), filter.get(), opts.get(), nullptr));
 	const bson_t *doc = nullptr;
 	Bson found;

@@ -39,6 +39,9 @@ namespace mongo_river::worker {
 namespace {
 
 constexpr int kMinBackoffMs = 500;
+// kMaxResyncs bounds automatic resyncs in a row (each after the source's oplog lost the river's
+// position) before the river stops with an error: a copy that outlives the oplog window never ends.
+constexpr int kMaxResyncs = 3;
 constexpr int kMaxBackoffMs = 30000;
 // kCopyStreamWaitMs bounds how long a stream read may wait while a copy is in progress, and
 // kCopyStreamIntervalMs how often the stream is read then: a stream read can block for the reader's
@@ -97,6 +100,8 @@ private:
 	void Wait(int ms);
 	void RecordRiverPhase(const std::string &phase, const std::string &error);
 	void StopWithError(const std::string &message);
+	void StartResync(const std::string &reason);
+	void SetPhase(const std::string &phase, const std::string &error);
 
 	void ApplyBatch(const mongo::Batch &batch);
 	bool TryApplyBatch(const mongo::Batch &batch, bool isolate);
@@ -120,6 +125,8 @@ private:
 	TimestampTz last_reload_check_ = 0;
 	TimestampTz last_stream_read_ = 0;
 	int backoff_ms_ = 0;
+	int resyncs_ = 0;
+	std::string phase_;
 	bool reopen_ = false;
 };
 
@@ -220,6 +227,42 @@ void RiverWorker::RecordRiverPhase(const std::string &phase, const std::string &
 	txn.Commit();
 }
 
+void RiverWorker::SetPhase(const std::string &phase, const std::string &error) {
+	if (phase == phase_ && error.empty())
+		return;
+	RecordRiverPhase(phase, error);
+	phase_ = phase;
+}
+
+void RiverWorker::StartResync(const std::string &reason) {
+	if (++resyncs_ > kMaxResyncs) {
+		StopWithError(reason + "; the river was resynced " + std::to_string(kMaxResyncs) +
+		              " times in a row and its copy still outlived the source's oplog window (give the source a "
+		              "larger oplog, or map fewer or smaller collections per river)");
+		river_.enabled = false;
+		return;
+	}
+	ereport(LOG, (errmsg("mongo_river: river \"%s\": %s; resyncing its collections", name_.c_str(), reason.c_str())));
+	Disconnect();
+	source_ = std::make_unique<mongo::Source>(river_.uri);
+	source_->Check();
+	mongo::Timestamp now = source_->OperationTime();
+	position_ = mongo::Position::AtOperationTime(now);
+	{
+		pg::Transaction txn;
+		catalog::BeginResync(name_);
+		catalog::SavePosition(name_, position_.ToJson(), 0, false);
+		catalog::SetRiverPhase(name_, "resync", reason);
+		txn.Commit();
+	}
+	phase_ = "resync";
+	Load();
+	if (!river_.enabled)
+		return;
+	river_.position_json = position_.ToJson();
+	OpenReader();
+}
+
 void RiverWorker::StopWithError(const std::string &message) {
 	ereport(LOG, (errmsg("mongo_river: river \"%s\" stopped with an error: %s", name_.c_str(), message.c_str())));
 	RecordRiverPhase("error", message);
@@ -261,11 +304,16 @@ void RiverWorker::ApplyDocument(Mapped &mapped, const bson_t &doc, const char *o
 	}
 	if (river_.options.dry_run)
 		return;
-	if (!isolate) {
+	auto write = [&] {
 		mapped.writer->Upsert(converted);
+		if (mapped.phase == "resync")
+			mapped.writer->RecordSeen(name_, converted.key);
+	};
+	if (!isolate) {
+		write();
 		return;
 	}
-	std::optional<pg::PgError> error = pg::TrySubtransaction([&] { mapped.writer->Upsert(converted); });
+	std::optional<pg::PgError> error = pg::TrySubtransaction(write);
 	if (error)
 		RejectOrStop(mapped, operation, &doc, nullptr, error->what());
 }
@@ -375,11 +423,17 @@ void RiverWorker::ApplyBatch(const mongo::Batch &batch) {
 bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &docs, bool isolate) {
 	try {
 		pg::Transaction txn;
-		std::string phase = scan_->Done() ? "streaming" : "initial_copy";
+		std::string phase = scan_->Done() ? "streaming" : mapped.phase == "resync" ? "resync" : "initial_copy";
 		{
 			pg::SpiConnection spi;
 			for (const mongo::Bson &doc : docs)
 				ApplyDocument(mapped, *doc, "copy", isolate);
+			if (scan_->Done() && mapped.phase == "resync" && !river_.options.dry_run) {
+				uint64 deleted = mapped.writer->DeleteUnseen(name_);
+				ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": resync deleted %lu rows of "
+				                     "documents that no longer exist",
+				                     name_.c_str(), mapped.writer->Row().source.c_str(), (unsigned long)deleted)));
+			}
 			catalog::SaveCopyProgress(name_, mapped.writer->Row().source, RawBytes(scan_->LastId()),
 			                          int64_t(docs.size()), phase);
 		}
@@ -495,11 +549,15 @@ void RiverWorker::Run() {
 				return;
 			if (!source_) {
 				Connect();
-				RecordRiverPhase("streaming", "");
+				SetPhase(phase_ == "resync" ? "resync" : "streaming", "");
 			}
 			bool copying = CopyStep();
 			StreamStep(copying);
 			backoff_ms_ = 0;
+			if (!copying) {
+				resyncs_ = 0;
+				SetPhase("streaming", "");
+			}
 		} catch (const StopRiver &stop) {
 			Disconnect();
 			StopWithError(stop.Message());
@@ -508,9 +566,14 @@ void RiverWorker::Run() {
 			Disconnect();
 			std::string message = error.Message() + (error.Detail().empty() ? "" : ": " + error.Detail());
 			if (error.Kind() == mongo::SourceErrorKind::kHistoryLost) {
-				StopWithError(message + " (the source's oplog no longer reaches back to the river's position; "
-				                        "resync the river)");
-				return;
+				try {
+					StartResync(message);
+				} catch (const mongo::SourceError &again) {
+					Disconnect();
+					RecordRiverPhase("retrying", again.Message());
+					Wait(kMinBackoffMs);
+				}
+				continue;
 			}
 			backoff_ms_ = std::min(kMaxBackoffMs, std::max(kMinBackoffMs, backoff_ms_ * 2));
 			ereport(LOG, (errmsg("mongo_river: river \"%s\": %s; retrying in %d ms", name_.c_str(), message.c_str(),

@@ -49,8 +49,7 @@ def start_peer(extra_args=(), timeout=10.0):
     if "ready" not in line:
         stop_peer(proc)
         raise RuntimeError("unexpected first line from mongo-peer: %r" % line)
-    m = re.search(r":(\d+)\b", line)
-    port = int(m.group(1))
+    port = int(re.findall(r":(\d+)\b", line.split("(")[0])[-1])
     return proc, port
 
 

@@ -23,6 +23,9 @@ TEST(Source, PingCheckAndOperationTime) {
 	writer.Insert(db, "c", R"({"_id": 1})");
 	mm::Timestamp after = source.OperationTime();
 	EXPECT_GT(after, before) << "a write must move the operation time forward";
+	mm::Timestamp committed = source.CommittedTime();
+	EXPECT_FALSE(committed.IsZero()) << "hello reports no lastWrite.majorityOpTime";
+	EXPECT_LE(committed, source.OperationTime());
 }
 
 TEST(Source, MetadataSampleAndFindById) {

@@ -31,6 +31,11 @@ public:
 	void Upsert(const convert::ConvertedDocument &document);
 	// Delete removes the row with this key (child rows go with it: ON DELETE CASCADE).
 	void Delete(const convert::Value &key);
+	// RecordSeen notes key in resync_seen (a resync is in progress for this mapping).
+	void RecordSeen(const std::string &river, const convert::Value &key);
+	// DeleteUnseen ends a resync: rows whose key was not seen since it began are deleted, and the
+	// seen keys forgotten. Returns the number of rows deleted.
+	uint64 DeleteUnseen(const std::string &river);
 	// KeyFromId converts a document's _id to the target's key value (throws ConversionError).
 	convert::Value KeyFromId(const bson_value_t *id) const;
 
@@ -55,6 +60,8 @@ private:
 	convert::DocumentConverter converter_;
 	std::vector<Table> tables_;
 	ColumnType key_type_;
+	std::string key_column_;  // quoted
+	std::string key_type_name_;
 };
 
 } // namespace mongo_river::apply

@@ -34,6 +34,10 @@ void SaveCopyProgress(const std::string &river, const std::string &source, const
 void SetMappingPhase(const std::string &river, const std::string &source, const std::string &phase,
                      const std::string &error);
 
+// BeginResync marks every running mapping of river for a re-copy (phase 'resync', copy restarted)
+// and forgets the keys seen by an earlier resync.
+void BeginResync(const std::string &river);
+
 // Reject is a change that could not be applied.
 struct Reject {
 	std::string source;

@@ -14,7 +14,8 @@
 // usable least value (DBPointer, code, code with scope, MaxKey) are matched with $type. Arrays and
 // regexes cannot be _ids. Each clause is an index range on _id, so a resumed scan starts at last
 // instead of re-reading the collection. References: MongoDB's bsontypes.h canonicalizeBSONType and
-// ComparisonMatchExpressionBase::matchesSingleElement (NaN and bracket rules).
+// ComparisonMatchExpressionBase::matchesSingleElement (NaN and bracket rules). The scan reads with
+// readConcern "majority", so nothing it copies can be rolled back by a failover.
 #pragma once
 
 #include <cstdint>

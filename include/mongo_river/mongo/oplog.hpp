@@ -55,7 +55,8 @@ class OplogReader {
 public:
 	// OplogReader starts at start: kOplogAfter -> ts > time; kOperationTime -> ts >= time; a resume
 	// token -> ts >= its decoded cluster time (Error 22023 if it cannot be decoded); kNow -> after
-	// the newest entry. Throws SourceError kHistoryLost if the oplog no longer reaches back there.
+	// the majority commit point (Source::CommittedTime). Throws SourceError kHistoryLost if the
+	// oplog no longer reaches back there.
 	OplogReader(Source &source, OplogOptions options, const Position &start);
 
 	OplogReader(const OplogReader &) = delete;

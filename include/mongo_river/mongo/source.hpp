@@ -55,6 +55,12 @@ public:
 	// the server reports it (the last oplog entry), else the reply's operationTime, else
 	// $clusterTime.clusterTime. Everything the source acknowledged before the call is at or before it.
 	Timestamp OperationTime();
+	// CommittedTime returns hello's lastWrite.majorityOpTime.ts: every oplog entry at or before it is
+	// majority-committed and visible to readers, with no hole left by a concurrent write still
+	// committing (which OperationTime may be beyond). Use it as the start point of an initial copy:
+	// a stream from AtOperationTime(CommittedTime()) misses nothing the copy cannot see. Zero when
+	// the server does not report it (mongos).
+	Timestamp CommittedTime();
 
 	// ListDatabases returns the database names; admin, local and config only with include_system.
 	std::vector<std::string> ListDatabases(bool include_system = false);
@@ -63,8 +69,8 @@ public:
 	std::vector<std::string> ListCollections(const std::string &db, bool include_system = false);
 	// Sample returns up to n random documents of db.coll ($sample), for schema inference.
 	std::vector<Bson> Sample(const std::string &db, const std::string &coll, int64_t n);
-	// FindById returns the current document of db.coll whose _id equals id, nullptr if there is
-	// none (update lookups, verify, retries).
+	// FindById returns the current (majority-committed) document of db.coll whose _id equals id,
+	// nullptr if there is none (update lookups, verify, retries).
 	Bson FindById(const std::string &db, const std::string &coll, const bson_value_t *id);
 
 	// RunCommand runs cmd on db against the primary and returns the reply; a failure throws a

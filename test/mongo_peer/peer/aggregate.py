@@ -58,7 +58,7 @@ def _coll_stats(ctx, coll, spec):
         raise MongoError(26, "Unable to retrieve storageStats in $collStats stage :: caused by :: "
                              "Collection [%s.%s] not found." % (ctx.db, coll))
     raws = ctx.store.oplog.raws if c is None else list(c.docs.values())
-    out = {"ns": "%s.%s" % (ctx.db, coll), "host": "%s:%d" % (ctx.server.host, ctx.server.port),
+    out = {"ns": "%s.%s" % (ctx.db, coll), "host": ctx.server.address,
            "localTime": datetime.datetime.utcnow()}
     size = sum(len(r) for r in raws)
     if "count" in spec:

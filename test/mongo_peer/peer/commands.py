@@ -46,7 +46,7 @@ def _local_now():
 
 def cmd_hello(ctx):
     s = ctx.server
-    me = "%s:%d" % (s.host, s.port)
+    me = s.address
     name = next(iter(ctx.body))
     if name == "hello":
         r = {"isWritablePrimary": True}
@@ -286,7 +286,7 @@ def cmd_repl_status(ctx):
                         "readConcernMajorityOpTime": optime, "appliedOpTime": optime,
                         "durableOpTime": optime, "lastAppliedWallTime": wall,
                         "lastDurableWallTime": wall},
-            "members": [{"_id": 0, "name": "%s:%d" % (s.host, s.port), "health": 1.0,
+            "members": [{"_id": 0, "name": s.address, "health": 1.0,
                          "state": 1, "stateStr": "PRIMARY",
                          "uptime": int(time.time() - s.started), "optime": optime,
                          "optimeDate": wall, "lastAppliedWallTime": wall,
@@ -301,7 +301,7 @@ def cmd_repl_status(ctx):
 def cmd_repl_config(ctx):
     s = ctx.server
     return {"config": {"_id": s.replset, "version": 1, "term": 1, "protocolVersion": Int64(1),
-                       "members": [{"_id": 0, "host": "%s:%d" % (s.host, s.port),
+                       "members": [{"_id": 0, "host": s.address,
                                     "arbiterOnly": False, "buildIndexes": True, "hidden": False,
                                     "priority": 1.0, "tags": {}, "secondaryDelaySecs": Int64(0),
                                     "votes": 1}],
@@ -329,7 +329,7 @@ def cmd_get_last_error(ctx):
 
 
 def cmd_server_status(ctx):
-    return {"host": "%s:%d" % (ctx.server.host, ctx.server.port), "version": "6.0.99-mongo-peer",
+    return {"host": ctx.server.address, "version": "6.0.99-mongo-peer",
             "process": "mongod", "pid": Int64(ctx.server.pid),
             "uptime": float(time.time() - ctx.server.started), "localTime": _local_now(),
             "connections": {"current": len(ctx.server.conns), "available": 1000}}
@@ -467,8 +467,6 @@ def dispatch(server, conn, db, body, seqs):
             return _decorate(server, decorate_error(err.to_doc(), name, body,
                                                     _is_change_stream(server, name, body),
                                                     data.get("errorLabels")))
-        if "writeConcernError" in data:
-            pass
     if handler is None:
         return _decorate(server, MongoError(59, "no such command: '%s'" % name).to_doc())
     with server.store.lock:

@@ -79,6 +79,9 @@ def cmd_insert(ctx):
                 raw = bytes(d)
                 d = decode(raw)
             if raw is not None and d and next(iter(d)) == "_id" and not _needs_fix(d):
+                if len(raw) > 16 * 1024 * 1024:
+                    raise MongoError(2, "object to insert too large. size in bytes: %d, max "
+                                        "size: 16777216" % len(raw))
                 _check_id(d["_id"])
                 check_depth(d, raw)
             else:

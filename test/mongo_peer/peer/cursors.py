@@ -6,7 +6,7 @@ from bson.int64 import Int64
 
 from .errors import MongoError
 from .query import matches
-from .values import decode, raw_doc
+from .values import decode, encode, raw_doc
 
 MAX_BATCH_BYTES = 16 * 1024 * 1024 - 16 * 1024
 
@@ -14,12 +14,6 @@ MAX_BATCH_BYTES = 16 * 1024 * 1024 - 16 * 1024
 def as_doc(item):
     """as_doc turns a stored raw document into something bson.encode embeds unchanged."""
     return raw_doc(item) if isinstance(item, (bytes, bytearray)) else item
-
-
-def item_size(item):
-    if isinstance(item, (bytes, bytearray)):
-        return len(item)
-    return getattr(item, "_peer_size", 256)
 
 
 class Cursor:
@@ -51,10 +45,13 @@ class Cursor:
             if self.limit and self.returned >= self.limit:
                 break
             it = self.items[self.pos]
-            s = item_size(it)
+            if not isinstance(it, (bytes, bytearray)):
+                it = encode(it)  # encoded once: its size bounds the batch, the bytes are sent
+                self.items[self.pos] = it
+            s = len(it)
             if out and size + s > MAX_BATCH_BYTES:
                 break
-            out.append(as_doc(it))
+            out.append(raw_doc(it))
             size += s
             self.pos += 1
             self.returned += 1

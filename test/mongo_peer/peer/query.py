@@ -234,7 +234,11 @@ def matches(doc, flt):
                 return False
         elif key in ("$comment",):
             continue
-        elif key == "$expr" or key == "$where" or key == "$text":
+        elif key == "$expr":
+            from .aggregate import evaluate, _truthy
+            if not _truthy(evaluate(cond, doc)):
+                return False
+        elif key == "$where" or key == "$text":
             raise MongoError(2, "%s is not supported by mongo-peer" % key)
         elif key.startswith("$"):
             raise MongoError(2, "unknown top level operator: %s" % key)

@@ -63,6 +63,12 @@ class Server:
         self.listener = None
         self.last_noop_check = 0.0
 
+    @property
+    def address(self):
+        """address is host:port as clients should name this server ([v6]:port for IPv6)."""
+        host = "[%s]" % self.host if ":" in self.host else self.host
+        return "%s:%d" % (host, self.port)
+
     def bind(self):
         ls = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET,
                            socket.SOCK_STREAM)
@@ -70,8 +76,10 @@ class Server:
         ls.bind((self.host, self.port))
         ls.listen(128)
         self.port = ls.getsockname()[1]
-        if self.host in ("0.0.0.0", "::", ""):
+        if self.host in ("0.0.0.0", ""):
             self.host = "127.0.0.1"
+        elif self.host == "::":
+            self.host = "::1"
         self.listener = ls
 
     def serve_forever(self):
@@ -202,7 +210,7 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, server.stop)
     signal.signal(signal.SIGINT, server.stop)
     server.bind()
-    print("mongo-peer ready: waiting for connections on %s:%d (replset %s)"
-          % (server.host, server.port, server.replset), flush=True)
+    print("mongo-peer ready: waiting for connections on %s (replset %s)"
+          % (server.address, server.replset), flush=True)
     server.serve_forever()
     return 0

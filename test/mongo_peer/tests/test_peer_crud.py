@@ -349,3 +349,23 @@ def test_indexes_are_listed(db):
     db.c.drop_index("x_1")
     assert [i["name"] for i in db.c.list_indexes()] == ["_id_"]
 
+
+
+def test_batches_stay_under_16mb(db):
+    big = "x" * (1024 * 1024)
+    db.c.insert_many([{"_id": i, "s": big} for i in range(20)])
+    # [manual:reference/command/find/#mongodb-limit-BSON-Document-Size] a batch holds at most
+    # 16 MiB of documents; the rest come with getMore.
+    r = db.command("find", "c", batchSize=1000)
+    assert 0 < len(r["cursor"]["firstBatch"]) < 20 and r["cursor"]["id"] != 0
+    db.command("killCursors", "c", cursors=[r["cursor"]["id"]])
+    r = db.command("aggregate", "c", pipeline=[{"$match": {}}], cursor={"batchSize": 1000})
+    assert 0 < len(r["cursor"]["firstBatch"]) < 20 and r["cursor"]["id"] != 0
+    db.command("killCursors", "c", cursors=[r["cursor"]["id"]])
+    assert len(list(db.c.find({}, {"_id": 1}))) == 20
+
+
+def test_expr_query(db):
+    db.c.insert_many([{"_id": 1, "a": 1, "b": 2}, {"_id": 2, "a": 3, "b": 2}])
+    # [manual:reference/operator/query/expr/] compares fields of the same document.
+    assert [d["_id"] for d in db.c.find({"$expr": {"$gt": ["$a", "$b"]}})] == [2]
