@@ -38,7 +38,7 @@ CREATE TABLE mongo_river.mapped_table (
     river       name NOT NULL,
     source      text NOT NULL,
     relation    regclass NOT NULL UNIQUE,
-    kind        text NOT NULL CHECK (kind IN ('target', 'child')),
+    kind        text NOT NULL CHECK (kind IN ('target', 'child', 'view')),
     array_path  text,
     created     boolean NOT NULL,
     FOREIGN KEY (river, source) REFERENCES mongo_river.collection_map ON UPDATE CASCADE ON DELETE CASCADE
@@ -311,7 +311,12 @@ BEGIN
     r := mongo_river._river_for_owner('drop_river', river);
     IF drop_tables THEN
         SELECT string_agg(t.relation::text, ', ') INTO tables
-        FROM mongo_river.mapped_table t WHERE t.river = r.river AND t.created;
+        FROM mongo_river.mapped_table t WHERE t.river = r.river AND t.created AND t.kind = 'view';
+        IF tables IS NOT NULL THEN
+            EXECUTE 'DROP VIEW ' || tables;
+        END IF;
+        SELECT string_agg(t.relation::text, ', ') INTO tables
+        FROM mongo_river.mapped_table t WHERE t.river = r.river AND t.created AND t.kind <> 'view';
         IF tables IS NOT NULL THEN
             EXECUTE 'DROP TABLE ' || tables;
         END IF;
@@ -483,6 +488,59 @@ BEGIN
 END
 $$;
 
+-- _prepare_history_table creates the append-only table of a history-mode mapping: the mapped
+-- columns plus _operation, _cluster_time, _source_time and _position (unique: a change seen twice is
+-- recorded once), and the view <table>_latest with the latest version of each document (deleted
+-- ones hidden).
+CREATE FUNCTION mongo_river._prepare_history_table(fn text, owner regrole, schema_name text, table_name text,
+                                                   spec jsonb, create_table boolean)
+RETURNS SETOF mongo_river._prepared_table
+LANGUAGE plpgsql AS $$
+DECLARE
+    rel regclass := to_regclass(format('%I.%I', schema_name, table_name));
+    view_name text := left(table_name, 56) || '_latest';
+    defs text[] := '{}';
+    mapped text;
+    col record;
+BEGIN
+    IF spec ? 'arrays' AND spec->'arrays' <> '{}' THEN
+        RAISE EXCEPTION '%: mode "history" does not support array mappings', fn
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Keep arrays in the document column (mapping key "document") or in a jsonb column.';
+    END IF;
+    IF rel IS NOT NULL THEN
+        RAISE EXCEPTION '%: table %.% already exists; a history table must be created by mongo_river', fn,
+                        quote_ident(schema_name), quote_ident(table_name)
+            USING ERRCODE = 'duplicate_table', HINT = 'Choose another target, or drop the table.';
+    END IF;
+    IF NOT create_table THEN
+        RAISE EXCEPTION '%: mode "history" needs create_table', fn
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Leave the option create_table at true.';
+    END IF;
+    SELECT string_agg(format('%I', c.column_name), ', ' ORDER BY c.ord) INTO mapped
+    FROM mongo_river._table_columns(spec, NULL, false) c;
+    FOR col IN SELECT * FROM mongo_river._table_columns(spec, NULL, false) ORDER BY ord LOOP
+        defs := defs || format('%I %s%s', col.column_name, col.column_type,
+                               CASE WHEN col.role = 'pk' THEN ' NOT NULL' ELSE '' END);
+    END LOOP;
+    defs := defs || ARRAY['_operation text NOT NULL', '_cluster_time bigint NOT NULL', '_source_time timestamptz',
+                          '_position text NOT NULL UNIQUE'];
+    EXECUTE format('CREATE TABLE %I.%I (%s)', schema_name, table_name, array_to_string(defs, ', '));
+    rel := format('%I.%I', schema_name, table_name)::regclass;
+    EXECUTE format('CREATE INDEX ON %s (%I, _cluster_time)', rel, spec->>'pk');
+    EXECUTE format('CREATE VIEW %I.%I AS SELECT %s, _cluster_time, _source_time FROM ('
+                   'SELECT DISTINCT ON (%I) * FROM %s ORDER BY %I, _cluster_time DESC, _position DESC) latest '
+                   'WHERE _operation <> %L',
+                   schema_name, view_name, mapped, spec->>'pk', rel, spec->>'pk', 'delete');
+    IF owner::oid <> (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+        EXECUTE format('ALTER TABLE %s OWNER TO %s', rel, owner);
+        EXECUTE format('ALTER VIEW %I.%I OWNER TO %s', schema_name, view_name, owner);
+    END IF;
+    RETURN NEXT ROW(rel, 'target', NULL, true)::mongo_river._prepared_table;
+    RETURN NEXT ROW(format('%I.%I', schema_name, view_name)::regclass, 'view', NULL, true)::mongo_river._prepared_table;
+END
+$$;
+
 -- _split_source splits 'db.collection' at its first dot (database names cannot hold dots;
 -- collection names can) and checks both parts by MongoDB's naming rules.
 CREATE FUNCTION mongo_river._split_source(fn text, source text, OUT db text, OUT collection text)
@@ -530,10 +588,6 @@ BEGIN
                                       ELSE key || ' is true or false.' END;
         END IF;
     END LOOP;
-    IF options->>'mode' = 'history' THEN
-        RAISE EXCEPTION '%: mode "history" is not available in this version', fn
-            USING ERRCODE = 'feature_not_supported', HINT = 'Use mode "upsert" for now.';
-    END IF;
     RETURN options;
 END
 $$;
@@ -583,9 +637,14 @@ BEGIN
                   DETAIL = 'MongoDB identifies a deleted document by its _id only, so the key must be made from it.',
                   HINT = format('Use {"%s": {"path": "_id", "type": "text"}}.', normalized->>'pk');
     END IF;
-    prepared := ARRAY(SELECT ROW(t.relation, t.kind, t.path, t.created)::mongo_river._prepared_table
-                      FROM mongo_river._prepare_tables(fn, r.owner, target_schema, target_table, normalized,
-                                                       coalesce((options->>'create_table')::boolean, true)) AS t);
+    IF options->>'mode' = 'history' THEN
+        prepared := ARRAY(SELECT t FROM mongo_river._prepare_history_table(fn, r.owner, target_schema, target_table,
+                              normalized, coalesce((options->>'create_table')::boolean, true)) AS t);
+    ELSE
+        prepared := ARRAY(SELECT ROW(t.relation, t.kind, t.path, t.created)::mongo_river._prepared_table
+                          FROM mongo_river._prepare_tables(fn, r.owner, target_schema, target_table, normalized,
+                                                           coalesce((options->>'create_table')::boolean, true)) AS t);
+    END IF;
     result := (SELECT p.relation FROM unnest(prepared) p WHERE p.kind = 'target');
     INSERT INTO mongo_river.collection_map (river, source, source_db, source_collection, target, mapping, options)
         VALUES (r.river, map_collection.source, src.db, src.collection, result, normalized, options);

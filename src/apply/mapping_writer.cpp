@@ -13,6 +13,7 @@ extern "C" {
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/timestamp.h"
 }
 
 namespace mongo_river::apply {
@@ -72,7 +73,23 @@ void MappingWriter::RecordSeen(const std::string &river, const convert::Value &k
 	                {TEXTOID, pg::TextDatum(convert::ValueText(key))}});
 }
 
-uint64 MappingWriter::DeleteUnseen(const std::string &river) {
+uint64 MappingWriter::DeleteUnseen(const std::string &river, uint64 cluster_time) {
+	if (History()) {
+		// A history keeps every version: documents gone at the source get a 'delete' version.
+		uint64 deleted = pg::SpiExecute(
+		    "INSERT INTO " + tables_[0].name + " (" + key_column_ + ", _operation, _cluster_time, _position)" +
+		        " SELECT l." + key_column_ + ", 'delete', $3, 'resync:' || $3 || ':' || l." + key_column_ + "::text" +
+		        " FROM (SELECT DISTINCT ON (" + key_column_ + ") " + key_column_ + ", _operation FROM " +
+		        tables_[0].name + " ORDER BY " + key_column_ + ", _cluster_time DESC, _position DESC) l" +
+		        " WHERE l._operation <> 'delete' AND NOT EXISTS (SELECT 1 FROM mongo_river.resync_seen s" +
+		        " WHERE s.river = $1 AND s.source = $2 AND s.key::" + key_type_name_ + " = l." + key_column_ +
+		        ") ON CONFLICT (_position) DO NOTHING",
+		    {{NAMEOID, pg::NameDatum(river)}, {TEXTOID, pg::TextDatum(row_.source)},
+		     {INT8OID, Int64GetDatum(int64(cluster_time))}});
+		pg::SpiExecute("DELETE FROM mongo_river.resync_seen WHERE river = $1 AND source = $2",
+		               {{NAMEOID, pg::NameDatum(river)}, {TEXTOID, pg::TextDatum(row_.source)}});
+		return deleted;
+	}
 	uint64 deleted = pg::SpiExecute(
 	    "DELETE FROM " + tables_[0].name + " t WHERE NOT EXISTS (SELECT 1 FROM mongo_river.resync_seen s"
 	    " WHERE s.river = $1 AND s.source = $2 AND s.key::" + key_type_name_ + " = t." + key_column_ + ")",
@@ -107,7 +124,24 @@ void MappingWriter::PrepareTable(size_t index, Oid relation) {
 			    pg::SpiPlan("DELETE FROM " + table.name + " WHERE " + quoted + " = $1", {table.columns.back().type});
 	}
 	std::string sql = "INSERT INTO " + table.name + " (" + columns + ") VALUES (" + params + ")";
-	if (index == 0) {
+	if (index == 0 && History()) {
+		// History: every change is a new row; the change's position makes a replay a no-op.
+		sql = "INSERT INTO " + table.name + " (" + columns + ", _operation, _cluster_time, _source_time, _position)" +
+		      " VALUES (" + params + ", $" + std::to_string(layout.columns.size() + 1) + ", $" +
+		      std::to_string(layout.columns.size() + 2) + ", $" + std::to_string(layout.columns.size() + 3) + ", $" +
+		      std::to_string(layout.columns.size() + 4) + ") ON CONFLICT (_position) DO NOTHING";
+		types.insert(types.end(), {TEXTOID, INT8OID, TIMESTAMPTZOID, TEXTOID});
+		Oid key_type = InvalidOid;
+		for (size_t c = 0; c < layout.columns.size(); c++)
+			if (layout.columns[c].role == convert::ColumnRole::kPrimaryKey) {
+				key_type = table.columns[c].type;
+				key_column = Quote(layout.columns[c].name);
+			}
+		table.delete_by_key = pg::SpiPlan("INSERT INTO " + table.name + " (" + key_column +
+		                                      ", _operation, _cluster_time, _source_time, _position)"
+		                                      " VALUES ($1, 'delete', $2, $3, $4) ON CONFLICT (_position) DO NOTHING",
+		                                  {key_type, INT8OID, TIMESTAMPTZOID, TEXTOID});
+	} else if (index == 0) {
 		sql += " ON CONFLICT (" + key_column + ") DO " + (updates.empty() ? "NOTHING" : "UPDATE SET " + updates);
 		Oid key_type = InvalidOid;
 		for (size_t c = 0; c < layout.columns.size(); c++)
@@ -131,7 +165,38 @@ void MappingWriter::Execute(const Table &, const pg::SpiPlan &plan, const std::v
 	plan.Execute(values.data(), nulls.c_str());
 }
 
-void MappingWriter::Upsert(const convert::ConvertedDocument &document) {
+namespace {
+
+// ChangeDatums appends a change's operation, cluster time, wallTime and position as Datums.
+void ChangeDatums(const ChangeInfo &change, std::vector<Datum> *values, std::string *nulls, bool with_operation) {
+	if (with_operation) {
+		values->push_back(pg::TextDatum(change.operation));
+		nulls->push_back(' ');
+	}
+	values->push_back(Int64GetDatum(int64(change.cluster_time)));
+	nulls->push_back(' ');
+	values->push_back(change.wall_ms ? TimestampTzGetDatum(time_t_to_timestamptz(0) + *change.wall_ms * 1000) : 0);
+	nulls->push_back(change.wall_ms ? ' ' : 'n');
+	values->push_back(pg::TextDatum(change.position));
+	nulls->push_back(' ');
+}
+
+} // namespace
+
+void MappingWriter::Upsert(const convert::ConvertedDocument &document, const ChangeInfo &change) {
+	if (History()) {
+		std::vector<Datum> values(document.row.size());
+		std::string nulls(document.row.size(), ' ');
+		for (size_t i = 0; i < document.row.size(); i++) {
+			bool isnull = false;
+			values[i] = ToDatum(document.row[i], tables_[0].columns[i], &isnull);
+			if (isnull)
+				nulls[i] = 'n';
+		}
+		ChangeDatums(change, &values, &nulls, true);
+		tables_[0].insert.Execute(values.data(), nulls.c_str());
+		return;
+	}
 	Execute(tables_[0], tables_[0].insert, document.row, tables_[0].columns);
 	if (tables_.size() == 1)
 		return;
@@ -145,12 +210,19 @@ void MappingWriter::Upsert(const convert::ConvertedDocument &document) {
 			Execute(tables_[child.table], tables_[child.table].insert, row, tables_[child.table].columns);
 }
 
-void MappingWriter::Delete(const convert::Value &key) {
+void MappingWriter::Delete(const convert::Value &key, const ChangeInfo &change) {
 	bool isnull = false;
 	Datum datum = ToDatum(key, key_type_, &isnull);
 	if (isnull)
 		return;
-	tables_[0].delete_by_key.Execute(&datum, " ");
+	if (!History()) {
+		tables_[0].delete_by_key.Execute(&datum, " ");
+		return;
+	}
+	std::vector<Datum> values{datum};
+	std::string nulls = " ";
+	ChangeDatums(change, &values, &nulls, false);
+	tables_[0].delete_by_key.Execute(values.data(), nulls.c_str());
 }
 
 convert::Value MappingWriter::KeyFromId(const bson_value_t *id) const {

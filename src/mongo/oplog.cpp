@@ -421,7 +421,7 @@ void OplogReader::LookUp(std::vector<ChangeEvent> *events) {
 		bson_iter_t id;
 		if (event.op == OperationType::kUpdate && event.document_key &&
 			bson_iter_init_find(&id, event.document_key.get(), "_id"))
-			event.full_document = source_.FindById(event.db, event.coll, bson_iter_value(&id));
+			event.full_document = source_.FindById(event.db, event.coll, bson_iter_value(&id), false);
 	}
 }
 

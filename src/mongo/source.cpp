@@ -170,11 +170,11 @@ std::vector<Bson> Source::Sample(const std::string &db, const std::string &coll,
 	return out;
 }
 
-Bson Source::FindById(const std::string &db, const std::string &coll, const bson_value_t *id) {
+Bson Source::FindById(const std::string &db, const std::string &coll, const bson_value_t *id, bool majority) {
 	Collection collection(mongoc_client_get_collection(client_.get(), db.c_str(), coll.c_str()));
 	Bson filter = WrapValue("_id", id);
-	Bson opts(
-		BCON_NEW("limit", BCON_INT64(1), "singleBatch", BCON_BOOL(true), "readConcern", "{", "level", "majority", "}"));
+	Bson opts(BCON_NEW("limit", BCON_INT64(1), "singleBatch", BCON_BOOL(true), "readConcern", "{", "level",
+					   majority ? "majority" : "local", "}"));
 	Cursor cursor(mongoc_collection_find_with_opts(collection.get(), filter.get(), opts.get(), nullptr));
 	const bson_t *doc = nullptr;
 	Bson found;

@@ -82,6 +82,21 @@ std::string RawBytes(const bson_t *doc) {
 	return doc ? std::string(reinterpret_cast<const char *>(bson_get_data(doc)), doc->len) : std::string();
 }
 
+// Hex renders a 64-bit number as 16 hex digits (so that positions sort as text).
+std::string Hex(uint64 value) {
+	char buffer[17];
+	snprintf(buffer, sizeof(buffer), "%016llx", (unsigned long long)value);
+	return buffer;
+}
+
+// TokenData returns a change stream resume token's _data string (empty when it has none).
+std::string TokenData(const bson_t *token) {
+	bson_iter_t iter;
+	if (token && bson_iter_init_find(&iter, token, "_data") && BSON_ITER_HOLDS_UTF8(&iter))
+		return bson_iter_utf8(&iter, nullptr);
+	return {};
+}
+
 class RiverWorker {
 public:
 	explicit RiverWorker(std::string name) : name_(std::move(name)) {}
@@ -106,8 +121,9 @@ private:
 	void ApplyBatch(const mongo::Batch &batch);
 	bool TryApplyBatch(const mongo::Batch &batch, bool isolate);
 	void ApplyEvent(const mongo::ChangeEvent &event, bool isolate, BatchEffect *effect);
-	void ApplyDocument(Mapped &mapped, const bson_t &doc, const char *operation, bool isolate);
+	void ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::ChangeInfo &change, bool isolate);
 	void HandleDdl(const mongo::ChangeEvent &event);
+	std::string ChangePosition(const mongo::ChangeEvent &event, BatchEffect *effect);
 	void RejectOrStop(const Mapped &mapped, const char *operation, const bson_t *doc, const bson_t *key,
 	                  const std::string &error);
 	Mapped *Find(const std::string &db, const std::string &coll);
@@ -122,10 +138,12 @@ private:
 	mongo::Position position_;
 	std::unique_ptr<mongo::CollectionScan> scan_;
 	std::string scan_source_;
+	mongo::Timestamp scan_started_;
 	TimestampTz last_reload_check_ = 0;
 	TimestampTz last_stream_read_ = 0;
 	int backoff_ms_ = 0;
 	int resyncs_ = 0;
+	uint64 last_change_time_ = 0;
 	std::string phase_;
 	bool reopen_ = false;
 };
@@ -177,13 +195,12 @@ void RiverWorker::Connect() {
 	source_ = std::make_unique<mongo::Source>(uri);
 	source_->Check();
 	if (river_.position_json.empty()) {
-		// Record the start point before copying: every change from here on is streamed, and the
-		// copy reads documents at or after it (applying both is idempotent).
+		// Record the start point before copying: every change after it is streamed, and the copy
+		// reads documents later than it (applying a change twice is idempotent).
+		// Every change up to now is in the copy (it reads later than now) or, with copy: false, not
+		// wanted: stream what comes after now.
 		mongo::Timestamp now = source_->OperationTime();
-		bool copies = std::any_of(mapped_.begin(), mapped_.end(),
-		                          [](const auto &entry) { return entry.second.phase == "pending"; });
-		// Without a copy, only changes made after this instant are wanted (copy: false).
-		position_ = copies ? mongo::Position::AtOperationTime(now) : mongo::Position::OplogAfter(now);
+		position_ = mongo::Position::OplogAfter(now);
 		pg::Transaction txn;
 		catalog::SavePosition(name_, position_.ToJson(), now.AsUint64(), false);
 		txn.Commit();
@@ -247,7 +264,7 @@ void RiverWorker::StartResync(const std::string &reason) {
 	source_ = std::make_unique<mongo::Source>(river_.uri);
 	source_->Check();
 	mongo::Timestamp now = source_->OperationTime();
-	position_ = mongo::Position::AtOperationTime(now);
+	position_ = mongo::Position::OplogAfter(now);
 	{
 		pg::Transaction txn;
 		catalog::BeginResync(name_);
@@ -293,7 +310,8 @@ void RiverWorker::RejectOrStop(const Mapped &mapped, const char *operation, cons
 	                        reject.document_id.c_str(), source.c_str(), error.c_str())));
 }
 
-void RiverWorker::ApplyDocument(Mapped &mapped, const bson_t &doc, const char *operation, bool isolate) {
+void RiverWorker::ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::ChangeInfo &change, bool isolate) {
+	const char *operation = change.operation.c_str();
 	convert::ConvertedDocument converted = mapped.writer->Convert(doc);
 	if (!converted.errors.empty()) {
 		std::string message;
@@ -305,7 +323,7 @@ void RiverWorker::ApplyDocument(Mapped &mapped, const bson_t &doc, const char *o
 	if (river_.options.dry_run)
 		return;
 	auto write = [&] {
-		mapped.writer->Upsert(converted);
+		mapped.writer->Upsert(converted, change);
 		if (mapped.phase == "resync")
 			mapped.writer->RecordSeen(name_, converted.key);
 	};
@@ -338,6 +356,24 @@ void RiverWorker::HandleDdl(const mongo::ChangeEvent &event) {
 	reopen_ = true;
 }
 
+// ChangePosition returns a text unique to a change that sorts in the source's order: the change
+// stream's resume token, or for the oplog (whose events have none) the cluster time and the change's
+// index among the batch's changes of that cluster time (a transaction's entries share one).
+std::string RiverWorker::ChangePosition(const mongo::ChangeEvent &event, BatchEffect *effect) {
+	std::string token = TokenData(event.resume_token.get());
+	if (!token.empty())
+		return token;
+	uint64 time = event.cluster_time.AsUint64();
+	auto &seq = (*effect)[std::string()].changes; // the unnamed entry counts per cluster time
+	if (last_change_time_ != time) {
+		last_change_time_ = time;
+		seq = 0;
+	}
+	char suffix[16];
+	snprintf(suffix, sizeof(suffix), "-%06lld", (long long)seq++);
+	return "oplog:" + Hex(time) + suffix;
+}
+
 void RiverWorker::ApplyEvent(const mongo::ChangeEvent &event, bool isolate, BatchEffect *effect) {
 	using Op = mongo::OperationType;
 	if (event.op == Op::kDrop || event.op == Op::kRename || event.op == Op::kDropDatabase) {
@@ -348,6 +384,11 @@ void RiverWorker::ApplyEvent(const mongo::ChangeEvent &event, bool isolate, Batc
 		reopen_ = true;
 		return;
 	}
+	apply::ChangeInfo change;
+	change.operation = mongo::OperationTypeName(event.op);
+	change.cluster_time = event.cluster_time.AsUint64();
+	change.wall_ms = event.wall_time_ms;
+	change.position = ChangePosition(event, effect);
 	Mapped *mapped = Find(event.db, event.coll);
 	ereport(DEBUG2, (errmsg_internal("mongo_river: river \"%s\": %s on %s.%s%s%s", name_.c_str(),
 	                                 mongo::OperationTypeName(event.op), event.db.c_str(), event.coll.c_str(),
@@ -365,7 +406,7 @@ void RiverWorker::ApplyEvent(const mongo::ChangeEvent &event, bool isolate, Batc
 		// An update carries the document as it is now (updateLookup); none when it was deleted since,
 		// in which case the delete event follows.
 		if (event.full_document)
-			ApplyDocument(*mapped, *event.full_document, mongo::OperationTypeName(event.op), isolate);
+			ApplyDocument(*mapped, *event.full_document, change, isolate);
 		break;
 	case Op::kDelete: {
 		bson_iter_t iter;
@@ -379,7 +420,7 @@ void RiverWorker::ApplyEvent(const mongo::ChangeEvent &event, bool isolate, Batc
 			break;
 		}
 		if (!river_.options.dry_run)
-			mapped->writer->Delete(key);
+			mapped->writer->Delete(key, change);
 		break;
 	}
 	default:
@@ -396,7 +437,8 @@ bool RiverWorker::TryApplyBatch(const mongo::Batch &batch, bool isolate) {
 			for (const mongo::ChangeEvent &event : batch.events)
 				ApplyEvent(event, isolate, &effect);
 			for (const auto &[source, progress] : effect)
-				catalog::AddMappingProgress(name_, source, progress);
+				if (!source.empty())
+					catalog::AddMappingProgress(name_, source, progress);
 			if (!river_.options.dry_run)
 				catalog::SavePosition(name_, batch.position.ToJson(), batch.reached.AsUint64(), batch.caught_up);
 		}
@@ -426,10 +468,13 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 		std::string phase = scan_->Done() ? "streaming" : mapped.phase == "resync" ? "resync" : "initial_copy";
 		{
 			pg::SpiConnection spi;
-			for (const mongo::Bson &doc : docs)
-				ApplyDocument(mapped, *doc, "copy", isolate);
+			for (const mongo::Bson &doc : docs) {
+				apply::ChangeInfo change{"copy", scan_started_.AsUint64(), std::nullopt, {}};
+				change.position = "copy:" + Hex(scan_started_.AsUint64()) + ":" + IdText(doc.get());
+				ApplyDocument(mapped, *doc, change, isolate);
+			}
 			if (scan_->Done() && mapped.phase == "resync" && !river_.options.dry_run) {
-				uint64 deleted = mapped.writer->DeleteUnseen(name_);
+				uint64 deleted = mapped.writer->DeleteUnseen(name_, scan_started_.AsUint64());
 				ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": resync deleted %lu rows of "
 				                     "documents that no longer exist",
 				                     name_.c_str(), mapped.writer->Row().source.c_str(), (unsigned long)deleted)));
@@ -463,6 +508,7 @@ bool RiverWorker::CopyStep() {
 		scan_ = std::make_unique<mongo::CollectionScan>(*source_, row.db, row.coll, last.get(),
 		                                                river_.options.batch_size);
 		scan_source_ = row.source;
+		scan_started_ = source_->OperationTime();
 		ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": %s initial copy", name_.c_str(),
 		                     row.source.c_str(), last ? "resuming" : "starting")));
 	}

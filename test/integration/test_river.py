@@ -5,6 +5,7 @@ Sizes: RIVER_TEST_DOCS (default 100000) documents for the copy test; RIVER_CRASH
 crash rounds. The random seed of each randomised test is printed (pytest -s shows it; failures
 include it)."""
 
+import json
 import os
 import random
 import signal
@@ -289,4 +290,46 @@ def test_bad_documents_go_to_rejects(river_pg, mongo):
     assert set(by_id) == {"bad", '{"$numberInt":"42"}', "nul"}, rejects
     assert "stats.score" in by_id["bad"][2] and by_id["bad"][3] and by_id["bad"][4]
     assert by_id["nul"][3] and not by_id["nul"][4]  # jsonb cannot hold NUL: raw BSON only
+    pg.query("SELECT mongo_river.drop_river(%s, true)", (river,))
+
+
+@pytest.mark.parametrize("capture", ["change_stream", "oplog"])
+def test_history_mode_keeps_every_version(river_pg, mongo, capture):
+    pg = river_pg
+    client = mongo.client()
+    db = f"hist_{capture}"
+    client.drop_database(db)
+    coll = client[db].items
+    coll.insert_many([{"_id": "a", "n": 1}, {"_id": "b", "n": 1}])
+    river = f"hist_{capture}"
+    create_river(pg, river, mongo.uri, {"capture": capture})
+    mapping = {"pk": "id", "columns": {"id": {"path": "_id", "type": "text"}, "n": {"path": "n", "type": "int"}},
+               "document": "doc"}
+    pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s, '{\"mode\": \"history\"}')",
+             (river, f"{db}.items", f"hist_{capture}", json.dumps(mapping)))
+    wait_synced(pg, river)
+    start_position = pg.scalar("SELECT position FROM mongo_river.progress WHERE river = %s", (river,))
+    coll.update_one({"_id": "a"}, {"$set": {"n": 2}})
+    coll.update_one({"_id": "a"}, {"$set": {"n": 3}})
+    coll.delete_one({"_id": "b"})
+    coll.insert_one({"_id": "c", "n": 7})
+    with client.start_session() as session:
+        with session.start_transaction():
+            coll.update_one({"_id": "c"}, {"$set": {"n": 8}}, session=session)
+            coll.insert_one({"_id": "d", "n": 1}, session=session)
+    wait_synced(pg, river)
+    versions = pg.query(f"SELECT id, _operation, n FROM hist_{capture} ORDER BY id, _cluster_time, _position")
+    ops = [(v[0], v[1]) for v in versions]
+    assert ops == [("a", "copy"), ("a", "update"), ("a", "update"), ("b", "copy"), ("b", "delete"),
+                   ("c", "insert"), ("c", "update"), ("d", "insert")], versions
+    latest = pg.query(f"SELECT id, n FROM hist_{capture}_latest ORDER BY id")
+    assert latest == [("a", 3), ("c", 8), ("d", 1)]
+    # Positions are unique: replaying the stream from an older position records nothing twice.
+    before = pg.scalar(f"SELECT count(*) FROM hist_{capture}")
+    pg.query("SELECT mongo_river.stop(%s)", (river,))
+    wait_for(lambda: worker_pid(pg, river) is None, 30, 0.05, "the worker to stop")
+    pg.query("UPDATE mongo_river.progress SET position = %s WHERE river = %s", (start_position, river))
+    pg.query("SELECT mongo_river.start(%s)", (river,))
+    wait_synced(pg, river)
+    assert pg.scalar(f"SELECT count(*) FROM hist_{capture}") == before
     pg.query("SELECT mongo_river.drop_river(%s, true)", (river,))

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,15 @@
 #include "mongo_river/pg/spi.hpp"
 
 namespace mongo_river::apply {
+
+// ChangeInfo describes the change a history-mode row records: its operation, source cluster time
+// (t << 32 | i), wallTime and a position unique to the change (a change seen twice is recorded once).
+struct ChangeInfo {
+	std::string operation;
+	uint64 cluster_time = 0;
+	std::optional<int64_t> wall_ms;
+	std::string position;
+};
 
 // MappingWriter holds, for one mapping, the document converter and the prepared statements of its
 // tables: upsert of the target row, delete by key, replacement of child rows. Build it inside a
@@ -28,14 +38,18 @@ public:
 	convert::ConvertedDocument Convert(const bson_t &document) const { return converter_.Convert(document); }
 	// Upsert writes a converted document: the target row is inserted or updated, its child rows
 	// replaced. Idempotent, so a change seen twice (copy/stream overlap) does no harm.
-	void Upsert(const convert::ConvertedDocument &document);
-	// Delete removes the row with this key (child rows go with it: ON DELETE CASCADE).
-	void Delete(const convert::Value &key);
+	// In history mode (History()), it appends a version instead, described by change.
+	void Upsert(const convert::ConvertedDocument &document, const ChangeInfo &change);
+	// Delete removes the row with this key (child rows go with it: ON DELETE CASCADE); in history
+	// mode it appends a 'delete' version.
+	void Delete(const convert::Value &key, const ChangeInfo &change);
+	bool History() const { return row_.mode == "history"; }
 	// RecordSeen notes key in resync_seen (a resync is in progress for this mapping).
 	void RecordSeen(const std::string &river, const convert::Value &key);
 	// DeleteUnseen ends a resync: rows whose key was not seen since it began are deleted, and the
-	// seen keys forgotten. Returns the number of rows deleted.
-	uint64 DeleteUnseen(const std::string &river);
+	// seen keys forgotten (in history mode, a 'delete' version at cluster_time is added instead).
+	// Returns the number of rows deleted (or versions added).
+	uint64 DeleteUnseen(const std::string &river, uint64 cluster_time);
 	// KeyFromId converts a document's _id to the target's key value (throws ConversionError).
 	convert::Value KeyFromId(const bson_value_t *id) const;
 

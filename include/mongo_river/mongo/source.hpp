@@ -69,9 +69,10 @@ public:
 	std::vector<std::string> ListCollections(const std::string &db, bool include_system = false);
 	// Sample returns up to n random documents of db.coll ($sample), for schema inference.
 	std::vector<Bson> Sample(const std::string &db, const std::string &coll, int64_t n);
-	// FindById returns the current (majority-committed) document of db.coll whose _id equals id,
-	// nullptr if there is none (update lookups, verify, retries).
-	Bson FindById(const std::string &db, const std::string &coll, const bson_value_t *id);
+	// FindById returns the current document of db.coll whose _id equals id, nullptr if there is
+	// none (update lookups, verify, retries); majority reads only majority-committed data (what
+	// a change stream delivers), otherwise the primary's latest (what an oplog tail sees).
+	Bson FindById(const std::string &db, const std::string &coll, const bson_value_t *id, bool majority = true);
 
 	// RunCommand runs cmd on db against the primary and returns the reply; a failure throws a
 	// SourceError whose message starts with what.

@@ -1,7 +1,7 @@
 /*
  * smoke.c drives a MongoDB server with libmongoc 1.23 the way the extension does: CRUD, a
- * change stream with resume, tailing local.oplog.rs with a tailable awaitData cursor, and a
- * multi-document transaction.  Usage: smoke <mongodb-uri>.  Prints "SMOKE OK" on success.
+ * collection change stream with resume, database and cluster change streams, tailing
+ * local.oplog.rs with a tailable awaitData cursor, a multi-document transaction and a pool.  Usage: smoke <mongodb-uri>.  Prints "SMOKE OK" on success.
  */
 #include <mongoc/mongoc.h>
 #include <stdio.h>
@@ -139,6 +139,34 @@ static void change_stream(mongoc_collection_t *coll)
 	bson_destroy(d2);
 }
 
+static void wider_streams(mongoc_client_t *client, mongoc_collection_t *coll)
+{
+	bson_error_t error;
+	bson_t empty = BSON_INITIALIZER;
+	bson_t *opts = BCON_NEW("maxAwaitTimeMS", BCON_INT64(300));
+	mongoc_database_t *db = mongoc_client_get_database(client, "smoke");
+	mongoc_change_stream_t *dbs = mongoc_database_watch(db, &empty, opts);
+	mongoc_change_stream_t *cls = mongoc_client_watch(client, &empty, opts);
+	bson_t *d = BCON_NEW("_id", BCON_INT32(150));
+	CHECK(mongoc_collection_insert_one(coll, d, NULL, NULL, &error), "insert: %s", error.message);
+	const bson_t *ev;
+	int got_db = 0, got_cluster = 0;
+	for (int tries = 0; tries < 10 && !(got_db && got_cluster); tries++) {
+		if (!got_db && mongoc_change_stream_next(dbs, &ev))
+			got_db = 1;
+		if (!got_cluster && mongoc_change_stream_next(cls, &ev))
+			got_cluster = 1;
+	}
+	CHECK(!mongoc_change_stream_error_document(dbs, &error, NULL), "db watch: %s", error.message);
+	CHECK(!mongoc_change_stream_error_document(cls, &error, NULL), "client watch: %s", error.message);
+	CHECK(got_db && got_cluster, "database/cluster stream missed the insert (%d, %d)", got_db, got_cluster);
+	mongoc_change_stream_destroy(dbs);
+	mongoc_change_stream_destroy(cls);
+	mongoc_database_destroy(db);
+	bson_destroy(opts);
+	bson_destroy(d);
+}
+
 static void tail_oplog(mongoc_client_t *client, mongoc_collection_t *coll)
 {
 	bson_error_t error;
@@ -223,6 +251,7 @@ int main(int argc, char **argv)
 
 	crud(coll);
 	change_stream(coll);
+	wider_streams(client, coll);
 	tail_oplog(client, coll);
 	transaction(client, coll);
 	check_pool(argv[1]);

@@ -2,7 +2,8 @@
 
 The whole state (collections with their UUIDs and raw documents, the oplog, the last
 timestamp) is written to DIR/mongo-peer.state when the peer stops cleanly (SIGTERM/SIGINT) and
-loaded when it starts.  A killed peer (SIGKILL) loses what happened since it last started.
+loaded when it starts.  There is no journal: a killed peer (SIGKILL) restarts from the state
+of its last clean stop.
 """
 import os
 import pickle

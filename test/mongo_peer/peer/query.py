@@ -105,7 +105,16 @@ def _eq(cands, target):
     return False
 
 
+_FAST = (str, int, float)
+
+
 def _cmp_op(cands, target, test):
+    ttype = type(target)
+    if ttype in _FAST and len(cands) == 1 and type(cands[0]) is ttype and \
+            not (ttype is float and (target != target or cands[0] != cands[0])):
+        # Fast path: one plain str/int/float value against the same type (no NaN).
+        v = cands[0]
+        return test((v > target) - (v < target))
     tt = canonical_type(target)
     if target is None and test(0):  # $gte/$lte null match null and missing
         if any(v is MISSING or v is None for v in cands):
