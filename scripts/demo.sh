@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # demo.sh: the main job. On a fresh Debian 12 machine: installs what is needed, builds and installs
 # mongo_river, starts a PostgreSQL 15 cluster with it preloaded and a MongoDB source (MONGO_URI when
-# set, else the repo's MongoDB peer, which it fills with a sample dataset), creates the extension
-# and shows it working. Everything stays up for you to explore; `bash scripts/demo.sh stop` ends it.
+# set, else the repo's MongoDB peer, which it fills with a sample dataset), creates the extension,
+# declares a river and a mapping, and shows the tables filling and then following live changes. Everything stays up for you to explore; `bash scripts/demo.sh stop` ends it.
 #
-# Environment: DEMO_DIR (default /tmp/mongo_river_demo), DEMO_PG_PORT (5499), DEMO_MONGO_PORT (27099).
+# Environment: DEMO_DIR (default /tmp/mongo_river_demo), DEMO_PG_PORT (5499), DEMO_MONGO_PORT (27099),
+# DEMO_SECONDS (10: how long it writes live changes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -80,13 +81,31 @@ for _ in $(seq 100); do
     grep -q "mongo_river launcher: extension found" "$DEMO_DIR/server.log" && break
     sleep 0.1
 done
-"${PSQL[@]}" -c "SELECT extname, extversion FROM pg_extension WHERE extname = 'mongo_river'" \
-    -c "SELECT pid, backend_type, state FROM pg_stat_activity WHERE backend_type LIKE 'mongo_river%'" \
-    -c "SELECT name, setting FROM pg_settings WHERE name LIKE 'mongo_river.%' ORDER BY name"
+"${PSQL[@]}" -c "SELECT extname, extversion FROM pg_extension WHERE extname = 'mongo_river'"
+
+if [ -n "$MONGO_URI_DEMO" ]; then
+    echo "demo: declaring a river and mapping demo.posts (nested author, tags, comments in a child table)"
+    "${PSQL[@]}" -v uri="$MONGO_URI_DEMO" -f demo/river.sql
+    echo "demo: writing changes to MongoDB for ${DEMO_SECONDS:-10} s; the river applies them as they come"
+    $PY demo/write_changes.py "$MONGO_URI_DEMO" "${DEMO_SECONDS:-10}" &
+    writer=$!
+    for _ in $(seq "${DEMO_SECONDS:-10}"); do
+        sleep 1
+        "${PSQL[@]}" -At -c "SELECT format('  %s: phase %s, %s copied, %s changes applied, lag %s',
+            source, phase, docs_copied, changes_applied, coalesce(lag::text, '-')) FROM mongo_river.status"
+    done
+    wait $writer
+    "${PSQL[@]}" -c "SELECT mongo_river.wait_for_sync('demo', '30 s') AS in_sync" \
+        -c "SELECT * FROM mongo_river.status" \
+        -c "SELECT (SELECT count(*) FROM posts) AS posts, (SELECT count(*) FROM post_comments) AS comments" \
+        -c "SELECT id, title, author_name, tags FROM posts ORDER BY id LIMIT 5"
+    $PY demo/write_changes.py "$MONGO_URI_DEMO" count
+fi
 
 cat <<MSG
-demo: running.
+demo: running (the river keeps following MongoDB).
   PostgreSQL: psql -h $DEMO_DIR -p $PG_PORT -U postgres postgres   (server log: $DEMO_DIR/server.log)
-  MongoDB:    ${MONGO_URI_DEMO:-none}
+              try: SELECT * FROM mongo_river.status;  SELECT * FROM posts LIMIT 5;
+  MongoDB:    ${MONGO_URI_DEMO:-none}   (write with: /usr/bin/python3 -c "import pymongo; ...")
   stop:       bash scripts/demo.sh stop
 MSG
