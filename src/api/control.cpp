@@ -23,9 +23,9 @@ namespace {
 std::string RiverUri(const std::string &river) {
 	pg::SpiConnection spi;
 	if (pg::SpiExecute("SELECT uri FROM mongo_river.river WHERE river = $1", {{NAMEOID, pg::NameDatum(river)}}, true) ==
-	    0)
+		0)
 		throw Error(sqlstate::kUndefinedObject, "wait_for_sync: river \"" + river + "\" does not exist", {},
-		            "SELECT river FROM mongo_river.rivers lists the rivers.");
+					"SELECT river FROM mongo_river.rivers lists the rivers.");
 	return pg::SpiText(0, 1).value_or("");
 }
 
@@ -34,9 +34,9 @@ std::string RiverUri(const std::string &river) {
 bool SyncedUpTo(const std::string &river, uint64 target) {
 	pg::SpiConnection spi;
 	pg::SpiExecute("SELECT coalesce(p.reached, 0) >= $2 AND NOT EXISTS (SELECT 1 FROM mongo_river.mapping_state s"
-	               " WHERE s.river = p.river AND s.phase IN ('pending', 'initial_copy', 'resync'))"
-	               " FROM mongo_river.progress p WHERE p.river = $1",
-	               {{NAMEOID, pg::NameDatum(river)}, {INT8OID, Int64GetDatum(int64(target))}});
+				   " WHERE s.river = p.river AND s.phase IN ('pending', 'initial_copy', 'resync'))"
+				   " FROM mongo_river.progress p WHERE p.river = $1",
+				   {{NAMEOID, pg::NameDatum(river)}, {INT8OID, Int64GetDatum(int64(target))}});
 	return pg::SpiText(0, 1).value_or("f") == "t";
 }
 
@@ -51,7 +51,7 @@ MONGO_RIVER_FUNCTION(mongo_river_wait_for_sync) {
 	return pg::Guard([&] {
 		if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 			throw Error("22004", std::string("wait_for_sync: argument ") + (PG_ARGISNULL(0) ? "river" : "timeout") +
-			                         " must not be NULL");
+									 " must not be NULL");
 		std::string river = NameStr(*PG_GETARG_NAME(0));
 		Interval *timeout = PG_GETARG_INTERVAL_P(1);
 		int64 timeout_ms = (timeout->time + (int64(timeout->day) + int64(timeout->month) * 30) * USECS_PER_DAY) / 1000;

@@ -95,8 +95,8 @@ MONGO_RIVER_FUNCTION(mongo_river_resolve_type) {
 			bits16 flags = FORMAT_TYPE_TYPEMOD_GIVEN;
 			if (get_typtype(type.oid) == TYPTYPE_PSEUDO)
 				ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				                errmsg("type %s cannot be a mapped column's type", format_type_be(type.oid)),
-				                errhint("Use a base, domain, enum, composite or array type; documents go to jsonb.")));
+								errmsg("type %s cannot be a mapped column's type", format_type_be(type.oid)),
+								errhint("Use a base, domain, enum, composite or array type; documents go to jsonb.")));
 			Oid element = get_element_type(type.oid);
 			if (TypeNamespace(OidIsValid(element) ? element : type.oid) != PG_CATALOG_NAMESPACE)
 				flags |= FORMAT_TYPE_FORCE_QUALIFY;
@@ -106,7 +106,6 @@ MONGO_RIVER_FUNCTION(mongo_river_resolve_type) {
 	});
 }
 
-
 // mongo_river_connector_mappings(mappings jsonb) converts a mongo-connector-postgresql mappings.json
 // into [{source, table, mapping, indexes: [{unique, name, table, columns}]}], or raises the reason it
 // cannot (nothing is half-converted).
@@ -115,7 +114,7 @@ MONGO_RIVER_FUNCTION(mongo_river_connector_mappings) {
 		using mongo_river::mapping::Json;
 		std::string text = mongo_river::pg::JsonbText(PG_GETARG_DATUM(0));
 		std::vector<mongo_river::mapping::ImportedCollection> imported =
-		    mongo_river::mapping::ImportConnectorMappings(text);
+			mongo_river::mapping::ImportConnectorMappings(text);
 		Json result = Json::NewArray();
 		for (const auto &collection : imported) {
 			Json entry = Json::NewObject();
@@ -156,8 +155,9 @@ MONGO_RIVER_FUNCTION(mongo_river_infer) {
 		std::vector<mongo_river::mongo::Bson> sample = source.Sample(db, collection, sample_size);
 		if (sample.empty())
 			throw mongo_river::Error(mongo_river::sqlstate::kInvalidParameterValue,
-			                         "infer_mapping: collection \"" + db + "." + collection + "\" has no documents to sample",
-			                         {}, "Insert documents first, or pass a mapping to map_collection.");
+									 "infer_mapping: collection \"" + db + "." + collection +
+										 "\" has no documents to sample",
+									 {}, "Insert documents first, or pass a mapping to map_collection.");
 		mongo_river::mapping::Mapping mapping = mongo_river::mapping::InferMapping(sample, options);
 		return mongo_river::pg::JsonbDatum(mongo_river::mapping::SerializeMapping(mapping));
 	});

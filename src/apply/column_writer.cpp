@@ -33,7 +33,7 @@ constexpr int32 kUnixEpochInPgDays = POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE;
 Datum InputDatum(const std::string &text, const ColumnType &column) {
 	return pg::Call([&] {
 		return InputFunctionCall(const_cast<FmgrInfo *>(&column.input), const_cast<char *>(text.c_str()),
-		                         column.input_param, column.typmod);
+								 column.input_param, column.typmod);
 	});
 }
 
@@ -62,7 +62,8 @@ Datum ScalarDatum(const convert::Value &value, const ColumnType &column, Oid typ
 		return InputDatum(n->text, column);
 	if (const auto *t = std::get_if<convert::Text>(&v)) {
 		if (type == TEXTOID)
-			return pg::Call([&] { return PointerGetDatum(cstring_to_text_with_len(t->value.data(), int(t->value.size()))); });
+			return pg::Call(
+				[&] { return PointerGetDatum(cstring_to_text_with_len(t->value.data(), int(t->value.size()))); });
 		return InputDatum(t->value, column);
 	}
 	if (const auto *in = std::get_if<convert::Input>(&v))
@@ -73,7 +74,7 @@ Datum ScalarDatum(const convert::Value &value, const ColumnType &column, Oid typ
 		if (column.typmod >= 0 && (type == TIMESTAMPOID || type == TIMESTAMPTZOID))
 			datum = pg::Call([&] {
 				return DirectFunctionCall2(type == TIMESTAMPOID ? timestamp_scale : timestamptz_scale, datum,
-				                           Int32GetDatum(column.typmod));
+										   Int32GetDatum(column.typmod));
 			});
 		return datum;
 	}
@@ -109,10 +110,10 @@ ColumnType LookupColumnType(Oid relation, const std::string &column) {
 	pg::Call([&] {
 		HeapTuple tuple = SearchSysCacheAttName(relation, column.c_str());
 		if (!HeapTupleIsValid(tuple))
-			ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
-			                errmsg("column \"%s\" of relation \"%s\" does not exist", column.c_str(),
-			                       get_rel_name(relation)),
-			                errhint("The mapped table was altered; map the collection again or restore the column.")));
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of relation \"%s\" does not exist", column.c_str(), get_rel_name(relation)),
+					 errhint("The mapped table was altered; map the collection again or restore the column.")));
 		Form_pg_attribute attribute = (Form_pg_attribute)GETSTRUCT(tuple);
 		result.type = attribute->atttypid;
 		result.typmod = attribute->atttypmod;
@@ -152,7 +153,7 @@ Datum ToDatum(const convert::Value &value, const ColumnType &column, bool *isnul
 		if (elements.empty())
 			return PointerGetDatum(construct_empty_array(column.element));
 		return PointerGetDatum(construct_md_array(elements.data(), null_flags, 1, dims, lbs, column.element,
-		                                          column.elem_len, column.elem_byval, column.elem_align));
+												  column.elem_len, column.elem_byval, column.elem_align));
 	});
 }
 

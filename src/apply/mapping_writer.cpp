@@ -25,8 +25,9 @@ std::string QualifiedName(Oid relation) {
 	return pg::Call([&] {
 		char *relname = get_rel_name(relation);
 		if (!relname)
-			ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("mapped table with OID %u does not exist", relation),
-			                errhint("It was dropped; unmap the collection or map it again.")));
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE), errmsg("mapped table with OID %u does not exist", relation),
+					 errhint("It was dropped; unmap the collection or map it again.")));
 		return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relation)), relname);
 	});
 }
@@ -41,11 +42,12 @@ Oid ChildRelation(const std::string &table, Oid target) {
 	mapping::Target name = mapping::ParseTarget(table);
 	return pg::Call([&] {
 		Oid namespace_oid =
-		    name.schema.empty() ? get_rel_namespace(target) : get_namespace_oid(name.schema.c_str(), false);
+			name.schema.empty() ? get_rel_namespace(target) : get_namespace_oid(name.schema.c_str(), false);
 		Oid relation = get_relname_relid(name.table.c_str(), namespace_oid);
 		if (!OidIsValid(relation))
-			ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("child table \"%s\" does not exist", table.c_str()),
-			                errhint("It was dropped; map the collection again.")));
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE), errmsg("child table \"%s\" does not exist", table.c_str()),
+					 errhint("It was dropped; map the collection again.")));
 		return relation;
 	});
 }
@@ -53,7 +55,7 @@ Oid ChildRelation(const std::string &table, Oid target) {
 } // namespace
 
 MappingWriter::MappingWriter(const catalog::MappingRow &row)
-    : row_(row), converter_(mapping::ParseMapping(row.mapping_json)) {
+	: row_(row), converter_(mapping::ParseMapping(row.mapping_json)) {
 	const auto &layout = converter_.Layout();
 	tables_.resize(layout.size());
 	for (size_t i = 0; i < layout.size(); i++)
@@ -68,34 +70,38 @@ MappingWriter::MappingWriter(const catalog::MappingRow &row)
 }
 
 void MappingWriter::RecordSeen(const std::string &river, const convert::Value &key) {
-	pg::SpiExecute("INSERT INTO mongo_river.resync_seen (river, source, key) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-	               {{NAMEOID, pg::NameDatum(river)}, {TEXTOID, pg::TextDatum(row_.source)},
-	                {TEXTOID, pg::TextDatum(convert::ValueText(key))}});
+	pg::SpiExecute(
+		"INSERT INTO mongo_river.resync_seen (river, source, key) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+		{{NAMEOID, pg::NameDatum(river)},
+		 {TEXTOID, pg::TextDatum(row_.source)},
+		 {TEXTOID, pg::TextDatum(convert::ValueText(key))}});
 }
 
 uint64 MappingWriter::DeleteUnseen(const std::string &river, uint64 cluster_time) {
 	if (History()) {
 		// A history keeps every version: documents gone at the source get a 'delete' version.
 		uint64 deleted = pg::SpiExecute(
-		    "INSERT INTO " + tables_[0].name + " (" + key_column_ + ", _operation, _cluster_time, _position)" +
-		        " SELECT l." + key_column_ + ", 'delete', $3, 'resync:' || $3 || ':' || l." + key_column_ + "::text" +
-		        " FROM (SELECT DISTINCT ON (" + key_column_ + ") " + key_column_ + ", _operation FROM " +
-		        tables_[0].name + " ORDER BY " + key_column_ + ", _cluster_time DESC, _position DESC) l" +
-		        " WHERE l._operation <> 'delete' AND NOT EXISTS (SELECT 1 FROM mongo_river.resync_seen s" +
-		        " WHERE s.river = $1 AND s.source = $2 AND s.key::" + key_type_name_ + " = l." + key_column_ +
-		        ") ON CONFLICT (_position) DO NOTHING",
-		    {{NAMEOID, pg::NameDatum(river)}, {TEXTOID, pg::TextDatum(row_.source)},
-		     {INT8OID, Int64GetDatum(int64(cluster_time))}});
+			"INSERT INTO " + tables_[0].name + " (" + key_column_ + ", _operation, _cluster_time, _position)" +
+				" SELECT l." + key_column_ + ", 'delete', $3, 'resync:' || $3 || ':' || l." + key_column_ + "::text" +
+				" FROM (SELECT DISTINCT ON (" + key_column_ + ") " + key_column_ + ", _operation FROM " +
+				tables_[0].name + " ORDER BY " + key_column_ + ", _cluster_time DESC, _position DESC) l" +
+				" WHERE l._operation <> 'delete' AND NOT EXISTS (SELECT 1 FROM mongo_river.resync_seen s" +
+				" WHERE s.river = $1 AND s.source = $2 AND s.key::" + key_type_name_ + " = l." + key_column_ +
+				") ON CONFLICT (_position) DO NOTHING",
+			{{NAMEOID, pg::NameDatum(river)},
+			 {TEXTOID, pg::TextDatum(row_.source)},
+			 {INT8OID, Int64GetDatum(int64(cluster_time))}});
 		pg::SpiExecute("DELETE FROM mongo_river.resync_seen WHERE river = $1 AND source = $2",
-		               {{NAMEOID, pg::NameDatum(river)}, {TEXTOID, pg::TextDatum(row_.source)}});
+					   {{NAMEOID, pg::NameDatum(river)}, {TEXTOID, pg::TextDatum(row_.source)}});
 		return deleted;
 	}
-	uint64 deleted = pg::SpiExecute(
-	    "DELETE FROM " + tables_[0].name + " t WHERE NOT EXISTS (SELECT 1 FROM mongo_river.resync_seen s"
-	    " WHERE s.river = $1 AND s.source = $2 AND s.key::" + key_type_name_ + " = t." + key_column_ + ")",
-	    {{NAMEOID, pg::NameDatum(river)}, {TEXTOID, pg::TextDatum(row_.source)}});
+	uint64 deleted = pg::SpiExecute("DELETE FROM " + tables_[0].name +
+										" t WHERE NOT EXISTS (SELECT 1 FROM mongo_river.resync_seen s"
+										" WHERE s.river = $1 AND s.source = $2 AND s.key::" +
+										key_type_name_ + " = t." + key_column_ + ")",
+									{{NAMEOID, pg::NameDatum(river)}, {TEXTOID, pg::TextDatum(row_.source)}});
 	pg::SpiExecute("DELETE FROM mongo_river.resync_seen WHERE river = $1 AND source = $2",
-	               {{NAMEOID, pg::NameDatum(river)}, {TEXTOID, pg::TextDatum(row_.source)}});
+				   {{NAMEOID, pg::NameDatum(river)}, {TEXTOID, pg::TextDatum(row_.source)}});
 	return deleted;
 }
 
@@ -117,19 +123,19 @@ void MappingWriter::PrepareTable(size_t index, Oid relation) {
 		if (spec.role == convert::ColumnRole::kPrimaryKey)
 			key_column = quoted;
 		else if (spec.role != convert::ColumnRole::kForeignKey && spec.role != convert::ColumnRole::kPosition &&
-		         spec.role != convert::ColumnRole::kGeneratedId)
+				 spec.role != convert::ColumnRole::kGeneratedId)
 			updates += (updates.empty() ? "" : ", ") + quoted + " = EXCLUDED." + quoted;
 		if (index > 0 && spec.role == convert::ColumnRole::kForeignKey && layout.parent == 0)
 			table.delete_by_key =
-			    pg::SpiPlan("DELETE FROM " + table.name + " WHERE " + quoted + " = $1", {table.columns.back().type});
+				pg::SpiPlan("DELETE FROM " + table.name + " WHERE " + quoted + " = $1", {table.columns.back().type});
 	}
 	std::string sql = "INSERT INTO " + table.name + " (" + columns + ") VALUES (" + params + ")";
 	if (index == 0 && History()) {
 		// History: every change is a new row; the change's position makes a replay a no-op.
 		sql = "INSERT INTO " + table.name + " (" + columns + ", _operation, _cluster_time, _source_time, _position)" +
-		      " VALUES (" + params + ", $" + std::to_string(layout.columns.size() + 1) + ", $" +
-		      std::to_string(layout.columns.size() + 2) + ", $" + std::to_string(layout.columns.size() + 3) + ", $" +
-		      std::to_string(layout.columns.size() + 4) + ") ON CONFLICT (_position) DO NOTHING";
+			  " VALUES (" + params + ", $" + std::to_string(layout.columns.size() + 1) + ", $" +
+			  std::to_string(layout.columns.size() + 2) + ", $" + std::to_string(layout.columns.size() + 3) + ", $" +
+			  std::to_string(layout.columns.size() + 4) + ") ON CONFLICT (_position) DO NOTHING";
 		types.insert(types.end(), {TEXTOID, INT8OID, TIMESTAMPTZOID, TEXTOID});
 		Oid key_type = InvalidOid;
 		for (size_t c = 0; c < layout.columns.size(); c++)
@@ -138,9 +144,9 @@ void MappingWriter::PrepareTable(size_t index, Oid relation) {
 				key_column = Quote(layout.columns[c].name);
 			}
 		table.delete_by_key = pg::SpiPlan("INSERT INTO " + table.name + " (" + key_column +
-		                                      ", _operation, _cluster_time, _source_time, _position)"
-		                                      " VALUES ($1, 'delete', $2, $3, $4) ON CONFLICT (_position) DO NOTHING",
-		                                  {key_type, INT8OID, TIMESTAMPTZOID, TEXTOID});
+											  ", _operation, _cluster_time, _source_time, _position)"
+											  " VALUES ($1, 'delete', $2, $3, $4) ON CONFLICT (_position) DO NOTHING",
+										  {key_type, INT8OID, TIMESTAMPTZOID, TEXTOID});
 	} else if (index == 0) {
 		sql += " ON CONFLICT (" + key_column + ") DO " + (updates.empty() ? "NOTHING" : "UPDATE SET " + updates);
 		Oid key_type = InvalidOid;
@@ -153,7 +159,7 @@ void MappingWriter::PrepareTable(size_t index, Oid relation) {
 }
 
 void MappingWriter::Execute(const Table &, const pg::SpiPlan &plan, const std::vector<convert::Value> &row,
-                            const std::vector<ColumnType> &types) {
+							const std::vector<ColumnType> &types) {
 	std::vector<Datum> values(row.size());
 	std::string nulls(row.size(), ' ');
 	for (size_t i = 0; i < row.size(); i++) {

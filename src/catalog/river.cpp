@@ -17,12 +17,12 @@ namespace {
 
 // kDigestSql is the declaration digest: everything the worker reads that a user can change.
 constexpr const char *kDigestSql =
-    "SELECT md5(r.uri || r.options::text || r.enabled::text || coalesce(("
-    "  SELECT string_agg(m.source || m.target::oid::text || m.mapping::text || m.options::text, ',' ORDER BY m.source)"
-    "  FROM mongo_river.collection_map m WHERE m.river = r.river), '')"
-    " || (SELECT count(*) FROM mongo_river.mapping_state s"
-    "     WHERE s.river = r.river AND s.phase = 'resync' AND s.copy_last_id IS NULL)::text)"
-    " FROM mongo_river.river r WHERE r.river = $1";
+	"SELECT md5(r.uri || r.options::text || r.enabled::text || coalesce(("
+	"  SELECT string_agg(m.source || m.target::oid::text || m.mapping::text || m.options::text, ',' ORDER BY m.source)"
+	"  FROM mongo_river.collection_map m WHERE m.river = r.river), '')"
+	" || (SELECT count(*) FROM mongo_river.mapping_state s"
+	"     WHERE s.river = r.river AND s.phase = 'resync' AND s.copy_last_id IS NULL)::text)"
+	" FROM mongo_river.river r WHERE r.river = $1";
 
 std::string TextOr(uint64 row, int column, const std::string &fallback = {}) {
 	return pg::SpiText(row, column).value_or(fallback);
@@ -43,12 +43,12 @@ RiverRow LoadRiver(const std::string &name) {
 	river.name = name;
 	Datum name_datum = pg::NameDatum(name);
 	uint64 found = pg::SpiExecute(
-	    "SELECT r.owner::oid, r.uri, r.enabled, coalesce(r.options->>'capture', 'change_stream'),"
-	    " coalesce((r.options->>'batch_size')::int, 1000), coalesce((r.options->>'batch_ms')::int, 1000),"
-	    " coalesce((r.options->>'dry_run')::boolean, false), coalesce(r.options->>'on_error', 'reject'),"
-	    " coalesce(r.options->>'password_file', ''), coalesce(p.position, ''), coalesce(p.phase, 'pending')"
-	    " FROM mongo_river.river r LEFT JOIN mongo_river.progress p USING (river) WHERE r.river = $1",
-	    {{NAMEOID, name_datum}}, true);
+		"SELECT r.owner::oid, r.uri, r.enabled, coalesce(r.options->>'capture', 'change_stream'),"
+		" coalesce((r.options->>'batch_size')::int, 1000), coalesce((r.options->>'batch_ms')::int, 1000),"
+		" coalesce((r.options->>'dry_run')::boolean, false), coalesce(r.options->>'on_error', 'reject'),"
+		" coalesce(r.options->>'password_file', ''), coalesce(p.position, ''), coalesce(p.phase, 'pending')"
+		" FROM mongo_river.river r LEFT JOIN mongo_river.progress p USING (river) WHERE r.river = $1",
+		{{NAMEOID, name_datum}}, true);
 	if (found == 0)
 		throw Error(sqlstate::kUndefinedObject, "river \"" + name + "\" does not exist");
 	river.owner = DatumGetObjectId(*pg::SpiDatum(0, 1));
@@ -63,13 +63,13 @@ RiverRow LoadRiver(const std::string &name) {
 	river.position_json = TextOr(0, 10);
 	river.phase = TextOr(0, 11);
 
-	uint64 rows = pg::SpiExecute(
-	    "SELECT m.source, m.source_db, m.source_collection, m.target::oid, m.mapping::text,"
-	    " coalesce(m.options->>'mode', 'upsert'), coalesce(s.phase, 'pending'), s.copy_last_id,"
-	    " coalesce(s.docs_copied, 0)"
-	    " FROM mongo_river.collection_map m LEFT JOIN mongo_river.mapping_state s USING (river, source)"
-	    " WHERE m.river = $1 ORDER BY m.source",
-	    {{NAMEOID, name_datum}}, true);
+	uint64 rows =
+		pg::SpiExecute("SELECT m.source, m.source_db, m.source_collection, m.target::oid, m.mapping::text,"
+					   " coalesce(m.options->>'mode', 'upsert'), coalesce(s.phase, 'pending'), s.copy_last_id,"
+					   " coalesce(s.docs_copied, 0)"
+					   " FROM mongo_river.collection_map m LEFT JOIN mongo_river.mapping_state s USING (river, source)"
+					   " WHERE m.river = $1 ORDER BY m.source",
+					   {{NAMEOID, name_datum}}, true);
 	for (uint64 row = 0; row < rows; row++) {
 		MappingRow mapping;
 		mapping.source = TextOr(row, 1);
@@ -93,9 +93,9 @@ RiverRow LoadRiver(const std::string &name) {
 std::vector<LauncherEntry> ListRivers() {
 	pg::SpiConnection spi;
 	uint64 rows = pg::SpiExecute("SELECT r.river::text, r.owner::oid, r.enabled AND coalesce(p.phase, '') <> 'error'"
-	                             " FROM mongo_river.river r LEFT JOIN mongo_river.progress p USING (river)"
-	                             " ORDER BY r.river",
-	                             {}, true);
+								 " FROM mongo_river.river r LEFT JOIN mongo_river.progress p USING (river)"
+								 " ORDER BY r.river",
+								 {}, true);
 	std::vector<LauncherEntry> result;
 	for (uint64 row = 0; row < rows; row++)
 		result.push_back({TextOr(row, 1), DatumGetObjectId(*pg::SpiDatum(row, 2)), TextOr(row, 3) == "t"});

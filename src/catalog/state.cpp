@@ -30,11 +30,11 @@ pg::SpiArg OptionalText(const std::string &value) {
 
 pg::SpiArg Bytes(const std::string &value) {
 	return {BYTEAOID, pg::Call([&] {
-		        bytea *result = static_cast<bytea *>(palloc(VARHDRSZ + value.size()));
-		        SET_VARSIZE(result, VARHDRSZ + value.size());
-		        memcpy(VARDATA(result), value.data(), value.size());
-		        return PointerGetDatum(result);
-	        })};
+				bytea *result = static_cast<bytea *>(palloc(VARHDRSZ + value.size()));
+				SET_VARSIZE(result, VARHDRSZ + value.size());
+				memcpy(VARDATA(result), value.data(), value.size());
+				return PointerGetDatum(result);
+			})};
 }
 
 } // namespace
@@ -42,16 +42,18 @@ pg::SpiArg Bytes(const std::string &value) {
 void SavePosition(const std::string &river, const std::string &position_json, uint64_t reached, bool caught_up) {
 	pg::SpiConnection spi;
 	pg::SpiExecute("UPDATE mongo_river.progress SET position = $2, reached = $3, caught_up = $4, updated_at = now()"
-	               " WHERE river = $1",
-	               {Name(river), Text(position_json), {INT8OID, Int64GetDatum(int64(reached))},
-	                {BOOLOID, BoolGetDatum(caught_up)}});
+				   " WHERE river = $1",
+				   {Name(river),
+					Text(position_json),
+					{INT8OID, Int64GetDatum(int64(reached))},
+					{BOOLOID, BoolGetDatum(caught_up)}});
 }
 
 void SetRiverPhase(const std::string &river, const std::string &phase, const std::string &error) {
 	pg::SpiConnection spi;
 	pg::SpiExecute("UPDATE mongo_river.progress SET phase = $2, last_error = $3, updated_at = now()"
-	               " WHERE river = $1 AND (phase, coalesce(last_error, '')) IS DISTINCT FROM ($2, coalesce($3, ''))",
-	               {Name(river), Text(phase), OptionalText(error)});
+				   " WHERE river = $1 AND (phase, coalesce(last_error, '')) IS DISTINCT FROM ($2, coalesce($3, ''))",
+				   {Name(river), Text(phase), OptionalText(error)});
 }
 
 void AddMappingProgress(const std::string &river, const std::string &source, const MappingProgress &progress) {
@@ -60,34 +62,34 @@ void AddMappingProgress(const std::string &river, const std::string &source, con
 	if (progress.last_wall_ms)
 		wall = TimestampTzGetDatum(time_t_to_timestamptz(0) + *progress.last_wall_ms * 1000);
 	pg::SpiExecute("UPDATE mongo_river.mapping_state SET changes_applied = changes_applied + $3,"
-	               " last_source_time = coalesce($4, last_source_time), updated_at = now()"
-	               " WHERE river = $1 AND source = $2",
-	               {Name(river), Text(source), {INT8OID, Int64GetDatum(progress.changes)}, {TIMESTAMPTZOID, wall}});
+				   " last_source_time = coalesce($4, last_source_time), updated_at = now()"
+				   " WHERE river = $1 AND source = $2",
+				   {Name(river), Text(source), {INT8OID, Int64GetDatum(progress.changes)}, {TIMESTAMPTZOID, wall}});
 }
 
-void SaveCopyProgress(const std::string &river, const std::string &source, const std::string &last_id,
-                      int64_t copied, const std::string &phase) {
+void SaveCopyProgress(const std::string &river, const std::string &source, const std::string &last_id, int64_t copied,
+					  const std::string &phase) {
 	pg::SpiConnection spi;
 	pg::SpiArg last = last_id.empty() ? pg::SpiArg{BYTEAOID, std::nullopt} : Bytes(last_id);
 	pg::SpiExecute("UPDATE mongo_river.mapping_state SET copy_last_id = $3, docs_copied = docs_copied + $4,"
-	               " phase = $5, updated_at = now() WHERE river = $1 AND source = $2",
-	               {Name(river), Text(source), last, {INT8OID, Int64GetDatum(copied)}, Text(phase)});
+				   " phase = $5, updated_at = now() WHERE river = $1 AND source = $2",
+				   {Name(river), Text(source), last, {INT8OID, Int64GetDatum(copied)}, Text(phase)});
 }
 
 void SetMappingPhase(const std::string &river, const std::string &source, const std::string &phase,
-                     const std::string &error) {
+					 const std::string &error) {
 	pg::SpiConnection spi;
 	pg::SpiExecute("UPDATE mongo_river.mapping_state SET phase = $3, last_error = $4, updated_at = now()"
-	               " WHERE river = $1 AND source = $2",
-	               {Name(river), Text(source), Text(phase), OptionalText(error)});
+				   " WHERE river = $1 AND source = $2",
+				   {Name(river), Text(source), Text(phase), OptionalText(error)});
 }
 
 void BeginResync(const std::string &river) {
 	pg::SpiConnection spi;
 	pg::SpiExecute("DELETE FROM mongo_river.resync_seen WHERE river = $1", {Name(river)});
 	pg::SpiExecute("UPDATE mongo_river.mapping_state SET phase = 'resync', copy_last_id = NULL, updated_at = now()"
-	               " WHERE river = $1 AND phase NOT IN ('stopped', 'error')",
-	               {Name(river)});
+				   " WHERE river = $1 AND phase NOT IN ('stopped', 'error')",
+				   {Name(river)});
 }
 
 void AddReject(const std::string &river, const Reject &reject) {
@@ -101,10 +103,10 @@ void AddReject(const std::string &river, const Reject &reject) {
 		}
 	}
 	pg::SpiExecute("INSERT INTO mongo_river.rejects (river, source, document_id, operation, document, raw, error)"
-	               " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-	               {Name(river), Text(reject.source), OptionalText(reject.document_id), Text(reject.operation),
-	                document, reject.raw.empty() ? pg::SpiArg{BYTEAOID, std::nullopt} : Bytes(reject.raw),
-	                Text(reject.error)});
+				   " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+				   {Name(river), Text(reject.source), OptionalText(reject.document_id), Text(reject.operation),
+					document, reject.raw.empty() ? pg::SpiArg{BYTEAOID, std::nullopt} : Bytes(reject.raw),
+					Text(reject.error)});
 }
 
 } // namespace mongo_river::catalog

@@ -260,7 +260,7 @@ bool ChangeStreamReader::Fetch(ChangeEvent *out) {
 	bson_error_t error;
 	const bson_t *reply = nullptr;
 	if (mongoc_change_stream_error_document(stream_.get(), &error, &reply))
-		source_.Fail("cannot read the change stream", error, reply);
+		source_.Fail("cannot read the change stream of \"" + options_.namespaces.front().db + "\"", error, reply);
 	return false;
 }
 

@@ -108,9 +108,11 @@ void ThrowDriverError(const std::string &what, const bson_error_t &error, const 
 						  what + ": connection to the MongoDB primary was lost", detail,
 						  "The river retries; this is normal during a failover.");
 	if (code == 13)
-		throw SourceError(SourceErrorKind::kServer, code, sqlstate::kInsufficientPrivilege,
-						  what + ": not authorized on the MongoDB server", detail,
-						  "Grant the river's MongoDB user the read role (and changeStream) on the mapped databases.");
+		throw SourceError(
+			SourceErrorKind::kServer, code, sqlstate::kInsufficientPrivilege,
+			what + ": not authorized on the MongoDB server", detail,
+			"Grant the river's MongoDB user the read role on the mapped databases (and on local for capture "
+			"'oplog').");
 	if (error.domain == MONGOC_ERROR_PROTOCOL || error.domain == MONGOC_ERROR_BSON)
 		throw SourceError(SourceErrorKind::kMalformed, code, sourcestate::kDataException,
 						  what + ": unreadable reply from the MongoDB server", detail);

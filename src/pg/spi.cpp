@@ -33,7 +33,7 @@ SpiPlan::SpiPlan(const std::string &sql, const std::vector<Oid> &types) {
 		SPIPlanPtr plan = SPI_prepare(sql.c_str(), int(types.size()), const_cast<Oid *>(types.data()));
 		if (!plan)
 			elog(ERROR, "mongo_river: SPI_prepare failed (%s) for: %s", SPI_result_code_string(SPI_result),
-			     sql.c_str());
+				 sql.c_str());
 		if (SPI_keepplan(plan) != 0)
 			elog(ERROR, "mongo_river: SPI_keepplan failed");
 		return plan;
@@ -73,7 +73,7 @@ uint64 SpiExecute(const std::string &sql, const std::vector<SpiArg> &args, bool 
 	}
 	return Call([&] {
 		int rc = SPI_execute_with_args(sql.c_str(), int(args.size()), types.data(), values.data(), nulls.c_str(),
-		                               read_only, 0);
+									   read_only, 0);
 		if (rc < 0)
 			elog(ERROR, "mongo_river: SPI failed (%s) for: %s", SPI_result_code_string(rc), sql.c_str());
 		return SPI_processed;

@@ -114,8 +114,9 @@ void Reconcile(std::map<std::string, RiverSlot> &slots) {
 		slot.handle = StartRiverWorker(river.name.c_str(), river.owner);
 		slot.started_at = now;
 		if (!slot.handle)
-			ereport(WARNING, (errmsg("mongo_river launcher: no background worker slot for river \"%s\"", river.name.c_str()),
-			                  errhint("Raise max_worker_processes.")));
+			ereport(WARNING,
+					(errmsg("mongo_river launcher: no background worker slot for river \"%s\"", river.name.c_str()),
+					 errhint("Raise max_worker_processes.")));
 	}
 }
 

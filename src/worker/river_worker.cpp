@@ -125,7 +125,7 @@ private:
 	void HandleDdl(const mongo::ChangeEvent &event);
 	std::string ChangePosition(const mongo::ChangeEvent &event, BatchEffect *effect);
 	void RejectOrStop(const Mapped &mapped, const char *operation, const bson_t *doc, const bson_t *key,
-	                  const std::string &error);
+					  const std::string &error);
 	Mapped *Find(const std::string &db, const std::string &coll);
 	bool CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &docs, bool isolate);
 
@@ -175,7 +175,7 @@ void RiverWorker::LoadWriters() {
 			failure = error->what();
 		if (!failure.empty()) {
 			ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": %s", name_.c_str(), row.source.c_str(),
-			                     failure.c_str())));
+								 failure.c_str())));
 			catalog::SetMappingPhase(name_, row.source, "error", failure);
 			continue;
 		}
@@ -254,8 +254,8 @@ void RiverWorker::SetPhase(const std::string &phase, const std::string &error) {
 void RiverWorker::StartResync(const std::string &reason) {
 	if (++resyncs_ > kMaxResyncs) {
 		StopWithError(reason + "; the river was resynced " + std::to_string(kMaxResyncs) +
-		              " times in a row and its copy still outlived the source's oplog window (give the source a "
-		              "larger oplog, or map fewer or smaller collections per river)");
+					  " times in a row and its copy still outlived the source's oplog window (give the source a "
+					  "larger oplog, or map fewer or smaller collections per river)");
 		river_.enabled = false;
 		return;
 	}
@@ -286,11 +286,11 @@ void RiverWorker::StopWithError(const std::string &message) {
 }
 
 void RiverWorker::RejectOrStop(const Mapped &mapped, const char *operation, const bson_t *doc, const bson_t *key,
-                               const std::string &error) {
+							   const std::string &error) {
 	const std::string &source = mapped.writer->Row().source;
 	if (river_.options.on_error == "stop")
 		throw StopRiver(sqlstate::kDatatypeMismatch,
-		                "collection \"" + source + "\", document " + IdText(doc ? doc : key) + ": " + error);
+						"collection \"" + source + "\", document " + IdText(doc ? doc : key) + ": " + error);
 	catalog::Reject reject;
 	reject.source = source;
 	reject.document_id = IdText(doc ? doc : key);
@@ -307,7 +307,7 @@ void RiverWorker::RejectOrStop(const Mapped &mapped, const char *operation, cons
 	if (!river_.options.dry_run)
 		catalog::AddReject(name_, reject);
 	ereport(DEBUG1, (errmsg("mongo_river: river \"%s\": rejected %s of %s in \"%s\": %s", name_.c_str(), operation,
-	                        reject.document_id.c_str(), source.c_str(), error.c_str())));
+							reject.document_id.c_str(), source.c_str(), error.c_str())));
 }
 
 void RiverWorker::ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::ChangeInfo &change, bool isolate) {
@@ -339,7 +339,7 @@ void RiverWorker::ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::
 void RiverWorker::HandleDdl(const mongo::ChangeEvent &event) {
 	// DDL policy: the affected mappings stop (phase 'stopped', last_error says why); the rest go on.
 	std::string what = std::string(mongo::OperationTypeName(event.op)) + " of " + event.db +
-	                   (event.coll.empty() ? "" : "." + event.coll);
+					   (event.coll.empty() ? "" : "." + event.coll);
 	for (auto it = mapped_.begin(); it != mapped_.end();) {
 		const catalog::MappingRow &row = it->second.writer->Row();
 		bool affected = row.db == event.db && (event.coll.empty() || row.coll == event.coll);
@@ -350,7 +350,7 @@ void RiverWorker::HandleDdl(const mongo::ChangeEvent &event) {
 		std::string message = "the source saw a " + what + "; this mapping stopped (map it again to resume)";
 		catalog::SetMappingPhase(name_, row.source, "stopped", message);
 		ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": %s", name_.c_str(), row.source.c_str(),
-		                     message.c_str())));
+							 message.c_str())));
 		it = mapped_.erase(it);
 	}
 	reopen_ = true;
@@ -391,8 +391,8 @@ void RiverWorker::ApplyEvent(const mongo::ChangeEvent &event, bool isolate, Batc
 	change.position = ChangePosition(event, effect);
 	Mapped *mapped = Find(event.db, event.coll);
 	ereport(DEBUG2, (errmsg_internal("mongo_river: river \"%s\": %s on %s.%s%s%s", name_.c_str(),
-	                                 mongo::OperationTypeName(event.op), event.db.c_str(), event.coll.c_str(),
-	                                 event.full_document ? " with document" : "", mapped ? "" : " (not mapped)")));
+									 mongo::OperationTypeName(event.op), event.db.c_str(), event.coll.c_str(),
+									 event.full_document ? " with document" : "", mapped ? "" : " (not mapped)")));
 	if (!mapped)
 		return;
 	catalog::MappingProgress &progress = (*effect)[mapped->writer->Row().source];
@@ -448,7 +448,7 @@ bool RiverWorker::TryApplyBatch(const mongo::Batch &batch, bool isolate) {
 		if (isolate)
 			throw;
 		ereport(DEBUG1, (errmsg("mongo_river: river \"%s\": batch failed (%s); applying it change by change",
-		                        name_.c_str(), error.what())));
+								name_.c_str(), error.what())));
 		return false;
 	}
 }
@@ -476,11 +476,11 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 			if (scan_->Done() && mapped.phase == "resync" && !river_.options.dry_run) {
 				uint64 deleted = mapped.writer->DeleteUnseen(name_, scan_started_.AsUint64());
 				ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": resync deleted %lu rows of "
-				                     "documents that no longer exist",
-				                     name_.c_str(), mapped.writer->Row().source.c_str(), (unsigned long)deleted)));
+									 "documents that no longer exist",
+									 name_.c_str(), mapped.writer->Row().source.c_str(), (unsigned long)deleted)));
 			}
 			catalog::SaveCopyProgress(name_, mapped.writer->Row().source, RawBytes(scan_->LastId()),
-			                          int64_t(docs.size()), phase);
+									  int64_t(docs.size()), phase);
 		}
 		txn.Commit();
 		mapped.phase = phase;
@@ -494,7 +494,8 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 
 bool RiverWorker::CopyStep() {
 	auto it = std::find_if(mapped_.begin(), mapped_.end(), [](const auto &entry) {
-		return entry.second.phase == "pending" || entry.second.phase == "initial_copy" || entry.second.phase == "resync";
+		return entry.second.phase == "pending" || entry.second.phase == "initial_copy" ||
+			   entry.second.phase == "resync";
 	});
 	if (it == mapped_.end())
 		return false;
@@ -504,20 +505,20 @@ bool RiverWorker::CopyStep() {
 		mongo::Bson last;
 		if (mapped.phase != "pending" && !row.copy_last_id.empty())
 			last.reset(bson_new_from_data(reinterpret_cast<const uint8_t *>(row.copy_last_id.data()),
-			                              row.copy_last_id.size()));
-		scan_ = std::make_unique<mongo::CollectionScan>(*source_, row.db, row.coll, last.get(),
-		                                                river_.options.batch_size);
+										  row.copy_last_id.size()));
+		scan_ =
+			std::make_unique<mongo::CollectionScan>(*source_, row.db, row.coll, last.get(), river_.options.batch_size);
 		scan_source_ = row.source;
 		scan_started_ = source_->OperationTime();
 		ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": %s initial copy", name_.c_str(),
-		                     row.source.c_str(), last ? "resuming" : "starting")));
+							 row.source.c_str(), last ? "resuming" : "starting")));
 	}
 	std::vector<mongo::Bson> docs = scan_->NextBatch(size_t(river_.options.batch_size));
 	if (!CopyDocuments(mapped, docs, false))
 		CopyDocuments(mapped, docs, true);
 	if (scan_->Done()) {
 		ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": initial copy done, streaming",
-		                     name_.c_str(), row.source.c_str())));
+							 name_.c_str(), row.source.c_str())));
 		scan_.reset();
 		scan_source_.clear();
 	}
@@ -623,7 +624,7 @@ void RiverWorker::Run() {
 			}
 			backoff_ms_ = std::min(kMaxBackoffMs, std::max(kMinBackoffMs, backoff_ms_ * 2));
 			ereport(LOG, (errmsg("mongo_river: river \"%s\": %s; retrying in %d ms", name_.c_str(), message.c_str(),
-			                     backoff_ms_)));
+								 backoff_ms_)));
 			RecordRiverPhase("retrying", message);
 			Wait(backoff_ms_);
 		}

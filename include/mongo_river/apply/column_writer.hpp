@@ -21,7 +21,7 @@ struct ColumnType {
 	int16 elem_len = 0;
 	bool elem_byval = false;
 	char elem_align = 'i';
-	FmgrInfo input;      // the input function of type (arrays: of the element type)
+	FmgrInfo input; // the input function of type (arrays: of the element type)
 	Oid input_param = InvalidOid;
 };
 

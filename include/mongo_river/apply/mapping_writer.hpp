@@ -68,13 +68,13 @@ private:
 	void PrepareTable(size_t index, Oid relation);
 	// Execute binds row to a table's plan and runs it.
 	void Execute(const Table &table, const pg::SpiPlan &plan, const std::vector<convert::Value> &row,
-	             const std::vector<ColumnType> &types);
+				 const std::vector<ColumnType> &types);
 
 	catalog::MappingRow row_;
 	convert::DocumentConverter converter_;
 	std::vector<Table> tables_;
 	ColumnType key_type_;
-	std::string key_column_;  // quoted
+	std::string key_column_; // quoted
 	std::string key_type_name_;
 };
 

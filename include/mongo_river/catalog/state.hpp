@@ -27,12 +27,12 @@ void AddMappingProgress(const std::string &river, const std::string &source, con
 
 // SaveCopyProgress records a copy batch: the last copied {_id} (BSON bytes), the documents copied
 // and the phase ('initial_copy' while copying, 'streaming' when done).
-void SaveCopyProgress(const std::string &river, const std::string &source, const std::string &last_id,
-                      int64_t copied, const std::string &phase);
+void SaveCopyProgress(const std::string &river, const std::string &source, const std::string &last_id, int64_t copied,
+					  const std::string &phase);
 
 // SetMappingPhase records a mapping's phase and last error (empty: cleared).
 void SetMappingPhase(const std::string &river, const std::string &source, const std::string &phase,
-                     const std::string &error);
+					 const std::string &error);
 
 // BeginResync marks every running mapping of river for a re-copy (phase 'resync', copy restarted)
 // and forgets the keys seen by an earlier resync.
@@ -44,7 +44,7 @@ struct Reject {
 	std::string document_id;
 	std::string operation;
 	std::optional<std::string> document_json; // relaxed Extended JSON, when jsonb can hold it
-	std::string raw;                           // the BSON as received
+	std::string raw;                          // the BSON as received
 	std::string error;
 };
 

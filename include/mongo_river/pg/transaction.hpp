@@ -42,8 +42,7 @@ void RollbackSubtransaction(const SubtransactionState &state);
 // TrySubtransaction runs work in a subtransaction: on a PostgreSQL error (PgError) the
 // subtransaction is rolled back and the error returned (ownership passes to the caller) so that
 // the rest of the transaction goes on; other exceptions roll back and propagate.
-template <typename Work>
-std::optional<PgError> TrySubtransaction(Work &&work) {
+template <typename Work> std::optional<PgError> TrySubtransaction(Work &&work) {
 	SubtransactionState state = BeginSubtransaction();
 	try {
 		work();

@@ -1,25 +1,25 @@
 /*
  * smoke.c drives a MongoDB server with libmongoc 1.23 the way the extension does: CRUD, a
  * collection change stream with resume, database and cluster change streams, tailing
- * local.oplog.rs with a tailable awaitData cursor, a multi-document transaction and a pool.  Usage: smoke <mongodb-uri>.  Prints "SMOKE OK" on success.
+ * local.oplog.rs with a tailable awaitData cursor, a multi-document transaction and a pool.  Usage: smoke
+ * <mongodb-uri>.  Prints "SMOKE OK" on success.
  */
 #include <mongoc/mongoc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                           \
-		if (!(cond)) {                                                                             \
-			fprintf(stderr, "FAIL line %d: ", __LINE__);                                           \
-			fprintf(stderr, __VA_ARGS__);                                                          \
-			fprintf(stderr, "\n");                                                                 \
-			exit(1);                                                                               \
-		}                                                                                          \
+#define CHECK(cond, ...)                                                                                               \
+	do {                                                                                                               \
+		if (!(cond)) {                                                                                                 \
+			fprintf(stderr, "FAIL line %d: ", __LINE__);                                                               \
+			fprintf(stderr, __VA_ARGS__);                                                                              \
+			fprintf(stderr, "\n");                                                                                     \
+			exit(1);                                                                                                   \
+		}                                                                                                              \
 	} while (0)
 
-static void check_pool(const char *uri_str)
-{
+static void check_pool(const char *uri_str) {
 	bson_error_t error;
 	mongoc_uri_t *uri = mongoc_uri_new_with_error(uri_str, &error);
 	CHECK(uri, "pool uri: %s", error.message);
@@ -34,8 +34,7 @@ static void check_pool(const char *uri_str)
 	mongoc_uri_destroy(uri);
 }
 
-static int64_t count_docs(mongoc_collection_t *coll, const bson_t *filter, mongoc_client_session_t *s)
-{
+static int64_t count_docs(mongoc_collection_t *coll, const bson_t *filter, mongoc_client_session_t *s) {
 	bson_error_t error;
 	bson_t opts = BSON_INITIALIZER;
 	if (s)
@@ -46,8 +45,7 @@ static int64_t count_docs(mongoc_collection_t *coll, const bson_t *filter, mongo
 	return n;
 }
 
-static void crud(mongoc_collection_t *coll)
-{
+static void crud(mongoc_collection_t *coll) {
 	bson_error_t error;
 	mongoc_collection_drop(coll, NULL);
 	for (int i = 0; i < 3; i++) {
@@ -66,8 +64,7 @@ static void crud(mongoc_collection_t *coll)
 	bson_t *upd = BCON_NEW("$set", "{", "v", BCON_INT32(99), "}", "$push", "{", "tags", "b", "}");
 	CHECK(mongoc_collection_update_one(coll, sel, upd, NULL, &reply, &error), "update: %s", error.message);
 	bson_iter_t it;
-	CHECK(bson_iter_init_find(&it, &reply, "modifiedCount") && bson_iter_as_int64(&it) == 1,
-	      "modifiedCount");
+	CHECK(bson_iter_init_find(&it, &reply, "modifiedCount") && bson_iter_as_int64(&it) == 1, "modifiedCount");
 	bson_destroy(&reply);
 	bson_destroy(upd);
 
@@ -94,8 +91,7 @@ static void crud(mongoc_collection_t *coll)
 	bson_destroy(sel);
 }
 
-static void change_stream(mongoc_collection_t *coll)
-{
+static void change_stream(mongoc_collection_t *coll) {
 	bson_error_t error;
 	bson_t empty = BSON_INITIALIZER;
 	bson_t *opts = BCON_NEW("maxAwaitTimeMS", BCON_INT64(300));
@@ -114,7 +110,7 @@ static void change_stream(mongoc_collection_t *coll)
 	CHECK(got, "no change event");
 	bson_iter_t it;
 	CHECK(bson_iter_init_find(&it, ev, "operationType") && strcmp(bson_iter_utf8(&it, NULL), "insert") == 0,
-	      "operationType");
+		  "operationType");
 	bson_t token;
 	bson_copy_to(mongoc_change_stream_get_resume_token(cs), &token);
 	mongoc_change_stream_destroy(cs);
@@ -130,8 +126,8 @@ static void change_stream(mongoc_collection_t *coll)
 	CHECK(!mongoc_change_stream_error_document(cs, &error, NULL), "resume: %s", error.message);
 	CHECK(got, "no event after resume");
 	CHECK(bson_iter_init_find(&it, ev, "documentKey") && bson_iter_recurse(&it, &it) && bson_iter_find(&it, "_id") &&
-	          bson_iter_int32(&it) == 101,
-	      "resumed at the wrong event");
+			  bson_iter_int32(&it) == 101,
+		  "resumed at the wrong event");
 	mongoc_change_stream_destroy(cs);
 	bson_destroy(opts);
 	bson_destroy(&token);
@@ -139,8 +135,7 @@ static void change_stream(mongoc_collection_t *coll)
 	bson_destroy(d2);
 }
 
-static void wider_streams(mongoc_client_t *client, mongoc_collection_t *coll)
-{
+static void wider_streams(mongoc_client_t *client, mongoc_collection_t *coll) {
 	bson_error_t error;
 	bson_t empty = BSON_INITIALIZER;
 	bson_t *opts = BCON_NEW("maxAwaitTimeMS", BCON_INT64(300));
@@ -167,8 +162,7 @@ static void wider_streams(mongoc_client_t *client, mongoc_collection_t *coll)
 	bson_destroy(d);
 }
 
-static void tail_oplog(mongoc_client_t *client, mongoc_collection_t *coll)
-{
+static void tail_oplog(mongoc_client_t *client, mongoc_collection_t *coll) {
 	bson_error_t error;
 	bson_t reply;
 	bson_t *ping = BCON_NEW("ping", BCON_INT32(1));
@@ -183,7 +177,7 @@ static void tail_oplog(mongoc_client_t *client, mongoc_collection_t *coll)
 	mongoc_collection_t *oplog = mongoc_client_get_collection(client, "local", "oplog.rs");
 	bson_t *filter = BCON_NEW("ts", "{", "$gt", BCON_TIMESTAMP(t, i), "}");
 	bson_t *opts = BCON_NEW("tailable", BCON_BOOL(true), "awaitData", BCON_BOOL(true), "maxAwaitTimeMS",
-	                        BCON_INT64(200), "oplogReplay", BCON_BOOL(true));
+							BCON_INT64(200), "oplogReplay", BCON_BOOL(true));
 	mongoc_cursor_t *cur = mongoc_collection_find_with_opts(oplog, filter, opts, NULL);
 	const bson_t *doc;
 	CHECK(!mongoc_cursor_next(cur, &doc), "unexpected oplog entry before the write");
@@ -208,8 +202,7 @@ static void tail_oplog(mongoc_client_t *client, mongoc_collection_t *coll)
 	bson_destroy(d);
 }
 
-static void transaction(mongoc_client_t *client, mongoc_collection_t *coll)
-{
+static void transaction(mongoc_client_t *client, mongoc_collection_t *coll) {
 	bson_error_t error;
 	mongoc_client_session_t *s = mongoc_client_start_session(client, NULL, &error);
 	CHECK(s, "start session: %s", error.message);
@@ -233,8 +226,7 @@ static void transaction(mongoc_client_t *client, mongoc_collection_t *coll)
 	mongoc_client_session_destroy(s);
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
 	if (argc < 2) {
 		fprintf(stderr, "usage: %s <mongodb-uri>\n", argv[0]);
 		return 2;
