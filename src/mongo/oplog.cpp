@@ -138,8 +138,14 @@ void ConvertCommand(const bson_t *op, const bson_t *o, const std::string &db, co
 					ConvertOp(inner_op.get(), inner_ctx, namespaces, out);
 			}
 		}
-		bson_iter_t partial;
-		out->partial_txn = bson_iter_init_find(&partial, o, "partialTxn") && bson_iter_as_bool(&partial);
+		bson_iter_t flag;
+		const bool partial = bson_iter_init_find(&flag, o, "partialTxn") && bson_iter_as_bool(&flag);
+		const bool prepare = bson_iter_init_find(&flag, o, "prepare") && bson_iter_as_bool(&flag);
+		out->txn_step = partial || prepare ? TxnStep::kPending : TxnStep::kNone;
+	} else if (command == "commitTransaction") {
+		out->txn_step = TxnStep::kCommit;
+	} else if (command == "abortTransaction") {
+		out->txn_step = TxnStep::kAbort;
 	} else if (command == "drop") {
 		const std::string coll = FindString(o, "drop");
 		if (Covered(namespaces, db, coll))
@@ -292,7 +298,7 @@ Bson BuildOplogFilter(const std::vector<Namespace> &namespaces, Timestamp ts, bo
 }
 
 OplogReader::OplogReader(Source &source, OplogOptions options, const Position &start)
-	: source_(source), options_(std::move(options)), inclusive_(false) {
+	: source_(source), options_(std::move(options)), assembler_(options_.namespaces), inclusive_(false) {
 	if (options_.namespaces.empty())
 		throw Error(sqlstate::kInvalidParameterValue, "an oplog reader needs at least one namespace");
 	oplog_.reset(mongoc_client_get_collection(source_.Handle(), "local", "oplog.rs"));
@@ -380,39 +386,54 @@ bool OplogReader::NextEntry(Bson *entry) {
 	return false;
 }
 
+OplogAssembler::OplogAssembler(std::vector<Namespace> namespaces) : namespaces_(std::move(namespaces)) {}
+
+std::vector<ChangeEvent> OplogAssembler::Feed(const bson_t *entry) {
+	Timestamp ts;
+	FindTimestamp(entry, "ts", &ts);
+	OplogEntryEvents converted = ConvertOplogEntry(entry, namespaces_);
+	const std::string txn = TransactionKey(entry);
+	auto waiting = pending_.find(txn);
+	std::vector<ChangeEvent> events;
+	if (txn.empty() && converted.txn_step == TxnStep::kPending)
+		converted.txn_step = TxnStep::kNone; // no session to wait on: deliver it as it is
+	switch (converted.txn_step) {
+	case TxnStep::kPending:
+		for (ChangeEvent &event : converted.events)
+			pending_[txn].push_back(std::move(event));
+		pending_.emplace(txn, std::vector<ChangeEvent>()); // even with no event of ours
+		return events;
+	case TxnStep::kAbort:
+		if (waiting != pending_.end())
+			pending_.erase(waiting);
+		return events;
+	case TxnStep::kCommit:
+	case TxnStep::kNone:
+		if (!txn.empty() && waiting != pending_.end()) {
+			events = std::move(waiting->second);
+			pending_.erase(waiting);
+			for (ChangeEvent &event : events)
+				event.cluster_time = ts; // a transaction's events carry its commit time
+		}
+		break;
+	}
+	for (ChangeEvent &event : converted.events)
+		events.push_back(std::move(event));
+	return events;
+}
+
 void OplogReader::Consume(const bson_t *entry, Batch *batch) {
 	Timestamp ts;
 	FindTimestamp(entry, "ts", &ts);
 	cursor_from_ = ts;
 	inclusive_ = false;
-	OplogEntryEvents converted = ConvertOplogEntry(entry, options_.namespaces);
-	const std::string txn = TransactionKey(entry);
-	if (converted.partial_txn) {
-		if (!partial_txn_.empty() && partial_txn_ != txn)
-			throw SourceError(SourceErrorKind::kMalformed, 0, sourcestate::kDataException,
-							  "oplog transaction entries are interleaved", ToRelaxedJson(entry));
-		partial_txn_ = txn;
-		for (ChangeEvent &event : converted.events)
-			partial_.push_back(std::move(event));
-		return;
-	}
-	std::vector<ChangeEvent> events;
-	const bool completes = !partial_txn_.empty() && partial_txn_ == txn;
-	if (completes) {
-		events = std::move(partial_);
-		partial_.clear();
-		partial_txn_.clear();
-		for (ChangeEvent &event : events)
-			event.cluster_time = ts; // a transaction's events carry its commit time
-	}
-	for (ChangeEvent &event : converted.events)
-		events.push_back(std::move(event));
+	std::vector<ChangeEvent> events = assembler_.Feed(entry);
 	if (options_.update_lookup)
 		LookUp(&events);
 	for (ChangeEvent &event : events)
 		batch->events.push_back(std::move(event));
-	// While a transaction's first entries wait for its last, the stored position stays before them.
-	if (partial_txn_.empty())
+	// While a transaction waits for its end, the stored position stays before its first entry.
+	if (assembler_.Settled())
 		position_ = Position::OplogAfter(ts);
 }
 
@@ -442,7 +463,7 @@ Batch OplogReader::NextBatch(size_t max_events, int64_t max_ms) {
 		}
 		Consume(entry.get(), &batch);
 	}
-	if (batch.caught_up && partial_txn_.empty() && newest > position_.ClusterTime()) {
+	if (batch.caught_up && assembler_.Settled() && newest > position_.ClusterTime()) {
 		position_ = Position::OplogAfter(newest);
 		if (newest >= cursor_from_) {
 			cursor_from_ = newest;

@@ -39,6 +39,8 @@ namespace mongo_river::worker {
 namespace {
 
 constexpr int kMinBackoffMs = 500;
+// kBsonObjectTooLarge is MongoDB's error code for a document (or change event) over 16 MiB.
+constexpr int32_t kBsonObjectTooLarge = 10334;
 // kMaxResyncs bounds automatic resyncs in a row (each after the source's oplog lost the river's
 // position) before the river stops with an error: a copy that outlives the oplog window never ends.
 constexpr int kMaxResyncs = 3;
@@ -146,6 +148,7 @@ private:
 	uint64 last_change_time_ = 0;
 	std::string phase_;
 	bool reopen_ = false;
+	bool lookup_fallback_ = false; // reading the stream without updateLookup (large-event policy)
 };
 
 void RiverWorker::Load() {
@@ -228,7 +231,7 @@ void RiverWorker::OpenReader() {
 	} else {
 		mongo::StreamOptions options;
 		options.namespaces = namespaces;
-		options.update_lookup = true;
+		options.update_lookup = !lookup_fallback_;
 		stream_ = std::make_unique<mongo::ChangeStreamReader>(*source_, options, position_);
 	}
 }
@@ -405,8 +408,16 @@ void RiverWorker::ApplyEvent(const mongo::ChangeEvent &event, bool isolate, Batc
 	case Op::kUpdate:
 		// An update carries the document as it is now (updateLookup); none when it was deleted since,
 		// in which case the delete event follows.
-		if (event.full_document)
+		if (event.full_document) {
 			ApplyDocument(*mapped, *event.full_document, change, isolate);
+		} else if (event.op == Op::kUpdate && lookup_fallback_) {
+			bson_iter_t iter;
+			if (event.document_key && bson_iter_init_find(&iter, event.document_key.get(), "_id")) {
+				mongo::Bson current = source_->FindById(event.db, event.coll, bson_iter_value(&iter));
+				if (current)
+					ApplyDocument(*mapped, *current, change, isolate);
+			}
+		}
 		break;
 	case Op::kDelete: {
 		bson_iter_t iter;
@@ -538,8 +549,27 @@ void RiverWorker::StreamStep(bool copying) {
 	}
 	int64_t max_ms = copying ? kCopyStreamWaitMs : river_.options.batch_ms;
 	size_t max_events = size_t(river_.options.batch_size);
-	mongo::Batch batch = stream_ ? stream_->NextBatch(max_events, max_ms) : oplog_->NextBatch(max_events, max_ms);
+	mongo::Batch batch;
+	try {
+		batch = stream_ ? stream_->NextBatch(max_events, max_ms) : oplog_->NextBatch(max_events, max_ms);
+	} catch (const mongo::SourceError &error) {
+		if (error.ServerCode() != kBsonObjectTooLarge || !stream_ || lookup_fallback_)
+			throw;
+		// Large-event policy: an update whose event, with the looked-up document, exceeds 16 MiB
+		// cannot be read. Read the stream without updateLookup until past it, looking each updated
+		// document up separately (a document alone always fits).
+		ereport(LOG, (errmsg("mongo_river: river \"%s\": a change event exceeds 16 MiB; reading without "
+		                     "updateLookup until past it",
+		                     name_.c_str())));
+		lookup_fallback_ = true;
+		OpenReader();
+		return;
+	}
 	ApplyBatch(batch);
+	if (lookup_fallback_ && !batch.events.empty()) {
+		lookup_fallback_ = false; // past the large event: back to server-side lookups
+		reopen_ = true;
+	}
 	if (batch.invalidated || reopen_) {
 		if (batch.invalidated)
 			position_ = batch.position;

@@ -333,3 +333,24 @@ def test_history_mode_keeps_every_version(river_pg, mongo, capture):
     wait_synced(pg, river)
     assert pg.scalar(f"SELECT count(*) FROM hist_{capture}") == before
     pg.query("SELECT mongo_river.drop_river(%s, true)", (river,))
+
+
+def test_change_events_over_16_mib_do_not_stall_the_river(river_pg, mongo):
+    """An update of a large document whose change event with the looked-up document would exceed
+    16 MiB (BSONObjectTooLarge) is read without updateLookup and looked up separately."""
+    pg = river_pg
+    client = mongo.client()
+    client.drop_database("large")
+    coll = client.large.docs
+    coll.insert_one({"_id": "big", "n": 1, "a": "x" * (9 * 1024 * 1024)})
+    create_river(pg, "large", mongo.uri)
+    mapping = {"pk": "id", "columns": {"id": {"path": "_id", "type": "text"}, "n": {"path": "n", "type": "int"},
+                                       "b_len": {"path": "b_len", "type": "int"}}, "document": "doc"}
+    pg.query("SELECT mongo_river.map_collection('large', 'large.docs', 'large_docs', %s)", (json.dumps(mapping),))
+    wait_synced(pg, "large")
+    coll.update_one({"_id": "big"}, {"$set": {"n": 2, "b": "y" * (6 * 1024 * 1024), "b_len": 6 * 1024 * 1024}})
+    coll.insert_one({"_id": "after", "n": 3})
+    wait_synced(pg, "large", 60)
+    rows = pg.query("SELECT id, n, b_len, length(doc->>'a'), length(doc->>'b') FROM large_docs ORDER BY id")
+    assert rows == [("after", 3, None, None, None), ("big", 2, 6 * 1024 * 1024, 9 * 1024 * 1024, 6 * 1024 * 1024)]
+    pg.query("SELECT mongo_river.drop_river('large', true)")

@@ -252,7 +252,7 @@ TEST(ConvertOplogEntry, ApplyOpsIsOneTransaction) {
 		                    {"op": "d", "ns": "shop.orders", "o": {"_id": 3}}]}})")
 							  .get(),
 						  kShop);
-	EXPECT_FALSE(txn.partial_txn);
+	EXPECT_EQ(txn.txn_step, TxnStep::kNone);
 	ASSERT_EQ(txn.events.size(), 2u);
 	EXPECT_TRUE(txn.events[0].SameTransaction(txn.events[1]));
 	EXPECT_EQ(txn.events[1].op, OperationType::kDelete);
@@ -262,8 +262,62 @@ TEST(ConvertOplogEntry, ApplyOpsIsOneTransaction) {
 		"txnNumber": 5, "o": {"applyOps": [{"op": "i", "ns": "shop.orders", "o": {"_id": 1}}], "partialTxn": true}})")
 													 .get(),
 												 kShop);
-	EXPECT_TRUE(partial.partial_txn);
+	EXPECT_EQ(partial.txn_step, TxnStep::kPending);
 	EXPECT_EQ(partial.events.size(), 1u);
+}
+
+std::string Entry(int t, const std::string &body) {
+	return R"({"ts": {"$timestamp": {"t": )" + std::to_string(t) + R"(, "i": 1}}, )" + body + "}";
+}
+
+std::vector<std::string> Fed(OplogAssembler *a, const std::string &json) {
+	std::vector<std::string> out;
+	for (const ChangeEvent &e : a->Feed(J(json).get()))
+		out.push_back(std::string(OperationTypeName(e.op)) + ":" + ToCanonicalJson(e.document_key.get()) + "@" +
+					  std::to_string(e.cluster_time.t));
+	return out;
+}
+
+const char *kSession = R"("lsid": {"id": 9}, "txnNumber": {"$numberLong": "2"}, "op": "c", "ns": "admin.$cmd")";
+
+TEST(OplogAssembler, PartialTransactionWaitsForItsLastEntry) {
+	OplogAssembler a(kShop);
+	EXPECT_TRUE(Fed(&a, Entry(1, std::string(kSession) + R"(, "o": {"applyOps": [{"op": "i", "ns": "shop.orders",
+		"o": {"_id": 1}}], "partialTxn": true})"))
+					.empty());
+	EXPECT_FALSE(a.Settled());
+	EXPECT_EQ(Fed(&a, Entry(2, R"("op": "i", "ns": "shop.orders", "o": {"_id": 5})")).size(), 1u);
+	EXPECT_FALSE(a.Settled());
+	std::vector<std::string> done = Fed(&a, Entry(3, std::string(kSession) + R"(, "o": {"applyOps": [{"op": "d",
+		"ns": "shop.orders", "o": {"_id": 2}}], "count": 2})"));
+	EXPECT_EQ(done, (std::vector<std::string>{R"(insert:{ "_id" : { "$numberInt" : "1" } }@3)",
+											  R"(delete:{ "_id" : { "$numberInt" : "2" } }@3)"}));
+	EXPECT_TRUE(a.Settled());
+}
+
+TEST(OplogAssembler, PreparedTransactionCommitsOrAborts) {
+	OplogAssembler a(kShop);
+	const std::string prepare = std::string(kSession) + R"(, "o": {"applyOps": [{"op": "i", "ns": "shop.orders",
+		"o": {"_id": 1}}], "prepare": true})";
+	EXPECT_TRUE(Fed(&a, Entry(1, prepare)).empty());
+	EXPECT_FALSE(a.Settled());
+	EXPECT_EQ(Fed(&a, Entry(4, std::string(kSession) + R"(, "o": {"commitTransaction": 1,
+		"commitTimestamp": {"$timestamp": {"t": 3, "i": 1}}})")),
+			  (std::vector<std::string>{R"(insert:{ "_id" : { "$numberInt" : "1" } }@4)"}));
+	EXPECT_TRUE(a.Settled());
+
+	EXPECT_TRUE(Fed(&a, Entry(5, prepare)).empty());
+	EXPECT_TRUE(Fed(&a, Entry(6, std::string(kSession) + R"(, "o": {"abortTransaction": 1})")).empty());
+	EXPECT_TRUE(a.Settled());
+}
+
+TEST(OplogAssembler, PendingWithoutSessionIsDeliveredAtOnce) {
+	OplogAssembler a(kShop);
+	EXPECT_EQ(Fed(&a, Entry(1, R"("op": "c", "ns": "admin.$cmd", "o": {"applyOps": [{"op": "i", "ns": "shop.orders",
+		"o": {"_id": 1}}], "partialTxn": true})"))
+				  .size(),
+			  1u);
+	EXPECT_TRUE(a.Settled());
 }
 
 TEST(BuildOplogFilter, SelectsNamespacesCommandsAndNoops) {

@@ -10,7 +10,10 @@
 //   removedFields, truncatedArrays); u with $v:1 / $set / $unset -> update; any other u ->
 //   replace (fullDocument = o); d -> delete; c drop / renameCollection / dropDatabase -> DDL events;
 //   c applyOps -> its inner operations, all with the entry's ts, lsid and txnNumber (partialTxn
-//   chains are gathered until their last entry); n (no-op) -> no event, but the position advances.
+//   chains are gathered until their last entry, prepared transactions until commitTransaction,
+//   dropped on abortTransaction); n (no-op) -> no event, but the position advances. While such a
+//   transaction is open the stored position stays before its first entry, so after a restart the
+//   entries read meanwhile are read (and their events delivered) again.
 // Update events have no fullDocument unless update_lookup is set (then the document is read by
 // _id after the batch, like the change stream's updateLookup). The position is kOplogAfter(ts of
 // the last entry read). Errors are SourceErrors as in change_stream.hpp; the oplog having rolled
@@ -19,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -37,12 +41,19 @@ struct OplogOptions {
 	int32_t batch_size = 0;
 };
 
+// TxnStep is what an oplog entry does to a transaction spread over several entries.
+enum class TxnStep {
+	kNone,    // not part of one, or a transaction's last applyOps (completes it)
+	kPending, // applyOps with partialTxn or prepare: its events wait for the transaction's end
+	kCommit,  // commitTransaction of a prepared transaction: its events are applied now
+	kAbort,   // abortTransaction: its waiting events are dropped
+};
+
 // OplogEntryEvents is what one oplog entry contributes: events (none for entries outside the
-// namespaces, no-ops, index builds...), and whether it is a non-final entry of a transaction
-// (partial_txn: its events wait for the transaction's last entry).
+// namespaces, no-ops, index builds...) and its step in a multi-entry transaction.
 struct OplogEntryEvents {
 	std::vector<ChangeEvent> events;
-	bool partial_txn = false;
+	TxnStep txn_step = TxnStep::kNone;
 };
 
 // ConvertOplogEntry turns one oplog entry into change events of namespaces (see the file comment).
@@ -50,6 +61,23 @@ OplogEntryEvents ConvertOplogEntry(const bson_t *entry, const std::vector<Namesp
 
 // BuildOplogFilter returns the find filter for entries after (inclusive: at or after) ts.
 Bson BuildOplogFilter(const std::vector<Namespace> &namespaces, Timestamp ts, bool inclusive);
+
+// OplogAssembler turns oplog entries, fed in oplog order, into the events to deliver now: those of
+// a transaction spread over several entries (partialTxn chains, prepared transactions) are held
+// until its last entry or commitTransaction, dropped on abortTransaction. Server-free, so the
+// transaction rules are unit-tested.
+class OplogAssembler {
+public:
+	explicit OplogAssembler(std::vector<Namespace> namespaces);
+	// Feed converts one entry and returns the events complete after it.
+	std::vector<ChangeEvent> Feed(const bson_t *entry);
+	// Settled tells whether no transaction is open: only then may the last entry's ts be stored.
+	bool Settled() const { return pending_.empty(); }
+
+private:
+	std::vector<Namespace> namespaces_;
+	std::map<std::string, std::vector<ChangeEvent>> pending_; // by lsid + txnNumber
+};
 
 class OplogReader {
 public:
@@ -85,13 +113,12 @@ private:
 
 	Source &source_;
 	OplogOptions options_;
+	OplogAssembler assembler_;
 	mongo::Collection oplog_;
 	Cursor cursor_;
-	Position position_;                // kOplogAfter(ts of the last entry fully consumed), or the start
-	Timestamp cursor_from_;            // the next open reads entries after (inclusive_: at or after) this ts
-	bool inclusive_;                   // the next open uses $gte (a start from a time or token, before any entry)
-	std::vector<ChangeEvent> partial_; // events of a transaction's partialTxn entries so far
-	std::string partial_txn_;          // that transaction's lsid + txnNumber; empty when none waits
+	Position position_;     // kOplogAfter(ts of the last entry fully consumed), or the start
+	Timestamp cursor_from_; // the next open reads entries after (inclusive_: at or after) this ts
+	bool inclusive_;        // the next open uses $gte (a start from a time or token, before any entry)
 };
 
 } // namespace mongo_river::mongo

@@ -47,6 +47,11 @@ def _ns_doc(ns):
     return {"db": db, "coll": coll}
 
 
+# MAX_EVENT_BYTES is mongod's BSONObjMaxInternalSize (16 MiB + 16 KiB), the largest document it
+# will build, change events included.
+MAX_EVENT_BYTES = 16 * 1024 * 1024 + 16 * 1024
+
+
 class ChangeStreamCursor:
     """ChangeStreamCursor turns oplog entries into change events for one scope."""
 
@@ -350,6 +355,12 @@ class ChangeStreamCursor:
             ev = self.pending[0]
             if "__invalidate_filtered__" not in ev:
                 n = len(encode(ev))
+                if n > MAX_EVENT_BYTES:
+                    # An event over 16 MB fails the stream with BSONObjectTooLarge (manual:
+                    # reference/operator/aggregation/changeStreamSplitLargeEvent, "Definition");
+                    # the message's wording follows BSONObj's size check (unsourced detail).
+                    raise MongoError(10334, "BSONObj size: %d (0x%X) is invalid. Size must be between 0 "
+                                            "and 16793600(16MB) First element: _id: %r" % (n, n, ev["_id"]))
                 if out and size + n > MAX_BATCH_BYTES:
                     break
                 size += n
