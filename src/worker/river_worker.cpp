@@ -559,8 +559,8 @@ void RiverWorker::StreamStep(bool copying) {
 		// cannot be read. Read the stream without updateLookup until past it, looking each updated
 		// document up separately (a document alone always fits).
 		ereport(LOG, (errmsg("mongo_river: river \"%s\": a change event exceeds 16 MiB; reading without "
-		                     "updateLookup until past it",
-		                     name_.c_str())));
+							 "updateLookup until past it",
+							 name_.c_str())));
 		lookup_fallback_ = true;
 		OpenReader();
 		return;
