@@ -16,6 +16,7 @@ if [ "$(id -u)" = 0 ]; then
     tar --exclude=.git -cf - . | tar -xf - -C "$work"
     chown -R postgres: "$work"
     runuser -u postgres -- env HOME="$work" PATH="$PATH" MONGO_URI="${MONGO_URI:-}" \
+        MONGO_RIVER_EXAMPLES="${MONGO_RIVER_EXAMPLES:-$(cd .. && pwd)/shared/examples}" \
         FUZZ_SECONDS="${FUZZ_SECONDS:-10}" KEEP_TEST_DIRS="${KEEP_TEST_DIRS:-}" bash "$work/test/run-tests.sh"
     status=$?
     [ -n "${KEEP_TEST_DIRS:-}" ] || rm -rf "$work"

@@ -2,7 +2,8 @@
 # run-tests.sh: runs every test stage (as a non-root user, after the extension is installed) and
 # prints one closing line with the total: "tests: N passed, N failed, N skipped".
 # Stages: unit (GoogleTest), regress (pg_regress), integration (pytest, PostgreSQL + MongoDB source),
-# peer (the MongoDB peer's conformance suite), fuzz (each libFuzzer target for FUZZ_SECONDS).
+# peer (the MongoDB peer's conformance suite), source (the PG-free MongoDB readers against a live
+# MongoDB), fuzz (each libFuzzer target for FUZZ_SECONDS).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 reports=$(mktemp -d)
@@ -23,10 +24,7 @@ if [ -d test/mongo_peer/tests ]; then
 else
     echo "=== stage peer: skipped (no test/mongo_peer/tests yet)"
 fi
-if [ -x fuzz/run.sh ]; then
-    stage fuzz bash fuzz/run.sh "${FUZZ_SECONDS:-10}"
-else
-    echo "=== stage fuzz: skipped (no fuzz/run.sh yet)"
-fi
+stage source $PY -m pytest -q -p no:cacheprovider --junitxml="$reports/source.xml" test/source
+stage fuzz bash -c "make --no-print-directory fuzz >/dev/null && bash fuzz/run.sh '${FUZZ_SECONDS:-10}'"
 
 $PY test/summarize.py "$reports" "${failed_stages[@]}"

@@ -243,7 +243,8 @@ void ChangeStreamReader::Open(const Position &start) {
 	} else {
 		position_ = Position::AtOperationTime(now);
 	}
-	reached_ = position_.ClusterTime();
+	// Nothing is read yet: a start at T (inclusive time or token) has not seen the events at T.
+	reached_ = position_.kind == Position::Kind::kOplogAfter ? position_.time : position_.ClusterTime().Before();
 }
 
 bool ChangeStreamReader::Fetch(ChangeEvent *out) {
@@ -317,10 +318,7 @@ void ChangeStreamReader::Finish(Batch *batch) {
 	if (batch->caught_up && !pending_ && !decoded.IsZero()) {
 		// A high-water-mark token at T says every event before T was returned; an event at T may
 		// still come (a resume after the token delivers it), so only the instant before T is reached.
-		if (decoded.i > 0)
-			decoded.i--;
-		else
-			decoded = Timestamp{decoded.t - 1, UINT32_MAX};
+		decoded = decoded.Before();
 	}
 	if (last && last->cluster_time > decoded)
 		decoded = last->cluster_time;

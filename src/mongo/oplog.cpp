@@ -471,7 +471,8 @@ Batch OplogReader::NextBatch(size_t max_events, int64_t max_ms) {
 		}
 	}
 	batch.position = position_;
-	batch.reached = position_.ClusterTime();
+	// Until an entry is consumed, a start at T (inclusive time or token) has not seen the entries at T.
+	batch.reached = position_.kind == Position::Kind::kOplogAfter ? position_.time : position_.ClusterTime().Before();
 	return batch;
 }
 

@@ -110,6 +110,7 @@ private:
 	void LoadWriters();
 	void Disconnect();
 	void Connect();
+	mongo::Timestamp StartTime();
 	void OpenReader();
 	bool CopyStep();
 	void StreamStep(bool copying);
@@ -193,6 +194,13 @@ void RiverWorker::Disconnect() {
 	source_.reset();
 }
 
+// StartTime returns where a copy's stream starts: the source's majority commit point, or its last
+// operation time when the source does not report one (mongos).
+mongo::Timestamp RiverWorker::StartTime() {
+	mongo::Timestamp committed = source_->CommittedTime();
+	return committed.IsZero() ? source_->OperationTime() : committed;
+}
+
 void RiverWorker::Connect() {
 	std::string uri = river_.uri;
 	source_ = std::make_unique<mongo::Source>(uri);
@@ -202,7 +210,9 @@ void RiverWorker::Connect() {
 		// reads documents later than it (applying a change twice is idempotent).
 		// Every change up to now is in the copy (it reads later than now) or, with copy: false, not
 		// wanted: stream what comes after now.
-		mongo::Timestamp now = source_->OperationTime();
+		// The majority commit point: no write at or before it can still be committing, so the copy
+		// that follows sees every write the stream skips.
+		mongo::Timestamp now = StartTime();
 		position_ = mongo::Position::OplogAfter(now);
 		pg::Transaction txn;
 		catalog::SavePosition(name_, position_.ToJson(), now.AsUint64(), false);
@@ -266,7 +276,7 @@ void RiverWorker::StartResync(const std::string &reason) {
 	Disconnect();
 	source_ = std::make_unique<mongo::Source>(river_.uri);
 	source_->Check();
-	mongo::Timestamp now = source_->OperationTime();
+	mongo::Timestamp now = StartTime();
 	position_ = mongo::Position::OplogAfter(now);
 	{
 		pg::Transaction txn;

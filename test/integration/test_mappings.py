@@ -9,7 +9,9 @@ import pytest
 
 from river import wait_synced
 
-EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "examples")
+# The reference files live in the shared folder beside the checkout (MONGO_RIVER_EXAMPLES overrides).
+EXAMPLES = os.environ.get("MONGO_RIVER_EXAMPLES") or os.path.join(os.path.dirname(__file__), "..", "..", "..",
+                                                                  "shared", "examples")
 
 
 def example(name):

@@ -84,6 +84,9 @@ TEST(Timestamp, OrdersByTimeThenIncrement) {
 	EXPECT_LT((Timestamp{1, 5}), (Timestamp{2, 0}));
 	EXPECT_LT((Timestamp{2, 0}), (Timestamp{2, 1}));
 	EXPECT_EQ((Timestamp{2, 1}), (Timestamp{2, 1}));
+	EXPECT_EQ((Timestamp{2, 1}).Before(), (Timestamp{2, 0}));
+	EXPECT_EQ((Timestamp{2, 0}).Before(), (Timestamp{1, UINT32_MAX}));
+	EXPECT_TRUE(Timestamp{}.Before().IsZero());
 }
 
 TEST(ParseChangeEvent, ReadsAnUpdateInATransaction) {

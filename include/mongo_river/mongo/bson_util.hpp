@@ -15,6 +15,12 @@ struct Timestamp {
 	uint32_t i = 0;
 
 	bool IsZero() const { return t == 0 && i == 0; }
+	// Before returns the instant just before this one (zero stays zero).
+	Timestamp Before() const {
+		if (IsZero())
+			return *this;
+		return i > 0 ? Timestamp{t, i - 1} : Timestamp{t - 1, UINT32_MAX};
+	}
 	uint64_t AsUint64() const { return (static_cast<uint64_t>(t) << 32) | i; }
 	friend bool operator==(Timestamp a, Timestamp b) { return a.t == b.t && a.i == b.i; }
 	friend bool operator!=(Timestamp a, Timestamp b) { return !(a == b); }
