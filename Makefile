@@ -11,7 +11,7 @@ PG_SRCS = src/mongo_river.cpp $(sort $(wildcard src/api/*.cpp src/catalog/*.cpp 
 OBJS = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 
 DATA = $(wildcard sql/install/mongo_river--*.sql)
-REGRESS = extension boundary declare import
+REGRESS = extension boundary declare import database
 REGRESS_OPTS = --temp-config=test/regress.conf --temp-instance=tmp_check
 
 DEPS_CFLAGS := $(shell pkg-config --cflags libmongoc-1.0 jansson)

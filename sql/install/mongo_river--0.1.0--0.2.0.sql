@@ -663,13 +663,18 @@ LANGUAGE plpgsql AS $$
 DECLARE
     fn constant text := 'unmap_collection';
     r mongo_river.river;
+    deleted bigint;
 BEGIN
     PERFORM mongo_river._require_admin(fn);
     IF river IS NULL THEN PERFORM mongo_river._not_null(fn, 'river'); END IF;
     IF source IS NULL THEN PERFORM mongo_river._not_null(fn, 'source'); END IF;
     r := mongo_river._river_for_owner(fn, river);
     DELETE FROM mongo_river.collection_map m WHERE m.river = r.river AND m.source = unmap_collection.source;
-    IF NOT FOUND THEN
+    GET DIAGNOSTICS deleted = ROW_COUNT;
+    -- A collection of a mapped database stays out: the river does not map it again.
+    UPDATE mongo_river.database_map d SET unmapped = d.unmapped || substr(unmap_collection.source, length(d.database) + 2)
+    WHERE d.river = r.river AND deleted > 0 AND unmap_collection.source LIKE d.database || '.%';
+    IF deleted = 0 THEN
         RAISE EXCEPTION '%: collection "%" is not mapped by river "%"', fn, source, r.river
             USING ERRCODE = 'undefined_object', HINT = 'SELECT source FROM mongo_river.collection_map lists the mapped collections.';
     END IF;
@@ -814,5 +819,176 @@ BEGIN
     DELETE FROM mongo_river.resync_seen s WHERE s.river = r.river AND (resync.source IS NULL OR s.source = resync.source);
     UPDATE mongo_river.mapping_state s SET phase = 'resync', copy_last_id = NULL, last_error = NULL, updated_at = now()
     WHERE s.river = r.river AND (resync.source IS NULL OR s.source = resync.source);
+END
+$$;
+
+-- database_map: whole source databases mapped by map_database; the worker maps collections that
+-- appear there later by the same options. unmapped lists collections unmap_collection took out.
+CREATE TABLE mongo_river.database_map (
+    river       name NOT NULL REFERENCES mongo_river.river ON UPDATE CASCADE ON DELETE CASCADE,
+    database    text NOT NULL,
+    options     jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(options) = 'object'),
+    unmapped    text[] NOT NULL DEFAULT '{}',
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (river, database)
+);
+SELECT pg_catalog.pg_extension_config_dump('mongo_river.database_map', '');
+GRANT SELECT, INSERT, UPDATE, DELETE ON mongo_river.database_map TO mongo_river_admin;
+
+CREATE FUNCTION mongo_river._list_collections(uri text, db text) RETURNS SETOF text
+    LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'mongo_river_list_collections';
+REVOKE ALL ON FUNCTION mongo_river._list_collections(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mongo_river._list_collections(text, text) TO mongo_river_admin;
+
+-- _glob_matches tells whether name matches a glob pattern: * any run of characters, ? one
+-- character, everything else literally.
+CREATE FUNCTION mongo_river._glob_matches(name text, pattern text) RETURNS boolean
+LANGUAGE sql IMMUTABLE STRICT AS $$
+    SELECT name ~ ('^' || replace(replace(regexp_replace(pattern, '([.^$+(){}\[\]|\\])', '\\\1', 'g'),
+                                          '*', '.*'), '?', '.') || '$')
+$$;
+
+-- _check_database_options validates map_database's options.
+CREATE FUNCTION mongo_river._check_database_options(fn text, options jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    key text;
+    value jsonb;
+BEGIN
+    IF jsonb_typeof(options) <> 'object' THEN
+        RAISE EXCEPTION '%: options must be a JSON object, not %', fn, jsonb_typeof(options)
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'For example: {"schema": "shop", "exclude": ["tmp_*"]}';
+    END IF;
+    FOR key, value IN SELECT * FROM jsonb_each(options) LOOP
+        IF key NOT IN ('include', 'exclude', 'schema', 'table_prefix', 'mapping', 'copy') THEN
+            RAISE EXCEPTION '%: unknown database option "%"', fn, key
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Database options are: include, exclude, schema, table_prefix, mapping, copy.';
+        END IF;
+        IF (key IN ('include', 'exclude') AND (jsonb_typeof(value) <> 'array' OR EXISTS (
+                SELECT 1 FROM jsonb_array_elements(value) e WHERE jsonb_typeof(e) <> 'string' OR e = '""')))
+           OR (key IN ('schema', 'table_prefix') AND (jsonb_typeof(value) <> 'string'
+               OR (key = 'schema' AND (value->>0 = '' OR length(value->>0) > 63))
+               OR (key = 'table_prefix' AND length(value->>0) > 40)))
+           OR (key = 'mapping' AND value NOT IN ('"infer"', '"document"'))
+           OR (key = 'copy' AND jsonb_typeof(value) <> 'boolean') THEN
+            RAISE EXCEPTION '%: invalid value % for database option "%"', fn, value, key
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = CASE key
+                          WHEN 'include' THEN 'include is an array of glob patterns on collection names, e.g. ["orders*"].'
+                          WHEN 'exclude' THEN 'exclude is an array of glob patterns on collection names, e.g. ["tmp_*"].'
+                          WHEN 'schema' THEN 'schema is a schema name (created if missing).'
+                          WHEN 'table_prefix' THEN 'table_prefix is a string of at most 40 bytes.'
+                          WHEN 'mapping' THEN 'mapping is "infer" (default) or "document".'
+                          ELSE 'copy is true or false.' END;
+        END IF;
+    END LOOP;
+    RETURN options;
+END
+$$;
+
+-- _document_mapping is the mapping of map_database's "document" option (and of empty collections,
+-- which cannot be sampled): the key from _id (its inferred type when sample is given) and the
+-- whole document in a jsonb column.
+CREATE FUNCTION mongo_river._document_mapping(sample jsonb DEFAULT NULL) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT jsonb_build_object('pk', 'id',
+        'columns', jsonb_build_object('id', coalesce(sample->'columns'->(sample->>'pk'),
+                                                     '{"path": "_id", "type": "text"}'::jsonb)),
+        'document', 'document')
+$$;
+
+-- _discover maps the collections of a river's mapped databases that are not mapped yet (nor taken
+-- out by unmap_collection, nor excluded); it returns the tables it created. A collection that
+-- cannot be mapped is reported (WARNING) and skipped; the others go on.
+CREATE FUNCTION mongo_river._discover(river_name name, only_database text DEFAULT NULL) RETURNS SETOF regclass
+LANGUAGE plpgsql AS $$
+DECLARE
+    r mongo_river.river;
+    d mongo_river.database_map;
+    coll text;
+    schema_name text;
+    table_name text;
+    mapping jsonb;
+    rel regclass;
+BEGIN
+    SELECT * INTO r FROM mongo_river.river WHERE river = river_name;
+    FOR d IN SELECT * FROM mongo_river.database_map m
+             WHERE m.river = river_name AND (only_database IS NULL OR m.database = only_database) LOOP
+        schema_name := coalesce(d.options->>'schema', 'public');
+        FOR coll IN SELECT c FROM mongo_river._list_collections(r.uri, d.database) c ORDER BY c LOOP
+            CONTINUE WHEN coll LIKE 'system.%' OR coll = ANY (d.unmapped);
+            CONTINUE WHEN EXISTS (SELECT 1 FROM mongo_river.collection_map m
+                                  WHERE m.river = river_name AND m.source = d.database || '.' || coll);
+            CONTINUE WHEN d.options ? 'include' AND NOT EXISTS (
+                SELECT 1 FROM jsonb_array_elements_text(d.options->'include') p WHERE mongo_river._glob_matches(coll, p));
+            CONTINUE WHEN EXISTS (
+                SELECT 1 FROM jsonb_array_elements_text(coalesce(d.options->'exclude', '[]')) p
+                WHERE mongo_river._glob_matches(coll, p));
+            table_name := mongo_river._default_identifier(coalesce(d.options->>'table_prefix', '') || coll);
+            -- Unique within the schema: a name the rules made equal to a taken one gets _2, _3, ...
+            IF to_regclass(format('%I.%I', schema_name, table_name)) IS NOT NULL THEN
+                table_name := (SELECT left(table_name, 59) || '_' || n FROM generate_series(2, 999) n
+                               WHERE to_regclass(format('%I.%I', schema_name, left(table_name, 59) || '_' || n)) IS NULL
+                               LIMIT 1);
+            END IF;
+            BEGIN
+                mapping := NULL;
+                IF coalesce(d.options->>'mapping', 'infer') = 'infer' THEN
+                    BEGIN
+                        mapping := mongo_river._infer(r.uri, d.database, coll, 1000, table_name);
+                    EXCEPTION WHEN invalid_parameter_value THEN
+                        mapping := mongo_river._document_mapping();  -- empty collection: nothing to sample
+                    END;
+                ELSE
+                    BEGIN
+                        mapping := mongo_river._document_mapping(mongo_river._infer(r.uri, d.database, coll, 100, table_name));
+                    EXCEPTION WHEN invalid_parameter_value THEN
+                        mapping := mongo_river._document_mapping();
+                    END;
+                END IF;
+                rel := mongo_river.map_collection(river_name, d.database || '.' || coll,
+                                                  format('%I.%I', schema_name, table_name), mapping,
+                                                  jsonb_build_object('copy', coalesce((d.options->>'copy')::boolean, true)));
+                RETURN NEXT rel;
+            EXCEPTION WHEN OTHERS THEN
+                RAISE WARNING 'mongo_river: river "%": cannot map collection "%.%": %', river_name, d.database, coll, SQLERRM;
+            END;
+        END LOOP;
+    END LOOP;
+END
+$$;
+
+-- map_database maps every collection of a source database (system collections never; admin,
+-- local and config never), and makes the river map collections that appear there later by the
+-- same options: include/exclude (glob patterns), schema (created if missing), table_prefix,
+-- mapping ('infer' or 'document'), copy.
+CREATE FUNCTION mongo_river.map_database(river name, database text, options jsonb DEFAULT '{}') RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    fn constant text := 'map_database';
+    r mongo_river.river;
+    schema_name text;
+BEGIN
+    PERFORM mongo_river._require_admin(fn);
+    IF river IS NULL THEN PERFORM mongo_river._not_null(fn, 'river'); END IF;
+    IF database IS NULL THEN PERFORM mongo_river._not_null(fn, 'database'); END IF;
+    IF options IS NULL THEN PERFORM mongo_river._not_null(fn, 'options'); END IF;
+    r := mongo_river._river_for_owner(fn, river);
+    IF (SELECT s.db FROM mongo_river._split_source(fn, database || '.x') s) <> database THEN
+        RAISE EXCEPTION '%: "%" cannot be a source database', fn, database
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'MongoDB database names cannot contain a dot.';
+    END IF;
+    PERFORM mongo_river._check_database_options(fn, options);
+    IF EXISTS (SELECT 1 FROM mongo_river.database_map m WHERE m.river = r.river AND m.database = map_database.database) THEN
+        RAISE EXCEPTION '%: database "%" is already mapped by river "%"', fn, database, r.river
+            USING ERRCODE = 'duplicate_object', HINT = 'Its new collections are mapped as they appear.';
+    END IF;
+    schema_name := coalesce(options->>'schema', 'public');
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = schema_name) THEN
+        EXECUTE format('CREATE SCHEMA %I AUTHORIZATION %s', schema_name, r.owner);
+    END IF;
+    INSERT INTO mongo_river.database_map (river, database, options) VALUES (r.river, map_database.database, options);
+    PERFORM mongo_river._discover(r.river, map_database.database);
 END
 $$;

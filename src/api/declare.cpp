@@ -18,7 +18,9 @@ extern "C" {
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "parser/parse_type.h"
+#include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/tuplestore.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 }
@@ -160,5 +162,30 @@ MONGO_RIVER_FUNCTION(mongo_river_infer) {
 									 {}, "Insert documents first, or pass a mapping to map_collection.");
 		mongo_river::mapping::Mapping mapping = mongo_river::mapping::InferMapping(sample, options);
 		return mongo_river::pg::JsonbDatum(mongo_river::mapping::SerializeMapping(mapping));
+	});
+}
+
+// mongo_river_list_collections(uri text, db text) lists the collections of a source database
+// (views and system collections excluded), for map_database and the discovery of new ones.
+MONGO_RIVER_FUNCTION(mongo_river_list_collections) {
+	return Guard([&]() -> Datum {
+		ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+		std::string uri = TextArg(PG_GETARG_DATUM(0));
+		std::string db = TextArg(PG_GETARG_DATUM(1));
+		mongo_river::pg::EnsureMongocInitialized();
+		std::vector<std::string> names;
+		{
+			mongo_river::mongo::Source source(uri);
+			names = source.ListCollections(db);
+		}
+		mongo_river::pg::Call([&] {
+			InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+			for (const std::string &name : names) {
+				Datum value = PointerGetDatum(cstring_to_text_with_len(name.data(), int(name.size())));
+				bool isnull = false;
+				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
+			}
+		});
+		return Datum(0);
 	});
 }

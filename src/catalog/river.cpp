@@ -20,6 +20,8 @@ constexpr const char *kDigestSql =
 	"SELECT md5(r.uri || r.options::text || r.enabled::text || coalesce(("
 	"  SELECT string_agg(m.source || m.target::oid::text || m.mapping::text || m.options::text, ',' ORDER BY m.source)"
 	"  FROM mongo_river.collection_map m WHERE m.river = r.river), '')"
+	" || coalesce((SELECT string_agg(d.database || d.options::text || d.unmapped::text, ',' ORDER BY d.database)"
+	"     FROM mongo_river.database_map d WHERE d.river = r.river), '')"
 	" || (SELECT count(*) FROM mongo_river.mapping_state s"
 	"     WHERE s.river = r.river AND s.phase = 'resync' AND s.copy_last_id IS NULL)::text)"
 	" FROM mongo_river.river r WHERE r.river = $1";
@@ -86,6 +88,10 @@ RiverRow LoadRiver(const std::string &name) {
 		mapping.docs_copied = std::stoll(TextOr(row, 9, "0"));
 		river.mappings.push_back(std::move(mapping));
 	}
+	uint64 databases = pg::SpiExecute("SELECT database FROM mongo_river.database_map WHERE river = $1 ORDER BY 1",
+	                                  {{NAMEOID, name_datum}}, true);
+	for (uint64 row = 0; row < databases; row++)
+		river.databases.push_back(TextOr(row, 1));
 	river.digest = RiverDigest(name);
 	return river;
 }

@@ -18,6 +18,7 @@
 #include "mongo_river/mongo/source.hpp"
 #include "mongo_river/pg/boundary.hpp"
 #include "mongo_river/pg/mongoc_runtime.hpp"
+#include "mongo_river/pg/datum.hpp"
 #include "mongo_river/pg/spi.hpp"
 #include "mongo_river/pg/transaction.hpp"
 #include "mongo_river/settings.hpp"
@@ -115,6 +116,7 @@ private:
 	bool CopyStep();
 	void StreamStep(bool copying);
 	bool MaybeReload();
+	void MaybeDiscover();
 	void Wait(int ms);
 	void RecordRiverPhase(const std::string &phase, const std::string &error);
 	void StopWithError(const std::string &message);
@@ -150,6 +152,8 @@ private:
 	std::string phase_;
 	bool reopen_ = false;
 	bool lookup_fallback_ = false; // reading the stream without updateLookup (large-event policy)
+	bool discover_ = false;        // look for new collections in mapped databases now
+	TimestampTz last_discovery_ = 0;
 };
 
 void RiverWorker::Load() {
@@ -230,6 +234,10 @@ void RiverWorker::OpenReader() {
 	std::vector<mongo::Namespace> namespaces;
 	for (const auto &[source, mapped] : mapped_)
 		namespaces.push_back({mapped.writer->Row().db, mapped.writer->Row().coll});
+	// A mapped database is followed whole, so that changes to collections that appear in it later
+	// reveal them (libmongoc 1.23 cannot ask for the "create" events of showExpandedEvents).
+	for (const std::string &db : river_.databases)
+		namespaces.push_back({db, ""});
 	reopen_ = false;
 	if (namespaces.empty())
 		return;
@@ -403,6 +411,8 @@ void RiverWorker::ApplyEvent(const mongo::ChangeEvent &event, bool isolate, Batc
 	change.wall_ms = event.wall_time_ms;
 	change.position = ChangePosition(event, effect);
 	Mapped *mapped = Find(event.db, event.coll);
+	if (!mapped && std::find(river_.databases.begin(), river_.databases.end(), event.db) != river_.databases.end())
+		discover_ = true; // a collection of a mapped database that is not mapped (yet)
 	ereport(DEBUG2, (errmsg_internal("mongo_river: river \"%s\": %s on %s.%s%s%s", name_.c_str(),
 									 mongo::OperationTypeName(event.op), event.db.c_str(), event.coll.c_str(),
 									 event.full_document ? " with document" : "", mapped ? "" : " (not mapped)")));
@@ -613,6 +623,37 @@ bool RiverWorker::MaybeReload() {
 	return true;
 }
 
+// kDiscoveryIntervalMs is how often mapped databases are listed for new collections (a collection
+// that never receives a document is found this way; others are noticed by their first change).
+constexpr int kDiscoveryIntervalMs = 10000;
+
+void RiverWorker::MaybeDiscover() {
+	if (river_.databases.empty())
+		return;
+	TimestampTz now = GetCurrentTimestamp();
+	if (!discover_ && !TimestampDifferenceExceeds(last_discovery_, now, kDiscoveryIntervalMs))
+		return;
+	discover_ = false;
+	last_discovery_ = now;
+	uint64 mapped = 0;
+	try {
+		pg::Transaction txn;
+		{
+			pg::SpiConnection spi;
+			pg::SpiExecute("SELECT mongo_river._discover($1)", {{NAMEOID, pg::NameDatum(name_)}});
+			mapped = SPI_processed;
+		}
+		txn.Commit();
+	} catch (const pg::PgError &error) {
+		ereport(LOG, (errmsg("mongo_river: river \"%s\": could not look for new collections: %s", name_.c_str(),
+		                     error.what())));
+		return;
+	}
+	if (mapped > 0)
+		ereport(LOG, (errmsg("mongo_river: river \"%s\": mapped %lu new collection(s)", name_.c_str(),
+		                     (unsigned long)mapped)));
+}
+
 void RiverWorker::Wait(int ms) {
 	if (ms <= 0)
 		return;
@@ -631,6 +672,7 @@ void RiverWorker::Run() {
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		try {
+			MaybeDiscover();
 			MaybeReload();
 			if (!river_.enabled)
 				return;

@@ -41,6 +41,8 @@ struct RiverRow {
 	std::string position_json; // empty: no position yet
 	std::string phase;
 	std::vector<MappingRow> mappings;
+	// databases lists the source databases mapped whole (map_database).
+	std::vector<std::string> databases;
 	// digest changes whenever the river's declaration (uri, options, enabled, mappings) changes.
 	std::string digest;
 };

@@ -1,0 +1,125 @@
+#!/usr/bin/python3
+"""peer_bench: throughput of the project's MongoDB test peer (test/mongo_peer).
+
+    /usr/bin/python3 bench/peer_bench.py [--docs N] [--reps R] [--uri URI]
+
+Starts a private peer (or uses --uri), then in one run measures:
+  * inserts/s   insert_many of N small documents (~150 B each) in batches of 1000;
+  * scan docs/s a plain find({}) over the N documents, read to the end (best of R);
+  * events/s    a collection change stream opened at the first insert's operationTime,
+                read until it returned the N insert events (best of R);
+and the peer's CPU time (user+system, from /proc/PID/stat) spent in each phase, so the figures
+show whether the peer or the client bounds them.  The client is pymongo with
+RawBSONDocument results (documents are not decoded into dicts), so the client's cost is the
+wire read and the document split.  Default N finishes well under a minute.
+"""
+import argparse
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "test", "mongo_peer"))
+
+import pymongo  # noqa: E402
+from bson.codec_options import CodecOptions  # noqa: E402
+from bson.raw_bson import RawBSONDocument  # noqa: E402
+
+from peer_process import start_peer, stop_peer  # noqa: E402
+
+RAW = CodecOptions(document_class=RawBSONDocument)
+
+
+def cpu_seconds(pid):
+    """cpu_seconds returns the user+system CPU time of process pid (0 when unknown)."""
+    if pid is None:
+        return 0.0
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def make_doc(i):
+    """make_doc returns the i-th benchmark document (about 150 bytes of BSON)."""
+    return {"_id": i, "name": "user%08d" % i, "email": "user%08d@example.com" % i,
+            "age": i % 90, "score": i * 0.5, "active": bool(i & 1),
+            "tags": ["alpha", "beta"], "city": "Springfield", "zip": "%05d" % (i % 100000)}
+
+
+def timed(pid, fn):
+    """timed runs fn() and returns (its result, wall seconds, peer CPU seconds)."""
+    c0, t0 = cpu_seconds(pid), time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0, cpu_seconds(pid) - c0
+
+
+def main():
+    """main runs the three measurements and prints one line per figure."""
+    p = argparse.ArgumentParser()
+    p.add_argument("--docs", type=int, default=200000)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--uri", help="measure this server instead of a private peer")
+    a = p.parse_args()
+    proc = None
+    if a.uri:
+        uri, pid = a.uri, None
+    else:
+        proc, port = start_peer()
+        uri, pid = "mongodb://127.0.0.1:%d/?replicaSet=rs0" % port, proc.pid
+    try:
+        client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000)
+        coll = client.bench.get_collection("docs", codec_options=RAW)
+        coll.drop()
+        docs = [make_doc(i) for i in range(a.docs)]
+        from bson import encode
+        avg = sum(len(encode(d)) for d in docs[:1000]) / 1000.0
+        start = client.admin.command("ping")["operationTime"]
+
+        def insert():
+            for i in range(0, len(docs), 1000):
+                coll.insert_many(docs[i:i + 1000], ordered=True)
+        _, wall, cpu = timed(pid, insert)
+        print("inserts:  %9.0f docs/s   (%d docs of ~%.0f B, %.2f s, peer CPU %.2f s)"
+              % (a.docs / wall, a.docs, avg, wall, cpu))
+
+        def scan():
+            n = 0
+            for _ in coll.find({}):
+                n += 1
+            return n
+        best = None
+        for _ in range(a.reps):
+            n, wall, cpu = timed(pid, scan)
+            assert n == a.docs, n
+            if best is None or wall < best[0]:
+                best = (wall, cpu)
+        wall, cpu = best
+        print("scan:     %9.0f docs/s   (find({}), %.3f s, peer CPU %.3f s = %.0f docs/CPU-s)"
+              % (a.docs / wall, wall, cpu, a.docs / cpu if cpu else 0))
+
+        def events():
+            n = 0
+            with coll.watch(start_at_operation_time=start, batch_size=None,
+                            max_await_time_ms=500) as cs:
+                while n < a.docs:
+                    ev = cs.try_next()
+                    if ev is not None:
+                        n += 1
+            return n
+        best = None
+        for _ in range(a.reps):
+            n, wall, cpu = timed(pid, events)
+            if best is None or wall < best[0]:
+                best = (wall, cpu)
+        wall, cpu = best
+        print("events:   %9.0f events/s (change stream, %.3f s, peer CPU %.3f s = %.0f "
+              "events/CPU-s)" % (a.docs / wall, wall, cpu, a.docs / cpu if cpu else 0))
+        print("peer CPU total: %.2f s" % cpu_seconds(pid))
+        client.close()
+    finally:
+        if proc is not None:
+            stop_peer(proc)
+
+
+if __name__ == "__main__":
+    main()
