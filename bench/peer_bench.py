@@ -9,9 +9,11 @@ Starts a private peer (or uses --uri), then in one run measures:
   * events/s    a collection change stream opened at the first insert's operationTime,
                 read until it returned the N insert events (best of R);
 and the peer's CPU time (user+system, from /proc/PID/stat) spent in each phase, so the figures
-show whether the peer or the client bounds them.  The client is pymongo with
-RawBSONDocument results (documents are not decoded into dicts), so the client's cost is the
-wire read and the document split.  Default N finishes well under a minute.
+show whether the peer or the client bounds them.  The reads are measured twice: with pymongo
+(RawBSONDocument results, documents are not decoded into dicts) and, when a C compiler and
+libmongoc (pkg-config libmongoc-1.0) are available, with the small libmongoc reader
+test/mongo_peer/c_client/bench_reader.c (built into a temporary directory), since pymongo
+itself cannot read 500k documents/s.  Default N finishes well under a minute.
 """
 import argparse
 import os
@@ -43,7 +45,34 @@ def make_doc(i):
     """make_doc returns the i-th benchmark document (about 150 bytes of BSON)."""
     return {"_id": i, "name": "user%08d" % i, "email": "user%08d@example.com" % i,
             "age": i % 90, "score": i * 0.5, "active": bool(i & 1),
-            "tags": ["alpha", "beta"], "city": "Springfield", "zip": "%05d" % (i % 100000)}
+            "tags": ["alpha", "beta"], "zip": "%05d" % (i % 100000)}
+
+
+def build_reader():
+    """build_reader compiles the libmongoc reader; returns its path or None."""
+    import shutil
+    import subprocess
+    import tempfile
+    src = os.path.join(HERE, "..", "test", "mongo_peer", "c_client", "bench_reader.c")
+    if not shutil.which("cc") or not shutil.which("pkg-config"):
+        return None
+    try:
+        flags = subprocess.run(["pkg-config", "--cflags", "--libs", "libmongoc-1.0"],
+                               check=True, capture_output=True, text=True).stdout.split()
+        out = os.path.join(tempfile.mkdtemp(prefix="peer-bench-"), "bench_reader")
+        subprocess.run(["cc", "-O2", "-o", out, src] + flags, check=True, capture_output=True)
+        return out
+    except (subprocess.CalledProcessError, OSError):
+        return None
+
+
+def c_read(reader, pid, uri, args):
+    """c_read runs the libmongoc reader; returns (count, its seconds, peer CPU seconds)."""
+    import subprocess
+    c0 = cpu_seconds(pid)
+    out = subprocess.run([reader, uri, "bench", "docs"] + [str(a) for a in args], check=True,
+                         capture_output=True, text=True).stdout.split()
+    return int(out[0]), float(out[1]), cpu_seconds(pid) - c0
 
 
 def timed(pid, fn):
@@ -94,8 +123,16 @@ def main():
             if best is None or wall < best[0]:
                 best = (wall, cpu)
         wall, cpu = best
-        print("scan:     %9.0f docs/s   (find({}), %.3f s, peer CPU %.3f s = %.0f docs/CPU-s)"
-              % (a.docs / wall, wall, cpu, a.docs / cpu if cpu else 0))
+        print("scan:     %9.0f docs/s   (pymongo find({}), %.3f s, peer CPU %.3f s = %.0f "
+              "docs/CPU-s)" % (a.docs / wall, wall, cpu, a.docs / cpu if cpu else 0))
+        reader = build_reader()
+        if reader:
+            best = min((c_read(reader, pid, uri, ["scan", a.docs]) for _ in range(a.reps)),
+                       key=lambda r: r[1])
+            n, wall, cpu = best
+            assert n == a.docs, n
+            print("scan:     %9.0f docs/s   (libmongoc find({}), %.3f s, peer CPU %.3f s = %.0f "
+                  "docs/CPU-s)" % (a.docs / wall, wall, cpu, a.docs / cpu if cpu else 0))
 
         def events():
             n = 0
@@ -112,8 +149,14 @@ def main():
             if best is None or wall < best[0]:
                 best = (wall, cpu)
         wall, cpu = best
-        print("events:   %9.0f events/s (change stream, %.3f s, peer CPU %.3f s = %.0f "
+        print("events:   %9.0f events/s (pymongo change stream, %.3f s, peer CPU %.3f s = %.0f "
               "events/CPU-s)" % (a.docs / wall, wall, cpu, a.docs / cpu if cpu else 0))
+        if reader:
+            best = min((c_read(reader, pid, uri, ["events", a.docs, start.time, start.inc])
+                        for _ in range(a.reps)), key=lambda r: r[1])
+            n, wall, cpu = best
+            print("events:   %9.0f events/s (libmongoc change stream, %.3f s, peer CPU %.3f s = "
+                  "%.0f events/CPU-s)" % (a.docs / wall, wall, cpu, a.docs / cpu if cpu else 0))
         print("peer CPU total: %.2f s" % cpu_seconds(pid))
         client.close()
     finally:

@@ -992,3 +992,37 @@ BEGIN
     PERFORM mongo_river._discover(r.river, map_database.database);
 END
 $$;
+
+-- verify re-reads documents from MongoDB (all, or a sample) and compares them with their rows
+-- through the mapping (child tables too): missing, extra and different rows; with repair, fixes
+-- them (serialised with the river's worker).
+CREATE FUNCTION mongo_river.verify(river name, source text DEFAULT NULL, sample_size int DEFAULT NULL,
+                                   repair boolean DEFAULT false)
+RETURNS TABLE (source text, document_id text, problem text, repaired boolean)
+    LANGUAGE C AS 'MODULE_PATHNAME', 'mongo_river_verify';
+
+-- retry_rejects re-applies rejected changes from the documents' current state in MongoDB; returns
+-- how many were resolved (the others keep their row, with the new reason).
+CREATE FUNCTION mongo_river.retry_rejects(river name, id bigint DEFAULT NULL) RETURNS bigint
+    LANGUAGE C AS 'MODULE_PATHNAME', 'mongo_river_retry_rejects';
+
+-- discard_rejects deletes rejects (one, or all of the river's) and returns how many.
+CREATE FUNCTION mongo_river.discard_rejects(river name, id bigint DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    fn constant text := 'discard_rejects';
+    r mongo_river.river;
+    n bigint;
+BEGIN
+    PERFORM mongo_river._require_admin(fn);
+    IF river IS NULL THEN PERFORM mongo_river._not_null(fn, 'river'); END IF;
+    r := mongo_river._river_for_owner(fn, river);
+    DELETE FROM mongo_river.rejects j WHERE j.river = r.river AND (discard_rejects.id IS NULL OR j.id = discard_rejects.id);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF discard_rejects.id IS NOT NULL AND n = 0 THEN
+        RAISE EXCEPTION '%: river "%" has no reject %', fn, r.river, discard_rejects.id
+            USING ERRCODE = 'undefined_object', HINT = 'SELECT id FROM mongo_river.rejects lists them.';
+    END IF;
+    RETURN n;
+END
+$$;

@@ -89,7 +89,7 @@ RiverRow LoadRiver(const std::string &name) {
 		river.mappings.push_back(std::move(mapping));
 	}
 	uint64 databases = pg::SpiExecute("SELECT database FROM mongo_river.database_map WHERE river = $1 ORDER BY 1",
-	                                  {{NAMEOID, name_datum}}, true);
+									  {{NAMEOID, name_datum}}, true);
 	for (uint64 row = 0; row < databases; row++)
 		river.databases.push_back(TextOr(row, 1));
 	river.digest = RiverDigest(name);

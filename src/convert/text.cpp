@@ -95,6 +95,30 @@ void CheckDocumentStrings(const std::uint8_t *data, std::uint32_t len, const bso
 		Fail(sqlstate::kInvalidTextRepresentation, outer, path, target, "malformed BSON");
 }
 
+// CompactJson drops the blanks libbson puts between JSON tokens (never inside strings), so that
+// Extended JSON text has one compact form everywhere: {"$oid":"..."}, not { "$oid" : "..." }.
+std::string CompactJson(std::string_view json) {
+	std::string out;
+	out.reserve(json.size());
+	bool in_string = false;
+	for (std::size_t i = 0; i < json.size(); ++i) {
+		char c = json[i];
+		if (in_string) {
+			out.push_back(c);
+			if (c == '\\' && i + 1 < json.size())
+				out.push_back(json[++i]);
+			else if (c == '"')
+				in_string = false;
+		} else if (c == '"') {
+			in_string = true;
+			out.push_back(c);
+		} else if (c != ' ' && c != '\n' && c != '\t' && c != '\r') {
+			out.push_back(c);
+		}
+	}
+	return out;
+}
+
 // StripWrapper removes the `{ "" : ` ... ` }` wrapper ExtendedJson puts around a lone value.
 std::string StripWrapper(const char *json, std::size_t len) {
 	static const std::string_view kPrefix = "{ \"\" : ";
@@ -103,7 +127,7 @@ std::string StripWrapper(const char *json, std::size_t len) {
 	if (text.size() < kPrefix.size() + kSuffix.size() || text.substr(0, kPrefix.size()) != kPrefix ||
 		text.substr(text.size() - kSuffix.size()) != kSuffix)
 		throw Error(sqlstate::kInternalError, "unexpected Extended JSON layout from libbson", std::string(text));
-	return std::string(text.substr(kPrefix.size(), text.size() - kPrefix.size() - kSuffix.size()));
+	return CompactJson(text.substr(kPrefix.size(), text.size() - kPrefix.size() - kSuffix.size()));
 }
 
 // EscapeForId renders a string that is not clean text with \xNN escapes, for messages only.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "mongo_river/apply/mapping_writer.hpp"
+#include "mongo_river/catalog/lock.hpp"
 #include "mongo_river/catalog/river.hpp"
 #include "mongo_river/catalog/state.hpp"
 #include "mongo_river/convert/convert.hpp"
@@ -464,6 +465,7 @@ bool RiverWorker::TryApplyBatch(const mongo::Batch &batch, bool isolate) {
 		pg::Transaction txn;
 		{
 			pg::SpiConnection spi;
+			catalog::LockRiver(name_); // serialised with repairs (verify, retry_rejects)
 			BatchEffect effect;
 			for (const mongo::ChangeEvent &event : batch.events)
 				ApplyEvent(event, isolate, &effect);
@@ -499,6 +501,7 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 		std::string phase = scan_->Done() ? "streaming" : mapped.phase == "resync" ? "resync" : "initial_copy";
 		{
 			pg::SpiConnection spi;
+			catalog::LockRiver(name_);
 			for (const mongo::Bson &doc : docs) {
 				apply::ChangeInfo change{"copy", scan_started_.AsUint64(), std::nullopt, {}};
 				change.position = "copy:" + Hex(scan_started_.AsUint64()) + ":" + IdText(doc.get());
@@ -646,12 +649,12 @@ void RiverWorker::MaybeDiscover() {
 		txn.Commit();
 	} catch (const pg::PgError &error) {
 		ereport(LOG, (errmsg("mongo_river: river \"%s\": could not look for new collections: %s", name_.c_str(),
-		                     error.what())));
+							 error.what())));
 		return;
 	}
 	if (mapped > 0)
 		ereport(LOG, (errmsg("mongo_river: river \"%s\": mapped %lu new collection(s)", name_.c_str(),
-		                     (unsigned long)mapped)));
+							 (unsigned long)mapped)));
 }
 
 void RiverWorker::Wait(int ms) {

@@ -68,7 +68,7 @@ TEST(DocumentConverter, ConvertsExampleDocument) {
 	EXPECT_EQ(Text(result.row[2]), "Ann");
 	EXPECT_EQ(Text(result.row[3]), "7");
 	EXPECT_EQ(Text(result.row[4]), R"({"a","b"})");
-	EXPECT_NE(Text(result.row[5]).find(R"("author" : { "name" : "Ann" })"), std::string::npos);
+	EXPECT_NE(Text(result.row[5]).find(R"("author":{"name":"Ann"})"), std::string::npos);
 	ASSERT_EQ(result.children.size(), 1u);
 	const auto &rows = result.children[0].rows;
 	ASSERT_EQ(rows.size(), 2u);
@@ -153,7 +153,7 @@ TEST(PrimaryKey, ExtendedJsonFormatIsInjective) {
 	}
 	EXPECT_EQ(keys.size(), std::size(ids));
 	EXPECT_EQ(keys.count(R"("1")"), 1u);
-	EXPECT_EQ(keys.count(R"({ "$numberInt" : "1" })"), 1u);
+	EXPECT_EQ(keys.count(R"({"$numberInt":"1"})"), 1u);
 }
 
 TEST(PrimaryKey, MissingOrNullIsAnError) {

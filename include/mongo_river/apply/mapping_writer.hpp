@@ -50,6 +50,15 @@ public:
 	// seen keys forgotten (in history mode, a 'delete' version at cluster_time is added instead).
 	// Returns the number of rows deleted (or versions added).
 	uint64 DeleteUnseen(const std::string &river, uint64 cluster_time);
+	// DocumentText renders the rows a converted document gives (its target row, then each child
+	// table's rows, sorted) as text through the columns' output functions; StoredText renders what
+	// is stored for key the same way (nullopt without a target row). Equal texts: equal rows.
+	std::string DocumentText(const convert::ConvertedDocument &document);
+	std::optional<std::string> StoredText(const convert::Value &key);
+	// TargetName and KeyColumn name the target table (quoted, qualified) and its key column (quoted).
+	const std::string &TargetName() const { return tables_[0].name; }
+	const std::string &KeyColumn() const { return key_column_; }
+	const std::string &KeyTypeName() const { return key_type_name_; }
 	// KeyFromId converts a document's _id to the target's key value (throws ConversionError).
 	convert::Value KeyFromId(const bson_value_t *id) const;
 
@@ -61,8 +70,15 @@ private:
 		std::vector<ColumnType> columns;
 		pg::SpiPlan insert;        // root: INSERT ... ON CONFLICT (pk) DO UPDATE; children: plain INSERT
 		pg::SpiPlan delete_by_key; // root: by pk; top-level children: by fk
+		pg::SpiPlan select_by_key; // root: by pk; children: by fk (nested ones: fk starting with it)
 		int parent = -1;
 	};
+
+	// RowText renders Datums of a table's row as one line of text.
+	static std::string RowText(const std::vector<ColumnType> &types, const std::vector<Datum> &values,
+							   const std::vector<bool> &nulls);
+	// PrepareSelect builds a table's select_by_key plan (on first use).
+	void PrepareSelect(size_t index);
 
 	// PrepareTable builds the statements of layout table index.
 	void PrepareTable(size_t index, Oid relation);

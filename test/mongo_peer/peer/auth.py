@@ -126,3 +126,16 @@ def supported_mechs(users, body):
         return None
     _, _, user = who.partition(".")
     return list(MECHS) if user in users.passwords else None
+
+
+def speculative(users, conn, body):
+    """speculative runs the saslStart a driver embeds in its handshake as
+    speculativeAuthenticate (auth spec, "Speculative Authentication") and returns its reply,
+    or None (no --auth, no such field, or a failure: the driver then authenticates normally)."""
+    spec = body.get("speculativeAuthenticate")
+    if not users.enabled or not isinstance(spec, dict) or not spec.get("saslStart"):
+        return None
+    try:
+        return sasl_start(users, conn, spec)
+    except MongoError:
+        return None

@@ -6,6 +6,7 @@ the hex of a small BSON document with the collection UUID and documentKey.  Toke
 sort as strings in event order.  A high-water-mark token at ts T means 'every event before T'.
 """
 import binascii
+import collections
 import struct
 import time
 
@@ -19,6 +20,7 @@ SPEC_FIELDS = {"fullDocument", "fullDocumentBeforeChange", "resumeAfter", "start
                "allowToRunOnConfigDB", "allowToRunOnSystemNS"}
 HIDDEN_DBS = ("admin", "config", "local")
 ErrorAllChanges = 31123
+INVALIDATE_FILTERED = object()  # an invalidate event a later stage filtered out
 ERR_STAGE_NOT_ALLOWED = 31134
 
 
@@ -67,8 +69,12 @@ class ChangeStreamCursor:
         self.full_document = spec.get("fullDocument", "default")
         self.before_change = spec.get("fullDocumentBeforeChange", "off")
         self.expanded = bool(spec.get("showExpandedEvents"))
-        self.pending = []
+        self.pending = collections.deque()  # (token key, token, event dict or bytes)
         self.lsid = None
+        # fast: 1 = pre-encoded insert events are valid for this stream, 2 = also delete and
+        # replace events (they depend on fullDocumentBeforeChange); 0 = build every event.
+        self.fast = 0 if (self.expanded or self.stages) else \
+            (2 if self.before_change == "off" else 1)
         oplog = ctx.store.oplog
         start = None
         if spec.get("resumeAfter") is not None and spec.get("startAfter") is not None:
@@ -288,8 +294,20 @@ class ChangeStreamCursor:
         i = oplog.index_after(self.scanned)
         n = len(oplog)
         needles = self._needles()
-        while i < n and len(self.pending) < want:
-            ts, raw = oplog.entry(i)
+        tss, evs, pending = oplog.tss, oplog.evs, self.pending
+        fast = self.fast
+        while i < n and len(pending) < want:
+            ts = tss[i]
+            cached = evs[i] if fast else None
+            if cached is not None and (cached[1] == "insert" or fast == 2):
+                # Pre-encoded at write time (fastlog): no decode, no encode.
+                i += 1
+                self.scanned = ts
+                k = (ts, 0x80, 0, 0)
+                if k > self.after and self._in_scope(cached[0]):
+                    pending.append((k, {"_data": cached[2]}, cached[3]))
+                continue
+            raw = oplog.raws[i]
             i += 1
             self.scanned = ts
             if ts < self.after[0]:
@@ -301,9 +319,10 @@ class ChangeStreamCursor:
                 k = token_key(ev["_id"])
                 if k <= self.after:
                     continue
+                tok = ev["_id"]
                 ev = self._apply_stages(ev)
                 if ev is not None:
-                    self.pending.append(ev)
+                    pending.append((k, tok, ev))
 
     def _needles(self):
         """_needles lists byte strings one of which any relevant oplog entry must contain."""
@@ -322,9 +341,7 @@ class ChangeStreamCursor:
         is_inv = ev["operationType"] == "invalidate"
         res = run_stages([ev], self.stages, None)
         if not res:
-            if is_inv:
-                return {"__invalidate_filtered__": tok}
-            return None
+            return INVALIDATE_FILTERED if is_inv else None
         out = res[0]
         if out.get("_id") != tok:
             raise MongoError(280, "Encountered an event whose _id field, which contains the "
@@ -351,36 +368,40 @@ class ChangeStreamCursor:
         out = []
         done = False
         size = 0
-        while self.pending and len(out) < want:
-            ev = self.pending[0]
-            if "__invalidate_filtered__" not in ev:
-                n = len(encode(ev))
-                if n > MAX_EVENT_BYTES:
-                    # An event over 16 MB fails the stream with BSONObjectTooLarge (manual:
-                    # reference/operator/aggregation/changeStreamSplitLargeEvent, "Definition");
-                    # the message's wording follows BSONObj's size check (unsourced detail).
-                    raise MongoError(10334, "BSONObj size: %d (0x%X) is invalid. Size must be between 0 "
-                                            "and 16793600(16MB) First element: _id: %r" % (n, n, ev["_id"]))
-                if out and size + n > MAX_BATCH_BYTES:
-                    break
-                size += n
-            self.pending.pop(0)
-            if "__invalidate_filtered__" in ev:
+        last = None
+        pending = self.pending
+        while pending and len(out) < want:
+            k, tok, ev = pending[0]
+            if ev is INVALIDATE_FILTERED:
+                pending.popleft()
                 done = True
                 break
-            out.append(ev)
-            tok = ev["_id"]
-            self.after = token_key(tok)
+            data = ev if isinstance(ev, bytes) else encode(ev)
+            n = len(data)
+            if n > MAX_EVENT_BYTES:
+                # An event over 16 MB fails the stream with BSONObjectTooLarge (manual:
+                # reference/operator/aggregation/changeStreamSplitLargeEvent, "Definition");
+                # the message's wording follows BSONObj's size check (unsourced detail).
+                raise MongoError(10334, "BSONObj size: %d (0x%X) is invalid. Size must be between "
+                                        "0 and 16793600(16MB) First element: _id: %r"
+                                 % (n, n, tok))
+            if out and size + n > MAX_BATCH_BYTES:
+                break
+            size += n
+            pending.popleft()
+            out.append(data)
+            last = (k, tok)
+            self.after = k
             self.last_token = tok
-            if ev.get("operationType") == "invalidate":
+            if not isinstance(ev, bytes) and ev.get("operationType") == "invalidate":
                 done = True
                 break
-        if self.pending and not done and out:
-            pbrt = out[-1]["_id"]
+        if pending and not done and out:
+            pbrt = last[1]
         else:
             hwm = max(self.scanned + 1, self.after[0])
-            if out and token_key(out[-1]["_id"])[0] >= hwm:
-                pbrt = out[-1]["_id"]
+            if out and last[0][0] >= hwm:
+                pbrt = last[1]
             else:
                 pbrt = make_token(hwm, False)
         return out, done, {"postBatchResumeToken": pbrt}

@@ -70,6 +70,9 @@ def cmd_hello(ctx):
     mechs = auth.supported_mechs(ctx.server.users, ctx.body)
     if mechs is not None:
         r["saslSupportedMechs"] = mechs
+    spec = auth.speculative(ctx.server.users, ctx.conn, ctx.body)
+    if spec is not None:
+        r["speculativeAuthenticate"] = spec
     client = ctx.body.get("client")
     if isinstance(client, dict):
         app = client.get("application", {})

@@ -364,6 +364,10 @@ def cmd_find(ctx):
     sort = b.get("sort")
     proj = b.get("projection")
     skip = int(b.get("skip", 0) or 0)
+    from .findhint import hinted_items
+    hinted = hinted_items(ctx, c, b, flt)
+    if hinted is not None:
+        return _list_cursor(ctx, ns, hinted[skip:], b, limit, single, batch_size)
     if c is not None and not proj and isinstance(ctx.writer, DirectWriter):
         # Outside a transaction, documents are read when each batch is built (see LiveCursor).
         pairs = ctx.writer.scan(c) if not flt and not sort else \

@@ -6,14 +6,10 @@ from bson.int64 import Int64
 
 from .errors import MongoError
 from .query import matches
-from .values import decode, encode, raw_doc
+from .rawbson import as_bytes, cursor_reply
+from .values import decode
 
 MAX_BATCH_BYTES = 16 * 1024 * 1024 - 16 * 1024
-
-
-def as_doc(item):
-    """as_doc turns a stored raw document into something bson.encode embeds unchanged."""
-    return raw_doc(item) if isinstance(item, (bytes, bytearray)) else item
 
 
 class Cursor:
@@ -37,6 +33,7 @@ class Cursor:
         return self.pos >= len(self.items)
 
     def next_batch(self, server, batch_size, max_time_ms, first):
+        """next_batch returns (raw documents, done, extra fields) for the next batch."""
         out = []
         size = 0
         while self.pos < len(self.items):
@@ -46,12 +43,12 @@ class Cursor:
                 break
             it = self.items[self.pos]
             if not isinstance(it, (bytes, bytearray)):
-                it = encode(it)  # encoded once: its size bounds the batch, the bytes are sent
+                it = as_bytes(it)  # encoded once: its size bounds the batch, the bytes are sent
                 self.items[self.pos] = it
             s = len(it)
             if out and size + s > MAX_BATCH_BYTES:
                 break
-            out.append(raw_doc(it))
+            out.append(it)
             size += s
             self.pos += 1
             self.returned += 1
@@ -72,26 +69,29 @@ class LiveCursor(Cursor):
         self.raws = raws  # the bytes each key had when the find matched it (None: unknown)
 
     def next_batch(self, server, batch_size, max_time_ms, first):
+        """next_batch reads the next documents by key (a tight loop: the scan fast path)."""
         out = []
         size = 0
-        while self.pos < len(self.items):
-            if batch_size and len(out) >= batch_size:
-                break
-            if self.limit and self.returned >= self.limit:
-                break
-            raw = self.coll.docs.get(self.items[self.pos])
-            unchanged = self.raws is not None and raw is self.raws[self.pos]
-            if raw is not None and self.flt and not unchanged and \
-                    not matches(decode(raw), self.flt):
+        cap = batch_size or (1 << 62)
+        if self.limit:
+            cap = min(cap, self.limit - self.returned)
+        get = self.coll.docs.get
+        keys, snap, flt = self.items, self.raws, self.flt
+        pos, n = self.pos, len(self.items)
+        while pos < n and len(out) < cap:
+            raw = get(keys[pos])
+            if raw is not None and flt and (snap is None or raw is not snap[pos]) and \
+                    not matches(decode(raw), flt):
                 raw = None
-            if raw is not None and out and size + len(raw) > MAX_BATCH_BYTES:
-                break
-            self.pos += 1
-            if raw is None:
-                continue
-            out.append(as_doc(raw))
-            size += len(raw)
-            self.returned += 1
+            if raw is not None:
+                s = len(raw)
+                if out and size + s > MAX_BATCH_BYTES:
+                    break
+                out.append(raw)
+                size += s
+            pos += 1
+        self.pos = pos
+        self.returned += len(out)
         done = self.single or self.exhausted()
         return out, done, {}
 
@@ -138,7 +138,7 @@ class OplogCursor:
                 continue
             if self.flt and not matches(decode(raw), self.flt):
                 continue
-            out.append(raw_doc(raw))
+            out.append(raw)
             size += len(raw)
             self.returned += 1
             self.last_ts = ts
@@ -208,12 +208,5 @@ def batch_reply(server, cur, batch_size, max_time_ms, first, keep=True):
         cid = 0
     else:
         cid = cur.id or server.cursors.register(cur)
-    c = {}
     # mongod writes the batch, then id and ns; postBatchResumeToken follows the batch.
-    key = "firstBatch" if first else "nextBatch"
-    c[key] = docs
-    for k, v in extra.items():
-        c[k] = v
-    c["id"] = Int64(cid)
-    c["ns"] = cur.ns
-    return {"cursor": c}
+    return cursor_reply("firstBatch" if first else "nextBatch", docs, extra, cid, cur.ns)

@@ -6,7 +6,7 @@ import time
 from bson.int64 import Int64
 from bson.timestamp import Timestamp
 
-from .values import encode, decode
+from .values import EPOCH, encode, decode
 
 
 def ts_int(ts):
@@ -24,9 +24,17 @@ class Oplog:
         self.max_entries = max(1, int(max_entries))
         self.tss = []
         self.raws = []
+        self.evs = []  # per entry: a pre-encoded default change event (see fastlog) or None
         self.last_ts = 0
         self.trimmed_max = 0  # highest ts ever removed by capping
-        self.last_wall = None
+        self.last_wall_ms = None
+
+    @property
+    def last_wall(self):
+        """last_wall is the wall time of the newest entry (a datetime) or None."""
+        if self.last_wall_ms is None:
+            return None
+        return EPOCH + datetime.timedelta(milliseconds=self.last_wall_ms)
 
     def next_ts(self):
         now = int(time.time())
@@ -40,8 +48,8 @@ class Oplog:
         """append stamps ts/t/v/wall on entry (a dict in mongod field order) and stores it."""
         if ts is None:
             ts = self.next_ts()
-        wall = datetime.datetime.utcnow()
-        wall = wall.replace(microsecond=wall.microsecond // 1000 * 1000)
+        wall_ms = int(time.time() * 1000)
+        wall = EPOCH + datetime.timedelta(milliseconds=wall_ms)
         doc = {}
         tail = {}
         for k, v in entry.items():
@@ -54,16 +62,32 @@ class Oplog:
         doc["v"] = Int64(2)
         doc["wall"] = wall
         doc.update(tail)
-        raw = encode(doc)
+        self._store(ts, encode(doc), None, wall_ms)
+        return ts
+
+    def append_bytes(self, head, tail, event=None):
+        """append_bytes stores an entry given as element bytes before ts/t/v/wall (head) and
+        after them (tail); event(ts, wall_ms) may build its pre-encoded change event.
+        Returns ts."""
+        from .fastlog import frame, oplog_tail
+        ts = self.next_ts()
+        wall_ms = int(time.time() * 1000)
+        raw = frame(head + oplog_tail(ts, wall_ms) + tail)
+        self._store(ts, raw, event(ts, wall_ms) if event is not None else None, wall_ms)
+        return ts
+
+    def _store(self, ts, raw, ev, wall_ms):
+        """_store appends one entry and caps the oplog."""
         self.tss.append(ts)
         self.raws.append(raw)
-        self.last_wall = wall
+        self.evs.append(ev)
+        self.last_wall_ms = wall_ms
         extra = len(self.tss) - self.max_entries
         if extra > 0:
             self.trimmed_max = self.tss[extra - 1]
             del self.tss[:extra]
             del self.raws[:extra]
-        return ts
+            del self.evs[:extra]
 
     def oldest(self):
         return self.tss[0] if self.tss else None

@@ -51,6 +51,7 @@ def load(store, dbpath):
     oplog = store.oplog
     oplog.tss = list(state["tss"])
     oplog.raws = list(state["raws"])
+    oplog.evs = [None] * len(oplog.raws)
     oplog.last_ts = max(oplog.last_ts, state["last_ts"])
     oplog.trimmed_max = state["trimmed_max"]
     extra = len(oplog.tss) - oplog.max_entries
@@ -58,4 +59,5 @@ def load(store, dbpath):
         oplog.trimmed_max = oplog.tss[extra - 1]
         del oplog.tss[:extra]
         del oplog.raws[:extra]
+        del oplog.evs[:extra]
     return True

@@ -39,12 +39,12 @@ class Server:
 
     def __init__(self, host="127.0.0.1", port=27017, replset="rs0", oplog_size=1000000,
                  verbose=False, auth_users=None, max_txn_ops_per_entry=2**31 - 1,
-                 dbpath=None):
+                 dbpath=None, max_txn_entry_bytes=16 * 1024 * 1024):
         self.host = host
         self.port = port
         self.replset = replset
         self.verbose = verbose
-        self.store = Store(oplog_size, max_txn_ops_per_entry)
+        self.store = Store(oplog_size, max_txn_ops_per_entry, max_txn_entry_bytes)
         self.dbpath = dbpath
         if dbpath:
             from . import persist
@@ -201,12 +201,18 @@ def main(argv=None):
     p.add_argument("--max-txn-ops-per-oplog-entry", type=int, default=2**31 - 1, metavar="N",
                    help="split committed transactions into applyOps chains of at most N "
                         "operations (mongod's maxNumberOfTransactionOperationsInSingleOplogEntry)")
+    p.add_argument("--max-txn-oplog-entry-bytes", type=int, default=16 * 1024 * 1024,
+                   metavar="N",
+                   help="start a new applyOps entry of a committed transaction when its "
+                        "operations would exceed N bytes (default 16777216, mongod's "
+                        "BSONObjMaxUserSize)")
     p.add_argument("--dbpath", metavar="DIR",
                    help="keep the data across restarts: saved to DIR on SIGTERM, loaded at start")
     p.add_argument("--verbose", action="store_true")
     args = p.parse_args(argv)
     server = Server(args.host, args.port, args.replset, args.oplog_size, args.verbose, args.auth,
-                    args.max_txn_ops_per_oplog_entry, args.dbpath)
+                    args.max_txn_ops_per_oplog_entry, args.dbpath,
+                    args.max_txn_oplog_entry_bytes)
     signal.signal(signal.SIGTERM, server.stop)
     signal.signal(signal.SIGINT, server.stop)
     server.bind()

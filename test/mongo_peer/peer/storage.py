@@ -11,6 +11,9 @@ from bson.int64 import Int64
 from bson.objectid import ObjectId
 from bson.timestamp import Timestamp
 
+from bson.raw_bson import RawBSONDocument
+
+from . import fastlog
 from .errors import MongoError
 from .oplog import Oplog, int_ts
 from .values import encode, id_key
@@ -44,8 +47,10 @@ def check_names(db, coll=None):
 class Store:
     """Store is the whole server state; every access holds store.lock."""
 
-    def __init__(self, oplog_size, max_txn_ops_per_entry=2**31 - 1):
+    def __init__(self, oplog_size, max_txn_ops_per_entry=2**31 - 1,
+                 max_txn_entry_bytes=16 * 1024 * 1024):
         self.max_txn_ops_per_entry = max(1, int(max_txn_ops_per_entry))
+        self.max_txn_entry_bytes = max(1, int(max_txn_entry_bytes))
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         self.dbs = {}
@@ -65,6 +70,12 @@ class Store:
             oldest = self.oplog.oldest() or 0
             for k in [k for k in self.images if k[0] < oldest]:
                 del self.images[k]
+        return ts
+
+    def log_bytes(self, head, tail, event=None):
+        """log_bytes writes an entry given as element bytes (see Oplog.append_bytes)."""
+        ts = self.oplog.append_bytes(head, tail, event)
+        self.cond.notify_all()
         return ts
 
     def cluster_time(self):
@@ -197,6 +208,7 @@ class DirectWriter:
         self.txn_number = txn_number
         self.stmt = 0
         self.prev = None
+        self.session_el = None
 
     def coll(self, db, name, create=False):
         c = self.store.coll(db, name)
@@ -210,38 +222,65 @@ class DirectWriter:
     def get(self, c, key):
         return c.docs.get(key)
 
-    def _log(self, entry):
-        """_log writes entry to the oplog (with the retryable-write fields) and returns its ts."""
-        if not self.store.logged(entry["ns"].split(".", 1)[0]):
+    def _log(self, c, op, o_el, o2_el, event=None):
+        """_log writes a CRUD entry from element bytes (o, o2), with the retryable-write fields
+        (lsid, txnNumber, stmtId, prevOpTime) when the writer has them; returns its ts."""
+        if not self.store.logged(c.db):
             return None
+        h = fastlog.head(op, c.ns, c.uuid)
         if self.lsid is not None and self.txn_number is not None:
-            full = {"lsid": oplog_lsid(self.lsid), "txnNumber": Int64(self.txn_number)}
-            full.update(entry)
-            full["stmtId"] = self.stmt
+            if self.session_el is None:
+                self.session_el = encode({"lsid": oplog_lsid(self.lsid),
+                                          "txnNumber": Int64(self.txn_number)})[4:-1]
+            pre = self.session_el + h + o_el + o2_el + b"\x10stmtId\x00" + \
+                fastlog._I32.pack(self.stmt)
             self.stmt += 1
-            full["prevOpTime"] = {"ts": self.prev or Timestamp(0, 0), "t": Int64(-1 if self.prev is None else 1)}
-            ts = self.store.log(full)
+            prev = 0 if self.prev is None else (self.prev.time << 32 | self.prev.inc)
+            tail = b"\x03prevOpTime\x00" + fastlog.frame(
+                fastlog.ts_el("ts", prev) + b"\x12t\x00" +
+                fastlog._I64.pack(-1 if self.prev is None else 1))
+            ts = self.store.log_bytes(pre, tail, event)
             self.prev = int_ts(ts)
             return ts
-        return self.store.log(entry)
+        return self.store.log_bytes(h + o_el + o2_el, b"", event)
 
     def insert(self, c, doc, raw):
+        """insert stores a new document and logs it (with its pre-encoded change event)."""
         key = id_key(doc["_id"])
         if key in c.docs:
             raise dup_key_error(c, doc["_id"])
         c.docs[key] = raw
-        self._log({"op": "i", "ns": c.ns, "ui": c.uuid, "o": _raw(raw), "o2": {"_id": doc["_id"]}})
+        kd = fastlog.key_doc(raw, doc["_id"])
+        ns, ui = c.ns, c.uuid
+        self._log(c, "i", b"\x03o\x00" + raw, b"\x03o2\x00" + kd,
+                  lambda ts, wall: (ns, "insert") +
+                  fastlog.event_bytes("insert", ts, wall, ns, ui, kd, raw))
 
     def update(self, c, key, idv, new_raw, o):
+        """update replaces a stored document and logs the diff (o) or the replacement."""
         pre = c.docs.get(key)
         c.docs[key] = new_raw
-        ts = self._log({"op": "u", "ns": c.ns, "ui": c.uuid, "o": o, "o2": {"_id": idv}})
+        kd = fastlog.key_doc(new_raw, idv)
+        event = None
+        if isinstance(o, RawBSONDocument):
+            ns, ui = c.ns, c.uuid
+            o_el = b"\x03o\x00" + o.raw
+            event = (lambda ts, wall: (ns, "replace") +
+                     fastlog.event_bytes("replace", ts, wall, ns, ui, kd, o.raw))
+        else:
+            o_el = b"\x03o\x00" + encode(o)
+        ts = self._log(c, "u", o_el, b"\x03o2\x00" + kd, event)
         if ts is not None and images_enabled(c):
             self.store.images[(ts, 0)] = (pre, new_raw)
 
     def delete(self, c, key, idv):
+        """delete removes a stored document and logs {_id} (with its change event)."""
         pre = c.docs.pop(key)
-        ts = self._log({"op": "d", "ns": c.ns, "ui": c.uuid, "o": {"_id": idv}})
+        kd = fastlog.key_doc(pre, idv)
+        ns, ui = c.ns, c.uuid
+        ts = self._log(c, "d", b"\x03o\x00" + kd, b"",
+                       lambda ts, wall: (ns, "delete") +
+                       fastlog.event_bytes("delete", ts, wall, ns, ui, kd))
         if ts is not None and images_enabled(c):
             self.store.images[(ts, 0)] = (pre, None)
 

@@ -10,7 +10,7 @@ from .values import id_key, raw_doc
 
 TRANSIENT = ["TransientTransactionError"]
 LIFETIME_SECONDS = 60  # mongod's transactionLifetimeLimitSeconds default
-TXN_ENTRY_BYTES = 16 * 1024 * 1024 - 64 * 1024
+BSON_OBJ_MAX_USER_SIZE = 16 * 1024 * 1024  # mongod's BSONObjMaxUserSize
 
 
 class TxnWriter:
@@ -112,19 +112,24 @@ class TxnWriter:
 
     def _log_apply_ops(self):
         """_log_apply_ops writes the transaction as one applyOps entry, or as a chain linked by
-        prevOpTime (o.partialTxn: true on all but the last, which carries o.count) when the
-        operations exceed 16 MB or the per-entry operation limit (mongod's
-        maxNumberOfTransactionOperationsInSingleOplogEntry)."""
+        prevOpTime (o.partialTxn: true on all but the last, which carries o.count), packed as
+        mongod 6.0's packOperationsIntoApplyOps (op_observer_impl.cpp) does: an entry is closed
+        when it holds maxNumberOfTransactionOperationsInSingleOplogEntry operations
+        (--max-txn-ops-per-oplog-entry) or when the next operation's size would take the
+        serialized operations (each counted with 8 bytes of array overhead) past
+        BSONObjMaxUserSize, 16 MB (--max-txn-oplog-entry-bytes); a lone larger operation
+        still gets an entry of its own."""
         from .values import encode
         limit = self.store.max_txn_ops_per_entry
+        max_bytes = self.store.max_txn_entry_bytes
         chunks, cur, size = [], [], 0
         for op in self.ops:
             n = len(encode(op))
-            if cur and (len(cur) >= limit or size + n > TXN_ENTRY_BYTES):
+            if cur and (len(cur) >= limit or size + durable_size(op) > max_bytes):
                 chunks.append(cur)
                 cur, size = [], 0
             cur.append(op)
-            size += n
+            size += n + 8
         chunks.append(cur)
         lsid = oplog_lsid(self.session.lsid)
         prev, prev_t = Timestamp(0, 0), Int64(-1)
@@ -145,6 +150,21 @@ class TxnWriter:
     def abort(self):
         self._release()
         self.state = "aborted"
+
+
+def durable_size(op):
+    """durable_size is mongod's DurableOplogEntry::getDurableReplOperationSize of an operation:
+    namespace length plus the sizes of o and o2 (the in-memory sizeof(ReplOperation) term is
+    left out, see README)."""
+    from .values import encode
+
+    def size(v):
+        if v is None:
+            return 0
+        if hasattr(v, "raw"):
+            return len(v.raw)
+        return len(encode(v))
+    return len(op["ns"]) + size(op.get("o")) + size(op.get("o2"))
 
 
 class Session:

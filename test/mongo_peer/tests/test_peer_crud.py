@@ -369,3 +369,38 @@ def test_expr_query(db):
     db.c.insert_many([{"_id": 1, "a": 1, "b": 2}, {"_id": 2, "a": 3, "b": 2}])
     # [manual:reference/operator/query/expr/] compares fields of the same document.
     assert [d["_id"] for d in db.c.find({"$expr": {"$gt": ["$a", "$b"]}})] == [2]
+
+
+def test_find_hint_min_max_on_id_across_type_brackets(db):
+    from bson.objectid import ObjectId
+    oid = ObjectId()
+    db.c.insert_many([{"_id": "b"}, {"_id": 3}, {"_id": oid}, {"_id": 1.5}, {"_id": "a"},
+                      {"_id": None}])
+    hint = [("_id", 1)]
+    # [manual:reference/method/cursor.min/] min is an inclusive lower bound on the index keys,
+    # [manual:reference/method/cursor.max/] max an exclusive upper bound, results in index order;
+    # [manual:reference/bson-type-comparison-order/] null < numbers < strings < ObjectId.
+    got = [d["_id"] for d in db.c.find().hint(hint).min([("_id", 2)])]
+    assert got == [3, "a", "b", oid]
+    got = [d["_id"] for d in db.c.find().hint(hint).min([("_id", 2)]).max([("_id", "b")])]
+    assert got == [3, "a"]
+    got = [d["_id"] for d in db.c.find({"_id": {"$ne": "a"}}).hint(hint).max([("_id", oid)])]
+    assert got == [None, 1.5, 3, "b"]
+    got = [d["_id"] for d in db.c.find().hint(hint).min([("_id", 3)]).limit(2)]
+    assert got == [3, "a"]
+
+
+@pytest.mark.parametrize("opts,code", [
+    ({"min": {"_id": 1}}, 51173),
+    ({"min": {"a": 1}, "hint": {"_id": 1}}, 51174),
+    ({"min": {"_id": 1}, "max": {"a": 1}, "hint": {"_id": 1}}, 51176),
+    ({"min": {"_id": 2}, "max": {"_id": 2}, "hint": {"_id": 1}}, 51175),
+    ({"min": {"_id": 1}, "hint": {"$natural": 1}}, 2),
+])
+def test_find_min_max_errors(db, opts, code):
+    db.c.insert_one({"_id": 1})
+    # [server:jstests/core/minmax.js] min/max need a hint (51173), must match it (51174) and
+    # each other (51176), max must be greater than min (51175), $natural gives BadValue.
+    with pytest.raises(OperationFailure) as e:
+        db.command(dict({"find": "c"}, **opts))
+    assert e.value.code == code

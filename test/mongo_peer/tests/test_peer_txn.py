@@ -139,3 +139,60 @@ def test_plain_write_waits_for_transaction(client, db):
     th.join(10)
     assert done == [1]
     assert db.c.find_one() == {"_id": 0, "n": 11}
+
+
+def _apply_ops_after(c, t0):
+    return list(c.local["oplog.rs"].find({"ts": {"$gt": t0}, "op": "c",
+                                           "o.applyOps": {"$exists": True}}))
+
+
+def test_large_transaction_split_by_size(own_peer):
+    c, _proc, _port = own_peer("--max-txn-oplog-entry-bytes", "1000")
+    coll = c.t.c
+    coll.insert_one({"_id": 0})
+    t0 = c.admin.command("ping")["operationTime"]
+    with coll.watch(max_await_time_ms=200) as cs:
+        with c.start_session() as s:
+            with s.start_transaction():
+                for i in range(1, 8):
+                    coll.insert_one({"_id": i, "pad": "x" * 300}, session=s)
+        evs = []
+        while len(evs) < 7:
+            ev = cs.try_next()
+            if ev is not None:
+                evs.append(ev)
+    ents = _apply_ops_after(c, t0)
+    # [server:src/mongo/db/op_observer_impl.cpp] (v6.0) packOperationsIntoApplyOps: an entry is
+    # closed when the serialized operations so far (each + 8 bytes of array overhead) plus the
+    # next operation's durable size would exceed the limit (BSONObjMaxUserSize by default; the
+    # peer flag lowers it as a test would lower the 16 MB).  Ops here are ~350 B, so 2 per entry.
+    assert [len(e["o"]["applyOps"]) for e in ents] == [2, 2, 2, 1]
+    assert [e["o"].get("partialTxn", False) for e in ents] == [True, True, True, False]
+    # [server:src/mongo/db/op_observer_impl.cpp] logOplogEntries: "The 'count' field gives the
+    # total number of individual operations in the transaction, and is included on a
+    # non-initial implicit commit or prepare entry".
+    assert "count" not in ents[0]["o"] and ents[-1]["o"]["count"] == 7
+    for a, b in zip(ents, ents[1:]):
+        assert b["prevOpTime"]["ts"] == a["ts"]
+    assert len({(str(e["lsid"]["id"]), e["txnNumber"]) for e in ents}) == 1
+    # [manual:reference/change-events/] events of a transaction carry its lsid and txnNumber.
+    assert len({(str(e["lsid"]["id"]), e["txnNumber"]) for e in evs}) == 1
+    assert [e["documentKey"]["_id"] for e in evs] == list(range(1, 8))
+
+
+def test_transaction_over_16mb_is_two_entries(client, db):
+    coll = db.c
+    coll.insert_one({"_id": 0})
+    t0 = op_time(client)
+    big = "x" * 1000000
+    with client.start_session() as s:
+        with s.start_transaction():
+            for i in range(1, 19):
+                coll.insert_one({"_id": i, "pad": big}, session=s)
+    ents = [e for e in _apply_ops_after(client, t0)
+            if e["o"]["applyOps"][0]["ns"] == coll.full_name]
+    # [server:src/mongo/db/op_observer_impl.cpp] (v6.0) packOperationsIntoApplyOps with the
+    # default limits (maxNumberOfTransactionOperationsInSingleOplogEntry unlimited,
+    # BSONObjMaxUserSize 16 MB): sixteen ~1 MB inserts fit, the seventeenth would not.
+    assert [len(e["o"]["applyOps"]) for e in ents] == [16, 2]
+    assert ents[0]["o"]["partialTxn"] is True and ents[1]["o"]["count"] == 18

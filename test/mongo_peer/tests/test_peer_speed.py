@@ -1,0 +1,59 @@
+"""Fast paths: pre-encoded oplog entries and change events, raw cursor batches, the bench."""
+import os
+import subprocess
+import sys
+
+import pytest
+from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
+from bson.objectid import ObjectId
+
+from peer_helpers import MONGO_URI, op_time
+
+RAW = CodecOptions(document_class=RawBSONDocument)
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
+
+
+def test_pre_encoded_events_equal_built_events(client, db):
+    """Events pre-encoded at write time must be the bytes the general event builder produces
+    (a later $match stage makes the peer build every event from the oplog entry)."""
+    t0 = op_time(client)
+    coll = db.get_collection("c", codec_options=RAW)
+    coll.insert_one({"_id": "abc", "x": 1, "n": {"a": [1, 2]}})
+    coll.insert_one({"_id": ObjectId(), "x": [1, {"a": 2}]})
+    coll.insert_one({"_id": {"k": 1, "j": "x"}, "x": 1.5})
+    coll.replace_one({"_id": "abc"}, {"y": 2})
+    coll.update_one({"_id": "abc"}, {"$set": {"z": 2}})
+    coll.delete_one({"_id": "abc"})
+
+    def read(extra):
+        r = db.command("aggregate", "c", codec_options=RAW, cursor={}, pipeline=[
+            {"$changeStream": {"startAtOperationTime": t0}}] + extra)
+        return [d.raw for d in r["cursor"]["firstBatch"]]
+    fast = read([])
+    # [manual:reference/change-events/] insert/replace/update/delete event shapes; a $match that
+    # keeps everything changes nothing.
+    assert len(fast) == 6
+    assert fast == read([{"$match": {}}])
+
+
+def test_scan_batches_are_the_stored_bytes(client, db):
+    coll = db.get_collection("c", codec_options=RAW)
+    db.c.insert_many([{"_id": i, "v": "x" * (i % 7)} for i in range(300)])
+    raws = [d.raw for d in coll.find({}, batch_size=50)]
+    # [manual:reference/command/find/] a plain find returns the documents as stored (natural
+    # order for a collection scan).
+    assert [d["_id"] for d in db.c.find({})] == list(range(300))
+    assert len(raws) == 300 and all(isinstance(r, bytes) for r in raws)
+
+
+def test_bench_script_runs():
+    if MONGO_URI:
+        pytest.skip("the bench starts its own peer")
+    out = subprocess.run(["/usr/bin/python3", os.path.join(REPO, "bench", "peer_bench.py"),
+                          "--docs", "2000", "--reps", "1"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    for word in ("inserts:", "scan:", "events:", "peer CPU"):
+        assert word in out.stdout
