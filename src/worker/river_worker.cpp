@@ -515,6 +515,8 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 			}
 			catalog::SaveCopyProgress(name_, mapped.writer->Row().source, RawBytes(scan_->LastId()),
 									  int64_t(docs.size()), phase);
+			if (phase != mapped.phase)
+				catalog::NotifyPhase(name_, mapped.writer->Row().source, phase, "");
 		}
 		txn.Commit();
 		mapped.phase = phase;

@@ -117,3 +117,36 @@ def test_pg_cron_runs_verify_with_repair(river_pg, mongo):
     assert pg.scalar("SELECT count(*) FROM cron_posts WHERE id = 'p0000042'") == 1
     assert not compare(pg, "cron_posts", coll)
     pg.query("SELECT mongo_river.drop_river('cron', true)")
+
+
+def test_notify_on_phase_changes_and_rejects(river_pg, mongo):
+    pg = river_pg
+    client = mongo.client()
+    client.drop_database("notified")
+    coll = client.notified.posts
+    load_posts(coll, 50, seed=34)
+    listener = pg.connect()
+    listener.autocommit = True
+    listener.cursor().execute("LISTEN mongo_river")
+    create_river(pg, "notified", mongo.uri)
+    map_posts(pg, "notified", "notified.posts", "notified_posts")
+    wait_synced(pg, "notified")
+    coll.insert_one({"_id": "bad", "stats": {"score": "high"}})
+    wait_synced(pg, "notified")
+
+    events = []
+
+    def collected():
+        listener.poll()
+        while listener.notifies:
+            events.append(json.loads(listener.notifies.pop(0).payload))
+        return any(e.get("event") == "reject" for e in events) and \
+            any(e.get("phase") == "streaming" and e.get("source") == "notified.posts" for e in events)
+
+    wait_for(collected, 30, 0.1, "notifications")
+    listener.close()
+    assert {"river": "notified", "event": "phase", "phase": "streaming"} in events  # the river's own phase
+    assert {"river": "notified", "source": "notified.posts", "event": "phase", "phase": "streaming"} in events
+    reject = next(e for e in events if e.get("event") == "reject")
+    assert reject["river"] == "notified" and reject["detail"].startswith("bad: ")
+    pg.query("SELECT mongo_river.drop_river('notified', true)")

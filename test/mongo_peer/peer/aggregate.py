@@ -37,7 +37,7 @@ def cmd_aggregate(ctx):
         pipeline = pipeline[1:]
     elif ctx.db == "local" and coll == "oplog.rs":
         from .values import decode
-        docs = [decode(r) for r in ctx.store.oplog.raws]
+        docs = [decode(r) for r in ctx.store.oplog.live_raws()]
     else:
         c = ctx.writer.coll(ctx.db, coll)
         from .values import decode
@@ -57,7 +57,7 @@ def _coll_stats(ctx, coll, spec):
     if c is None and not (ctx.db == "local" and coll == "oplog.rs"):
         raise MongoError(26, "Unable to retrieve storageStats in $collStats stage :: caused by :: "
                              "Collection [%s.%s] not found." % (ctx.db, coll))
-    raws = ctx.store.oplog.raws if c is None else list(c.docs.values())
+    raws = ctx.store.oplog.live_raws() if c is None else list(c.docs.values())
     out = {"ns": "%s.%s" % (ctx.db, coll), "host": ctx.server.address,
            "localTime": datetime.datetime.utcnow()}
     size = sum(len(r) for r in raws)

@@ -99,7 +99,7 @@ def cmd_list_databases(ctx):
         colls = ctx.store.dbs.get(name, {})
         size = sum(sum(len(r) for r in c.docs.values()) for c in colls.values())
         if name == "local":
-            size += sum(len(r) for r in ctx.store.oplog.raws)
+            size += sum(len(r) for r in ctx.store.oplog.live_raws())
         dbs.append({"name": name, "sizeOnDisk": Int64(max(size, 8192)), "empty": False})
     flt = ctx.body.get("filter")
     if flt:
@@ -294,8 +294,8 @@ def cmd_repl_status(ctx):
                          "uptime": int(time.time() - s.started), "optime": optime,
                          "optimeDate": wall, "lastAppliedWallTime": wall,
                          "lastDurableWallTime": wall, "syncSourceHost": "", "syncSourceId": -1,
-                         "infoMessage": "", "electionTime": int_ts(ctx.store.oplog.tss[0])
-                         if ctx.store.oplog.tss else Timestamp(0, 0),
+                         "infoMessage": "", "electionTime": int_ts(ctx.store.oplog.oldest())
+                         if ctx.store.oplog.count() else Timestamp(0, 0),
                          "electionDate": datetime.datetime.utcfromtimestamp(int(s.started)),
                          "configVersion": 1, "configTerm": 1, "self": True,
                          "lastHeartbeatMessage": ""}]}

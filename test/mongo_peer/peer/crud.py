@@ -395,7 +395,7 @@ def _oplog_query(ctx, flt, sort, skip, limit):
     keys = list(sort)
     if not keys or keys == ["$natural"]:
         backwards = bool(keys) and sort["$natural"] < 0
-        start = oplog.index_after(_oplog_start(flt)) if not backwards else 0
+        start = oplog.index_after(_oplog_start(flt)) if not backwards else oplog.head
         idx = range(len(oplog) - 1, start - 1, -1) if backwards else range(start, len(oplog))
         out = []
         want = skip + limit if limit else None
@@ -410,7 +410,7 @@ def _oplog_query(ctx, flt, sort, skip, limit):
                 if want is not None and len(out) >= want:
                     break
         return out[skip:]
-    items = [d for d in (decode(r) for r in oplog.raws) if matches(d, flt)]
+    items = [d for d in (decode(r) for r in oplog.live_raws()) if matches(d, flt)]
     return sort_docs(items, sort)[skip:]
 
 

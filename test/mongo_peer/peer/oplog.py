@@ -18,13 +18,18 @@ def int_ts(v):
 
 
 class Oplog:
-    """Oplog keeps (ts, raw entry) pairs ordered by ts, capped at max_entries."""
+    """Oplog keeps (ts, raw entry) pairs ordered by ts, capped at max_entries.
+
+    Positions are physical list indices: entries before `head` were capped away (their bytes
+    are released at once, the list slots in chunks), so capping costs O(1) per write.  Callers
+    use positions only while they hold the store lock; live_raws() lists the kept entries."""
 
     def __init__(self, max_entries):
         self.max_entries = max(1, int(max_entries))
         self.tss = []
         self.raws = []
         self.evs = []  # per entry: a pre-encoded default change event (see fastlog) or None
+        self.head = 0  # position of the oldest kept entry
         self.last_ts = 0
         self.trimmed_max = 0  # highest ts ever removed by capping
         self.last_wall_ms = None
@@ -82,22 +87,39 @@ class Oplog:
         self.raws.append(raw)
         self.evs.append(ev)
         self.last_wall_ms = wall_ms
-        extra = len(self.tss) - self.max_entries
-        if extra > 0:
-            self.trimmed_max = self.tss[extra - 1]
-            del self.tss[:extra]
-            del self.raws[:extra]
-            del self.evs[:extra]
+        self.trim()
+
+    def trim(self):
+        """trim caps the oplog at max_entries: O(1) per removed entry, compacting the lists
+        when more than half of them is dead."""
+        while len(self.tss) - self.head > self.max_entries:
+            self.trimmed_max = self.tss[self.head]
+            self.raws[self.head] = None
+            self.evs[self.head] = None
+            self.head += 1
+        if self.head > 1024 and 2 * self.head > len(self.tss):
+            del self.tss[:self.head]
+            del self.raws[:self.head]
+            del self.evs[:self.head]
+            self.head = 0
+
+    def live_raws(self):
+        """live_raws returns the raw entries still in the oplog, oldest first."""
+        return self.raws[self.head:]
+
+    def count(self):
+        """count returns the number of entries in the oplog."""
+        return len(self.tss) - self.head
 
     def oldest(self):
-        return self.tss[0] if self.tss else None
+        return self.tss[self.head] if len(self.tss) > self.head else None
 
     def index_after(self, ts):
         """index_after returns the position of the first entry with ts > given ts."""
-        return bisect.bisect_right(self.tss, ts)
+        return bisect.bisect_right(self.tss, ts, self.head)
 
     def index_at_or_after(self, ts):
-        return bisect.bisect_left(self.tss, ts)
+        return bisect.bisect_left(self.tss, ts, self.head)
 
     def entry(self, i):
         return self.tss[i], self.raws[i]

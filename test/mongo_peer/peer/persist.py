@@ -20,7 +20,8 @@ def save(store, dbpath):
     dbs = {}
     for db, colls in store.dbs.items():
         dbs[db] = {name: (bytes(c.uuid), c.options, c.docs) for name, c in colls.items()}
-    state = {"format": FORMAT, "dbs": dbs, "tss": store.oplog.tss, "raws": store.oplog.raws,
+    state = {"format": FORMAT, "dbs": dbs, "tss": store.oplog.tss[store.oplog.head:],
+             "raws": store.oplog.live_raws(),
              "last_ts": store.oplog.last_ts, "trimmed_max": store.oplog.trimmed_max}
     path = os.path.join(dbpath, STATE_FILE)
     tmp = path + ".tmp"
@@ -54,10 +55,6 @@ def load(store, dbpath):
     oplog.evs = [None] * len(oplog.raws)
     oplog.last_ts = max(oplog.last_ts, state["last_ts"])
     oplog.trimmed_max = state["trimmed_max"]
-    extra = len(oplog.tss) - oplog.max_entries
-    if extra > 0:
-        oplog.trimmed_max = oplog.tss[extra - 1]
-        del oplog.tss[:extra]
-        del oplog.raws[:extra]
-        del oplog.evs[:extra]
+    oplog.head = 0
+    oplog.trim()
     return True
