@@ -1026,3 +1026,9 @@ BEGIN
     RETURN n;
 END
 $$;
+
+-- sync_once catches a stopped river up to the source's current time inside the calling backend,
+-- committing per batch (batch mode, e.g. from pg_cron); the timeout bounds the run and leaves a
+-- consistent position. It refuses while the river's worker runs it.
+CREATE PROCEDURE mongo_river.sync_once(river name, timeout interval DEFAULT '10 min', INOUT applied bigint DEFAULT NULL)
+    LANGUAGE C AS 'MODULE_PATHNAME', 'mongo_river_sync_once';

@@ -7,9 +7,13 @@
 #include "mongo_river/pg/datum.hpp"
 #include "mongo_river/pg/mongoc_runtime.hpp"
 #include "mongo_river/pg/spi.hpp"
+#include "mongo_river/pg/transaction.hpp"
+#include "mongo_river/worker/river_worker.hpp"
 
 extern "C" {
+#include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "funcapi.h"
 #include "pgstat.h"
 #include "storage/latch.h"
 #include "utils/timestamp.h"
@@ -73,5 +77,49 @@ MONGO_RIVER_FUNCTION(mongo_river_wait_for_sync) {
 				CHECK_FOR_INTERRUPTS();
 			});
 		}
+	});
+}
+
+// mongo_river_sync_once(river name, timeout interval, INOUT applied bigint) is the PROCEDURE
+// sync_once: it catches a stopped river up to the source's current time in the calling backend,
+// committing per batch (CALL it outside a transaction block, e.g. from pg_cron).
+MONGO_RIVER_FUNCTION(mongo_river_sync_once) {
+	using namespace mongo_river;
+	return pg::Guard([&]() -> Datum {
+		if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+			throw Error("22004", std::string("sync_once: argument ") + (PG_ARGISNULL(0) ? "river" : "timeout") +
+									 " must not be NULL");
+		std::string river = NameStr(*PG_GETARG_NAME(0));
+		Interval *timeout = PG_GETARG_INTERVAL_P(1);
+		int64 timeout_ms = (timeout->time + (int64(timeout->day) + int64(timeout->month) * 30) * USECS_PER_DAY) / 1000;
+		{
+			pg::SpiConnection spi;
+			pg::SpiExecute(
+				"SELECT mongo_river._require_admin('sync_once'), mongo_river._river_for_owner('sync_once', $1)",
+				{{NAMEOID, pg::NameDatum(river)}});
+			pg::SpiExecute("SELECT r.enabled, EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = "
+						   "'mongo_river worker' AND application_name = 'mongo_river ' || r.river)"
+						   " FROM mongo_river.river r WHERE r.river = $1",
+						   {{NAMEOID, pg::NameDatum(river)}});
+			if (pg::SpiText(0, 1).value_or("f") == "t" || pg::SpiText(0, 2).value_or("f") == "t")
+				throw Error("55006", "sync_once: river \"" + river + "\" is run by its worker", {},
+							"sync_once is for stopped rivers: SELECT mongo_river.stop('" + river +
+								"') first, and wait until its worker has exited.");
+		}
+		pg::EnsureMongocInitialized();
+		int64 applied;
+		{
+			pg::ProcedureTransactions transactions;
+			applied = worker::SyncOnce(river, timeout_ms);
+		}
+		return pg::Call([&] {
+			TupleDesc tupdesc;
+			if (get_call_result_type(fcinfo, nullptr, &tupdesc) != TYPEFUNC_COMPOSITE)
+				elog(ERROR, "mongo_river: sync_once must return a record");
+			tupdesc = BlessTupleDesc(tupdesc);
+			Datum values[1] = {Int64GetDatum(applied)};
+			bool nulls[1] = {false};
+			return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
+		});
 	});
 }

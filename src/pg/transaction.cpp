@@ -4,15 +4,43 @@
 extern "C" {
 #include "access/xact.h"
 #include "utils/resowner.h"
+#include "executor/spi.h"
 #include "utils/snapmgr.h"
 }
 
 namespace mongo_river::pg {
 
+namespace {
+
+// procedure_mode is set while a procedure (CALL, non-atomic) runs worker code: transactions are
+// then ended with SPI_commit/SPI_rollback, which start the next one.
+bool procedure_mode = false;
+
+} // namespace
+
+ProcedureTransactions::ProcedureTransactions() {
+	Call([] {
+		if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
+			elog(ERROR, "mongo_river: SPI_connect_ext failed");
+	});
+	procedure_mode = true;
+}
+
+ProcedureTransactions::~ProcedureTransactions() {
+	procedure_mode = false;
+	if (std::uncaught_exceptions() == 0) {
+		try {
+			Call([] { SPI_finish(); });
+		} catch (...) {
+		}
+	}
+}
+
 Transaction::Transaction() {
 	Call([] {
 		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
+		if (!procedure_mode)
+			StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 	});
 }
@@ -20,7 +48,10 @@ Transaction::Transaction() {
 void Transaction::Commit() {
 	Call([] {
 		PopActiveSnapshot();
-		CommitTransactionCommand();
+		if (procedure_mode)
+			SPI_commit();
+		else
+			CommitTransactionCommand();
 	});
 	open_ = false;
 }
@@ -29,7 +60,10 @@ Transaction::~Transaction() {
 	if (!open_)
 		return;
 	try {
-		Call([] { AbortCurrentTransaction(); });
+		if (procedure_mode)
+			Call([] { SPI_rollback(); });
+		else
+			Call([] { AbortCurrentTransaction(); });
 	} catch (...) {
 		// Nothing more can be done here; the next StartTransactionCommand reports a broken state.
 	}

@@ -106,6 +106,9 @@ public:
 	explicit RiverWorker(std::string name) : name_(std::move(name)) {}
 
 	void Run();
+	// RunOnce catches the river up to the source's current time (or until timeout_ms passes) in
+	// the calling process and returns the number of changes and documents applied.
+	int64 RunOnce(int64 timeout_ms);
 
 private:
 	void Load();
@@ -154,6 +157,12 @@ private:
 	bool reopen_ = false;
 	bool lookup_fallback_ = false; // reading the stream without updateLookup (large-event policy)
 	bool discover_ = false;        // look for new collections in mapped databases now
+	// Once-mode (sync_once): run until everything up to the source's time at the start is applied.
+	bool once_ = false;
+	TimestampTz once_deadline_ = 0;
+	uint64 once_target_ = 0;
+	uint64 reached_ = 0;
+	int64 applied_ = 0;
 	TimestampTz last_discovery_ = 0;
 };
 
@@ -493,6 +502,8 @@ void RiverWorker::ApplyBatch(const mongo::Batch &batch) {
 	if (!TryApplyBatch(batch, false))
 		TryApplyBatch(batch, true);
 	position_ = batch.position;
+	reached_ = std::max(reached_, uint64(batch.reached.AsUint64()));
+	applied_ += int64(batch.events.size());
 }
 
 bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &docs, bool isolate) {
@@ -520,6 +531,7 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 		}
 		txn.Commit();
 		mapped.phase = phase;
+		applied_ += int64(docs.size());
 		return true;
 	} catch (const pg::PgError &) {
 		if (isolate)
@@ -666,9 +678,16 @@ void RiverWorker::Wait(int ms) {
 	ResetLatch(MyLatch);
 }
 
+int64 RiverWorker::RunOnce(int64 timeout_ms) {
+	once_ = true;
+	once_deadline_ = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	Run();
+	return applied_;
+}
+
 void RiverWorker::Run() {
 	Load();
-	if (!river_.enabled)
+	if (!river_.enabled && !once_)
 		return;
 	while (!ShutdownRequested()) {
 		CHECK_FOR_INTERRUPTS();
@@ -679,10 +698,12 @@ void RiverWorker::Run() {
 		try {
 			MaybeDiscover();
 			MaybeReload();
-			if (!river_.enabled)
+			if (!river_.enabled && !once_)
 				return;
 			if (!source_) {
 				Connect();
+				if (once_ && once_target_ == 0)
+					once_target_ = source_->OperationTime().AsUint64();
 				SetPhase(phase_ == "resync" ? "resync" : "streaming", "");
 			}
 			bool copying = CopyStep();
@@ -692,12 +713,18 @@ void RiverWorker::Run() {
 				resyncs_ = 0;
 				SetPhase("streaming", "");
 			}
+			if (once_ && ((!copying && reached_ >= once_target_) || GetCurrentTimestamp() >= once_deadline_))
+				return;
 		} catch (const StopRiver &stop) {
 			Disconnect();
 			StopWithError(stop.Message());
+			if (once_)
+				throw;
 			return;
 		} catch (const mongo::SourceError &error) {
 			Disconnect();
+			if (once_ && error.Kind() != mongo::SourceErrorKind::kHistoryLost)
+				throw; // sync_once reports the problem to its caller (batches so far are committed)
 			std::string message = error.Message() + (error.Detail().empty() ? "" : ": " + error.Detail());
 			if (error.Kind() == mongo::SourceErrorKind::kHistoryLost) {
 				try {
@@ -719,6 +746,10 @@ void RiverWorker::Run() {
 }
 
 } // namespace
+
+int64 SyncOnce(const std::string &river, int64 timeout_ms) {
+	return RiverWorker(river).RunOnce(timeout_ms);
+}
 
 BackgroundWorkerHandle *StartRiverWorker(const char *river, Oid owner) {
 	BackgroundWorker worker = {};

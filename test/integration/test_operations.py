@@ -95,8 +95,35 @@ def test_rejects_retried_after_the_mapping_is_fixed(river_pg, mongo):
     pg.query("SELECT mongo_river.drop_river('retrying', true)")
 
 
-def test_pg_cron_runs_verify_with_repair(river_pg, mongo):
-    """A real pg_cron job (pg_cron 1.4 schedules by the minute: this waits up to two minutes)."""
+def test_sync_once_catches_a_stopped_river_up(river_pg, mongo):
+    pg = river_pg
+    client = mongo.client()
+    client.drop_database("batch")
+    coll = client.batch.posts
+    load_posts(coll, 300, seed=35)
+    create_river(pg, "batch", mongo.uri)
+    map_posts(pg, "batch", "batch.posts", "batch_posts")
+    wait_synced(pg, "batch")
+    with pytest.raises(psycopg2.Error) as failure:
+        pg.query("CALL mongo_river.sync_once('batch')")
+    assert failure.value.pgcode == "55006", failure.value.pgerror
+    pg.query("SELECT mongo_river.stop('batch')")
+    wait_for(lambda: pg.scalar("SELECT worker_pid FROM mongo_river.status WHERE river = 'batch'") is None, 30, 0.05,
+             "the worker to stop")
+    writer = Writer(coll, seed=36, first_new_id=10**6)
+    writer.next_id = 10**6
+    for _ in range(200):
+        writer.step()
+    applied = pg.scalar("CALL mongo_river.sync_once('batch', '2 min')")
+    assert applied > 0  # no-op writes (missing ids) make no change events
+    problems = compare(pg, "batch_posts", coll)
+    assert not problems, "\n".join(problems[:10])
+    assert pg.scalar("CALL mongo_river.sync_once('batch')") == 0  # nothing new
+    pg.query("SELECT mongo_river.drop_river('batch', true)")
+
+
+def test_pg_cron_runs_verify_and_sync_once(river_pg, mongo):
+    """Real pg_cron jobs (pg_cron 1.4 schedules by the minute: this waits up to two and a half minutes)."""
     pg = river_pg
     client = mongo.client()
     client.drop_database("cron")
@@ -104,19 +131,34 @@ def test_pg_cron_runs_verify_with_repair(river_pg, mongo):
     load_posts(coll, 100, seed=33)
     create_river(pg, "cron", mongo.uri)
     map_posts(pg, "cron", "cron.posts", "cron_posts")
+    create_river(pg, "cron_batch", mongo.uri)
+    map_posts(pg, "cron_batch", "cron.posts", "cron_batch_posts")
     wait_synced(pg, "cron")
+    wait_synced(pg, "cron_batch")
+    pg.query("SELECT mongo_river.stop('cron_batch')")
+    wait_for(lambda: pg.scalar("SELECT worker_pid FROM mongo_river.status WHERE river = 'cron_batch'") is None, 30,
+             0.05, "the worker to stop")
     pg.query("DELETE FROM cron_posts WHERE id = 'p0000042'")
+    coll.insert_one({"_id": "made_while_stopped", "title": "x"})
     pg.query("CREATE EXTENSION IF NOT EXISTS pg_cron")
-    job = pg.scalar("SELECT cron.schedule('mongo_river_verify', '* * * * *', "
-                    "$$SELECT count(*) FROM mongo_river.verify('cron', repair => true)$$)")
+    verify_job = pg.scalar("SELECT cron.schedule('mongo_river_verify', '* * * * *', "
+                           "$$SELECT count(*) FROM mongo_river.verify('cron', repair => true)$$)")
+    sync_job = pg.scalar("SELECT cron.schedule('mongo_river_sync', '* * * * *', "
+                         "$$CALL mongo_river.sync_once('cron_batch', '1 min')$$)")
+
+    def succeeded(job):
+        return pg.scalar("SELECT count(*) FROM cron.job_run_details WHERE jobid = %s AND status = 'succeeded'", (job,))
+
     try:
-        wait_for(lambda: pg.scalar("SELECT count(*) FROM cron.job_run_details WHERE jobid = %s "
-                                   "AND status = 'succeeded'", (job,)), 150, 1.0, "a successful pg_cron run")
+        wait_for(lambda: succeeded(verify_job) and succeeded(sync_job), 150, 1.0, "successful pg_cron runs")
     finally:
-        pg.query("SELECT cron.unschedule(%s)", (job,))
+        pg.query("SELECT cron.unschedule(%s)", (verify_job,))
+        pg.query("SELECT cron.unschedule(%s)", (sync_job,))
+        print(pg.query("SELECT jobid, status, return_message FROM cron.job_run_details"))
     assert pg.scalar("SELECT count(*) FROM cron_posts WHERE id = 'p0000042'") == 1
-    assert not compare(pg, "cron_posts", coll)
+    assert pg.scalar("SELECT count(*) FROM cron_batch_posts WHERE id = 'made_while_stopped'") == 1
     pg.query("SELECT mongo_river.drop_river('cron', true)")
+    pg.query("SELECT mongo_river.drop_river('cron_batch', true)")
 
 
 def test_notify_on_phase_changes_and_rejects(river_pg, mongo):

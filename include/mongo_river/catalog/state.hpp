@@ -37,7 +37,7 @@ void SetMappingPhase(const std::string &river, const std::string &source, const 
 // NotifyPhase announces a phase change (source empty: the river's own) with NOTIFY mongo_river and
 // a log line; it is sent when the transaction commits.
 void NotifyPhase(const std::string &river, const std::string &source, const std::string &phase,
-                 const std::string &error);
+				 const std::string &error);
 
 // BeginResync marks every running mapping of river for a re-copy (phase 'resync', copy restarted)
 // and forgets the keys seen by an earlier resync.

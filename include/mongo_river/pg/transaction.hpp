@@ -28,6 +28,17 @@ private:
 	bool open_ = true;
 };
 
+// ProcedureTransactions switches Transaction to a procedure's transaction control for its lifetime:
+// it connects to SPI in non-atomic mode (the CALL must allow it), and Transaction then commits with
+// SPI_commit (which starts the next transaction) and aborts with SPI_rollback.
+class ProcedureTransactions {
+public:
+	ProcedureTransactions();
+	~ProcedureTransactions();
+	ProcedureTransactions(const ProcedureTransactions &) = delete;
+	ProcedureTransactions &operator=(const ProcedureTransactions &) = delete;
+};
+
 // SubtransactionState is what a subtransaction restores on its end (plpgsql's exception blocks do
 // the same): the caller's memory context and resource owner.
 struct SubtransactionState {

@@ -1,6 +1,8 @@
 // river_worker.hpp: the dynamic background worker that runs one river.
 #pragma once
 
+#include <string>
+
 #include "mongo_river/pg/postgres.hpp"
 
 struct BackgroundWorkerHandle;
@@ -16,6 +18,11 @@ struct WorkerArgs {
 // StartRiverWorker registers a dynamic worker for river, connecting as owner; returns its handle
 // (nullptr when no slot is free).
 ::BackgroundWorkerHandle *StartRiverWorker(const char *river, Oid owner);
+
+// SyncOnce runs river in the calling backend until every change up to the source's current time is
+// applied (or timeout_ms passes), committing per batch; returns the changes and documents applied.
+// Call it with pg::ProcedureTransactions in effect.
+int64 SyncOnce(const std::string &river, int64 timeout_ms);
 
 } // namespace mongo_river::worker
 

@@ -71,10 +71,15 @@ class ChangeStreamCursor:
         self.expanded = bool(spec.get("showExpandedEvents"))
         self.pending = collections.deque()  # (token key, token, event dict or bytes)
         self.lsid = None
-        # fast: 1 = pre-encoded insert events are valid for this stream, 2 = also delete and
-        # replace events (they depend on fullDocumentBeforeChange); 0 = build every event.
-        self.fast = 0 if (self.expanded or self.stages) else \
-            (2 if self.before_change == "off" else 1)
+        # fast: the kinds of events pre-encoded at write time (fastlog) that are valid for this
+        # stream: images and fullDocument lookups change delete/replace/update events.
+        self.fast = set()
+        if not (self.expanded or self.stages):
+            self.fast.add("insert")
+            if self.before_change == "off":
+                self.fast.update(("delete", "replace"))
+                if self.full_document == "default":
+                    self.fast.add("update")
         oplog = ctx.store.oplog
         start = None
         if spec.get("resumeAfter") is not None and spec.get("startAfter") is not None:
@@ -299,7 +304,7 @@ class ChangeStreamCursor:
         while i < n and len(pending) < want:
             ts = tss[i]
             cached = evs[i] if fast else None
-            if cached is not None and (cached[1] == "insert" or fast == 2):
+            if cached is not None and cached[1] in fast:
                 # Pre-encoded at write time (fastlog): no decode, no encode.
                 i += 1
                 self.scanned = ts

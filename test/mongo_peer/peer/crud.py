@@ -77,6 +77,8 @@ def cmd_insert(ctx):
             raw = None
             if isinstance(d, (bytes, bytearray)):
                 raw = bytes(d)
+                d = _quick_id_doc(raw)
+            if raw is not None and d is None:
                 d = decode(raw)
             if raw is not None and d and next(iter(d)) == "_id" and not _needs_fix(d):
                 if len(raw) > 16 * 1024 * 1024:
@@ -96,6 +98,18 @@ def cmd_insert(ctx):
             if ordered or ctx.in_txn:
                 break
     return _finish_writes(ctx, {"n": n}, errors)
+
+
+def _quick_id_doc(raw):
+    """_quick_id_doc returns {_id: value} of a raw document to insert without decoding it all,
+    or None when the whole document must be decoded and checked: _id missing, not first, an
+    array or a regex, a top-level Timestamp that may be (0, 0), or possibly too deep."""
+    from .fastlog import frame, id_element
+    el = id_element(raw)
+    if el is None or raw[4] in (0x04, 0x0B) or (b"\x11" in raw and bytes(8) in raw) or \
+            raw.count(b"\x03") + raw.count(b"\x04") >= 100:
+        return None
+    return decode(frame(el))
 
 
 def _needs_fix(d):

@@ -36,6 +36,16 @@ def string_el(name, value):
     return b"\x02" + cstr(name) + _I32.pack(len(v) + 1) + v + b"\x00"
 
 
+def update_event(ts, wall_ms, ns, ui, key, o):
+    """update_event returns (ns, "update", token hex, bytes) of the default update event of a
+    $v:2 diff entry (o), or None for other update entries."""
+    if not isinstance(o, dict) or "diff" not in o or "$v" not in o:
+        return None
+    from .changestream import update_description
+    desc = encode(update_description(o["diff"]))
+    return (ns, "update") + event_bytes("update", ts, wall_ms, ns, ui, key, desc=desc)
+
+
 def id_element(raw):
     """id_element returns the bytes of a raw document's first element when it is `_id` of a
     fixed-size, string, binary or document type; None otherwise (callers then use bson)."""
@@ -104,10 +114,10 @@ def token_hex(ts, ui, key):
     return binascii.hexlify(data).decode().upper()
 
 
-def event_bytes(kind, ts, wall_ms, ns, ui, key, full=None):
-    """event_bytes returns (token hex, event bytes) of an insert/replace/delete event with the
-    default options: _id, operationType, clusterTime, wallTime, [fullDocument], ns,
-    documentKey."""
+def event_bytes(kind, ts, wall_ms, ns, ui, key, full=None, desc=None):
+    """event_bytes returns (token hex, event bytes) of an insert/replace/delete/update event
+    with the default options: _id, operationType, clusterTime, wallTime, [fullDocument], ns,
+    documentKey, [updateDescription]."""
     tok = token_hex(ts, ui, key)
     body = [b"\x03_id\x00" + frame(string_el("_data", tok)), string_el("operationType", kind),
             ts_el("clusterTime", ts), b"\x09wallTime\x00" + _I64.pack(wall_ms)]
@@ -115,4 +125,6 @@ def event_bytes(kind, ts, wall_ms, ns, ui, key, full=None):
         body.append(b"\x03fullDocument\x00" + full)
     body.append(ns_doc_el(ns))
     body.append(b"\x03documentKey\x00" + key)
+    if desc is not None:
+        body.append(b"\x03updateDescription\x00" + desc)
     return tok, frame(b"".join(body))

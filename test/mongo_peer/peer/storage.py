@@ -268,7 +268,9 @@ class DirectWriter:
             event = (lambda ts, wall: (ns, "replace") +
                      fastlog.event_bytes("replace", ts, wall, ns, ui, kd, o.raw))
         else:
+            ns, ui = c.ns, c.uuid
             o_el = b"\x03o\x00" + encode(o)
+            event = (lambda ts, wall: fastlog.update_event(ts, wall, ns, ui, kd, o))
         ts = self._log(c, "u", o_el, b"\x03o2\x00" + kd, event)
         if ts is not None and images_enabled(c):
             self.store.images[(ts, 0)] = (pre, new_raw)

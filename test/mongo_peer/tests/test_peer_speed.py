@@ -24,7 +24,10 @@ def test_pre_encoded_events_equal_built_events(client, db):
     coll.insert_one({"_id": ObjectId(), "x": [1, {"a": 2}]})
     coll.insert_one({"_id": {"k": 1, "j": "x"}, "x": 1.5})
     coll.replace_one({"_id": "abc"}, {"y": 2})
-    coll.update_one({"_id": "abc"}, {"$set": {"z": 2}})
+    coll.update_one({"_id": "abc"}, {"$set": {"z": 2, "arr": [1, 2, 3]}})
+    coll.update_one({"_id": "abc"}, {"$unset": {"y": 1}, "$push": {"arr": 4}})
+    coll.update_one({"_id": "abc"}, [{"$set": {"arr": {"$literal": [1, 2]}}}])
+    coll.update_many({}, {"$inc": {"n2": 1}})
     coll.delete_one({"_id": "abc"})
 
     def read(extra):
@@ -34,7 +37,7 @@ def test_pre_encoded_events_equal_built_events(client, db):
     fast = read([])
     # [manual:reference/change-events/] insert/replace/update/delete event shapes; a $match that
     # keeps everything changes nothing.
-    assert len(fast) == 6
+    assert len(fast) == 11
     assert fast == read([{"$match": {}}])
 
 
@@ -57,3 +60,17 @@ def test_bench_script_runs():
     assert out.returncode == 0, out.stderr
     for word in ("inserts:", "scan:", "events:", "peer CPU"):
         assert word in out.stdout
+
+
+def test_capped_oplog_keeps_exactly_the_newest_entries(own_peer):
+    c, _proc, _port = own_peer("--oplog-size", "50")
+    for i in range(0, 3000, 500):
+        c.t.c.insert_many([{"_id": j} for j in range(i, i + 500)])
+    ents = list(c.local["oplog.rs"].find())
+    # Peer switch contract (README): --oplog-size N keeps the newest N entries (mongod caps by
+    # size, [manual:core/replica-set-oplog/]); the last one is the last insert.
+    assert len(ents) == 50
+    assert ents[-1]["o"] == {"_id": 2999}
+    assert [e["ts"] for e in ents] == sorted(e["ts"] for e in ents)
+    newest = list(c.local["oplog.rs"].find().sort("$natural", -1).limit(1))
+    assert newest[0]["ts"] == ents[-1]["ts"]
