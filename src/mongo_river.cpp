@@ -1,6 +1,9 @@
 // mongo_river.cpp: module magic, _PG_init and the configuration parameters.
+#include <climits>
+
 #include "mongo_river/settings.hpp"
 #include "mongo_river/worker/launcher.hpp"
+#include "mongo_river/worker/live_status.hpp"
 #include "mongo_river/pg/postgres.hpp"
 
 extern "C" {
@@ -16,6 +19,8 @@ namespace mongo_river {
 char *setting_database = nullptr;
 int setting_max_workers = 8;
 int setting_naptime_ms = 1000;
+int setting_max_collections = 1000;
+int setting_oplog_margin_warning_s = 3600;
 
 void DefineSettings() {
 	DefineCustomStringVariable("mongo_river.database", "Database in which the mongo_river launcher runs rivers.",
@@ -26,6 +31,15 @@ void DefineSettings() {
 	DefineCustomIntVariable("mongo_river.naptime", "How often the launcher checks rivers for changes in their state.",
 							nullptr, &setting_naptime_ms, 1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
 							nullptr, nullptr);
+	DefineCustomIntVariable("mongo_river.max_collections",
+	                        "Rivers plus mapped collections whose live state shared memory holds.",
+	                        "Beyond it, mongo_river.status shows the state last written to the catalog.",
+	                        &setting_max_collections, 1000, 16, 1000000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("mongo_river.oplog_margin_warning",
+	                        "Warn (log and NOTIFY) when a river's position is closer than this to the oldest "
+	                        "entry of its source's oplog.",
+	                        nullptr, &setting_oplog_margin_warning_s, 3600, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr,
+	                        nullptr, nullptr);
 	MarkGUCPrefixReserved("mongo_river");
 }
 
@@ -35,6 +49,8 @@ void DefineSettings() {
 // launcher. Nothing here touches libmongoc: this runs in the postmaster.
 void _PG_init(void) {
 	mongo_river::DefineSettings();
-	if (process_shared_preload_libraries_in_progress)
+	if (process_shared_preload_libraries_in_progress) {
+		mongo_river::worker::RequestLiveStatus();
 		mongo_river::worker::RegisterLauncher();
+	}
 }

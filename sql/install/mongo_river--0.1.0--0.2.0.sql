@@ -755,22 +755,38 @@ $$;
 CREATE FUNCTION mongo_river.wait_for_sync(river name, timeout interval DEFAULT '1 min') RETURNS boolean
     LANGUAGE C AS 'MODULE_PATHNAME', 'mongo_river_wait_for_sync';
 
--- status: one row per river and mapped collection.
+-- _live_status reads the workers' live state from shared memory.
+CREATE FUNCTION mongo_river._live_status(OUT river text, OUT source text, OUT phase text, OUT docs_copied bigint,
+                                         OUT changes_applied bigint, OUT last_source_time timestamptz,
+                                         OUT caught_up boolean, OUT pid int, OUT last_error text,
+                                         OUT oplog_margin_s bigint, OUT updated_at timestamptz)
+RETURNS SETOF record LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'mongo_river_live_status';
+REVOKE ALL ON FUNCTION mongo_river._live_status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mongo_river._live_status() TO mongo_river_admin;
+
+-- status: one row per river and mapped collection, from the workers' live state in shared memory
+-- where there is one (counters, phases, lag without a catalog write per change), else from what
+-- was last written to the catalog. oplog_margin: how far the river's position is from the oldest
+-- entry its source's oplog still holds.
 CREATE VIEW mongo_river.status AS
 SELECT m.river, m.source, m.target,
        CASE WHEN NOT r.enabled THEN 'stopped'
-            WHEN p.phase IN ('error', 'retrying', 'resync') THEN p.phase
-            ELSE coalesce(s.phase, 'pending') END AS phase,
-       coalesce(s.docs_copied, 0) AS docs_copied,
-       coalesce(s.changes_applied, 0) AS changes_applied,
-       s.last_source_time,
-       CASE WHEN p.caught_up THEN interval '0' ELSE now() - s.last_source_time END AS lag,
-       coalesce(s.last_error, p.last_error) AS last_error,
-       w.pid AS worker_pid
+            WHEN coalesce(lr.phase, p.phase) IN ('error', 'retrying', 'resync') THEN coalesce(lr.phase, p.phase)
+            ELSE coalesce(nullif(l.phase, ''), s.phase, 'pending') END AS phase,
+       greatest(l.docs_copied, s.docs_copied, 0) AS docs_copied,
+       greatest(l.changes_applied, s.changes_applied, 0) AS changes_applied,
+       coalesce(l.last_source_time, s.last_source_time) AS last_source_time,
+       CASE WHEN coalesce(lr.caught_up, p.caught_up) THEN interval '0'
+            ELSE now() - coalesce(l.last_source_time, s.last_source_time) END AS lag,
+       coalesce(l.last_error, s.last_error, lr.last_error, p.last_error) AS last_error,
+       w.pid AS worker_pid,
+       make_interval(secs => lr.oplog_margin_s) AS oplog_margin
 FROM mongo_river.collection_map m
 JOIN mongo_river.river r USING (river)
 LEFT JOIN mongo_river.progress p USING (river)
 LEFT JOIN mongo_river.mapping_state s USING (river, source)
+LEFT JOIN mongo_river._live_status() l ON l.river = m.river AND l.source = m.source
+LEFT JOIN mongo_river._live_status() lr ON lr.river = m.river AND lr.source = ''
 LEFT JOIN pg_catalog.pg_stat_activity w
        ON w.backend_type = 'mongo_river worker' AND w.application_name = 'mongo_river ' || m.river;
 GRANT SELECT ON mongo_river.status TO mongo_river_admin;

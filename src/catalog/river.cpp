@@ -68,7 +68,7 @@ RiverRow LoadRiver(const std::string &name) {
 	uint64 rows =
 		pg::SpiExecute("SELECT m.source, m.source_db, m.source_collection, m.target::oid, m.mapping::text,"
 					   " coalesce(m.options->>'mode', 'upsert'), coalesce(s.phase, 'pending'), s.copy_last_id,"
-					   " coalesce(s.docs_copied, 0)"
+					   " coalesce(s.docs_copied, 0), coalesce(s.changes_applied, 0)"
 					   " FROM mongo_river.collection_map m LEFT JOIN mongo_river.mapping_state s USING (river, source)"
 					   " WHERE m.river = $1 ORDER BY m.source",
 					   {{NAMEOID, name_datum}}, true);
@@ -86,6 +86,7 @@ RiverRow LoadRiver(const std::string &name) {
 			mapping.copy_last_id.assign(VARDATA_ANY(bytes), VARSIZE_ANY_EXHDR(bytes));
 		}
 		mapping.docs_copied = std::stoll(TextOr(row, 9, "0"));
+		mapping.changes_applied = std::stoll(TextOr(row, 10, "0"));
 		river.mappings.push_back(std::move(mapping));
 	}
 	uint64 databases = pg::SpiExecute("SELECT database FROM mongo_river.database_map WHERE river = $1 ORDER BY 1",

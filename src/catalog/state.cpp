@@ -4,6 +4,7 @@
 #include "mongo_river/pg/boundary.hpp"
 #include "mongo_river/pg/datum.hpp"
 #include "mongo_river/pg/spi.hpp"
+#include "mongo_river/worker/live_status.hpp"
 
 extern "C" {
 #include "catalog/pg_type.h"
@@ -48,10 +49,20 @@ void Notify(const std::string &river, const std::string &source, const std::stri
 
 } // namespace
 
+void NotifyEvent(const std::string &river, const std::string &source, const std::string &event,
+                 const std::string &detail) {
+	pg::SpiConnection spi;
+	Notify(river, source, event, "", detail);
+}
+
 void NotifyPhase(const std::string &river, const std::string &source, const std::string &phase,
                  const std::string &error) {
 	pg::SpiConnection spi;
 	Notify(river, source, "phase", phase, error);
+	worker::LiveUpdate live;
+	live.phase = phase;
+	live.error = error;
+	worker::ReportLive(river, source, live);
 	if (source.empty())
 		ereport(LOG, (errmsg("mongo_river: river \"%s\" is now in phase %s%s%s", river.c_str(), phase.c_str(),
 		                     error.empty() ? "" : ": ", error.c_str())));

@@ -50,6 +50,19 @@ void Source::Fail(const std::string &what, const bson_error_t &error, const bson
 	ThrowDriverError(what, error, reply, password_);
 }
 
+Timestamp Source::OldestOplogTime() {
+	Bson cmd(BCON_NEW("find", BCON_UTF8("oplog.rs"), "sort", "{", "$natural", BCON_INT32(1), "}", "limit",
+	                  BCON_INT32(1), "projection", "{", "ts", BCON_INT32(1), "}"));
+	Timestamp oldest;
+	try {
+		Bson reply = RunCommand("local", cmd.get(), "cannot read the oldest oplog entry");
+		FindTimestamp(reply.get(), "cursor.firstBatch.0.ts", &oldest);
+	} catch (const SourceError &) {
+		// Not readable here (mongos, missing privilege): unknown.
+	}
+	return oldest;
+}
+
 Bson Source::RunCommand(const std::string &db, const bson_t *cmd, const std::string &what) {
 	Reply reply;
 	bson_error_t error;

@@ -23,6 +23,7 @@
 #include "mongo_river/pg/spi.hpp"
 #include "mongo_river/pg/transaction.hpp"
 #include "mongo_river/settings.hpp"
+#include "mongo_river/worker/live_status.hpp"
 #include "mongo_river/worker/river_worker.hpp"
 
 extern "C" {
@@ -128,6 +129,8 @@ private:
 	void SetPhase(const std::string &phase, const std::string &error);
 
 	void ApplyBatch(const mongo::Batch &batch);
+	void ReportBatch(const BatchEffect &effect, bool caught_up);
+	void CheckOplogMargin();
 	bool TryApplyBatch(const mongo::Batch &batch, bool isolate);
 	void ApplyEvent(const mongo::ChangeEvent &event, bool isolate, BatchEffect *effect);
 	void ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::ChangeInfo &change, bool isolate);
@@ -163,6 +166,10 @@ private:
 	uint64 once_target_ = 0;
 	uint64 reached_ = 0;
 	int64 applied_ = 0;
+	// Live totals per mapping (docs copied, changes applied), reported to shared memory.
+	std::map<std::string, std::pair<int64, int64>> totals_;
+	TimestampTz last_margin_check_ = 0;
+	bool margin_low_ = false;
 	TimestampTz last_discovery_ = 0;
 };
 
@@ -198,6 +205,13 @@ void RiverWorker::LoadWriters() {
 			continue;
 		}
 		mapped_[row.source] = Mapped{std::move(writer), row.phase};
+		totals_[row.source] = {row.docs_copied, row.changes_applied};
+		// Shared memory starts from the catalog (a resync() or a new mapping may have changed it).
+		worker::LiveUpdate live;
+		live.phase = row.phase;
+		live.docs_copied = row.docs_copied;
+		live.changes_applied = row.changes_applied;
+		worker::ReportLive(name_, row.source, live);
 	}
 }
 
@@ -471,6 +485,7 @@ void RiverWorker::ApplyEvent(const mongo::ChangeEvent &event, bool isolate, Batc
 
 bool RiverWorker::TryApplyBatch(const mongo::Batch &batch, bool isolate) {
 	try {
+		BatchEffect txn_effect;
 		pg::Transaction txn;
 		{
 			pg::SpiConnection spi;
@@ -483,8 +498,10 @@ bool RiverWorker::TryApplyBatch(const mongo::Batch &batch, bool isolate) {
 					catalog::AddMappingProgress(name_, source, progress);
 			if (!river_.options.dry_run)
 				catalog::SavePosition(name_, batch.position.ToJson(), batch.reached.AsUint64(), batch.caught_up);
+			txn_effect = std::move(effect);
 		}
 		txn.Commit();
+		ReportBatch(txn_effect, batch.caught_up);
 		return true;
 	} catch (const pg::PgError &error) {
 		if (isolate)
@@ -493,6 +510,54 @@ bool RiverWorker::TryApplyBatch(const mongo::Batch &batch, bool isolate) {
 								name_.c_str(), error.what())));
 		return false;
 	}
+}
+
+// ReportBatch publishes a committed batch's effect in shared memory (mongo_river.status).
+void RiverWorker::ReportBatch(const BatchEffect &effect, bool caught_up) {
+	for (const auto &[source, progress] : effect) {
+		if (source.empty())
+			continue;
+		worker::LiveUpdate live;
+		live.changes_applied = totals_[source].second += progress.changes;
+		live.last_source_ms = progress.last_wall_ms;
+		worker::ReportLive(name_, source, live);
+	}
+	worker::LiveUpdate river;
+	river.caught_up = caught_up;
+	worker::ReportLive(name_, "", river);
+}
+
+// kMarginCheckIntervalMs is how often the oplog margin is measured.
+constexpr int kMarginCheckIntervalMs = 10000;
+
+// CheckOplogMargin measures how far the river's position is from the oldest entry the source's
+// oplog still holds, publishes it, and warns (log + NOTIFY) when it falls below
+// mongo_river.oplog_margin_warning: past zero, the river has to resync.
+void RiverWorker::CheckOplogMargin() {
+	TimestampTz now = GetCurrentTimestamp();
+	if (!source_ || !TimestampDifferenceExceeds(last_margin_check_, now, kMarginCheckIntervalMs))
+		return;
+	last_margin_check_ = now;
+	mongo::Timestamp oldest = source_->OldestOplogTime();
+	mongo::Timestamp position = position_.ClusterTime();
+	if (oldest.IsZero() || position.IsZero())
+		return;
+	int64 margin = int64(position.t) - int64(oldest.t);
+	worker::LiveUpdate live;
+	live.oplog_margin_s = margin;
+	worker::ReportLive(name_, "", live);
+	bool low = margin < setting_oplog_margin_warning_s;
+	if (low && !margin_low_) {
+		std::string detail = "the river's position is " + std::to_string(margin) +
+		                     " s from the oldest oplog entry its source still has (mongo_river.oplog_margin_warning = " +
+		                     std::to_string(setting_oplog_margin_warning_s) + " s)";
+		ereport(WARNING, (errmsg("mongo_river: river \"%s\": %s", name_.c_str(), detail.c_str()),
+		                  errhint("Give the source a larger oplog, or keep the river running; past zero it resyncs.")));
+		pg::Transaction txn;
+		catalog::NotifyEvent(name_, "", "oplog_margin", detail);
+		txn.Commit();
+	}
+	margin_low_ = low;
 }
 
 void RiverWorker::ApplyBatch(const mongo::Batch &batch) {
@@ -532,6 +597,9 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 		txn.Commit();
 		mapped.phase = phase;
 		applied_ += int64(docs.size());
+		worker::LiveUpdate live;
+		live.docs_copied = totals_[mapped.writer->Row().source].first += int64(docs.size());
+		worker::ReportLive(name_, mapped.writer->Row().source, live);
 		return true;
 	} catch (const pg::PgError &) {
 		if (isolate)
@@ -708,6 +776,7 @@ void RiverWorker::Run() {
 			}
 			bool copying = CopyStep();
 			StreamStep(copying);
+			CheckOplogMargin();
 			backoff_ms_ = 0;
 			if (!copying) {
 				resyncs_ = 0;
@@ -791,6 +860,7 @@ void mongo_river_worker_main(unsigned long arg) {
 	mongo_river::pg::EnsureMongocInitialized();
 	ereport(LOG, (errmsg("mongo_river: worker for river \"%s\" started", args.river)));
 	mongo_river::pg::Guard([&] { mongo_river::worker::RiverWorker(river).Run(); });
+	mongo_river::worker::ForgetRiverLive(river);
 	ereport(LOG, (errmsg("mongo_river: worker for river \"%s\" stopped", args.river)));
 	proc_exit(0);
 }

@@ -29,6 +29,7 @@ struct MappingRow {
 	std::string phase;
 	std::string copy_last_id; // BSON bytes of {_id: value}, empty when the copy has not started
 	int64 docs_copied = 0;
+	int64 changes_applied = 0;
 };
 
 // RiverRow is a river and its mappings.

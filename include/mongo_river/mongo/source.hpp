@@ -62,6 +62,10 @@ public:
 	// the server does not report it (mongos).
 	Timestamp CommittedTime();
 
+	// OldestOplogTime returns the ts of the oldest entry local.oplog.rs still holds (zero when it
+	// cannot be read, e.g. on mongos): how far back a river's position may lie before history is lost.
+	Timestamp OldestOplogTime();
+
 	// ListDatabases returns the database names; admin, local and config only with include_system.
 	std::vector<std::string> ListDatabases(bool include_system = false);
 	// ListCollections returns the collections of db (views and time series excluded); system.*

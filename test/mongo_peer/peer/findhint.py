@@ -6,9 +6,39 @@ exclusive), and the results come in index order.  Errors follow jstests/core/min
 """
 from .errors import MongoError
 from .query import matches, project, sort_docs
-from .values import compare, decode, order_key
+from .values import compare, decode, id_key, order_key
 
 ID_INDEX_NAMES = ("_id_",)
+_PLAIN = (15, 35, 40, 45, 47)  # id_key brackets whose keys already sort like compare()
+
+
+def _simple_order(k):
+    """_simple_order maps an id_key to a key that sorts like values.compare (within and across
+    brackets), or None for brackets (documents, binary, regex, code...) that need order_key."""
+    t = k[0]
+    if t == 10:
+        return (10, 0, 0) if k[1] == "nan" else (10, 1, k[1])
+    if t in _PLAIN or t in (-1, 5, 127):
+        return k
+    return None
+
+
+def id_order(key, raw):
+    """id_order returns the index-order sort key of a stored document from its id_key (its
+    dict key), decoding the document only for unusual _id types."""
+    s = _simple_order(key)
+    return s if s is not None else order_key(decode(raw)["_id"])
+
+
+def value_order(v):
+    """value_order returns the sort key id_order gives a document whose _id is v."""
+    s = _simple_order(id_key(v))
+    return s if s is not None else order_key(v)
+
+
+def id_sorted(pairs, direction=1):
+    """id_sorted orders (key, raw) pairs by _id as the _id index does (descending for -1)."""
+    return sorted(pairs, key=lambda kv: id_order(kv[0], kv[1]), reverse=direction < 0)
 
 
 def _index_of(c, hint):
@@ -54,6 +84,8 @@ def hinted_find(ctx, c, b, flt):
     if hint is None or hint == {}:
         raise MongoError(51173, "When using min()/max() a hint of which index to use must be "
                                 "provided")
+    if c is None:
+        return []  # a missing collection has no indexes to check: mongod returns nothing
     index = _index_of(c, hint)
     if index is None:
         raise MongoError(2, "error processing query: planner returned error :: caused by :: "
@@ -62,22 +94,20 @@ def hinted_find(ctx, c, b, flt):
         _check_bounds(mn, mx, index)
     elif index != "_id":
         return None
+    lo = value_order(mn["_id"]) if mn is not None else None
+    hi = value_order(mx["_id"]) if mx is not None else None
     out = []
-    if c is not None:
-        for _key, raw in ctx.writer.scan(c):
-            d = decode(raw)
-            idv = d["_id"]
-            if mn is not None and compare(mn["_id"], idv) > 0:
-                continue
-            if mx is not None and compare(idv, mx["_id"]) >= 0:
-                continue
-            if flt and not matches(d, flt):
-                continue
-            out.append((raw, d))
+    for key, raw in id_sorted(ctx.writer.scan(c)):
+        k = id_order(key, raw)
+        if (lo is not None and k < lo) or (hi is not None and k >= hi):
+            continue
+        d = decode(raw) if flt or b.get("sort") or b.get("projection") else None
+        if flt and not matches(d, flt):
+            continue
+        out.append((raw, d))
     sort = b.get("sort")
     if sort:
         return sort_docs(out, sort, key=lambda t: t[1])
-    out.sort(key=lambda t: order_key(t[1]["_id"]))
     return out
 
 

@@ -64,19 +64,25 @@ class Store:
         return self.dbs.get(db, {}).get(name)
 
     def log(self, entry, ts=None):
+        """log appends an oplog entry given as a dict and returns its ts."""
         ts = self.oplog.append(entry, ts)
-        self.cond.notify_all()
-        if self.images and len(self.images) > 1000 and ts & 0x3FF == 0:
-            oldest = self.oplog.oldest() or 0
-            for k in [k for k in self.images if k[0] < oldest]:
-                del self.images[k]
+        self._logged(ts)
         return ts
 
     def log_bytes(self, head, tail, event=None):
         """log_bytes writes an entry given as element bytes (see Oplog.append_bytes)."""
         ts = self.oplog.append_bytes(head, tail, event)
-        self.cond.notify_all()
+        self._logged(ts)
         return ts
+
+    def _logged(self, ts):
+        """_logged wakes waiting readers and now and then drops the images of entries the
+        capped oplog no longer holds."""
+        self.cond.notify_all()
+        if self.images and len(self.images) > 1000 and ts & 0x3FF == 0:
+            oldest = self.oplog.oldest() or 0
+            for k in [k for k in self.images if k[0] < oldest]:
+                del self.images[k]
 
     def cluster_time(self):
         return int_ts(self.oplog.last_ts)
