@@ -384,8 +384,12 @@ def cmd_find(ctx):
         return _list_cursor(ctx, ns, hinted[skip:], b, limit, single, batch_size)
     if c is not None and not proj and isinstance(ctx.writer, DirectWriter):
         # Outside a transaction, documents are read when each batch is built (see LiveCursor).
-        pairs = ctx.writer.scan(c) if not flt and not sort else \
-            [(key, raw) for key, raw, _ in matching(ctx, c, flt, sort=sort)]
+        if not flt and _id_sort(sort):
+            from .findhint import id_sorted
+            pairs = id_sorted(ctx.writer.scan(c), _id_sort(sort))  # the copy's read
+        else:
+            pairs = ctx.writer.scan(c) if not flt and not sort else \
+                [(key, raw) for key, raw, _ in matching(ctx, c, flt, sort=sort)]
         pairs = pairs[skip:]
         cur = LiveCursor(ns, c, [k for k, _ in pairs], flt, limit, single,
                          raws=[r for _, r in pairs])
@@ -401,6 +405,13 @@ def cmd_find(ctx):
         else:
             items = [raw for _, raw, _ in hits]
     return _list_cursor(ctx, ns, items[skip:], b, limit, single, batch_size)
+
+
+def _id_sort(sort):
+    """_id_sort returns 1 or -1 for a sort on _id alone, else 0."""
+    if isinstance(sort, dict) and len(sort) == 1 and "_id" in sort and sort["_id"] in (1, -1):
+        return int(sort["_id"])
+    return 0
 
 
 def _oplog_query(ctx, flt, sort, skip, limit):
