@@ -198,23 +198,37 @@ BEGIN
 END
 $$;
 
+-- _check_option_keys checks that options is a JSON object whose keys are all allowed; what names
+-- the kind of options in messages ("river", "mapping", "database"), example shows a valid one.
+CREATE FUNCTION mongo_river._check_option_keys(fn text, what text, options jsonb, allowed text[], example text)
+RETURNS void LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    key text;
+BEGIN
+    IF jsonb_typeof(options) <> 'object' THEN
+        RAISE EXCEPTION '%: options must be a JSON object, not %', fn, jsonb_typeof(options)
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'For example: ' || example;
+    END IF;
+    FOR key IN SELECT jsonb_object_keys(options) LOOP
+        IF NOT key = ANY (allowed) THEN
+            RAISE EXCEPTION '%: unknown % option "%"', fn, what, key
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = initcap(what) || ' options are: ' || array_to_string(allowed, ', ') || '.';
+        END IF;
+    END LOOP;
+END
+$$;
+
 -- _check_river_options validates a river's options (ARCHITECTURE.md §2) and returns them.
 CREATE FUNCTION mongo_river._check_river_options(fn text, options jsonb) RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     key text;
     value jsonb;
-    allowed text[] := ARRAY['capture', 'batch_size', 'batch_ms', 'dry_run', 'on_error', 'password_file'];
 BEGIN
-    IF jsonb_typeof(options) <> 'object' THEN
-        RAISE EXCEPTION '%: options must be a JSON object, not %', fn, jsonb_typeof(options)
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'For example: {"batch_size": 1000}';
-    END IF;
+    PERFORM mongo_river._check_option_keys(fn, 'river', options,
+        ARRAY['capture', 'batch_size', 'batch_ms', 'dry_run', 'on_error', 'password_file'], '{"batch_size": 1000}');
     FOR key, value IN SELECT * FROM jsonb_each(options) LOOP
-        IF NOT key = ANY (allowed) THEN
-            RAISE EXCEPTION '%: unknown river option "%"', fn, key
-                USING ERRCODE = 'invalid_parameter_value', HINT = 'River options are: ' || array_to_string(allowed, ', ') || '.';
-        END IF;
         IF (key = 'capture' AND NOT (value IN ('"change_stream"', '"oplog"')))
            OR (key = 'on_error' AND NOT (value IN ('"reject"', '"stop"')))
            OR (key = 'dry_run' AND jsonb_typeof(value) <> 'boolean')
@@ -571,15 +585,9 @@ DECLARE
     key text;
     value jsonb;
 BEGIN
-    IF jsonb_typeof(options) <> 'object' THEN
-        RAISE EXCEPTION '%: options must be a JSON object, not %', fn, jsonb_typeof(options)
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'For example: {"copy": false}';
-    END IF;
+    PERFORM mongo_river._check_option_keys(fn, 'mapping', options, ARRAY['mode', 'create_table', 'copy'],
+                                           '{"copy": false}');
     FOR key, value IN SELECT * FROM jsonb_each(options) LOOP
-        IF key NOT IN ('mode', 'create_table', 'copy') THEN
-            RAISE EXCEPTION '%: unknown mapping option "%"', fn, key
-                USING ERRCODE = 'invalid_parameter_value', HINT = 'Mapping options are: mode, create_table, copy.';
-        END IF;
         IF (key = 'mode' AND value NOT IN ('"upsert"', '"history"'))
            OR (key IN ('create_table', 'copy') AND jsonb_typeof(value) <> 'boolean') THEN
             RAISE EXCEPTION '%: invalid value % for mapping option "%"', fn, value, key
@@ -871,16 +879,10 @@ DECLARE
     key text;
     value jsonb;
 BEGIN
-    IF jsonb_typeof(options) <> 'object' THEN
-        RAISE EXCEPTION '%: options must be a JSON object, not %', fn, jsonb_typeof(options)
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'For example: {"schema": "shop", "exclude": ["tmp_*"]}';
-    END IF;
+    PERFORM mongo_river._check_option_keys(fn, 'database', options,
+        ARRAY['include', 'exclude', 'schema', 'table_prefix', 'mapping', 'copy'],
+        '{"schema": "shop", "exclude": ["tmp_*"]}');
     FOR key, value IN SELECT * FROM jsonb_each(options) LOOP
-        IF key NOT IN ('include', 'exclude', 'schema', 'table_prefix', 'mapping', 'copy') THEN
-            RAISE EXCEPTION '%: unknown database option "%"', fn, key
-                USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Database options are: include, exclude, schema, table_prefix, mapping, copy.';
-        END IF;
         IF (key IN ('include', 'exclude') AND (jsonb_typeof(value) <> 'array' OR EXISTS (
                 SELECT 1 FROM jsonb_array_elements(value) e WHERE jsonb_typeof(e) <> 'string' OR e = '""')))
            OR (key IN ('schema', 'table_prefix') AND (jsonb_typeof(value) <> 'string'

@@ -2,10 +2,10 @@
  * bench_reader: the libmongoc reader bench/peer_bench.py uses, so that the client is not what
  * bounds the figures (pymongo builds a Python object per document).
  *
- *   bench_reader URI DB COLL scan N
+ *   bench_reader URI DB COLL scan|idscan N
  *   bench_reader URI DB COLL events N TS_T TS_I
  *
- * scan reads find({}) to the end; events opens a collection change stream at
+ * scan reads find({}) to the end, idscan find({}) sorted by _id (how a copy reads); events opens a collection change stream at
  * startAtOperationTime Timestamp(TS_T, TS_I) and reads N events.  Prints "<count> <seconds>".
  */
 #include <mongoc/mongoc.h>
@@ -16,10 +16,11 @@
 /* now_s returns a monotonic time in seconds. */
 static double now_s(void) { return (double)bson_get_monotonic_time() / 1e6; }
 
-/* scan counts the documents of find({}) on coll. */
-static long scan(mongoc_collection_t *coll) {
+/* scan counts the documents of find({}) on coll, sorted by _id when by_id is set. */
+static long scan(mongoc_collection_t *coll, int by_id) {
   bson_t filter = BSON_INITIALIZER;
-  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, &filter, NULL, NULL);
+  bson_t *opts = by_id ? BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}") : NULL;
+  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, &filter, opts, NULL);
   const bson_t *doc;
   long n = 0;
   bson_error_t err;
@@ -31,6 +32,8 @@ static long scan(mongoc_collection_t *coll) {
   }
   mongoc_cursor_destroy(cur);
   bson_destroy(&filter);
+  if (opts)
+    bson_destroy(opts);
   return n;
 }
 
@@ -62,7 +65,7 @@ static long events(mongoc_collection_t *coll, long want, uint32_t t, uint32_t i)
 /* main parses the arguments, runs one measurement and prints count and seconds. */
 int main(int argc, char **argv) {
   if (argc < 6) {
-    fprintf(stderr, "usage: bench_reader URI DB COLL scan|events N [TS_T TS_I]\n");
+    fprintf(stderr, "usage: bench_reader URI DB COLL scan|idscan|events N [TS_T TS_I]\n");
     return 2;
   }
   mongoc_init();
@@ -83,8 +86,8 @@ int main(int argc, char **argv) {
   }
   double t0 = now_s();
   long n;
-  if (strcmp(argv[4], "scan") == 0) {
-    n = scan(coll);
+  if (strcmp(argv[4], "scan") == 0 || strcmp(argv[4], "idscan") == 0) {
+    n = scan(coll, strcmp(argv[4], "idscan") == 0);
   } else if (argc >= 8) {
     n = events(coll, want, (uint32_t)strtoul(argv[6], NULL, 10),
                (uint32_t)strtoul(argv[7], NULL, 10));

@@ -23,6 +23,7 @@ class Users:
     """Users holds the --auth credentials and derived SCRAM keys."""
 
     def __init__(self, specs):
+        """__init__ reads USER:PASSWORD specs; SCRAM keys are derived on first use."""
         self.passwords = {}
         for spec in specs or []:
             user, _, password = spec.partition(":")
@@ -31,9 +32,11 @@ class Users:
 
     @property
     def enabled(self):
+        """enabled tells whether --auth users exist (authentication required)."""
         return bool(self.passwords)
 
     def scram_keys(self, user, mech):
+        """scram_keys returns (salt, iterations, StoredKey, ServerKey) of a user for a mechanism."""
         k = (user, mech)
         if k not in self.keys:
             hfn, iters = MECHS[mech]
@@ -49,6 +52,7 @@ class Users:
 
 
 def _fields(msg):
+    """_fields parses a SCRAM message 'a=1,b=2' into a dict."""
     out = {}
     for part in msg.split(","):
         if len(part) > 1 and part[1] == "=":
@@ -57,10 +61,12 @@ def _fields(msg):
 
 
 def _fail():
+    """_fail returns the 18 AuthenticationFailed error."""
     return MongoError(18, "Authentication failed.")
 
 
 def sasl_start(users, conn, body):
+    """sasl_start answers the client-first message with the server-first message."""
     mech = body.get("mechanism")
     if mech not in MECHS:
         raise MongoError(334, "Received authentication for mechanism %s which is not enabled"
@@ -83,6 +89,7 @@ def sasl_start(users, conn, body):
 
 
 def sasl_continue(users, conn, body):
+    """sasl_continue checks the client proof and answers with the server signature."""
     st = getattr(conn, "sasl", None)
     if st is None:
         raise MongoError(17, "No SASL session state found")
@@ -121,6 +128,7 @@ def check_access(users, conn, name):
 
 
 def supported_mechs(users, body):
+    """supported_mechs returns the mechanisms of hello's saslSupportedMechs user, or None."""
     who = body.get("saslSupportedMechs")
     if not users.enabled or not isinstance(who, str):
         return None

@@ -25,6 +25,7 @@ ERR_STAGE_NOT_ALLOWED = 31134
 
 
 def make_token(ts, event=True, txn_index=0, from_invalidate=False, extra=None):
+    """make_token builds a resume token {_data: hex} (layout in the module comment)."""
     head = b"\x82" + struct.pack(">Q", ts) + (b"\x80" if event else b"\x00") + \
         struct.pack(">I", txn_index) + (b"\x01" if from_invalidate else b"\x00")
     tail = encode(extra) if extra else b""
@@ -45,6 +46,7 @@ def token_key(token):
 
 
 def _ns_doc(ns):
+    """_ns_doc splits 'db.coll' into the event's ns document."""
     db, _, coll = ns.partition(".")
     return {"db": db, "coll": coll}
 
@@ -60,6 +62,7 @@ class ChangeStreamCursor:
     tailable = True
 
     def __init__(self, ctx, scope_db, scope_coll, spec, post_stages, ns):
+        """__init__ validates the start point (resumeAfter, startAfter, startAtOperationTime or now; 286 when it left the oplog) and the options of a stream."""
         self.id = 0
         self.ns = ns
         self.db = scope_db
@@ -106,6 +109,7 @@ class ChangeStreamCursor:
         self.last_token = None
 
     def _in_scope(self, ns):
+        """_in_scope tells whether namespace ns belongs to the stream's scope."""
         db, _, coll = ns.partition(".")
         if self.db is None:
             return db not in HIDDEN_DBS
@@ -116,6 +120,7 @@ class ChangeStreamCursor:
         return coll == self.coll
 
     def _events_for(self, store, ts, e):
+        """_events_for turns one oplog entry into the stream's events (none, one or several)."""
         out = []
         op = e["op"]
         if op == "c" and "applyOps" in e["o"]:
@@ -213,6 +218,7 @@ class ChangeStreamCursor:
         return ops
 
     def _base(self, ts, optype, wall, fields, txn_index, extra, txn=None, uuid=None):
+        """_base builds an event's common fields in mongod's order."""
         ev = {"_id": make_token(ts, True, txn_index, False, extra), "operationType": optype,
               "clusterTime": int_ts(ts)}
         if self.expanded:
@@ -227,10 +233,12 @@ class ChangeStreamCursor:
         return ev
 
     def _invalidate(self, ts, wall):
+        """_invalidate builds the invalidate event that ends a collection or database stream."""
         return {"_id": make_token(ts, True, 0, True, None), "operationType": "invalidate",
                 "clusterTime": int_ts(ts), "wallTime": wall}
 
     def _crud_event(self, store, ts, wall, e, txn_index, txn):
+        """_crud_event builds the insert/update/replace/delete event of a CRUD operation."""
         ns = e["ns"]
         if not self._in_scope(ns):
             return None
@@ -277,11 +285,13 @@ class ChangeStreamCursor:
         return decode(raw) if raw is not None else None
 
     def _add_pre_image(self, store, ts, txn_index, fields):
+        """_add_pre_image adds fullDocumentBeforeChange when the stream asks for it."""
         if self.before_change in ("whenAvailable", "required"):
             fields["fullDocumentBeforeChange"] = self._image(store, ts, txn_index, 0,
                                                              self.before_change == "required")
 
     def _lookup(self, store, ns, idv):
+        """_lookup returns the current version of a document (fullDocument: updateLookup)."""
         db, _, coll = ns.partition(".")
         c = store.coll(db, coll)
         if c is None:
@@ -339,6 +349,7 @@ class ChangeStreamCursor:
                 b"applyOps"]
 
     def _apply_stages(self, ev):
+        """_apply_stages runs the stream's later stages on an event (280 if _id changed)."""
         if not self.stages:
             return ev
         from .aggregate import run_stages
@@ -357,6 +368,7 @@ class ChangeStreamCursor:
         return out
 
     def next_batch(self, server, batch_size, max_time_ms, first):
+        """next_batch returns the next events (waiting up to maxTimeMS on a getMore) and the postBatchResumeToken."""
         if batch_size is None:
             want = 101 if first else 1000000
         else:
@@ -417,6 +429,7 @@ def update_description(diff):
     updated, removed, truncated = {}, [], []
 
     def walk(d, prefix):
+        """walk collects the changes of an object diff below prefix."""
         for k, v in d.items():
             if k == "d":
                 removed.extend(prefix + f for f in v)
@@ -432,6 +445,7 @@ def update_description(diff):
                     walk(sub, name + ".")
 
     def walk_array(d, name):
+        """walk_array collects the changes of an array diff of field name."""
         for k, v in d.items():
             if k == "a":
                 continue

@@ -11,12 +11,14 @@ from .values import decode, encode, id_key, raw_doc, canonical_type
 
 
 def _docs_arg(ctx, name):
+    """_docs_arg returns a write command's documents (kind-1 sequence or body array)."""
     if name in ctx.seqs:
         return ctx.seqs[name]
     return ctx.body.get(name, []) or []
 
 
 def _write_error(i, e):
+    """_write_error turns a MongoError into a writeErrors entry for statement i."""
     we = {"index": i, "code": e.code}
     we.update(e.extra)
     we["errmsg"] = e.errmsg
@@ -24,6 +26,7 @@ def _write_error(i, e):
 
 
 def _finish_writes(ctx, reply, errors):
+    """_finish_writes adds writeErrors to a reply (aborting a transaction on error)."""
     if errors:
         reply["writeErrors"] = errors
         if ctx.in_txn:
@@ -58,6 +61,7 @@ def _wait_for_txns(ctx, c, keys):
 
 
 def _check_writable(db, name):
+    """_check_writable refuses writes to local.oplog.rs (20) and system.* collections (73)."""
     if db == "local" and name == "oplog.rs":
         raise MongoError(20, "mongo-peer does not allow writes to local.oplog.rs")
     if name.startswith("system."):
@@ -65,6 +69,7 @@ def _check_writable(db, name):
 
 
 def cmd_insert(ctx):
+    """cmd_insert runs insert: stores each document (raw bytes kept), logs it, collects writeErrors."""
     db, name = ctx.db, ctx.body["insert"]
     _check_writable(db, name)
     docs = _docs_arg(ctx, "documents")
@@ -113,11 +118,13 @@ def _quick_id_doc(raw):
 
 
 def _needs_fix(d):
+    """_needs_fix tells whether a document has a top-level Timestamp(0, 0) to fill in."""
     from bson.timestamp import Timestamp
     return any(isinstance(v, Timestamp) and v.time == 0 and v.inc == 0 for v in d.values())
 
 
 def _check_id(idv):
+    """_check_id refuses arrays and regular expressions as _id (2 BadValue)."""
     from bson.regex import Regex
     if isinstance(idv, list):
         raise MongoError(2, "can't use an array for _id")
@@ -201,6 +208,7 @@ def _do_update_one(ctx, c, key, old, u, q=None, array_filters=None, in_place=Fal
 
 
 def _do_upsert(ctx, c, q, u):
+    """_do_upsert inserts the document an upsert builds from the query and the update."""
     seed = upsert_seed(q)
     if isinstance(u, dict) and u and next(iter(u)).startswith("$"):
         new, _ = apply_update(seed, u, seed.get("_id"), inserting=True)
@@ -215,6 +223,7 @@ def _do_upsert(ctx, c, q, u):
 
 
 def cmd_update(ctx):
+    """cmd_update runs update: each statement's matches are updated (or upserted) and logged."""
     db, name = ctx.db, ctx.body["update"]
     _check_writable(db, name)
     ups = _docs_arg(ctx, "updates")
@@ -262,6 +271,7 @@ def cmd_update(ctx):
 
 
 def cmd_delete(ctx):
+    """cmd_delete runs delete: each statement removes its matches (limit 0 or 1)."""
     db, name = ctx.db, ctx.body["delete"]
     _check_writable(db, name)
     dels = _docs_arg(ctx, "deletes")
@@ -294,6 +304,7 @@ def cmd_delete(ctx):
 
 
 def cmd_find_and_modify(ctx):
+    """cmd_find_and_modify runs findAndModify (update, remove, upsert, new, fields)."""
     b = ctx.body
     name = b.get("findAndModify", b.get("findandmodify"))
     c = ctx.writer.coll(ctx.db, name)
@@ -342,6 +353,7 @@ def _oplog_start(flt):
 
 
 def cmd_find(ctx):
+    """cmd_find runs find on a collection or on local.oplog.rs and returns the first batch."""
     b = ctx.body
     name = b["find"]
     flt = b.get("filter", {}) or {}
@@ -440,6 +452,7 @@ def _oplog_query(ctx, flt, sort, skip, limit):
 
 
 def _list_cursor(ctx, ns, items, b, limit, single, batch_size):
+    """_list_cursor returns the first batch of a cursor over precomputed results."""
     cur = Cursor(ns, items, limit, single)
     cur.lsid = b.get("lsid")
     return batch_reply(ctx.server, cur, 101 if batch_size is None else batch_size,
@@ -447,6 +460,7 @@ def _list_cursor(ctx, ns, items, b, limit, single, batch_size):
 
 
 def cmd_get_more(ctx):
+    """cmd_get_more returns the next batch of a cursor (43 if unknown, 13 on another namespace)."""
     b = ctx.body
     cid = int(b["getMore"])
     cur = ctx.server.cursors.get(cid)
@@ -469,6 +483,7 @@ def cmd_get_more(ctx):
 
 
 def cmd_kill_cursors(ctx):
+    """cmd_kill_cursors forgets the listed cursors."""
     killed, missing = [], []
     for cid in ctx.body.get("cursors", []):
         (killed if ctx.server.cursors.kill(int(cid)) else missing).append(Int64(int(cid)))
@@ -477,6 +492,7 @@ def cmd_kill_cursors(ctx):
 
 
 def cmd_count(ctx):
+    """cmd_count counts the documents a query matches (skip and limit applied)."""
     b = ctx.body
     c = ctx.writer.coll(ctx.db, b["count"])
     q = b.get("query") or {}
@@ -495,6 +511,7 @@ def cmd_count(ctx):
 
 
 def cmd_distinct(ctx):
+    """cmd_distinct returns the distinct values of a field, in BSON order."""
     from .query import lookup
     from .values import MISSING, values_equal
     b = ctx.body

@@ -2,8 +2,6 @@
 import random
 import time
 
-from bson.int64 import Int64
-
 from .errors import MongoError
 from .query import matches
 from .rawbson import as_bytes, cursor_reply
@@ -18,6 +16,7 @@ class Cursor:
     tailable = False
 
     def __init__(self, ns, items, limit=0, single_batch=False):
+        """__init__ makes a cursor over a precomputed list of results."""
         self.id = 0
         self.ns = ns
         self.items = items
@@ -28,6 +27,7 @@ class Cursor:
         self.lsid = None
 
     def exhausted(self):
+        """exhausted tells whether the cursor has nothing more to return."""
         if self.limit and self.returned >= self.limit:
             return True
         return self.pos >= len(self.items)
@@ -63,6 +63,7 @@ class LiveCursor(Cursor):
     hand out documents as they were at the find, which no MongoDB server does."""
 
     def __init__(self, ns, coll, keys, flt, limit=0, single_batch=False, raws=None):
+        """__init__ makes a cursor that reads the documents of keys when batches are built."""
         super().__init__(ns, keys, limit, single_batch)
         self.coll = coll
         self.flt = flt
@@ -101,6 +102,7 @@ class OplogCursor:
 
     def __init__(self, ns, flt, start_ts, limit=0, tailable=False, await_data=False,
                  single_batch=False):
+        """__init__ makes a cursor over local.oplog.rs after start_ts."""
         self.id = 0
         self.ns = ns
         self.flt = flt
@@ -116,6 +118,7 @@ class OplogCursor:
         self.lsid = None
 
     def _scan(self, server, batch_size):
+        """_scan collects the next matching oplog entries after the cursor's position."""
         oplog = server.store.oplog
         if self.last_ts is not None and oplog.trimmed_max >= self.last_ts:
             raise MongoError(136, "CollectionScan died due to position in capped collection being "
@@ -145,6 +148,7 @@ class OplogCursor:
         return out, i >= n
 
     def next_batch(self, server, batch_size, max_time_ms, first):
+        """next_batch returns the next oplog entries, waiting on a tailable awaitData cursor."""
         out, at_end = self._scan(server, batch_size)
         if not out and self.tailable and self.await_data and not first:
             deadline = time.monotonic() + (max_time_ms if max_time_ms else 1000) / 1000.0
@@ -166,10 +170,12 @@ CURSOR_TIMEOUT = 600.0  # mongod's cursorTimeoutMillis default (10 minutes)
 
 class CursorRegistry:
     def __init__(self):
+        """__init__ makes an empty registry."""
         self.cursors = {}
         self.last_sweep = time.monotonic()
 
     def _sweep(self):
+        """_sweep drops cursors idle for longer than the cursor timeout (once a minute)."""
         now = time.monotonic()
         if now - self.last_sweep < 60:
             return
@@ -179,6 +185,7 @@ class CursorRegistry:
                 del self.cursors[cid]
 
     def register(self, cur):
+        """register gives a cursor a fresh id and keeps it."""
         self._sweep()
         cur.last_used = time.monotonic()
         while True:
@@ -190,12 +197,14 @@ class CursorRegistry:
         return cid
 
     def get(self, cid):
+        """get returns the cursor with id cid (refreshing its idle time) or None."""
         cur = self.cursors.get(cid)
         if cur is not None:
             cur.last_used = time.monotonic()
         return cur
 
     def kill(self, cid):
+        """kill forgets the cursor with id cid; tells whether it existed."""
         return self.cursors.pop(cid, None) is not None
 
 

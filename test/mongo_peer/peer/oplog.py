@@ -10,10 +10,12 @@ from .values import EPOCH, encode, decode
 
 
 def ts_int(ts):
+    """ts_int packs a bson Timestamp into the integer (time << 32 | inc) the oplog uses."""
     return (ts.time << 32) | ts.inc
 
 
 def int_ts(v):
+    """int_ts unpacks an integer timestamp into a bson Timestamp."""
     return Timestamp(v >> 32, v & 0xFFFFFFFF)
 
 
@@ -25,6 +27,7 @@ class Oplog:
     use positions only while they hold the store lock; live_raws() lists the kept entries."""
 
     def __init__(self, max_entries):
+        """__init__ makes an empty oplog keeping at most max_entries entries."""
         self.max_entries = max(1, int(max_entries))
         self.tss = []
         self.raws = []
@@ -42,6 +45,7 @@ class Oplog:
         return EPOCH + datetime.timedelta(milliseconds=self.last_wall_ms)
 
     def next_ts(self):
+        """next_ts returns a timestamp after every one given so far (wall-clock seconds)."""
         now = int(time.time())
         if now > (self.last_ts >> 32):
             self.last_ts = (now << 32) | 1
@@ -112,6 +116,7 @@ class Oplog:
         return len(self.tss) - self.head
 
     def oldest(self):
+        """oldest returns the ts of the oldest kept entry, or None."""
         return self.tss[self.head] if len(self.tss) > self.head else None
 
     def index_after(self, ts):
@@ -119,13 +124,17 @@ class Oplog:
         return bisect.bisect_right(self.tss, ts, self.head)
 
     def index_at_or_after(self, ts):
+        """index_at_or_after returns the position of the first entry with ts >= given ts."""
         return bisect.bisect_left(self.tss, ts, self.head)
 
     def entry(self, i):
+        """entry returns (ts, raw bytes) of the entry at position i."""
         return self.tss[i], self.raws[i]
 
     def decoded(self, i):
+        """decoded returns the entry at position i as a dict."""
         return decode(self.raws[i])
 
     def __len__(self):
+        """__len__ returns the end position (one past the newest entry)."""
         return len(self.tss)

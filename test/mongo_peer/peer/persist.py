@@ -1,9 +1,9 @@
 """persist: keep the peer's data across a restart (peer switch --dbpath DIR).
 
 The whole state (collections with their UUIDs and raw documents, the oplog, the last
-timestamp) is written to DIR/mongo-peer.state when the peer stops cleanly (SIGTERM/SIGINT) and
-loaded when it starts.  There is no journal: a killed peer (SIGKILL) restarts from the state
-of its last clean stop.
+timestamp, change-stream pre- and post-images) is written to DIR/mongo-peer.state when the
+peer stops cleanly (SIGTERM/SIGINT) and loaded when it starts.  There is no journal: a killed
+peer (SIGKILL) restarts from the state of its last clean stop.
 """
 import os
 import pickle
@@ -22,7 +22,8 @@ def save(store, dbpath):
         dbs[db] = {name: (bytes(c.uuid), c.options, c.docs) for name, c in colls.items()}
     state = {"format": FORMAT, "dbs": dbs, "tss": store.oplog.tss[store.oplog.head:],
              "raws": store.oplog.live_raws(),
-             "last_ts": store.oplog.last_ts, "trimmed_max": store.oplog.trimmed_max}
+             "last_ts": store.oplog.last_ts, "trimmed_max": store.oplog.trimmed_max,
+             "images": store.images}
     path = os.path.join(dbpath, STATE_FILE)
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
@@ -57,4 +58,5 @@ def load(store, dbpath):
     oplog.trimmed_max = state["trimmed_max"]
     oplog.head = 0
     oplog.trim()
+    store.images = dict(state.get("images", {}))  # change-stream pre-/post-images
     return True

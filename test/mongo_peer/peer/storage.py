@@ -26,6 +26,7 @@ class Collection:
     """Collection holds documents as raw BSON keyed by id_key(_id), in insertion order."""
 
     def __init__(self, db, name, options=None):
+        """__init__ makes an empty collection with a fresh UUID."""
         self.db = db
         self.name = name
         self.uuid = Binary(uuid.uuid4().bytes, 4)
@@ -34,10 +35,12 @@ class Collection:
 
     @property
     def ns(self):
+        """ns is the collection's full name db.coll."""
         return "%s.%s" % (self.db, self.name)
 
 
 def check_names(db, coll=None):
+    """check_names refuses invalid database and collection names (73 InvalidNamespace)."""
     if not db or any(c in db for c in '/\\. "$\0'):
         raise MongoError(73, "Invalid database name: '%s'" % db)
     if coll is not None and (not coll or coll.startswith(".") or "$" in coll or "\0" in coll):
@@ -49,6 +52,7 @@ class Store:
 
     def __init__(self, oplog_size, max_txn_ops_per_entry=2**31 - 1,
                  max_txn_entry_bytes=16 * 1024 * 1024):
+        """__init__ makes an empty store whose oplog starts with 'initiating set'."""
         self.max_txn_ops_per_entry = max(1, int(max_txn_ops_per_entry))
         self.max_txn_entry_bytes = max(1, int(max_txn_entry_bytes))
         self.lock = threading.RLock()
@@ -61,6 +65,7 @@ class Store:
             self.log({"op": "n", "ns": "", "o": {"msg": "initiating set"}})
 
     def coll(self, db, name):
+        """coll returns the collection db.name or None."""
         return self.dbs.get(db, {}).get(name)
 
     def log(self, entry, ts=None):
@@ -85,12 +90,15 @@ class Store:
                 del self.images[k]
 
     def cluster_time(self):
+        """cluster_time returns the newest oplog timestamp as a bson Timestamp."""
         return int_ts(self.oplog.last_ts)
 
     def logged(self, db):
+        """logged tells whether writes to database db are logged (not local, not config)."""
         return db not in ("local", "config")
 
     def create(self, db, name, options=None, must_not_exist=True):
+        """create makes a collection and logs its create entry (48 if it exists)."""
         check_names(db, name)
         existing = self.coll(db, name)
         if existing is not None:
@@ -108,12 +116,14 @@ class Store:
         return c
 
     def get_or_create(self, db, name):
+        """get_or_create returns the collection, creating (and logging) it if needed."""
         c = self.coll(db, name)
         if c is None:
             c = self.create(db, name)
         return c
 
     def drop(self, db, name):
+        """drop removes a collection and logs the drop (26 if missing); returns it."""
         c = self.coll(db, name)
         if c is None:
             raise MongoError(26, "ns not found")
@@ -126,12 +136,14 @@ class Store:
         return c
 
     def drop_database(self, db):
+        """drop_database drops every collection of db, then logs dropDatabase."""
         for name in list(self.dbs.get(db, {})):
             self.drop(db, name)
         if self.logged(db):
             self.log({"op": "c", "ns": "%s.$cmd" % db, "o": {"dropDatabase": 1}})
 
     def rename(self, src_db, src, dst_db, dst, drop_target=False):
+        """rename moves a collection (dropTarget optional) and logs renameCollection."""
         c = self.coll(src_db, src)
         if c is None:
             raise MongoError(26, "Source collection %s.%s does not exist" % (src_db, src))
@@ -192,12 +204,14 @@ def check_depth(doc, raw=None):
 
 
 def dup_key_error(c, idv):
+    """dup_key_error builds the 11000 DuplicateKey error of an _id."""
     return MongoError(11000, "E11000 duplicate key error collection: %s index: _id_ dup key: "
                              "{ _id: %s }" % (c.ns, _shell_repr(idv)),
                       extra={"keyPattern": {"_id": 1}, "keyValue": {"_id": idv}})
 
 
 def _shell_repr(v):
+    """_shell_repr renders an _id the way mongod's error messages show it."""
     if isinstance(v, str):
         return '"%s"' % v
     if isinstance(v, ObjectId):
@@ -209,6 +223,7 @@ class DirectWriter:
     """DirectWriter applies writes immediately and logs one oplog entry per write."""
 
     def __init__(self, store, lsid=None, txn_number=None):
+        """__init__ makes a writer; lsid and txn_number make its writes retryable."""
         self.store = store
         self.lsid = lsid
         self.txn_number = txn_number
@@ -217,15 +232,18 @@ class DirectWriter:
         self.session_el = None
 
     def coll(self, db, name, create=False):
+        """coll returns the collection db.name, creating it when asked."""
         c = self.store.coll(db, name)
         if c is None and create:
             c = self.store.create(db, name)
         return c
 
     def scan(self, c):
+        """scan returns the (key, raw) pairs of a collection in natural order."""
         return list(c.docs.items())
 
     def get(self, c, key):
+        """get returns the raw document stored under key, or None."""
         return c.docs.get(key)
 
     def _log(self, c, op, o_el, o2_el, event=None):
@@ -305,8 +323,3 @@ def oplog_lsid(lsid):
     out = {"id": lsid.get("id")} if isinstance(lsid, dict) else {"id": lsid}
     out["uid"] = hashlib.sha256(b"").digest()
     return out
-
-
-def _raw(raw):
-    from .values import raw_doc
-    return raw_doc(raw)

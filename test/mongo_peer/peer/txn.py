@@ -17,6 +17,7 @@ class TxnWriter:
     """TxnWriter buffers a transaction's writes in per-collection overlays (invisible to others)."""
 
     def __init__(self, store, session, txn_number):
+        """__init__ starts an empty transaction of a session."""
         self.store = store
         self.session = session
         self.txn_number = txn_number
@@ -27,12 +28,15 @@ class TxnWriter:
         self.started = time.monotonic()
 
     def coll(self, db, name, create=False):
+        """coll returns the collection db.name, creating it (outside the transaction) when asked."""
         c = self.store.coll(db, name)
         if c is None and create:
             c = self.store.create(db, name)
         return c
 
     def scan(self, c):
+        """scan returns the (key, raw) pairs the transaction sees: committed data under its
+        overlay."""
         ov = self.overlays.get(c)
         if not ov:
             return list(c.docs.items())
@@ -49,12 +53,15 @@ class TxnWriter:
         return out
 
     def get(self, c, key):
+        """get returns the raw document under key as the transaction sees it, or None."""
         ov = self.overlays.get(c)
         if ov is not None and key in ov:
             return ov[key]
         return c.docs.get(key)
 
     def _claim(self, c, key):
+        """_claim takes the write lock on a document for this transaction (112 WriteConflict if
+        another transaction holds it); returns the collection's overlay."""
         owner = self.store.txn_locks.get((id(c), key))
         if owner is not None and owner is not self and owner.state == "in_progress" and \
                 time.monotonic() - owner.started > LIFETIME_SECONDS:
@@ -67,6 +74,7 @@ class TxnWriter:
         return self.overlays.setdefault(c, {})
 
     def insert(self, c, doc, raw):
+        """insert buffers an insert in the overlay and the operation list."""
         key = id_key(doc["_id"])
         if self.get(c, key) is not None:
             raise dup_key_error(c, doc["_id"])
@@ -76,18 +84,21 @@ class TxnWriter:
         self.images.append(None)
 
     def update(self, c, key, idv, new_raw, o):
+        """update buffers an update (and its images when the collection records them)."""
         pre = self.get(c, key)
         self._claim(c, key)[key] = new_raw
         self.ops.append({"op": "u", "ns": c.ns, "ui": c.uuid, "o": o, "o2": {"_id": idv}})
         self.images.append((pre, new_raw) if images_enabled(c) else None)
 
     def delete(self, c, key, idv):
+        """delete buffers a delete (and its pre-image when the collection records it)."""
         pre = self.get(c, key)
         self._claim(c, key)[key] = None
         self.ops.append({"op": "d", "ns": c.ns, "ui": c.uuid, "o": {"_id": idv}})
         self.images.append((pre, None) if images_enabled(c) else None)
 
     def _release(self):
+        """_release drops the transaction's document locks and wakes waiting writers."""
         for c, ov in self.overlays.items():
             for key in ov:
                 if self.store.txn_locks.get((id(c), key)) is self:
@@ -148,6 +159,7 @@ class TxnWriter:
                 self.store.images[(ts, i)] = img
 
     def abort(self):
+        """abort discards the transaction's writes."""
         self._release()
         self.state = "aborted"
 
@@ -159,6 +171,7 @@ def durable_size(op):
     from .values import encode
 
     def size(v):
+        """size returns the BSON size of an oplog field value (0 when absent)."""
         if v is None:
             return 0
         if hasattr(v, "raw"):
@@ -169,6 +182,7 @@ def durable_size(op):
 
 class Session:
     def __init__(self, lsid):
+        """__init__ makes the state of a new logical session."""
         self.lsid = lsid
         self.txn_number = -1
         self.txn = None
@@ -179,10 +193,12 @@ class Sessions:
     """Sessions maps lsid.id bytes to Session state; callers hold the store lock."""
 
     def __init__(self, store):
+        """__init__ makes an empty session table."""
         self.store = store
         self.by_id = {}
 
     def get(self, lsid):
+        """get returns the Session of an lsid, creating it on first use."""
         key = bytes(lsid["id"]) if isinstance(lsid, dict) and "id" in lsid else repr(lsid)
         s = self.by_id.get(key)
         if s is None:
@@ -191,6 +207,7 @@ class Sessions:
         return s
 
     def end(self, lsids):
+        """end forgets sessions (endSessions), aborting their open transactions."""
         for lsid in lsids:
             key = bytes(lsid["id"]) if isinstance(lsid, dict) and "id" in lsid else repr(lsid)
             s = self.by_id.pop(key, None)

@@ -75,3 +75,33 @@ def test_restart_with_dbpath_keeps_data_and_oplog(tmp_path):
         c.close()
     finally:
         assert stop_peer(proc) == 0
+
+
+def test_restart_with_auth_keeps_users_data_and_images(tmp_path):
+    if MONGO_URI:
+        pytest.skip("needs the peer-only switches --dbpath and --auth (restarting the source)")
+    import pymongo
+    args = ["--dbpath", str(tmp_path), "--auth", "river:s3cret"]
+    proc, port = start_peer(args)
+    uri = "mongodb://river:s3cret@127.0.0.1:%d/?replicaSet=rs0" % port
+    c = pymongo.MongoClient(uri)
+    c.t.create_collection("c", changeStreamPreAndPostImages={"enabled": True})
+    t0 = c.admin.command("ping")["operationTime"]
+    c.t.c.insert_one({"_id": 1, "v": 1})
+    c.t.c.update_one({"_id": 1}, {"$set": {"v": 2}})
+    c.close()
+    assert stop_peer(proc) == 0
+    proc, port = start_peer(args + ["--port", str(port)])
+    try:
+        c = pymongo.MongoClient(uri)
+        # Peer switch contract (README): users come from --auth, data, oplog and images from
+        # --dbpath.  [manual:reference/method/db.collection.watch/] fullDocumentBeforeChange
+        # "required" fails the stream when no pre-image is available, so this needs it kept.
+        r = c.t.command("aggregate", "c", cursor={}, pipeline=[{"$changeStream": {
+            "startAtOperationTime": t0, "fullDocumentBeforeChange": "required"}}])
+        evs = r["cursor"]["firstBatch"]
+        assert [e["operationType"] for e in evs] == ["insert", "update"]
+        assert evs[1]["fullDocumentBeforeChange"] == {"_id": 1, "v": 1}
+        c.close()
+    finally:
+        assert stop_peer(proc) == 0

@@ -1,7 +1,6 @@
 """Fast paths: pre-encoded oplog entries and change events, raw cursor batches, the bench."""
 import os
 import subprocess
-import sys
 
 import pytest
 from bson.codec_options import CodecOptions
@@ -74,3 +73,37 @@ def test_capped_oplog_keeps_exactly_the_newest_entries(own_peer):
     assert [e["ts"] for e in ents] == sorted(e["ts"] for e in ents)
     newest = list(c.local["oplog.rs"].find().sort("$natural", -1).limit(1))
     assert newest[0]["ts"] == ents[-1]["ts"]
+
+
+def _mixed_ids():
+    import datetime
+    from bson.binary import Binary
+    from bson.decimal128 import Decimal128
+    from bson.int64 import Int64
+    from bson.max_key import MaxKey
+    from bson.min_key import MinKey
+    from bson.timestamp import Timestamp
+    return [MaxKey(), "b", 2.5, {"x": 1}, Binary(b"zz", 0), ObjectId("5f0000000000000000000001"),
+            True, datetime.datetime(2020, 1, 1), Timestamp(5, 1), None, Int64(3),
+            Decimal128("2.7"), float("nan"), -1, "a", {"a": 2}, Binary(b"a", 5), False,
+            MinKey(), ObjectId("5f0000000000000000000000")]
+
+
+@pytest.mark.parametrize("direction", [1, -1])
+def test_id_sort_fast_path_orders_like_the_general_sort(db, direction):
+    db.c.insert_many([{"_id": v, "i": i} for i, v in enumerate(_mixed_ids())])
+    fast = [d["i"] for d in db.c.find({}).sort("_id", direction)]
+    slow = [d["i"] for d in db.c.find({"i": {"$gte": 0}}).sort("_id", direction)]
+    # [manual:reference/bson-type-comparison-order/] MinKey, null, numbers, strings, objects,
+    # binData, ObjectId, booleans, dates, timestamps, MaxKey; the same page, "BinData": by
+    # length, then subtype, then bytes.  [server:src/mongo/base/compare_numbers.h] NaN is less
+    # than all numbers.
+    assert fast == slow
+    if direction == 1:
+        assert fast == [18, 9, 12, 13, 2, 11, 10, 14, 1, 15, 3, 16, 4, 19, 5, 17, 6, 7, 8, 0]
+    else:
+        assert fast[:2] == [0, 8]
+    # The copy resumes with hint {_id: 1} + min: the same order, from the bound on.
+    if direction == 1:
+        got = [d["i"] for d in db.c.find().hint([("_id", 1)]).min([("_id", "a")])]
+        assert got == fast[fast.index(14):]
