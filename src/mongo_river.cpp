@@ -32,14 +32,14 @@ void DefineSettings() {
 							nullptr, &setting_naptime_ms, 1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
 							nullptr, nullptr);
 	DefineCustomIntVariable("mongo_river.max_collections",
-	                        "Rivers plus mapped collections whose live state shared memory holds.",
-	                        "Beyond it, mongo_river.status shows the state last written to the catalog.",
-	                        &setting_max_collections, 1000, 16, 1000000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+							"Rivers plus mapped collections whose live state shared memory holds.",
+							"Beyond it, mongo_river.status shows the state last written to the catalog.",
+							&setting_max_collections, 1000, 16, 1000000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
 	DefineCustomIntVariable("mongo_river.oplog_margin_warning",
-	                        "Warn (log and NOTIFY) when a river's position is closer than this to the oldest "
-	                        "entry of its source's oplog.",
-	                        nullptr, &setting_oplog_margin_warning_s, 3600, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr,
-	                        nullptr, nullptr);
+							"Warn (log and NOTIFY) when a river's position is closer than this to the oldest "
+							"entry of its source's oplog.",
+							nullptr, &setting_oplog_margin_warning_s, 3600, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr,
+							nullptr, nullptr);
 	MarkGUCPrefixReserved("mongo_river");
 }
 

@@ -130,6 +130,19 @@ void MappingWriter::PrepareTable(size_t index, Oid relation) {
 				pg::SpiPlan("DELETE FROM " + table.name + " WHERE " + quoted + " = $1", {table.columns.back().type});
 	}
 	std::string sql = "INSERT INTO " + table.name + " (" + columns + ") VALUES (" + params + ")";
+	table.types = types;
+	table.insert_head = "INSERT INTO " + table.name + " (" + columns + ") VALUES ";
+	if (index == 0 && !History())
+		table.insert_tail =
+			" ON CONFLICT (" + key_column + ") DO " + (updates.empty() ? "NOTHING" : "UPDATE SET " + updates);
+	for (size_t c = 0; c < layout.columns.size(); c++) {
+		bool is_key = index == 0 ? layout.columns[c].role == convert::ColumnRole::kPrimaryKey
+								 : layout.columns[c].role == convert::ColumnRole::kForeignKey && layout.parent == 0;
+		if (is_key) {
+			table.key_quoted = Quote(layout.columns[c].name);
+			table.key_type = table.columns[c].type;
+		}
+	}
 	if (index == 0 && History()) {
 		// History: every change is a new row; the change's position makes a replay a no-op.
 		sql = "INSERT INTO " + table.name + " (" + columns + ", _operation, _cluster_time, _source_time, _position)" +

@@ -40,23 +40,23 @@ pg::SpiArg Bytes(const std::string &value) {
 
 // Notify sends NOTIFY mongo_river with a JSON payload describing an event of a river (delivered at
 // commit, with the change it describes) and logs it.
-void Notify(const std::string &river, const std::string &source, const std::string &event,
-            const std::string &phase, const std::string &detail) {
+void Notify(const std::string &river, const std::string &source, const std::string &event, const std::string &phase,
+			const std::string &detail) {
 	pg::SpiExecute("SELECT pg_notify('mongo_river', json_strip_nulls(json_build_object('river', $1::text, "
-	               "'source', $2, 'event', $3, 'phase', $4, 'detail', $5))::text)",
-	               {Name(river), OptionalText(source), Text(event), OptionalText(phase), OptionalText(detail)});
+				   "'source', $2, 'event', $3, 'phase', $4, 'detail', $5))::text)",
+				   {Name(river), OptionalText(source), Text(event), OptionalText(phase), OptionalText(detail)});
 }
 
 } // namespace
 
 void NotifyEvent(const std::string &river, const std::string &source, const std::string &event,
-                 const std::string &detail) {
+				 const std::string &detail) {
 	pg::SpiConnection spi;
 	Notify(river, source, event, "", detail);
 }
 
 void NotifyPhase(const std::string &river, const std::string &source, const std::string &phase,
-                 const std::string &error) {
+				 const std::string &error) {
 	pg::SpiConnection spi;
 	Notify(river, source, "phase", phase, error);
 	worker::LiveUpdate live;
@@ -65,10 +65,10 @@ void NotifyPhase(const std::string &river, const std::string &source, const std:
 	worker::ReportLive(river, source, live);
 	if (source.empty())
 		ereport(LOG, (errmsg("mongo_river: river \"%s\" is now in phase %s%s%s", river.c_str(), phase.c_str(),
-		                     error.empty() ? "" : ": ", error.c_str())));
+							 error.empty() ? "" : ": ", error.c_str())));
 	else
 		ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\" is now in phase %s%s%s", river.c_str(),
-		                     source.c_str(), phase.c_str(), error.empty() ? "" : ": ", error.c_str())));
+							 source.c_str(), phase.c_str(), error.empty() ? "" : ": ", error.c_str())));
 }
 
 void SavePosition(const std::string &river, const std::string &position_json, uint64_t reached, bool caught_up) {
@@ -83,10 +83,10 @@ void SavePosition(const std::string &river, const std::string &position_json, ui
 
 void SetRiverPhase(const std::string &river, const std::string &phase, const std::string &error) {
 	pg::SpiConnection spi;
-	uint64 changed =
-		pg::SpiExecute("UPDATE mongo_river.progress SET phase = $2, last_error = $3, updated_at = now()"
-					   " WHERE river = $1 AND (phase, coalesce(last_error, '')) IS DISTINCT FROM ($2, coalesce($3, ''))",
-					   {Name(river), Text(phase), OptionalText(error)});
+	uint64 changed = pg::SpiExecute(
+		"UPDATE mongo_river.progress SET phase = $2, last_error = $3, updated_at = now()"
+		" WHERE river = $1 AND (phase, coalesce(last_error, '')) IS DISTINCT FROM ($2, coalesce($3, ''))",
+		{Name(river), Text(phase), OptionalText(error)});
 	if (changed)
 		NotifyPhase(river, "", phase, error);
 }
@@ -114,10 +114,11 @@ void SaveCopyProgress(const std::string &river, const std::string &source, const
 void SetMappingPhase(const std::string &river, const std::string &source, const std::string &phase,
 					 const std::string &error) {
 	pg::SpiConnection spi;
-	uint64 changed = pg::SpiExecute("UPDATE mongo_river.mapping_state SET phase = $3, last_error = $4, updated_at = now()"
-									" WHERE river = $1 AND source = $2 AND (phase, coalesce(last_error, ''))"
-									" IS DISTINCT FROM ($3, coalesce($4, ''))",
-									{Name(river), Text(source), Text(phase), OptionalText(error)});
+	uint64 changed =
+		pg::SpiExecute("UPDATE mongo_river.mapping_state SET phase = $3, last_error = $4, updated_at = now()"
+					   " WHERE river = $1 AND source = $2 AND (phase, coalesce(last_error, ''))"
+					   " IS DISTINCT FROM ($3, coalesce($4, ''))",
+					   {Name(river), Text(source), Text(phase), OptionalText(error)});
 	if (changed)
 		NotifyPhase(river, source, phase, error);
 }

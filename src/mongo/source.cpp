@@ -52,7 +52,7 @@ void Source::Fail(const std::string &what, const bson_error_t &error, const bson
 
 Timestamp Source::OldestOplogTime() {
 	Bson cmd(BCON_NEW("find", BCON_UTF8("oplog.rs"), "sort", "{", "$natural", BCON_INT32(1), "}", "limit",
-	                  BCON_INT32(1), "projection", "{", "ts", BCON_INT32(1), "}"));
+					  BCON_INT32(1), "projection", "{", "ts", BCON_INT32(1), "}"));
 	Timestamp oldest;
 	try {
 		Bson reply = RunCommand("local", cmd.get(), "cannot read the oldest oplog entry");

@@ -66,6 +66,16 @@ struct Mapped {
 	std::string phase;
 };
 
+// PendingWrite is a document's last change in the batch being applied: its converted rows, or a
+// delete of its key. Only upsert-mode mappings reduce a batch this way: the final state of a row is
+// its document's last change, so one multi-row statement per table applies the whole batch.
+struct PendingWrite {
+	bool is_delete = false;
+	convert::ConvertedDocument document;
+	convert::Value key;
+};
+using PendingWrites = std::map<std::string, std::map<std::string, PendingWrite>>; // source -> key text ->
+
 // BatchEffect is what applying a batch did per mapping (source -> progress).
 using BatchEffect = std::map<std::string, catalog::MappingProgress>;
 
@@ -140,6 +150,8 @@ private:
 					  const std::string &error);
 	Mapped *Find(const std::string &db, const std::string &coll);
 	bool CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &docs, bool isolate);
+	bool Batched(const Mapped &mapped, bool isolate) const;
+	void FlushPending();
 
 	std::string name_;
 	catalog::RiverRow river_;
@@ -158,6 +170,7 @@ private:
 	uint64 last_change_time_ = 0;
 	std::string phase_;
 	bool reopen_ = false;
+	PendingWrites pending_;        // the batch's reduced writes (see PendingWrite)
 	bool lookup_fallback_ = false; // reading the stream without updateLookup (large-event policy)
 	bool discover_ = false;        // look for new collections in mapped databases now
 	// Once-mode (sync_once): run until everything up to the source's time at the start is applied.
@@ -367,6 +380,11 @@ void RiverWorker::ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::
 	}
 	if (river_.options.dry_run)
 		return;
+	if (Batched(mapped, isolate)) {
+		std::string key = convert::ValueText(converted.key);
+		pending_[mapped.writer->Row().source][key] = PendingWrite{false, std::move(converted), {}};
+		return;
+	}
 	auto write = [&] {
 		mapped.writer->Upsert(converted, change);
 		if (mapped.phase == "resync")
@@ -474,7 +492,11 @@ void RiverWorker::ApplyEvent(const mongo::ChangeEvent &event, bool isolate, Batc
 			RejectOrStop(*mapped, "delete", nullptr, event.document_key.get(), e.Message());
 			break;
 		}
-		if (!river_.options.dry_run)
+		if (river_.options.dry_run)
+			break;
+		if (Batched(*mapped, isolate))
+			pending_[mapped->writer->Row().source][convert::ValueText(key)] = PendingWrite{true, {}, key};
+		else
 			mapped->writer->Delete(key, change);
 		break;
 	}
@@ -491,8 +513,10 @@ bool RiverWorker::TryApplyBatch(const mongo::Batch &batch, bool isolate) {
 			pg::SpiConnection spi;
 			catalog::LockRiver(name_); // serialised with repairs (verify, retry_rejects)
 			BatchEffect effect;
+			pending_.clear();
 			for (const mongo::ChangeEvent &event : batch.events)
 				ApplyEvent(event, isolate, &effect);
+			FlushPending();
 			for (const auto &[source, progress] : effect)
 				if (!source.empty())
 					catalog::AddMappingProgress(name_, source, progress);
@@ -548,16 +572,50 @@ void RiverWorker::CheckOplogMargin() {
 	worker::ReportLive(name_, "", live);
 	bool low = margin < setting_oplog_margin_warning_s;
 	if (low && !margin_low_) {
-		std::string detail = "the river's position is " + std::to_string(margin) +
-		                     " s from the oldest oplog entry its source still has (mongo_river.oplog_margin_warning = " +
-		                     std::to_string(setting_oplog_margin_warning_s) + " s)";
+		std::string detail =
+			"the river's position is " + std::to_string(margin) +
+			" s from the oldest oplog entry its source still has (mongo_river.oplog_margin_warning = " +
+			std::to_string(setting_oplog_margin_warning_s) + " s)";
 		ereport(WARNING, (errmsg("mongo_river: river \"%s\": %s", name_.c_str(), detail.c_str()),
-		                  errhint("Give the source a larger oplog, or keep the river running; past zero it resyncs.")));
+						  errhint("Give the source a larger oplog, or keep the river running; past zero it resyncs.")));
 		pg::Transaction txn;
 		catalog::NotifyEvent(name_, "", "oplog_margin", detail);
 		txn.Commit();
 	}
 	margin_low_ = low;
+}
+
+// Batched tells whether a mapping's writes in this pass are collected for multi-row statements:
+// in upsert mode, outside the change-by-change retry (isolate), and not in a dry run.
+bool RiverWorker::Batched(const Mapped &mapped, bool isolate) const {
+	return !isolate && !mapped.writer->History() && !river_.options.dry_run;
+}
+
+// FlushPending writes the batch's reduced changes: per mapping, the deleted keys with one
+// statement, then the upserted documents with multi-row statements.
+void RiverWorker::FlushPending() {
+	for (auto &[source, writes] : pending_) {
+		auto mapped = mapped_.find(source);
+		if (mapped == mapped_.end())
+			continue;
+		std::vector<convert::Value> deletes;
+		std::vector<const convert::ConvertedDocument *> upserts;
+		std::vector<convert::Value> seen;
+		for (auto &[key, write] : writes) {
+			if (write.is_delete) {
+				deletes.push_back(write.key);
+			} else {
+				upserts.push_back(&write.document);
+				seen.push_back(write.document.key);
+			}
+		}
+		apply::MappingWriter &writer = *mapped->second.writer;
+		writer.DeleteBatch(deletes);
+		writer.UpsertBatch(upserts);
+		if (mapped->second.phase == "resync")
+			writer.RecordSeenBatch(name_, seen);
+	}
+	pending_.clear();
 }
 
 void RiverWorker::ApplyBatch(const mongo::Batch &batch) {
@@ -578,11 +636,13 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 		{
 			pg::SpiConnection spi;
 			catalog::LockRiver(name_);
+			pending_.clear();
 			for (const mongo::Bson &doc : docs) {
 				apply::ChangeInfo change{"copy", scan_started_.AsUint64(), std::nullopt, {}};
 				change.position = "copy:" + Hex(scan_started_.AsUint64()) + ":" + IdText(doc.get());
 				ApplyDocument(mapped, *doc, change, isolate);
 			}
+			FlushPending();
 			if (scan_->Done() && mapped.phase == "resync" && !river_.options.dry_run) {
 				uint64 deleted = mapped.writer->DeleteUnseen(name_, scan_started_.AsUint64());
 				ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": resync deleted %lu rows of "

@@ -1,6 +1,7 @@
 // mapping_writer.hpp: applies converted documents of one mapped collection to its tables via SPI.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,6 +45,13 @@ public:
 	// mode it appends a 'delete' version.
 	void Delete(const convert::Value &key, const ChangeInfo &change);
 	bool History() const { return row_.mode == "history"; }
+	// UpsertBatch is Upsert for many documents of distinct keys at once (upsert mode only): the old
+	// child rows of all of them are deleted with one statement, then target and child rows are
+	// written with multi-row statements. DeleteBatch deletes many keys' rows with one statement.
+	void UpsertBatch(const std::vector<const convert::ConvertedDocument *> &documents);
+	void DeleteBatch(const std::vector<convert::Value> &keys);
+	// RecordSeenBatch is RecordSeen for many keys.
+	void RecordSeenBatch(const std::string &river, const std::vector<convert::Value> &keys);
 	// RecordSeen notes key in resync_seen (a resync is in progress for this mapping).
 	void RecordSeen(const std::string &river, const convert::Value &key);
 	// DeleteUnseen ends a resync: rows whose key was not seen since it began are deleted, and the
@@ -72,7 +80,21 @@ private:
 		pg::SpiPlan delete_by_key; // root: by pk; top-level children: by fk
 		pg::SpiPlan select_by_key; // root: by pk; children: by fk (nested ones: fk starting with it)
 		int parent = -1;
+		// Multi-row statements (UpsertBatch): "INSERT INTO t (cols) VALUES " + rows + tail, one
+		// prepared plan per row count; the key column (root: pk; top-level child: fk) for = ANY().
+		std::vector<Oid> types;
+		std::string insert_head;
+		std::string insert_tail;
+		std::map<size_t, pg::SpiPlan> multi_insert;
+		std::string key_quoted;
+		Oid key_type = InvalidOid;
+		pg::SpiPlan delete_any; // DELETE ... WHERE key = ANY($1)
 	};
+
+	// InsertRows writes rows into table index with multi-row statements (chunked).
+	void InsertRows(size_t index, const std::vector<const std::vector<convert::Value> *> &rows);
+	// DeleteAny deletes the rows of table index whose key column is one of keys.
+	void DeleteAny(size_t index, const std::vector<Datum> &keys);
 
 	// RowText renders Datums of a table's row as one line of text.
 	static std::string RowText(const std::vector<ColumnType> &types, const std::vector<Datum> &values,

@@ -41,7 +41,7 @@ void NotifyPhase(const std::string &river, const std::string &source, const std:
 
 // NotifyEvent sends NOTIFY mongo_river about another event of a river (e.g. "oplog_margin").
 void NotifyEvent(const std::string &river, const std::string &source, const std::string &event,
-                 const std::string &detail);
+				 const std::string &detail);
 
 // BeginResync marks every running mapping of river for a re-copy (phase 'resync', copy restarted)
 // and forgets the keys seen by an earlier resync.

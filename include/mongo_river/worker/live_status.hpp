@@ -20,12 +20,12 @@ void InitLiveStatus();
 // LiveUpdate is what a worker reports about a collection (source) or, with source empty, its river.
 struct LiveUpdate {
 	std::string phase;
-	std::optional<int64> docs_copied;      // totals, not increments
+	std::optional<int64> docs_copied; // totals, not increments
 	std::optional<int64> changes_applied;
-	std::optional<int64> last_source_ms;   // wallTime of the last applied change, ms since 1970
+	std::optional<int64> last_source_ms; // wallTime of the last applied change, ms since 1970
 	std::optional<bool> caught_up;
-	std::optional<std::string> error;      // empty string clears it
-	std::optional<int64> oplog_margin_s;   // river: seconds between the position and the oldest entry
+	std::optional<std::string> error;    // empty string clears it
+	std::optional<int64> oplog_margin_s; // river: seconds between the position and the oldest entry
 };
 
 // ReportLive records an update for river/source with this process as its worker.

@@ -62,7 +62,8 @@ class ChangeStreamCursor:
     tailable = True
 
     def __init__(self, ctx, scope_db, scope_coll, spec, post_stages, ns):
-        """__init__ validates the start point (resumeAfter, startAfter, startAtOperationTime or now; 286 when it left the oplog) and the options of a stream."""
+        """__init__ validates the start point (resumeAfter, startAfter, startAtOperationTime or
+        now; 286 when it left the oplog) and the options of a stream."""
         self.id = 0
         self.ns = ns
         self.db = scope_db
@@ -77,7 +78,11 @@ class ChangeStreamCursor:
         # fast: the kinds of events pre-encoded at write time (fastlog) that are valid for this
         # stream: images and fullDocument lookups change delete/replace/update events.
         self.fast = set()
-        if not (self.expanded or self.stages):
+        self.match_cache = {}  # (ns, operationType) -> whether the $match stages keep the event
+        self.match_only = bool(self.stages) and all(
+            isinstance(st, dict) and list(st) == ["$match"] and _ns_type_filter(st["$match"])
+            for st in self.stages)
+        if not self.expanded and (not self.stages or self.match_only):
             self.fast.add("insert")
             if self.before_change == "off":
                 self.fast.update(("delete", "replace"))
@@ -319,7 +324,8 @@ class ChangeStreamCursor:
                 i += 1
                 self.scanned = ts
                 k = (ts, 0x80, 0, 0)
-                if k > self.after and self._in_scope(cached[0]):
+                if k > self.after and self._in_scope(cached[0]) and \
+                        (not self.stages or self._kept(cached[0], cached[1])):
                     pending.append((k, {"_data": cached[2]}, cached[3]))
                 continue
             raw = oplog.raws[i]
@@ -338,6 +344,19 @@ class ChangeStreamCursor:
                 ev = self._apply_stages(ev)
                 if ev is not None:
                     pending.append((k, tok, ev))
+
+    def _kept(self, ns, kind):
+        """_kept tells whether the stream's $match stages keep a pre-encoded event: they only
+        look at operationType, ns and to (see _ns_type_filter), so the answer depends on
+        (ns, operationType) alone and is computed once on {operationType, ns}."""
+        key = (ns, kind)
+        keep = self.match_cache.get(key)
+        if keep is None:
+            from .aggregate import run_stages
+            view = {"operationType": kind, "ns": _ns_doc(ns)}
+            keep = bool(run_stages([view], self.stages, None))
+            self.match_cache[key] = keep
+        return keep
 
     def _needles(self):
         """_needles lists byte strings one of which any relevant oplog entry must contain."""
@@ -368,7 +387,8 @@ class ChangeStreamCursor:
         return out
 
     def next_batch(self, server, batch_size, max_time_ms, first):
-        """next_batch returns the next events (waiting up to maxTimeMS on a getMore) and the postBatchResumeToken."""
+        """next_batch returns the next events (waiting up to maxTimeMS on a getMore) and the
+        postBatchResumeToken."""
         if batch_size is None:
             want = 101 if first else 1000000
         else:
@@ -422,6 +442,14 @@ class ChangeStreamCursor:
             else:
                 pbrt = make_token(hwm, False)
         return out, done, {"postBatchResumeToken": pbrt}
+
+
+def _ns_type_filter(flt):
+    """_ns_type_filter tells whether a $match filter only reads operationType, ns and to, as a
+    replicator's namespace filter does; then a CRUD event's fate depends on its namespace and
+    type alone."""
+    from .query import reads_only
+    return reads_only(flt, ("operationType", "ns", "to"))
 
 
 def update_description(diff):

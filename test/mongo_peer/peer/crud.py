@@ -69,7 +69,8 @@ def _check_writable(db, name):
 
 
 def cmd_insert(ctx):
-    """cmd_insert runs insert: stores each document (raw bytes kept), logs it, collects writeErrors."""
+    """cmd_insert runs insert: stores each document (raw bytes kept), logs it, collects
+    writeErrors."""
     db, name = ctx.db, ctx.body["insert"]
     _check_writable(db, name)
     docs = _docs_arg(ctx, "documents")

@@ -97,6 +97,24 @@ class LiveCursor(Cursor):
         return out, done, {}
 
 
+def _op_ns_filter(flt):
+    """_op_ns_filter returns an oplog filter without its ts lower bound when the rest reads only
+    op and ns (a replicator's tailing filter), else None.  The cursor's seek (ts > start) already
+    enforces the bound, so each entry's verdict then depends on its (op, ns) alone."""
+    from .query import reads_only
+    if not isinstance(flt, dict):
+        return None
+    rest = {}
+    for k, v in flt.items():
+        if k == "ts":
+            if not (isinstance(v, dict) and len(v) == 1 and next(iter(v)) in ("$gt", "$gte")
+                    and hasattr(v[next(iter(v))], "inc")):
+                return None
+        else:
+            rest[k] = v
+    return rest if reads_only(rest, ("op", "ns")) else None
+
+
 class OplogCursor:
     """OplogCursor reads local.oplog.rs in ts order; tailable cursors remember their position."""
 
@@ -114,6 +132,8 @@ class OplogCursor:
         self.scan_ts = start_ts   # entries with ts > scan_ts are still to be examined
         from .query import raw_needles
         self.needles = raw_needles(flt)
+        self.op_ns_filter = _op_ns_filter(flt)
+        self.op_ns_cache = {}  # (op, ns) -> whether op_ns_filter keeps such an entry
         self.last_ts = None       # ts of the last entry returned
         self.lsid = None
 
@@ -137,9 +157,17 @@ class OplogCursor:
                 break
             i += 1
             self.scan_ts = ts
-            if self.needles and not all(x in raw for x in self.needles):
+            meta = oplog.metas[i - 1] if self.op_ns_filter is not None else None
+            if meta is not None:
+                keep = self.op_ns_cache.get(meta)
+                if keep is None:
+                    keep = matches({"op": meta[0], "ns": meta[1]}, self.op_ns_filter)
+                    self.op_ns_cache[meta] = keep
+                if not keep:
+                    continue
+            elif self.needles and not all(x in raw for x in self.needles):
                 continue
-            if self.flt and not matches(decode(raw), self.flt):
+            elif self.flt and not matches(decode(raw), self.flt):
                 continue
             out.append(raw)
             size += len(raw)

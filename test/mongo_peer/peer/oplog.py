@@ -32,6 +32,7 @@ class Oplog:
         self.tss = []
         self.raws = []
         self.evs = []  # per entry: a pre-encoded default change event (see fastlog) or None
+        self.metas = []  # per entry: (op, ns), or None when unknown (loaded from --dbpath)
         self.head = 0  # position of the oldest kept entry
         self.last_ts = 0
         self.trimmed_max = 0  # highest ts ever removed by capping
@@ -71,25 +72,26 @@ class Oplog:
         doc["v"] = Int64(2)
         doc["wall"] = wall
         doc.update(tail)
-        self._store(ts, encode(doc), None, wall_ms)
+        self._store(ts, encode(doc), None, wall_ms, (entry.get("op"), entry.get("ns")))
         return ts
 
-    def append_bytes(self, head, tail, event=None):
+    def append_bytes(self, head, tail, event=None, meta=None):
         """append_bytes stores an entry given as element bytes before ts/t/v/wall (head) and
-        after them (tail); event(ts, wall_ms) may build its pre-encoded change event.
-        Returns ts."""
+        after them (tail); event(ts, wall_ms) may build its pre-encoded change event; meta is
+        its (op, ns).  Returns ts."""
         from .fastlog import frame, oplog_tail
         ts = self.next_ts()
         wall_ms = int(time.time() * 1000)
         raw = frame(head + oplog_tail(ts, wall_ms) + tail)
-        self._store(ts, raw, event(ts, wall_ms) if event is not None else None, wall_ms)
+        self._store(ts, raw, event(ts, wall_ms) if event is not None else None, wall_ms, meta)
         return ts
 
-    def _store(self, ts, raw, ev, wall_ms):
+    def _store(self, ts, raw, ev, wall_ms, meta):
         """_store appends one entry and caps the oplog."""
         self.tss.append(ts)
         self.raws.append(raw)
         self.evs.append(ev)
+        self.metas.append(meta)
         self.last_wall_ms = wall_ms
         self.trim()
 
@@ -100,11 +102,13 @@ class Oplog:
             self.trimmed_max = self.tss[self.head]
             self.raws[self.head] = None
             self.evs[self.head] = None
+            self.metas[self.head] = None
             self.head += 1
         if self.head > 1024 and 2 * self.head > len(self.tss):
             del self.tss[:self.head]
             del self.raws[:self.head]
             del self.evs[:self.head]
+            del self.metas[:self.head]
             self.head = 0
 
     def live_raws(self):

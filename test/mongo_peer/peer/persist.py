@@ -54,6 +54,7 @@ def load(store, dbpath):
     oplog.tss = list(state["tss"])
     oplog.raws = list(state["raws"])
     oplog.evs = [None] * len(oplog.raws)
+    oplog.metas = [None] * len(oplog.raws)
     oplog.last_ts = max(oplog.last_ts, state["last_ts"])
     oplog.trimmed_max = state["trimmed_max"]
     oplog.head = 0

@@ -433,3 +433,17 @@ def raw_needles(flt):
             data = v.encode("utf-8")
             out.append(struct.pack("<i", len(data) + 1) + data + b"\x00")
     return out
+
+
+def reads_only(flt, fields):
+    """reads_only tells whether a filter reads no top-level field but those in fields (through
+    $and/$or/$nor; any other operator, such as $expr, counts as reading everything)."""
+    if not isinstance(flt, dict):
+        return False
+    for k, v in flt.items():
+        if k in ("$and", "$or", "$nor"):
+            if not isinstance(v, list) or not all(reads_only(x, fields) for x in v):
+                return False
+        elif k.startswith("$") or k.split(".")[0] not in fields:
+            return False
+    return True

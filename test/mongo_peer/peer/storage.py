@@ -74,9 +74,9 @@ class Store:
         self._logged(ts)
         return ts
 
-    def log_bytes(self, head, tail, event=None):
+    def log_bytes(self, head, tail, event=None, meta=None):
         """log_bytes writes an entry given as element bytes (see Oplog.append_bytes)."""
-        ts = self.oplog.append_bytes(head, tail, event)
+        ts = self.oplog.append_bytes(head, tail, event, meta)
         self._logged(ts)
         return ts
 
@@ -263,10 +263,10 @@ class DirectWriter:
             tail = b"\x03prevOpTime\x00" + fastlog.frame(
                 fastlog.ts_el("ts", prev) + b"\x12t\x00" +
                 fastlog._I64.pack(-1 if self.prev is None else 1))
-            ts = self.store.log_bytes(pre, tail, event)
+            ts = self.store.log_bytes(pre, tail, event, (op, c.ns))
             self.prev = int_ts(ts)
             return ts
-        return self.store.log_bytes(h + o_el + o2_el, b"", event)
+        return self.store.log_bytes(h + o_el + o2_el, b"", event, (op, c.ns))
 
     def insert(self, c, doc, raw):
         """insert stores a new document and logs it (with its pre-encoded change event)."""

@@ -37,7 +37,18 @@ def test_pre_encoded_events_equal_built_events(client, db):
     # [manual:reference/change-events/] insert/replace/update/delete event shapes; a $match that
     # keeps everything changes nothing.
     assert len(fast) == 11
-    assert fast == read([{"$match": {}}])
+    slow = [{"$match": {"$or": [{"fullDocument": {"$exists": True}},
+                                {"fullDocument": {"$exists": False}}]}}]
+    assert fast == read(slow)
+    # A replicator's namespace filter (the product's) keeps the pre-encoded path; its verdict
+    # must be the one the full event gets.
+    ns_filter = {"$or": [{"ns.db": db.name, "ns.coll": "c"}, {"to.db": db.name, "to.coll": "c"},
+                         {"operationType": "dropDatabase", "ns.db": db.name},
+                         {"operationType": "invalidate"}]}
+    assert read([{"$match": ns_filter}]) == fast
+    only = {"operationType": {"$in": ["insert", "delete"]}, "ns.coll": {"$regex": "^c"}}
+    assert read([{"$match": only}]) == read(slow + [{"$match": only}])
+    assert len(read([{"$match": only}])) == 4
 
 
 def test_scan_batches_are_the_stored_bytes(client, db):
@@ -107,3 +118,30 @@ def test_id_sort_fast_path_orders_like_the_general_sort(db, direction):
     if direction == 1:
         got = [d["i"] for d in db.c.find().hint([("_id", 1)]).min([("_id", "a")])]
         assert got == fast[fast.index(14):]
+
+
+def test_oplog_namespace_filter_fast_path(client, db):
+    t0 = op_time(client)
+    other = client[db.name + "_x"]
+    db.c.insert_many([{"_id": i} for i in range(5)])
+    db.d.insert_one({"_id": 1})
+    other.c.insert_one({"_id": 1})
+    db.c.update_one({"_id": 1}, {"$set": {"a": 1}})
+    with client.start_session() as s:
+        with s.start_transaction():
+            db.c.insert_one({"_id": 99}, session=s)
+    db.c.delete_one({"_id": 2})
+    client.admin.command("appendOplogNote", data={"msg": "hi"})
+    ors = [{"ns": {"$in": [db.name + ".c"]}}, {"ns": {"$regex": "^%s_x\\." % db.name}},
+           {"ns": {"$in": ["admin.$cmd", db.name + ".$cmd"]}}, {"op": "n"}]
+    oplog = client.local.get_collection("oplog.rs", codec_options=RAW)
+    # A tailing filter like the product's (ts lower bound + namespaces) is answered per (op, ns);
+    # adding a condition on "o" (always true) makes the peer decode every entry instead.
+    fast = [d.raw for d in oplog.find({"ts": {"$gt": t0}, "$or": ors})]
+    slow = [d.raw for d in oplog.find({"ts": {"$gt": t0}, "$or": ors, "o": {"$exists": True}})]
+    # [manual:reference/operator/query/or/] and [manual:reference/operator/query/in/] semantics.
+    assert fast == slow
+    ops = [(d["op"], d["ns"]) for d in client.local["oplog.rs"].find(
+        {"ts": {"$gte": t0}, "$or": ors})]
+    assert ("i", db.name + ".d") not in ops and ("i", db.name + "_x.c") in ops
+    assert ("c", "admin.$cmd") in ops and ("n", "") in ops

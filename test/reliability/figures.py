@@ -1,0 +1,19 @@
+"""figures: the reliability suites' counters, one JSON line per record in the file named by the
+environment variable RELIABILITY_FIGURES (nothing is written when it is unset).
+
+Keys: faults (source faults injected), hostile (hostile inputs tried), lost (rows lost),
+duplicates (duplicate rows), crashes (server processes terminated by signal 6/11), rounds (crash
+rounds passed). scripts/reliability.sh adds them up."""
+
+import json
+import os
+import time
+
+
+def record(test, **counts):
+    path = os.environ.get("RELIABILITY_FIGURES")
+    if not path:
+        return
+    line = json.dumps({"test": test, "time": time.time(), **counts})
+    with open(path, "a") as f:
+        f.write(line + "\n")
