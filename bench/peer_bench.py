@@ -10,6 +10,8 @@ Starts a private peer (or uses --uri), then in one run measures:
   * events/s    a collection change stream opened at the first insert's operationTime,
                 read until it returned the N insert events (best of R), and (with libmongoc)
                 the same through a $match on the namespace, as the product's streams read;
+  * oplog       (with libmongoc) entries/s of a tailable find on local.oplog.rs with a namespace
+                filter, as the product's oplog mode reads;
 and the peer's CPU time (user+system, from /proc/PID/stat) spent in each phase, so the figures
 show whether the peer or the client bounds them.  The reads are measured twice: with pymongo
 (RawBSONDocument results, documents are not decoded into dicts) and, when a C compiler and
@@ -90,10 +92,11 @@ def main():
     p.add_argument("--docs", type=int, default=200000)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--uri", help="measure this server instead of a private peer")
+    p.add_argument("--pid", type=int, help="with --uri: the server's process id, for its CPU time")
     a = p.parse_args()
     proc = None
     if a.uri:
-        uri, pid = a.uri, None
+        uri, pid = a.uri, a.pid
     else:
         proc, port = start_peer()
         uri, pid = "mongodb://127.0.0.1:%d/?replicaSet=rs0" % port, proc.pid
@@ -173,6 +176,11 @@ def main():
             n, wall, cpu = best
             print("events:   %9.0f events/s (libmongoc change stream + $match on ns, %.3f s, peer "
                   "CPU %.3f s)" % (a.docs / wall, wall, cpu))
+            best = min((c_read(reader, pid, uri, ["oplog", a.docs, start.time, start.inc])
+                        for _ in range(a.reps)), key=lambda r: r[1])
+            n, wall, cpu = best
+            print("oplog:    %9.0f entries/s (libmongoc tailing local.oplog.rs, namespace filter, "
+                  "%.3f s, peer CPU %.3f s)" % (a.docs / wall, wall, cpu))
         print("peer CPU total: %.2f s" % cpu_seconds(pid))
         client.close()
     finally:

@@ -145,7 +145,9 @@ SELECT to_regclass('order_events_2024') AS created_dropped, to_regclass('existin
        to_regclass('orders') AS unmapped_orders_kept, to_regclass('order_items') AS unmapped_children_kept;
 SELECT regress.catalog_state();
 SELECT code, message FROM regress.try($$SELECT mongo_river.drop_river('shop')$$);
-SELECT code, message FROM regress.try($$SELECT mongo_river.drop_river('shop', NULL)$$);
+SELECT mongo_river.create_river('nulls', 'mongodb://h/');
+SELECT code, message FROM regress.try($$SELECT mongo_river.drop_river('nulls', NULL)$$);
+SELECT mongo_river.drop_river('nulls');
 DROP TABLE orders, order_items, existing, wrong_types, no_key, t2_children;
 DROP OWNED BY regress_admin, regress_admin2, regress_plain;
 DROP ROLE regress_plain, regress_admin, regress_admin2;

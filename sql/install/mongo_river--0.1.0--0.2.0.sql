@@ -198,6 +198,18 @@ BEGIN
 END
 $$;
 
+-- _owned_river is the common start of functions that act on a river: the caller must be an admin,
+-- the river argument must not be NULL, the river must exist and belong to the caller (or to a role
+-- whose privileges the caller has). Returns the river's row.
+CREATE FUNCTION mongo_river._owned_river(fn text, river_name name) RETURNS mongo_river.river
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    PERFORM mongo_river._require_admin(fn);
+    IF river_name IS NULL THEN PERFORM mongo_river._not_null(fn, 'river'); END IF;
+    RETURN mongo_river._river_for_owner(fn, river_name);
+END
+$$;
+
 -- _check_option_keys checks that options is a JSON object whose keys are all allowed; what names
 -- the kind of options in messages ("river", "mapping", "database"), example shows a valid one.
 CREATE FUNCTION mongo_river._check_option_keys(fn text, what text, options jsonb, allowed text[], example text)
@@ -293,9 +305,7 @@ DECLARE
     r mongo_river.river;
     merged jsonb;
 BEGIN
-    PERFORM mongo_river._require_admin('alter_river');
-    IF river IS NULL THEN PERFORM mongo_river._not_null('alter_river', 'river'); END IF;
-    r := mongo_river._river_for_owner('alter_river', river);
+    r := mongo_river._owned_river('alter_river', river);
     IF uri IS NOT NULL THEN
         PERFORM mongo_river._check_uri(uri);
         UPDATE mongo_river.river SET uri = alter_river.uri WHERE mongo_river.river.river = r.river;
@@ -319,10 +329,8 @@ DECLARE
     r mongo_river.river;
     tables text;
 BEGIN
-    PERFORM mongo_river._require_admin('drop_river');
-    IF river IS NULL THEN PERFORM mongo_river._not_null('drop_river', 'river'); END IF;
+    r := mongo_river._owned_river('drop_river', river);
     IF drop_tables IS NULL THEN PERFORM mongo_river._not_null('drop_river', 'drop_tables'); END IF;
-    r := mongo_river._river_for_owner('drop_river', river);
     IF drop_tables THEN
         SELECT string_agg(t.relation::text, ', ') INTO tables
         FROM mongo_river.mapped_table t WHERE t.river = r.river AND t.created AND t.kind = 'view';
@@ -617,11 +625,9 @@ DECLARE
     prepared mongo_river._prepared_table[];
     result regclass;
 BEGIN
-    PERFORM mongo_river._require_admin(fn);
-    IF river IS NULL THEN PERFORM mongo_river._not_null(fn, 'river'); END IF;
+    r := mongo_river._owned_river(fn, river);
     IF source IS NULL THEN PERFORM mongo_river._not_null(fn, 'source'); END IF;
     IF options IS NULL THEN PERFORM mongo_river._not_null(fn, 'options'); END IF;
-    r := mongo_river._river_for_owner(fn, river);
     SELECT * INTO src FROM mongo_river._split_source(fn, source);
     IF EXISTS (SELECT 1 FROM mongo_river.collection_map m WHERE m.river = r.river AND m.source = map_collection.source) THEN
         RAISE EXCEPTION '%: collection "%" is already mapped by river "%"', fn, source, r.river
@@ -673,10 +679,8 @@ DECLARE
     r mongo_river.river;
     deleted bigint;
 BEGIN
-    PERFORM mongo_river._require_admin(fn);
-    IF river IS NULL THEN PERFORM mongo_river._not_null(fn, 'river'); END IF;
+    r := mongo_river._owned_river(fn, river);
     IF source IS NULL THEN PERFORM mongo_river._not_null(fn, 'source'); END IF;
-    r := mongo_river._river_for_owner(fn, river);
     DELETE FROM mongo_river.collection_map m WHERE m.river = r.river AND m.source = unmap_collection.source;
     GET DIAGNOSTICS deleted = ROW_COUNT;
     -- A collection of a mapped database stays out: the river does not map it again.
@@ -701,11 +705,9 @@ DECLARE
     index_def jsonb;
     rel regclass;
 BEGIN
-    PERFORM mongo_river._require_admin(fn);
-    IF river IS NULL THEN PERFORM mongo_river._not_null(fn, 'river'); END IF;
+    PERFORM mongo_river._owned_river(fn, river);
     IF mappings IS NULL THEN PERFORM mongo_river._not_null(fn, 'mappings'); END IF;
     IF options IS NULL THEN PERFORM mongo_river._not_null(fn, 'options'); END IF;
-    PERFORM mongo_river._river_for_owner(fn, river);
     IF jsonb_typeof(options) <> 'object' OR (options ? 'schema' AND jsonb_typeof(options->'schema') <> 'string') THEN
         RAISE EXCEPTION '%: options must be an object whose "schema" is a string', fn
             USING ERRCODE = 'invalid_parameter_value', HINT = 'For example: {"schema": "mirror"}';
@@ -732,9 +734,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     r mongo_river.river;
 BEGIN
-    PERFORM mongo_river._require_admin('start');
-    IF river IS NULL THEN PERFORM mongo_river._not_null('start', 'river'); END IF;
-    r := mongo_river._river_for_owner('start', river);
+    r := mongo_river._owned_river('start', river);
     UPDATE mongo_river.river SET enabled = true WHERE mongo_river.river.river = r.river;
     UPDATE mongo_river.progress p SET phase = 'pending', last_error = NULL
         WHERE p.river = r.river AND p.phase IN ('error', 'stopped');
@@ -751,9 +751,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     r mongo_river.river;
 BEGIN
-    PERFORM mongo_river._require_admin('stop');
-    IF river IS NULL THEN PERFORM mongo_river._not_null('stop', 'river'); END IF;
-    r := mongo_river._river_for_owner('stop', river);
+    r := mongo_river._owned_river('stop', river);
     UPDATE mongo_river.river SET enabled = false WHERE mongo_river.river.river = r.river;
 END
 $$;
@@ -809,15 +807,13 @@ DECLARE
     r mongo_river.river;
     src record;
 BEGIN
-    PERFORM mongo_river._require_admin(fn);
-    IF river IS NULL THEN PERFORM mongo_river._not_null(fn, 'river'); END IF;
+    r := mongo_river._owned_river(fn, river);
     IF source IS NULL THEN PERFORM mongo_river._not_null(fn, 'source'); END IF;
     IF sample_size IS NULL THEN PERFORM mongo_river._not_null(fn, 'sample_size'); END IF;
     IF sample_size < 1 OR sample_size > 100000 THEN
         RAISE EXCEPTION '%: sample_size % is out of range', fn, sample_size
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Sample from 1 to 100000 documents.';
     END IF;
-    r := mongo_river._river_for_owner(fn, river);
     SELECT * INTO src FROM mongo_river._split_source(fn, source);
     RETURN mongo_river._infer(r.uri, src.db, src.collection, sample_size, mongo_river._default_identifier(src.collection));
 END
@@ -832,9 +828,7 @@ DECLARE
     fn constant text := 'resync';
     r mongo_river.river;
 BEGIN
-    PERFORM mongo_river._require_admin(fn);
-    IF river IS NULL THEN PERFORM mongo_river._not_null(fn, 'river'); END IF;
-    r := mongo_river._river_for_owner(fn, river);
+    r := mongo_river._owned_river(fn, river);
     IF source IS NOT NULL AND NOT EXISTS (SELECT 1 FROM mongo_river.collection_map m
                                           WHERE m.river = r.river AND m.source = resync.source) THEN
         RAISE EXCEPTION '%: collection "%" is not mapped by river "%"', fn, source, r.river
@@ -988,11 +982,9 @@ DECLARE
     r mongo_river.river;
     schema_name text;
 BEGIN
-    PERFORM mongo_river._require_admin(fn);
-    IF river IS NULL THEN PERFORM mongo_river._not_null(fn, 'river'); END IF;
+    r := mongo_river._owned_river(fn, river);
     IF database IS NULL THEN PERFORM mongo_river._not_null(fn, 'database'); END IF;
     IF options IS NULL THEN PERFORM mongo_river._not_null(fn, 'options'); END IF;
-    r := mongo_river._river_for_owner(fn, river);
     IF (SELECT s.db FROM mongo_river._split_source(fn, database || '.x') s) <> database THEN
         RAISE EXCEPTION '%: "%" cannot be a source database', fn, database
             USING ERRCODE = 'invalid_parameter_value', HINT = 'MongoDB database names cannot contain a dot.';
@@ -1032,9 +1024,7 @@ DECLARE
     r mongo_river.river;
     n bigint;
 BEGIN
-    PERFORM mongo_river._require_admin(fn);
-    IF river IS NULL THEN PERFORM mongo_river._not_null(fn, 'river'); END IF;
-    r := mongo_river._river_for_owner(fn, river);
+    r := mongo_river._owned_river(fn, river);
     DELETE FROM mongo_river.rejects j WHERE j.river = r.river AND (discard_rejects.id IS NULL OR j.id = discard_rejects.id);
     GET DIAGNOSTICS n = ROW_COUNT;
     IF discard_rejects.id IS NOT NULL AND n = 0 THEN

@@ -2,6 +2,7 @@
 #include <memory>
 #include <string>
 
+#include "mongo_river/api/checks.hpp"
 #include "mongo_river/mongo/source.hpp"
 #include "mongo_river/pg/boundary.hpp"
 #include "mongo_river/pg/datum.hpp"
@@ -94,9 +95,7 @@ MONGO_RIVER_FUNCTION(mongo_river_sync_once) {
 		int64 timeout_ms = (timeout->time + (int64(timeout->day) + int64(timeout->month) * 30) * USECS_PER_DAY) / 1000;
 		{
 			pg::SpiConnection spi;
-			pg::SpiExecute(
-				"SELECT mongo_river._require_admin('sync_once'), mongo_river._river_for_owner('sync_once', $1)",
-				{{NAMEOID, pg::NameDatum(river)}});
+			api::RequireRiverOwner("sync_once", river);
 			pg::SpiExecute("SELECT r.enabled, EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = "
 						   "'mongo_river worker' AND application_name = 'mongo_river ' || r.river)"
 						   " FROM mongo_river.river r WHERE r.river = $1",

@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 
+#include "mongo_river/api/checks.hpp"
 #include "mongo_river/apply/mapping_writer.hpp"
 #include "mongo_river/catalog/lock.hpp"
 #include "mongo_river/catalog/river.hpp"
@@ -81,12 +82,7 @@ MONGO_RIVER_FUNCTION(mongo_river_retry_rejects) {
 		std::optional<int64> only_id;
 		if (!PG_ARGISNULL(1))
 			only_id = PG_GETARG_INT64(1);
-		{
-			pg::SpiConnection spi;
-			pg::SpiExecute("SELECT mongo_river._require_admin('retry_rejects'), "
-						   "mongo_river._river_for_owner('retry_rejects', $1)",
-						   {{NAMEOID, pg::NameDatum(river)}});
-		}
+		api::RequireRiverOwner("retry_rejects", river);
 		pg::EnsureMongocInitialized();
 		int64 resolved = 0;
 		pg::SpiConnection spi;

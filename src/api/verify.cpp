@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "mongo_river/api/checks.hpp"
 #include "mongo_river/apply/mapping_writer.hpp"
 #include "mongo_river/catalog/lock.hpp"
 #include "mongo_river/catalog/river.hpp"
@@ -43,14 +44,6 @@ struct Finding {
 	bool repaired = false;
 	mongo::Bson id; // {_id: value}, to re-read and repair
 };
-
-// CheckOwner runs the SQL-level checks (admin, river exists, owner) with their errors.
-void CheckOwner(const char *fn, const std::string &river) {
-	pg::SpiConnection spi;
-	pg::SpiExecute(std::string("SELECT mongo_river._require_admin('") + fn + "'), mongo_river._river_for_owner('" + fn +
-					   "', $1)",
-				   {{NAMEOID, pg::NameDatum(river)}});
-}
 
 // IdOf returns the {_id: value} document of doc.
 mongo::Bson IdOf(const bson_t *doc) {
@@ -270,7 +263,7 @@ MONGO_RIVER_FUNCTION(mongo_river_verify) {
 							"Leave it NULL to verify every document.");
 		}
 		bool repair = PG_GETARG_BOOL(3);
-		api::CheckOwner("verify", river);
+		api::RequireRiverOwner("verify", river);
 		pg::EnsureMongocInitialized();
 		std::vector<api::Finding> findings;
 		{

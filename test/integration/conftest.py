@@ -45,3 +45,20 @@ def river_pg(pg):
     """river_pg is `pg` with the extension created in its test database."""
     pg.query("CREATE EXTENSION IF NOT EXISTS mongo_river")
     return pg
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """pytest_runtest_makereport adds the tail of the server log to a failed test's report."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for name in ("river_pg", "pg"):
+            cluster = item.funcargs.get(name) if hasattr(item, "funcargs") else None
+            if cluster is not None:
+                try:
+                    tail = "\n".join(cluster.log().splitlines()[-80:])
+                except OSError:
+                    break
+                report.sections.append(("server log (last 80 lines)", tail))
+                break

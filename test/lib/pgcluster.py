@@ -104,9 +104,21 @@ class PgCluster:
     def dsn(self, dbname=None, user="postgres"):
         return f"host={self.sockdir} port={self.port} dbname={dbname or self.dbname} user={user}"
 
-    def connect(self, dbname=None, user="postgres"):
-        """connect opens a psycopg2 connection (autocommit off)."""
-        return psycopg2.connect(self.dsn(dbname, user))
+    def connect(self, dbname=None, user="postgres", timeout=60):
+        """connect opens a psycopg2 connection (autocommit off). While the server restarts (crash
+        recovery after a killed backend, which tests provoke), it retries until timeout seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return psycopg2.connect(self.dsn(dbname, user))
+            except psycopg2.OperationalError as e:
+                transient = any(text in str(e) for text in (
+                    "not yet accepting connections", "the database system is starting up",
+                    "the database system is shutting down", "the database system is in recovery mode",
+                    "Connection refused", "No such file or directory"))
+                if not transient or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     def wait_ready(self, timeout=60):
         """wait_ready waits until the server accepts connections (e.g. after crash recovery)."""

@@ -6,9 +6,7 @@ to the file named by RELIABILITY_FIGURES, for scripts/reliability.sh to add up.
 After each module the server log is checked: a process terminated by signal 6 or 11 fails the run
 (and counts as a crash in the figures)."""
 
-import json
 import os
-import random
 import sys
 
 import pytest
@@ -19,14 +17,7 @@ sys.path.insert(0, HERE)
 
 from pgcluster import PgCluster  # noqa: E402
 from mongo_source import start_source  # noqa: E402
-from figures import record  # noqa: E402
-
-
-def seed_for(name):
-    """seed_for returns the seed of a randomised test (RELIABILITY_SEED replays it) and prints it."""
-    seed = int(os.environ.get("RELIABILITY_SEED", random.randrange(10**9)))
-    print(f"{name}: seed {seed} (RELIABILITY_SEED={seed} replays it)")
-    return seed
+from figures import record, seed_for  # noqa: E402,F401
 
 
 @pytest.fixture(scope="module")

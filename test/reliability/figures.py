@@ -7,6 +7,7 @@ rounds passed). scripts/reliability.sh adds them up."""
 
 import json
 import os
+import random
 import time
 
 
@@ -17,3 +18,10 @@ def record(test, **counts):
     line = json.dumps({"test": test, "time": time.time(), **counts})
     with open(path, "a") as f:
         f.write(line + "\n")
+
+
+def seed_for(name):
+    """seed_for returns the seed of a randomised test (RELIABILITY_SEED replays it) and prints it."""
+    seed = int(os.environ.get("RELIABILITY_SEED", random.randrange(10**9)))
+    print(f"{name}: seed {seed} (RELIABILITY_SEED={seed} replays it)")
+    return seed

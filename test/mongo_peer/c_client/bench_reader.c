@@ -110,7 +110,7 @@ static long oplog(mongoc_client_t *client, long want, uint32_t t, uint32_t i, co
 /* main parses the arguments, runs one measurement and prints count and seconds. */
 int main(int argc, char **argv) {
 	if (argc < 6) {
-		fprintf(stderr, "usage: bench_reader URI DB COLL scan|idscan|events|nsevents N [TS_T TS_I]\n");
+		fprintf(stderr, "usage: bench_reader URI DB COLL scan|idscan|events|nsevents|oplog N [TS_T TS_I]\n");
 		return 2;
 	}
 	mongoc_init();
@@ -133,6 +133,9 @@ int main(int argc, char **argv) {
 	long n;
 	if (strcmp(argv[4], "scan") == 0 || strcmp(argv[4], "idscan") == 0) {
 		n = scan(coll, strcmp(argv[4], "idscan") == 0);
+	} else if (argc >= 8 && strcmp(argv[4], "oplog") == 0) {
+		n = oplog(client, want, (uint32_t)strtoul(argv[6], NULL, 10), (uint32_t)strtoul(argv[7], NULL, 10), argv[2],
+				  argv[3]);
 	} else if (argc >= 8) {
 		n = events(coll, want, (uint32_t)strtoul(argv[6], NULL, 10), (uint32_t)strtoul(argv[7], NULL, 10),
 				   strcmp(argv[4], "nsevents") == 0, argv[2], argv[3]);

@@ -13,6 +13,7 @@ from . import docdiff
 
 
 def cmd_aggregate(ctx):
+    """cmd_aggregate runs aggregate: change streams, $collStats, or stages over a collection."""
     b = ctx.body
     coll = b["aggregate"]
     pipeline = b.get("pipeline")
@@ -125,6 +126,7 @@ def _flatten_projection(spec, prefix=""):
 
 
 def _project(d, spec):
+    """_project applies a $project stage (inclusion, exclusion and computed fields)."""
     spec = _flatten_projection(spec)
     simple = {}
     computed = {}
@@ -145,6 +147,7 @@ def _project(d, spec):
 
 
 def _add_fields(d, spec):
+    """_add_fields applies $addFields/$set to a copy of a document."""
     out = copy.deepcopy(d)
     for k, expr in spec.items():
         v = evaluate(expr, d)
@@ -160,6 +163,7 @@ def _set_path(doc, path, v):
 
 
 def _set_parts(cur, parts, v):
+    """_set_parts sets (or removes, for $$REMOVE) a computed field along parts."""
     p = parts[0]
     if len(parts) == 1:
         if v is MISSING:
@@ -204,11 +208,13 @@ def evaluate(expr, doc):
 
 
 def _args(arg, doc):
+    """_args evaluates an operator's arguments (one or a list), missing values as null."""
     vals = [evaluate(a, doc) for a in (arg if isinstance(arg, list) else [arg])]
     return [None if v is MISSING else v for v in vals]
 
 
 def _operator(op, arg, doc):
+    """_operator evaluates one expression operator."""
     if op in ("$literal", "$const"):
         return arg
     a = _args(arg, doc)
@@ -268,10 +274,12 @@ def _operator(op, arg, doc):
 
 
 def _truthy(v):
+    """_truthy tells whether a value is true for $cond/$and/$or/$not."""
     return not (v is None or v is MISSING or v is False or (is_number(v) and num_value(v) == 0))
 
 
 def _sum(nums):
+    """_sum adds numbers keeping MongoDB's result type (int, long, double, decimal)."""
     if not nums:
         return 0
     if any(isinstance(x, float) for x in nums):
@@ -287,6 +295,7 @@ def _sum(nums):
 
 
 def _group(docs, spec):
+    """_group applies a $group stage."""
     if "_id" not in spec:
         raise MongoError(15955, "a group specification must include an _id")
     groups = []
@@ -315,6 +324,7 @@ def _group(docs, spec):
 
 
 def _accumulate(op, vals):
+    """_accumulate computes one accumulator ($sum, $avg, $min...) over a group's values."""
     present = [v for v in vals if v is not MISSING]
     if op == "$sum":
         return _sum([v for v in present if is_number(v)])
@@ -345,6 +355,7 @@ def _accumulate(op, vals):
 
 
 def _unwind(docs, arg):
+    """_unwind applies an $unwind stage (a path, or {path, preserveNullAndEmptyArrays})."""
     path = arg if isinstance(arg, str) else arg["path"]
     keep = isinstance(arg, dict) and arg.get("preserveNullAndEmptyArrays")
     field = path[1:]

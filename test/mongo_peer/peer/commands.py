@@ -24,6 +24,7 @@ class Ctx:
     """Ctx is what a command handler sees: the server, the connection, the request."""
 
     def __init__(self, server, conn, db, body, seqs):
+        """__init__ makes the context of one command; writes go to the database directly."""
         self.server = server
         self.store = server.store
         self.conn = conn
@@ -35,16 +36,19 @@ class Ctx:
         self.txn = None
 
     def abort_txn(self):
+        """abort_txn aborts the command's transaction if it is still in progress."""
         if self.txn is not None and self.txn.state == "in_progress":
             self.txn.abort()
 
 
 def _local_now():
+    """_local_now returns the current time as a millisecond-precision datetime."""
     now = datetime.datetime.utcnow()
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def cmd_hello(ctx):
+    """cmd_hello answers hello/isMaster as the primary of the replica set."""
     s = ctx.server
     me = s.address
     name = next(iter(ctx.body))
@@ -82,10 +86,12 @@ def cmd_hello(ctx):
 
 
 def cmd_ping(ctx):
+    """cmd_ping answers ping (and the accepted no-op commands)."""
     return {}
 
 
 def cmd_build_info(ctx):
+    """cmd_build_info answers buildInfo."""
     return {"version": "6.0.99-mongo-peer", "gitVersion": "mongo-peer",
             "versionArray": [6, 0, 99, 0], "bits": 64, "debug": False,
             "maxBsonObjectSize": 16777216, "storageEngines": ["inMemory"],
@@ -94,6 +100,7 @@ def cmd_build_info(ctx):
 
 
 def cmd_list_databases(ctx):
+    """cmd_list_databases answers listDatabases (filter, nameOnly)."""
     dbs = []
     for name in sorted(set(ctx.store.dbs) | {"admin", "local", "config"}):
         colls = ctx.store.dbs.get(name, {})
@@ -113,6 +120,7 @@ def cmd_list_databases(ctx):
 
 
 def collection_infos(ctx, db):
+    """collection_infos returns listCollections' documents for a database."""
     out = []
     colls = dict(ctx.store.dbs.get(db, {}))
     names = sorted(colls)
@@ -130,6 +138,7 @@ def collection_infos(ctx, db):
 
 
 def cmd_list_collections(ctx):
+    """cmd_list_collections answers listCollections (filter, nameOnly, cursor)."""
     from .cursors import Cursor, batch_reply
     from .query import matches
     infos = collection_infos(ctx, ctx.db)
@@ -143,6 +152,7 @@ def cmd_list_collections(ctx):
 
 
 def cmd_list_indexes(ctx):
+    """cmd_list_indexes lists the _id index and the recorded index specs."""
     from .cursors import Cursor, batch_reply
     c = ctx.store.coll(ctx.db, ctx.body["listIndexes"])
     if c is None:
@@ -189,6 +199,7 @@ def cmd_create_indexes(ctx):
 
 
 def cmd_drop_indexes(ctx):
+    """cmd_drop_indexes drops recorded index specs and logs each drop."""
     name = ctx.body["dropIndexes"]
     c = ctx.store.coll(ctx.db, name)
     if c is None:
@@ -217,6 +228,7 @@ def cmd_drop_indexes(ctx):
 
 
 def cmd_create(ctx):
+    """cmd_create creates a collection with its options and logs it."""
     opts = {}
     for k, v in ctx.body.items():
         if k in ("capped", "size", "max", "validator", "validationLevel", "validationAction",
@@ -246,6 +258,7 @@ def cmd_coll_mod(ctx):
 
 
 def cmd_drop(ctx):
+    """cmd_drop drops a collection and logs it."""
     name = ctx.body["drop"]
     if ctx.db == "local" and name == "oplog.rs":
         raise MongoError(20, "cannot drop the oplog")
@@ -254,6 +267,7 @@ def cmd_drop(ctx):
 
 
 def cmd_drop_database(ctx):
+    """cmd_drop_database drops a database (not admin, local or config)."""
     if ctx.db in ("admin", "local", "config"):
         raise MongoError(20, "Dropping the '%s' database is prohibited." % ctx.db)
     ctx.store.drop_database(ctx.db)
@@ -261,6 +275,7 @@ def cmd_drop_database(ctx):
 
 
 def cmd_rename(ctx):
+    """cmd_rename runs renameCollection (on admin only)."""
     if ctx.db != "admin":
         raise MongoError(13, "renameCollection may only be run against the admin database.")
     src, dst = ctx.body["renameCollection"], ctx.body.get("to")
@@ -273,11 +288,13 @@ def cmd_rename(ctx):
 
 
 def cmd_end_sessions(ctx):
+    """cmd_end_sessions ends sessions."""
     ctx.server.sessions.end(ctx.body.get("endSessions", []))
     return {}
 
 
 def cmd_repl_status(ctx):
+    """cmd_repl_status answers replSetGetStatus for the one-member set."""
     s = ctx.server
     ct = ctx.store.cluster_time()
     optime = {"ts": ct, "t": Int64(1)}
@@ -302,6 +319,7 @@ def cmd_repl_status(ctx):
 
 
 def cmd_repl_config(ctx):
+    """cmd_repl_config answers replSetGetConfig."""
     s = ctx.server
     return {"config": {"_id": s.replset, "version": 1, "term": 1, "protocolVersion": Int64(1),
                        "members": [{"_id": 0, "host": s.address,
@@ -312,6 +330,7 @@ def cmd_repl_config(ctx):
 
 
 def cmd_get_parameter(ctx):
+    """cmd_get_parameter answers getParameter (featureCompatibilityVersion, enableTestCommands)."""
     r = {}
     b = ctx.body
     if b.get("featureCompatibilityVersion") or b.get("getParameter") == "*":
@@ -322,16 +341,19 @@ def cmd_get_parameter(ctx):
 
 
 def cmd_configure_fail_point(ctx):
+    """cmd_configure_fail_point sets a fail point (on admin only)."""
     if ctx.db != "admin":
         raise MongoError(13, "configureFailPoint may only be run against the admin database.")
     return ctx.server.failpoints.configure(ctx.body)
 
 
 def cmd_get_last_error(ctx):
+    """cmd_get_last_error answers the legacy getLastError."""
     return {"n": 0, "err": None, "connectionId": ctx.conn.id}
 
 
 def cmd_server_status(ctx):
+    """cmd_server_status answers a minimal serverStatus."""
     return {"host": ctx.server.address, "version": "6.0.99-mongo-peer",
             "process": "mongod", "pid": Int64(ctx.server.pid),
             "uptime": float(time.time() - ctx.server.started), "localTime": _local_now(),
@@ -339,21 +361,25 @@ def cmd_server_status(ctx):
 
 
 def cmd_append_oplog_note(ctx):
+    """cmd_append_oplog_note writes a no-op oplog entry with the given data."""
     ctx.store.log({"op": "n", "ns": "", "o": ctx.body.get("data", {})})
     return {}
 
 
 def cmd_whatsmyuri(ctx):
+    """cmd_whatsmyuri returns the client's address."""
     return {"you": "%s:%d" % ctx.conn.addr[:2]}
 
 
 def cmd_connection_status(ctx):
+    """cmd_connection_status lists the connection's authenticated users."""
     users = [{"user": u, "db": "admin"} for u in sorted(ctx.conn.users)]
     roles = [{"role": "root", "db": "admin"}] if users else []
     return {"authInfo": {"authenticatedUsers": users, "authenticatedUserRoles": roles}}
 
 
 def cmd_sasl_start(ctx):
+    """cmd_sasl_start starts a SCRAM conversation (334 without --auth)."""
     if not ctx.server.users.enabled:
         raise MongoError(334, "Received authentication for mechanism %s which is not enabled"
                          % ctx.body.get("mechanism"))
@@ -361,15 +387,18 @@ def cmd_sasl_start(ctx):
 
 
 def cmd_sasl_continue(ctx):
+    """cmd_sasl_continue continues a SCRAM conversation."""
     return auth.sasl_continue(ctx.server.users, ctx.conn, ctx.body)
 
 
 def cmd_logout(ctx):
+    """cmd_logout forgets the connection's users."""
     ctx.conn.users.clear()
     return {}
 
 
 def cmd_commit(ctx):
+    """cmd_commit commits the session's transaction (251 if aborted; again is a no-op)."""
     if not ctx.in_txn:
         raise MongoError(251, "commitTransaction must be run within a transaction",
                          labels=TRANSIENT)
@@ -382,6 +411,7 @@ def cmd_commit(ctx):
 
 
 def cmd_abort(ctx):
+    """cmd_abort aborts the session's transaction (256 if committed, 251 if aborted)."""
     if not ctx.in_txn:
         raise MongoError(251, "abortTransaction must be run within a transaction")
     if ctx.txn.state == "committed":
@@ -393,11 +423,13 @@ def cmd_abort(ctx):
 
 
 def cmd_aggregate(ctx):
+    """cmd_aggregate hands aggregate to the aggregate module."""
     from .aggregate import cmd_aggregate as agg
     return agg(ctx)
 
 
 def cmd_db_stats(ctx):
+    """cmd_db_stats answers a minimal dbStats."""
     colls = ctx.store.dbs.get(ctx.db, {})
     n = sum(len(c.docs) for c in colls.values())
     size = sum(sum(len(r) for r in c.docs.values()) for c in colls.values())
@@ -406,6 +438,7 @@ def cmd_db_stats(ctx):
 
 
 def cmd_coll_stats(ctx):
+    """cmd_coll_stats answers a minimal collStats."""
     c = ctx.store.coll(ctx.db, ctx.body["collStats"])
     if c is None:
         raise MongoError(26, "Collection [%s.%s] not found." % (ctx.db, ctx.body["collStats"]))
@@ -490,6 +523,7 @@ def dispatch(server, conn, db, body, seqs):
 
 
 def _is_change_stream(server, name, body):
+    """_is_change_stream tells whether a command opens or continues a change stream."""
     if name == "aggregate":
         p = body.get("pipeline")
         return isinstance(p, list) and bool(p) and isinstance(p[0], dict) and "$changeStream" in p[0]
@@ -504,6 +538,7 @@ def _is_change_stream(server, name, body):
 
 
 def _run(server, ctx, name, handler, body, retryable):
+    """_run runs a handler in its session context: transaction, retryable write or plain."""
     if "lsid" in body and "txnNumber" in body and body.get("autocommit") is False:
         if name not in TXN_ALLOWED:
             raise MongoError(263, "Cannot run '%s' in a multi-document transaction." % name)
@@ -537,6 +572,7 @@ def _run(server, ctx, name, handler, body, retryable):
 
 
 def _decorate(server, reply):
+    """_decorate adds ok, $clusterTime and operationTime to a reply."""
     if "ok" not in reply:
         reply["ok"] = 1.0
     ct = server.store.cluster_time()

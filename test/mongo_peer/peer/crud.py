@@ -404,8 +404,8 @@ def cmd_find(ctx):
             pairs = ctx.writer.scan(c) if not flt and not sort else \
                 [(key, raw) for key, raw, _ in matching(ctx, c, flt, sort=sort)]
         pairs = pairs[skip:]
-        cur = LiveCursor(ns, c, [k for k, _ in pairs], flt, limit, single,
-                         raws=[r for _, r in pairs])
+        keys, raws = (list(t) for t in zip(*pairs)) if pairs else ([], [])
+        cur = LiveCursor(ns, c, keys, flt, limit, single, raws=raws)
         cur.lsid = b.get("lsid")
         return batch_reply(ctx.server, cur, 101 if batch_size is None else batch_size,
                            b.get("maxTimeMS"), True)

@@ -1,4 +1,7 @@
 """Server-side cursors: plain result cursors, tailable oplog cursors, registry and batching."""
+import bisect
+import itertools
+import operator
 import random
 import time
 
@@ -70,15 +73,27 @@ class LiveCursor(Cursor):
         self.raws = raws  # the bytes each key had when the find matched it (None: unknown)
 
     def next_batch(self, server, batch_size, max_time_ms, first):
-        """next_batch reads the next documents by key (a tight loop: the scan fast path)."""
-        out = []
-        size = 0
+        """next_batch reads the next documents by key: C-level slices and maps when nothing was
+        deleted or changed since the find (the scan fast path), else a loop that skips deleted
+        documents and re-checks changed ones against the filter."""
         cap = batch_size or (1 << 62)
         if self.limit:
             cap = min(cap, self.limit - self.returned)
         get = self.coll.docs.get
         keys, snap, flt = self.items, self.raws, self.flt
         pos, n = self.pos, len(self.items)
+        raws = list(map(get, keys[pos:pos + cap]))
+        if raws and None not in raws and (
+                not flt or (snap is not None and
+                            not any(map(operator.is_not, raws, snap[pos:pos + cap])))):
+            cut = bisect.bisect_right(list(itertools.accumulate(map(len, raws))),
+                                      MAX_BATCH_BYTES)
+            out = raws[:max(cut, 1)]
+            self.pos = pos + len(out)
+            self.returned += len(out)
+            return out, self.single or self.exhausted(), {}
+        out = []
+        size = 0
         while pos < n and len(out) < cap:
             raw = get(keys[pos])
             if raw is not None and flt and (snap is None or raw is not snap[pos]) and \

@@ -10,20 +10,25 @@ from .values import encode
 
 
 def _size(v):
+    """_size returns a value's encoded BSON size."""
     return len(encode({"": v}))
 
 
 def _beq(a, b):
+    """_beq tells whether two values are the same BSON (type and bytes)."""
     return type(a) is type(b) and _size(a) == _size(b) and encode({"": a}) == encode({"": b})
 
 
 def _sub(pre, post):
+    """_sub diffs two sub-documents or two arrays."""
     if isinstance(pre, dict):
         return doc_diff(pre, post)
     return array_diff(pre, post)
 
 
 def array_diff(pre, post):
+    """array_diff returns the diff of two arrays (u<i>, s<i>, l for a shorter array), or None
+    when it would not be smaller than post."""
     entries = {}
     n = 0
     for a, b in zip(pre, post):

@@ -23,6 +23,7 @@ CODE_NAMES = {
 
 
 def code_name(code):
+    """code_name returns mongod's codeName of an error code (Location<code> when unnamed)."""
     return CODE_NAMES.get(code, "Location%d" % code)
 
 
@@ -30,6 +31,7 @@ class MongoError(Exception):
     """MongoError is raised by command handlers; the server turns it into {ok: 0, ...}."""
 
     def __init__(self, code, errmsg, labels=None, extra=None):
+        """__init__ makes an error with a code, a message, labels and extra reply fields."""
         super().__init__(errmsg)
         self.code = code
         self.errmsg = errmsg
@@ -37,6 +39,7 @@ class MongoError(Exception):
         self.extra = extra or {}
 
     def to_doc(self):
+        """to_doc returns the error reply {ok: 0, errmsg, code, codeName[, errorLabels]}."""
         doc = {"ok": 0.0, "errmsg": self.errmsg, "code": self.code, "codeName": code_name(self.code)}
         doc.update(self.extra)
         if self.labels:

@@ -9,9 +9,11 @@ class FailPoints:
     """FailPoints holds the active failCommand configuration (callers hold the store lock)."""
 
     def __init__(self):
+        """__init__ makes the fail point table (failCommand off)."""
         self.fail_command = None  # dict(mode, times, data)
 
     def configure(self, body):
+        """configure sets or clears failCommand from a configureFailPoint command."""
         name = body.get("configureFailPoint")
         if name != "failCommand":
             raise MongoError(2, "mongo-peer only implements the failCommand fail point, not %r"

@@ -4,12 +4,16 @@ A copy that resumes across BSON type brackets reads `find({}).hint({_id: 1}).min
 the bounds are index keys, compared in BSON order across types (min inclusive, max
 exclusive), and the results come in index order.  Errors follow jstests/core/minmax.js.
 """
+import operator
+
 from .errors import MongoError
 from .query import matches, project, sort_docs
 from .values import compare, decode, id_key, order_key
 
 ID_INDEX_NAMES = ("_id_",)
 _PLAIN = (15, 35, 40, 45, 47)  # id_key brackets whose keys already sort like compare()
+_C_SORTABLE = {10, 15, 35, 40, 45, 47, -1, 5, 127}
+_NAN_KEY = (10, "nan")
 
 
 def _simple_order(k):
@@ -37,7 +41,14 @@ def value_order(v):
 
 
 def id_sorted(pairs, direction=1):
-    """id_sorted orders (key, raw) pairs by _id as the _id index does (descending for -1)."""
+    """id_sorted orders (key, raw) pairs by _id as the _id index does (descending for -1).
+    When every _id is a number (no NaN), string, ObjectId, boolean, date, timestamp, null,
+    MinKey or MaxKey, the id_keys themselves sort in BSON order and are compared in C."""
+    pairs = list(pairs)
+    first = operator.itemgetter(0)
+    brackets = set(map(first, map(first, pairs)))
+    if brackets <= _C_SORTABLE and not (10 in brackets and _NAN_KEY in map(first, pairs)):
+        return sorted(pairs, key=first, reverse=direction < 0)
     return sorted(pairs, key=lambda kv: id_order(kv[0], kv[1]), reverse=direction < 0)
 
 

@@ -5,6 +5,7 @@ from .query import matches
 
 
 def component_key(p):
+    """component_key orders path components: array indexes numerically, then names."""
     return (0, int(p), "") if p.isdigit() else (1, 0, p)
 
 
@@ -17,6 +18,7 @@ def _positional_index(doc, prefix, query):
     conds = []
 
     def collect(q):
+        """collect gathers the query conditions on the array's path (through $and)."""
         for k, v in (q or {}).items():
             if k == "$and":
                 for sub in v:
@@ -47,6 +49,8 @@ def _positional_index(doc, prefix, query):
 
 
 def _filters_by_ident(array_filters):
+    """_filters_by_ident maps each arrayFilters identifier to its filter (9 on duplicates or on
+    a filter without a field)."""
     out = {}
     for f in array_filters or []:
         if not isinstance(f, dict) or not f:
@@ -61,7 +65,8 @@ def _filters_by_ident(array_filters):
 
 
 def expand_positional(doc, items, query, array_filters=None):
-    """_expand_positional rewrites '$' and '$[]' path components into concrete array indexes."""
+    """expand_positional rewrites '$', '$[]' and '$[<id>]' path components into concrete array
+    indexes."""
     from .query import get_path
     out = []
     for path, op, arg in items:

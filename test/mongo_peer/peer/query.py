@@ -66,6 +66,7 @@ def _expand(cands):
 
 
 def _regex(r):
+    """_regex compiles a BSON or Python regular expression."""
     if isinstance(r, re.Pattern):
         return r
     if isinstance(r, Regex):
@@ -74,6 +75,7 @@ def _regex(r):
 
 
 def _regex_from(pattern, options=""):
+    """_regex_from compiles a pattern with MongoDB's option letters (i, m, x, s)."""
     flags = 0
     for ch in options or "":
         flags |= {"i": re.I, "m": re.M, "x": re.X, "s": re.S}.get(ch, 0)
@@ -84,10 +86,12 @@ def _regex_from(pattern, options=""):
 
 
 def _is_regex(v):
+    """_is_regex tells whether v is a regular expression."""
     return isinstance(v, (Regex, re.Pattern))
 
 
 def _eq_one(v, target):
+    """_eq_one tells whether one value equals a target (a regex matches strings)."""
     if _is_regex(target):
         if isinstance(v, str):
             return _regex(target).search(v) is not None
@@ -96,6 +100,7 @@ def _eq_one(v, target):
 
 
 def _eq(cands, target):
+    """_eq tells whether any candidate equals the target (null also matches missing)."""
     if target is None:
         if any(v is MISSING or v is None for v in cands):
             return True
@@ -109,6 +114,7 @@ _FAST = (str, int, float)
 
 
 def _cmp_op(cands, target, test):
+    """_cmp_op applies $gt/$gte/$lt/$lte with type bracketing to the candidates."""
     ttype = type(target)
     if ttype in _FAST and len(cands) == 1 and type(cands[0]) is ttype and \
             not (ttype is float and (target != target or cands[0] != cands[0])):
@@ -128,6 +134,7 @@ def _cmp_op(cands, target, test):
 
 
 def _in(cands, targets):
+    """_in tells whether any candidate equals one of the targets ($in)."""
     if not isinstance(targets, list):
         raise MongoError(2, "$in needs an array")
     return any(_eq(cands, t) for t in targets)
@@ -142,6 +149,7 @@ TYPE_ALIASES = {
 
 
 def _type_matches(v, t):
+    """_type_matches tells whether a value has a $type (alias, number or 'number')."""
     if t == "number":
         return is_number(v)
     if isinstance(t, str):
@@ -213,16 +221,19 @@ def match_op(doc_cands, op, arg, expr):
 
 
 def _elem_match(el, arg):
+    """_elem_match tells whether an array element satisfies an $elemMatch argument."""
     if arg and all(k.startswith("$") for k in arg) and not any(k in ("$and", "$or", "$nor") for k in arg):
         return _match_ops([el], arg)
     return isinstance(el, dict) and matches(el, arg)
 
 
 def _match_ops(cands, expr):
+    """_match_ops tells whether the candidates satisfy every operator of expr."""
     return all(match_op(cands, op, arg, expr) for op, arg in expr.items())
 
 
 def _is_op_doc(v):
+    """_is_op_doc tells whether v is an operator document like {$gt: 1}."""
     if isinstance(v, dict) and v:
         first = next(iter(v))
         return first.startswith("$") and first not in ("$ref", "$id", "$db")
@@ -262,11 +273,13 @@ def matches(doc, flt):
 
 
 def validate_filter(flt):
+    """validate_filter refuses a filter that is not a document (2 BadValue)."""
     if not isinstance(flt, dict):
         raise MongoError(2, "filter must be an object")
 
 
 def _sort_value(doc, path, direction):
+    """_sort_value returns a document's sort key for a path (min or max array element)."""
     cands = lookup(doc, path.split("."))
     vals = []
     for v in cands:
@@ -292,6 +305,7 @@ from .values import EMPTY_ARRAY as _EMPTY_ARRAY  # noqa: E402
 
 
 def _cmpk(a, b):
+    """_cmpk compares two values by their order keys."""
     return (order_key(a) > order_key(b)) - (order_key(a) < order_key(b))
 
 
@@ -351,6 +365,7 @@ def project(doc, proj):
 
 
 def _path_tree(paths):
+    """_path_tree turns dotted projection paths into a nested dict."""
     tree = {}
     for p in paths:
         node = tree
@@ -367,6 +382,7 @@ def _path_tree(paths):
 
 
 def _include(doc, tree):
+    """_include keeps the fields of an inclusion projection tree."""
     out = {}
     for k, v in doc.items():
         if k not in tree:
@@ -382,6 +398,7 @@ def _include(doc, tree):
 
 
 def _exclude(doc, tree):
+    """_exclude drops the fields of an exclusion projection tree."""
     out = {}
     for k, v in doc.items():
         t = tree.get(k)
@@ -399,6 +416,7 @@ def _exclude(doc, tree):
 
 
 def _apply_slice(doc, parts, n):
+    """_apply_slice applies a $slice projection to the array at parts."""
     cur = doc
     for p in parts[:-1]:
         if not isinstance(cur, dict) or p not in cur:

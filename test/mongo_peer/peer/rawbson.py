@@ -33,11 +33,10 @@ def as_bytes(item):
 def array_element(name, raws):
     """array_element returns the bytes of element `name` holding the array of documents raws
     (each a bytes object)."""
-    keys = _keys(len(raws))
-    parts = []
-    for i, raw in enumerate(raws):
-        parts.append(keys[i])
-        parts.append(raw)
+    n = len(raws)
+    parts = [None] * (2 * n)
+    parts[0::2] = _keys(n)[:n]
+    parts[1::2] = raws
     body = b"".join(parts)
     return b"\x04" + name.encode() + b"\x00" + _INT32.pack(len(body) + 5) + body + b"\x00"
 
@@ -50,7 +49,9 @@ def _elements(doc):
 def cursor_reply(key, docs, extra, cid, ns):
     """cursor_reply returns {cursor: {<key>: docs, **extra, id: cid, ns}} with the cursor
     sub-document pre-encoded (a RawBSONDocument), in mongod's field order."""
-    body = [array_element(key, [as_bytes(d) for d in docs])]
+    if not all(map(bytes.__instancecheck__, docs)):
+        docs = [as_bytes(d) for d in docs]
+    body = [array_element(key, docs)]
     if extra:
         body.append(_elements(extra))
     body.append(b"\x12id\x00" + _INT64.pack(cid))

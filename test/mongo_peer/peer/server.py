@@ -27,6 +27,7 @@ NOOP_INTERVAL = 10
 
 class Connection:
     def __init__(self, sock, addr):
+        """__init__ wraps an accepted socket with its per-connection state."""
         self.sock = sock
         self.addr = addr
         self.id = next(_conn_ids)
@@ -41,6 +42,7 @@ class Server:
     def __init__(self, host="127.0.0.1", port=27017, replset="rs0", oplog_size=1000000,
                  verbose=False, auth_users=None, max_txn_ops_per_entry=2**31 - 1,
                  dbpath=None, max_txn_entry_bytes=16 * 1024 * 1024):
+        """__init__ makes the server and its shared state (loading --dbpath data)."""
         self.host = host
         self.port = port
         self.replset = replset
@@ -71,6 +73,7 @@ class Server:
         return "%s:%d" % (host, self.port)
 
     def bind(self):
+        """bind opens the listening socket (port 0: the kernel picks one)."""
         ls = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET,
                            socket.SOCK_STREAM)
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -84,6 +87,8 @@ class Server:
         self.listener = ls
 
     def serve_forever(self):
+        """serve_forever accepts connections (one thread each) until stopped, then saves the
+        --dbpath data."""
         self.listener.settimeout(0.2)
         while not self.stopping:
             self._periodic_noop()
@@ -122,11 +127,13 @@ class Server:
                 self.store.log({"op": "n", "ns": "", "o": {"msg": "periodic noop"}})
 
     def stop(self, *_args):
+        """stop asks the server to stop and wakes waiting getMores."""
         self.stopping = True
         with self.store.lock:
             self.store.cond.notify_all()
 
     def _serve_conn(self, conn):
+        """_serve_conn reads requests from one connection and sends the replies."""
         self.conns[conn.id] = conn
         try:
             while not self.stopping:
@@ -150,6 +157,7 @@ class Server:
                 pass
 
     def _handle(self, conn, req):
+        """_handle runs one request and returns the framed reply (None for moreToCome)."""
         if req.opcode == wire.OP_QUERY:
             db = req.full_collection.split(".", 1)[0]
             if not req.full_collection.endswith(".$cmd"):
@@ -189,6 +197,7 @@ class Server:
 
 
 def main(argv=None):
+    """main parses the command line, starts the server and serves until SIGTERM/SIGINT."""
     import argparse
     p = argparse.ArgumentParser(prog="mongo-peer",
                                 description="MongoDB 6.0 single-node replica set look-alike")

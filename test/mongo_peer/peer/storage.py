@@ -9,9 +9,8 @@ import uuid
 from bson.binary import Binary
 from bson.int64 import Int64
 from bson.objectid import ObjectId
-from bson.timestamp import Timestamp
-
 from bson.raw_bson import RawBSONDocument
+from bson.timestamp import Timestamp
 
 from . import fastlog
 from .errors import MongoError

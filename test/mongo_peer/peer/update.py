@@ -44,6 +44,7 @@ class _Node:
     __slots__ = ("kind", "children", "value")
 
     def __init__(self, kind, value=None):
+        """__init__ makes a diff node of a kind (sub, ins, arr or a u/i/d leaf)."""
         self.kind = kind  # 'sub' | 'ins' (new document) | 'arr' | leaf: 'u' 'i' 'd'
         self.children = {}
         self.value = value
@@ -53,6 +54,7 @@ class DiffLog:
     """DiffLog accumulates logged modifications as a tree and serialises a $v:2 diff."""
 
     def __init__(self):
+        """__init__ makes an empty diff log."""
         self.root = _Node("sub")
         self.empty = True
 
@@ -77,19 +79,24 @@ class DiffLog:
             node = child
 
     def updated(self, path, value):
+        """updated records a value set on an existing path."""
         self.add(path, _Node("u", value))
 
     def created(self, path, first_new, value):
+        """created records a new path (first_new: its first component that did not exist)."""
         self.add(path, _Node("i", value), first_new)
 
     def deleted(self, path):
+        """deleted records an unset path."""
         self.add(path, _Node("d"))
 
     def serialize(self):
+        """serialize returns the oplog's {$v: 2, diff: ...}."""
         return {"$v": 2, "diff": _write_doc(self.root)}
 
 
 def _new_doc(node):
+    """_new_doc renders a created sub-tree as the new sub-document it logs."""
     out = {}
     for k, c in node.children.items():
         out[k] = c.value if c.kind in ("i", "u") else _new_doc(c)
@@ -97,6 +104,7 @@ def _new_doc(node):
 
 
 def _write_doc(node):
+    """_write_doc renders an object node as a $v:2 diff section (d, u, i, s<field>)."""
     d, u, i, subs = {}, {}, {}, []
     for k, c in node.children.items():
         if c.kind == "d":
@@ -122,6 +130,7 @@ def _write_doc(node):
 
 
 def _write_sub(node):
+    """_write_sub renders a sub-diff: an object diff or an array diff {a: true, ...}."""
     if node.kind != "arr":
         return _write_doc(node)
     out = {"a": True}
@@ -137,10 +146,13 @@ def _write_sub(node):
 
 
 def _component_key(p):
+    """_component_key orders path components as mongod applies them."""
     return (0, int(p), "") if p.isdigit() else (1, 0, p)
 
 
 def _check_path(path):
+    """_check_path refuses empty path components (56) and $-prefixed ones other than the
+    positional operators (52)."""
     for p in path.split("."):
         if p == "":
             raise MongoError(56, "An empty update path is not valid.")
@@ -209,6 +221,7 @@ def _resolve(doc, parts):
 
 
 def _typed(doc, parts):
+    """_typed returns the values along a path (for error messages and type checks)."""
     out = []
     cur = doc
     for p in parts:
@@ -222,6 +235,7 @@ def _typed(doc, parts):
 
 
 def _container(doc, parts):
+    """_container returns the object or array holding a path's last component."""
     cur = doc
     for p in parts[:-1]:
         cur = cur[int(p)] if isinstance(cur, list) else cur[p]
@@ -229,10 +243,12 @@ def _container(doc, parts):
 
 
 def _get(container, key):
+    """_get reads a key of an object or an index of an array."""
     return container[int(key)] if isinstance(container, list) else container[key]
 
 
 def _put(container, key, value):
+    """_put writes a key of an object or an existing index of an array."""
     if isinstance(container, list):
         container[int(key)] = value
     else:
@@ -266,6 +282,7 @@ def _create_path(doc, parts, first_missing, value, idstr):
 
 
 def _short(v):
+    """_short renders a value for an error message."""
     return repr(v)[:80]
 
 
@@ -289,6 +306,7 @@ def _arith(op, a, b):
 
 
 def _now_value(arg):
+    """_now_value returns $currentDate's value: a date, or a timestamp if asked."""
     now = datetime.datetime.utcnow()
     now = now.replace(microsecond=now.microsecond // 1000 * 1000)
     if isinstance(arg, dict) and arg.get("$type") == "timestamp":
@@ -298,6 +316,7 @@ def _now_value(arg):
 
 
 def _pull_matches(el, arg):
+    """_pull_matches tells whether an array element matches a $pull condition."""
     if isinstance(arg, dict) and _is_op_doc(arg):
         return match_op([el], next(iter(arg)), arg[next(iter(arg))], arg) and \
             all(match_op([el], k, v, arg) for k, v in arg.items())
@@ -307,6 +326,7 @@ def _pull_matches(el, arg):
 
 
 def _push_values(arg):
+    """_push_values returns the values of a $push/$addToSet argument ($each or one)."""
     if isinstance(arg, dict) and "$each" in arg:
         for k in arg:
             if k not in ("$each", "$slice", "$sort", "$position"):
@@ -320,6 +340,7 @@ def _push_values(arg):
 
 
 def _sort_array(arr, spec):
+    """_sort_array sorts an array for $push's $sort (a spec document or 1/-1)."""
     if isinstance(spec, dict):
         return sort_docs(arr, spec)
     import functools
@@ -381,6 +402,7 @@ def apply_update(doc, update, doc_id=None, inserting=False, query=None, array_fi
 
 
 def _apply_one(doc, parts, op, arg, log, doc_id):
+    """_apply_one applies one operator to one path and records the change in log."""
     cont, missing = _resolve(doc, parts)
     path = ".".join(parts)
     if missing is None:
@@ -466,6 +488,7 @@ def _apply_one(doc, parts, op, arg, log, doc_id):
 
 
 def _rename(doc, cont, key, old, dest, typed, log, doc_id):
+    """_rename moves a field for $rename and records the unset and the set."""
     if isinstance(cont, list):
         raise MongoError(2, "The source field cannot be an array element")
     del cont[key]
@@ -483,6 +506,7 @@ def _rename(doc, cont, key, old, dest, typed, log, doc_id):
 
 
 def _array_op(cont, key, old, op, arg, typed, log, path, doc_id):
+    """_array_op applies $push/$addToSet/$pop/$pull/$pullAll to an array field."""
     if not isinstance(old, list):
         if op == "$push":
             raise MongoError(2, "The field '%s' must be an array but is of type %s in document "
@@ -551,6 +575,7 @@ def upsert_seed(query):
     seed = {}
 
     def take(q):
+        """take collects the equality fields of a query (through $and) into the seed."""
         for k, v in q.items():
             if k == "$and":
                 for sub in v:
@@ -567,6 +592,7 @@ def upsert_seed(query):
 
 
 def _set_dotted(doc, path, value):
+    """_set_dotted sets a dotted path in a document, creating sub-documents."""
     parts = path.split(".")
     cur = doc
     for p in parts[:-1]:

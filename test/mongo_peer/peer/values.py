@@ -36,6 +36,7 @@ _UNPACK_LONG = struct.Struct("<q").unpack_from
 
 
 def _get_date_clamped(data, view, position, dummy0, opts, dummy1):
+    """_get_date_clamped decodes a BSON date, clamping it to datetime's range."""
     ms = _UNPACK_LONG(data, position)[0]
     try:
         return bson._millis_to_datetime(ms, opts), position + 8
@@ -48,6 +49,7 @@ _SLOW_GETTERS[bson._maybe_ord(bson.BSONDAT)] = _get_date_clamped
 
 
 def _py_element_to_dict(data, view, position, obj_end, opts):
+    """_py_element_to_dict decodes one element with the clamping date getter."""
     element_type = data[position]
     position += 1
     element_name, position = bson._get_c_string(data, view, position, opts)
@@ -80,14 +82,17 @@ def decode(raw):
 
 
 def encode(doc):
+    """encode encodes a document with the peer's codec options."""
     return bson.encode(doc, codec_options=CODEC)
 
 
 def raw_doc(raw):
+    """raw_doc wraps raw BSON bytes as a RawBSONDocument (embedded unchanged by bson.encode)."""
     return RawBSONDocument(raw, RAW_CODEC)
 
 
 def is_number(v):
+    """is_number tells whether v is a BSON number (not a boolean)."""
     return isinstance(v, (int, float, Decimal128)) and not isinstance(v, bool)
 
 
@@ -137,6 +142,7 @@ def num_value(v):
 
 
 def date_ms(d):
+    """date_ms returns a datetime as milliseconds since the epoch."""
     if d.tzinfo is not None:
         d = d.replace(tzinfo=None) - d.utcoffset()
     delta = d - EPOCH
@@ -144,6 +150,7 @@ def date_ms(d):
 
 
 def _cmp(a, b):
+    """_cmp returns -1, 0 or 1 as a < b, a == b, a > b."""
     return (a > b) - (a < b)
 
 
@@ -195,6 +202,7 @@ def compare(a, b):
 
 
 def compare_docs(a, b):
+    """compare_docs orders two documents field by field (type, name, value), as mongod does."""
     ia, ib = list(a.items()), list(b.items())
     for (ka, va), (kb, vb) in zip(ia, ib):
         c = _cmp(canonical_type(va), canonical_type(vb))
@@ -210,6 +218,7 @@ def compare_docs(a, b):
 
 
 def values_equal(a, b):
+    """values_equal tells whether two values compare equal (1 == 1.0)."""
     return compare(a, b) == 0
 
 
@@ -243,6 +252,7 @@ def id_key(v):
 
 
 def a_subtype(v):
+    """a_subtype returns a binary value's subtype (0 for plain bytes)."""
     return v.subtype if isinstance(v, Binary) else 0
 
 
@@ -256,6 +266,7 @@ def bson_depth(v, depth=0):
 
 
 def type_name(v):
+    """type_name returns the $type alias of a value (double, string, object...)."""
     t = canonical_type(v)
     if t == 10:
         if isinstance(v, float):

@@ -26,6 +26,7 @@ class Request:
     """Request is one parsed client message."""
 
     def __init__(self, request_id, opcode):
+        """__init__ makes an empty request of an opcode."""
         self.request_id = request_id
         self.opcode = opcode
         self.flags = 0
@@ -69,10 +70,12 @@ def read_message(sock):
 
 
 def _doc_len(buf, pos):
+    """_doc_len reads the int32 length of the BSON document at pos."""
     return struct.unpack_from("<i", buf, pos)[0]
 
 
 def _parse_msg(req, payload):
+    """_parse_msg parses OP_MSG sections: the body (kind 0) and document sequences (kind 1)."""
     (flags,) = struct.unpack_from("<I", payload, 0)
     req.flags = flags
     req.more_to_come = bool(flags & MSG_MORE_TO_COME)
@@ -106,6 +109,7 @@ def _parse_msg(req, payload):
 
 
 def _parse_query(req, payload):
+    """_parse_query parses a legacy OP_QUERY (unwrapping $query)."""
     (flags,) = struct.unpack_from("<i", payload, 0)
     req.flags = flags
     z = payload.index(b"\0", 4)
@@ -127,6 +131,7 @@ _ids = itertools.count(1)
 
 
 def _new_request_id():
+    """_new_request_id returns the next reply request id."""
     return next(_ids) & 0x7FFFFFFF
 
 
@@ -143,4 +148,5 @@ def encode_reply(response_to, doc_bytes, flags=0):
 
 
 def encode_doc(doc):
+    """encode_doc encodes a reply document with the peer's codec options."""
     return bson.encode(doc, codec_options=CODEC)
