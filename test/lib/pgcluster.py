@@ -86,8 +86,12 @@ class PgCluster:
     def start(self, extra=()):
         """start starts the server and waits until it accepts connections."""
         options = ["-o", " ".join(extra)] if extra else []
+        env = dict(os.environ)
+        # PG_LD_PRELOAD preloads a sanitizer runtime into the server only (scripts/sanitize.sh).
+        if os.environ.get("PG_LD_PRELOAD"):
+            env["LD_PRELOAD"] = os.environ["PG_LD_PRELOAD"]
         subprocess.run([os.path.join(PG_BINDIR, "pg_ctl"), "-D", self.datadir, "-l", self.logfile,
-                        "-w", "-t", "60", *options, "start"], check=True, capture_output=True)
+                        "-w", "-t", "60", *options, "start"], check=True, capture_output=True, env=env)
         self.wait_ready()
 
     def stop(self, mode="fast"):
@@ -151,7 +155,7 @@ class PgCluster:
     def crashes(self):
         """crashes lists log lines where a process died of SIGABRT or SIGSEGV (bugs, never expected)."""
         return [line for line in self.log().splitlines()
-                if re.search(r"terminated by signal (6|11)\b", line)]
+                if re.search(r"terminated by signal (6|11)\b|^==\d+==ERROR: \w+Sanitizer|runtime error: ", line)]
 
     def postmaster_pid(self):
         with open(os.path.join(self.datadir, "postmaster.pid")) as f:

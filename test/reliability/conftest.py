@@ -17,7 +17,7 @@ sys.path.insert(0, HERE)
 
 from pgcluster import PgCluster  # noqa: E402
 from mongo_source import start_source  # noqa: E402
-from figures import record, seed_for  # noqa: E402,F401
+from figures import record  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -77,11 +77,20 @@ def encoded(doc):
 
 
 def nested(depth, leaf):
-    """nested: a value that makes a document `depth` levels deep (the document itself is level 1)."""
+    """nested: depth - 1 documents inside each other; under a top-level key, the whole document is
+    `depth` levels deep."""
     value = leaf
     for _ in range(depth - 1):
         value = {"k": value}
     return value
+
+
+def nested_arrays(depth):
+    """nested_arrays: arrays inside each other; {"deep": nested_arrays(n)} is n + 1 levels deep."""
+    value = ["leaf"]
+    for _ in range(depth - 2):
+        value = [value]
+    return {"0": value}
 
 
 def date_ms(ms):
@@ -119,8 +128,11 @@ def cases():
         doc_keys={"caf\u00e9": "\u6f22\u5b57"})
     add("key_empty", {"": "empty key", "s": "ok"}, "row", s="ok", doc_keys={"": "empty key"})
     # Nesting.
+    # {"deep": nested(n)} is n levels deep (the top-level document is level 1): 100 is MongoDB's limit.
     add("nest_99", {"deep": nested(99, "leaf")}, "row")
-    add("nest_100", raw("nest_100", element(0x03, "deep", encoded(nested(99, "leaf")))), "either")
+    add("nest_100", raw("nest_100", element(0x03, "deep", encoded(nested(100, "leaf")))), "either")
+    add("nest_100_arrays", raw("nest_100_arrays", element(0x04, "deep", encoded(nested_arrays(99)))), "either")
+    add("nest_101", raw("nest_101", element(0x03, "deep", encoded(nested(101, "leaf")))), "either")
     # Size.
     add("big_8mib", {"s": "y" * 16, "pad": "x" * (8 * MIB - 200)}, "row", s="y" * 16, pad_len=8 * MIB - 200)
     add("big_8mib_binary", {"b": Binary(b"\x00\xff" * (4 * MIB - 100))}, "row", b_len=8 * MIB - 200)

@@ -50,7 +50,6 @@ def priv(river_pg, mongo):
     client = mongo.client()
     client.drop_database("priv")
     client.priv.a.insert_many([{"_id": "a1", "n": 1}, {"_id": "a2", "n": 2}])
-    uri = mongo.uri.replace("mongodb://", "mongodb://user:s3cret@") if not mongo.is_peer else mongo.uri
     assert as_role(pg, "alice", "SELECT mongo_river.create_river('alice_r', %s)", (mongo.uri,))[0] is None
     assert as_role(pg, "alice", "SELECT mongo_river.map_collection('alice_r', 'priv.a', 'alice_a', %s)",
                    (json.dumps(MAPPING),))[0] is None
@@ -59,7 +58,6 @@ def priv(river_pg, mongo):
     pg.query("SELECT mongo_river.create_river('pw_r', 'mongodb://app:Sup3rSecret@127.0.0.1:1/?replicaSet=rs0')")
     pg.query("SELECT mongo_river.stop('pw_r')")
     wait_synced(pg, "alice_r")
-    del uri
     return pg
 
 

@@ -118,7 +118,7 @@ def capped_river(river_pg):
     return time.monotonic()
 
 
-@pytest.mark.parametrize("command,code", [("find", 91), ("find", 2), ("getMore", 11600)])
+@pytest.mark.parametrize("command,code", [("find", 91), ("find", 2), ("find", 11600)])
 def test_command_errors_during_the_copy(river_pg, fault_mongo, capped_river, command, code, figures):
     pg, mongo = river_pg, fault_mongo
     name = f"copyfault_{command.lower()}_{code}"
@@ -143,11 +143,12 @@ def test_command_errors_during_the_copy(river_pg, fault_mongo, capped_river, com
     pg.query("SELECT mongo_river.drop_river(%s, true)", (name,))
 
 
-@pytest.mark.parametrize("capture", ["change_stream", "oplog"])
-@pytest.mark.parametrize("commands,code", [(["aggregate", "getMore"], 6), (["getMore", "find"], 91)])
+@pytest.mark.parametrize("capture,commands,code", [
+    ("change_stream", ["aggregate", "getMore"], 6), ("oplog", ["aggregate", "getMore"], 6),
+    ("oplog", ["getMore", "find"], 91), ("oplog", ["getMore"], 11600)])
 def test_command_errors_while_streaming(river_pg, fault_mongo, capped_river, capture, commands, code, figures):
     pg, mongo = river_pg, fault_mongo
-    name = f"streamfault_{capture}_{commands[0].lower()}"
+    name = f"streamfault_{capture}_{'_'.join(c.lower() for c in commands)}"
     client, coll = start_river(pg, mongo, name, docs=DOCS // 4, options={"capture": capture})
     map_posts(pg, name, f"{name}.posts", name)
     wait_synced(pg, name)
@@ -159,7 +160,6 @@ def test_command_errors_while_streaming(river_pg, fault_mongo, capped_river, cap
         error = wait_for(lambda: retrying(pg, name), 60, 0.1, f"phase retrying under {commands} errors")
         wait_for(lambda: len(backoffs(pg, name)) >= 3, 30, 0.1, "three retries")
         fail_point(client, "off")
-        time.sleep(0.5)  # the writer goes on a little after the fault (not a synchronisation)
     finally:
         fail_point(client, "off")
         changes = writer.stop()
@@ -169,7 +169,7 @@ def test_command_errors_while_streaming(river_pg, fault_mongo, capped_river, cap
     pg.query("SELECT mongo_river.drop_river(%s, true)", (name,))
 
 
-@pytest.mark.parametrize("commands", [["find"], ["getMore"], ["aggregate", "getMore"]])
+@pytest.mark.parametrize("commands", [["find"], ["aggregate", "getMore"]])
 def test_connections_closed(river_pg, fault_mongo, capped_river, commands, figures):
     """closeConnection: the source drops the socket without replying, a few times, then always."""
     pg, mongo = river_pg, fault_mongo
@@ -179,11 +179,16 @@ def test_connections_closed(river_pg, fault_mongo, capped_river, commands, figur
     writer.start()
     try:
         fail_point(client, {"times": 3}, failCommands=commands, closeConnection=True)
-        map_posts(pg, name, f"{name}.posts", name)
-        wait_synced(pg, name, 120)  # the copy finished through transient closed connections
-        fail_point(client, "alwaysOn", failCommands=commands, closeConnection=True)
+        if commands == ["find"]:  # the copy's reads: before the mapping
+            fail_point(client, "alwaysOn", failCommands=commands, closeConnection=True)
+            map_posts(pg, name, f"{name}.posts", name)
+            error = wait_for(lambda: retrying(pg, name), 60, 0.1, "phase retrying with connections closed")
+        else:
+            map_posts(pg, name, f"{name}.posts", name)
+            wait_synced(pg, name, 120)  # the copy finished through transient closed connections
+            fail_point(client, "alwaysOn", failCommands=commands, closeConnection=True)
+            error = wait_for(lambda: retrying(pg, name), 60, 0.1, "phase retrying with connections closed")
         figures(faults=2)
-        error = wait_for(lambda: retrying(pg, name), 60, 0.1, "phase retrying with connections closed")
         fail_point(client, "off")
     finally:
         fail_point(client, "off")
@@ -280,6 +285,7 @@ def test_source_restarts(river_pg, mongo, capped_river, figures):
         wait_synced(pg, name)
         for round_no in range(2):
             writer = writer_for(coll, f"{name}[{round_no}]")
+            writer.next_id = 10**6 + round_no * 10**5
             writer.start()
             time.sleep(0.3)  # writes in flight while the source goes away (not a synchronisation)
             changes = writer.stop()
@@ -376,3 +382,43 @@ def test_status_is_healthy_again_after_a_fault(river_pg, fault_mongo, capped_riv
     finally:
         print(f"{name}: status after recovery {river_status(pg, name)}")
         pg.query("SELECT mongo_river.drop_river(%s, true)", (name,))
+
+
+@pytest.mark.xfail(strict=True, reason="bug: with every getMore of the change stream failing (a resumable error "
+                   "or a closed connection), the river stalls silently: phase streaming, last_error NULL, lag "
+                   "growing, part of a burst of inserts never applied while the fault lasts")
+@pytest.mark.parametrize("fault", ["error_11600", "close_connection"])
+def test_persistent_getmore_faults_of_a_change_stream_are_shown_or_absorbed(river_pg, fault_mongo, capped_river,
+                                                                             fault, figures):
+    """getMore failing always on a change stream: libmongoc resumes the stream by itself (a new
+    aggregate), so the river may absorb the fault; but then it must keep applying every change.
+    Either the status shows the fault (retrying) or a burst of 500 inserts arrives whole."""
+    pg, mongo = river_pg, fault_mongo
+    name = f"getmore_{fault}"
+    client, coll = start_river(pg, mongo, name, docs=200)
+    map_posts(pg, name, f"{name}.posts", name)
+    wait_synced(pg, name)
+    data = {"errorCode": 11600} if fault == "error_11600" else {"closeConnection": True}
+    fail_point(client, "alwaysOn", failCommands=["getMore"], **data)
+    figures(faults=1)
+    try:
+        coll.insert_many([{"_id": f"burst{i:04d}", "title": "burst"} for i in range(500)])
+
+        def shown_or_applied():
+            if retrying(pg, name):
+                return "shown: " + retrying(pg, name)
+            if pg.scalar(f"SELECT count(*) FROM {name} WHERE title = 'burst'") == 500:
+                return "absorbed: all applied"
+            return None
+
+        try:
+            outcome = wait_for(shown_or_applied, 30, 0.2, "the fault to be shown or the burst applied")
+        finally:
+            print(f"{name}: {pg.scalar(f'SELECT count(*) FROM {name} WHERE title = %s', ('burst',))} of 500 "
+                  f"applied; status {pg.query('SELECT phase, lag, last_error FROM mongo_river.status WHERE river = %s', (name,))}")
+        print(f"{name}: {outcome}")
+    finally:
+        fail_point(client, "off")
+    wait_synced(pg, name)
+    assert not compare(pg, name, coll)
+    pg.query("SELECT mongo_river.drop_river(%s, true)", (name,))
