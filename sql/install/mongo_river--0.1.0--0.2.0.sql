@@ -777,8 +777,8 @@ GRANT EXECUTE ON FUNCTION mongo_river._live_status() TO mongo_river_admin;
 CREATE VIEW mongo_river.status AS
 SELECT m.river, m.source, m.target,
        CASE WHEN NOT r.enabled THEN 'stopped'
-            WHEN coalesce(lr.phase, p.phase) IN ('error', 'retrying', 'resync') THEN coalesce(lr.phase, p.phase)
-            ELSE coalesce(nullif(l.phase, ''), s.phase, 'pending') END AS phase,
+            WHEN ph.river_phase IN ('error', 'retrying', 'resync') THEN ph.river_phase
+            ELSE coalesce(ph.mapping_phase, 'pending') END AS phase,
        greatest(l.docs_copied, s.docs_copied, 0) AS docs_copied,
        greatest(l.changes_applied, s.changes_applied, 0) AS changes_applied,
        coalesce(l.last_source_time, s.last_source_time) AS last_source_time,
@@ -793,6 +793,10 @@ LEFT JOIN mongo_river.progress p USING (river)
 LEFT JOIN mongo_river.mapping_state s USING (river, source)
 LEFT JOIN mongo_river._live_status() l ON l.river = m.river AND l.source = m.source
 LEFT JOIN mongo_river._live_status() lr ON lr.river = m.river AND lr.source = ''
+-- The newer of the live and the catalog phase (resync() and map_collection write the catalog).
+CROSS JOIN LATERAL (SELECT
+    CASE WHEN lr.updated_at >= p.updated_at AND lr.phase <> '' THEN lr.phase ELSE p.phase END AS river_phase,
+    CASE WHEN l.updated_at >= s.updated_at AND l.phase <> '' THEN l.phase ELSE s.phase END AS mapping_phase) ph
 LEFT JOIN pg_catalog.pg_stat_activity w
        ON w.backend_type = 'mongo_river worker' AND w.application_name = 'mongo_river ' || m.river;
 GRANT SELECT ON mongo_river.status TO mongo_river_admin;

@@ -135,6 +135,8 @@ class Writer(threading.Thread):
         self.next_id = first_new_id
         self.pause = pause
         self.stopped = threading.Event()
+        self.paused = threading.Event()
+        self.stepping = threading.Lock()
         self.count = 0
         self.error = None
 
@@ -164,11 +166,24 @@ class Writer(threading.Thread):
     def run(self):
         try:
             while not self.stopped.is_set():
-                self.step()
+                if self.paused.is_set():
+                    self.stopped.wait(0.01)
+                    continue
+                with self.stepping:
+                    self.step()
                 if self.pause:
                     time.sleep(self.pause)
         except Exception as e:  # reported by stop()
             self.error = e
+
+    def hold(self):
+        """hold pauses the writer once its current change is made (resume() continues)."""
+        self.paused.set()
+        with self.stepping:
+            pass
+
+    def resume(self):
+        self.paused.clear()
 
     def stop(self):
         self.stopped.set()
