@@ -318,3 +318,22 @@ def test_ten_thousand_column_mapping_is_refused_cleanly(sql_pg, figures):
     pg.query("DROP TABLE wide_existing")
     figures(hostile=3)
     print(f"10,000-column mapping refused with {code}")
+
+
+@pytest.mark.xfail(strict=True, reason="bug: mapping a collection onto a table another mapping already fills "
+                   "fails with the raw unique violation of collection_map_target_key (23505, no hint) instead of "
+                   "a clear error naming the table and the mapping that owns it")
+def test_target_already_mapped_is_a_clear_error(sql_pg, mongo, figures):
+    pg = sql_pg
+    create_river(pg, "second", mongo.uri)
+    figures(hostile=1)
+    try:
+        code = assert_clean_refusal(pg, "SELECT mongo_river.map_collection('second', 'hostile_sql.other', 'r_c', %s)",
+                                    (json.dumps(SMALL_MAPPING),))
+        _, detail = attempt(pg, "SELECT mongo_river.map_collection('second', 'hostile_sql.other', 'r_c', %s)",
+                            (json.dumps(SMALL_MAPPING),))
+        print(f"second mapping onto r_c: {code}: {detail}")
+        assert code in ("42710", "55000", "42P07"), detail
+        assert "r_c" in detail and "HINT" in detail, detail
+    finally:
+        pg.query("SELECT mongo_river.drop_river('second')")
