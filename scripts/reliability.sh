@@ -44,7 +44,8 @@ for var in MONGO_URI RELIABILITY_DOCS RIVER_TEST_DOCS RELIABILITY_SEED RIVER_TES
 done
 
 PY=/usr/bin/python3
-reports=$(mktemp -d /tmp/mongo_river_reliability_reports.XXXXXX)
+# RELIABILITY_REPORTS: where the JUnit reports go (test/run-tests.sh adds them to its total).
+reports=${RELIABILITY_REPORTS:-$(mktemp -d /tmp/mongo_river_reliability_reports.XXXXXX)}
 export RELIABILITY_FIGURES="$reports/figures.jsonl"
 : > "$RELIABILITY_FIGURES"
 start=$(date +%s)
@@ -66,5 +67,5 @@ $PY test/reliability/summarize_figures.py "$RELIABILITY_FIGURES" "$reports/relia
     "$reports/crash.xml" "$rounds"
 status=$?
 echo "run time: $(( $(date +%s) - start )) s"
-[ -n "${KEEP_TEST_DIRS:-}" ] || rm -rf "$reports"
+[ -n "${KEEP_TEST_DIRS:-}" ] || [ -n "${RELIABILITY_REPORTS:-}" ] || rm -rf "$reports"
 exit $status

@@ -2,8 +2,9 @@
 # run-tests.sh: runs every test stage (as a non-root user, after the extension is installed) and
 # prints one closing line with the total: "tests: N passed, N failed, N skipped".
 # Stages: unit (GoogleTest), regress (pg_regress), integration (pytest, PostgreSQL + MongoDB source),
-# peer (the MongoDB peer's conformance suite), source (the PG-free MongoDB readers against a live
-# MongoDB), fuzz (each libFuzzer target for FUZZ_SECONDS).
+# peer (the MongoDB peer's conformance suite), reliability (faults, hostile input, privileges and
+# RELIABILITY_ROUNDS crash rounds, with their figures), source (the PG-free MongoDB readers against
+# a live MongoDB), fuzz (each libFuzzer target for FUZZ_SECONDS).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 reports=$(mktemp -d)
@@ -24,6 +25,7 @@ if [ -d test/mongo_peer/tests ]; then
 else
     echo "=== stage peer: skipped (no test/mongo_peer/tests yet)"
 fi
+stage reliability env RELIABILITY_REPORTS="$reports" bash scripts/reliability.sh --rounds "${RELIABILITY_ROUNDS:-3}"
 stage source $PY -m pytest -q -p no:cacheprovider --junitxml="$reports/source.xml" test/source
 stage fuzz bash -c "make --no-print-directory fuzz >/dev/null && bash fuzz/run.sh '${FUZZ_SECONDS:-10}'"
 

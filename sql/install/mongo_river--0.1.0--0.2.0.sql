@@ -494,7 +494,9 @@ BEGIN
             RAISE EXCEPTION '%: existing table % has no unique index on its key column "%"', fn, rel, key_column
                 USING ERRCODE = 'invalid_column_reference', HINT = format('ALTER TABLE %s ADD PRIMARY KEY (%I);', rel, key_column);
         END IF;
-        IF NOT has_table_privilege(owner::oid, rel, 'SELECT, INSERT, UPDATE, DELETE') THEN
+        -- Each privilege on its own: a list in has_table_privilege is true when any one is held.
+        IF NOT (has_table_privilege(owner::oid, rel, 'SELECT') AND has_table_privilege(owner::oid, rel, 'INSERT')
+                AND has_table_privilege(owner::oid, rel, 'UPDATE') AND has_table_privilege(owner::oid, rel, 'DELETE')) THEN
             RAISE EXCEPTION '%: the river''s owner % may not write into table %', fn, owner, rel
                 USING ERRCODE = 'insufficient_privilege', HINT = format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO %s;', rel, owner);
         END IF;
@@ -660,6 +662,18 @@ BEGIN
                                                            coalesce((options->>'create_table')::boolean, true)) AS t);
     END IF;
     result := (SELECT p.relation FROM unnest(prepared) p WHERE p.kind = 'target');
+    DECLARE
+        taken record;
+    BEGIN
+        SELECT t.relation, t.river, t.source INTO taken FROM mongo_river.mapped_table t
+        WHERE t.relation IN (SELECT p.relation FROM unnest(prepared) p) LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION '%: table % is already filled by collection "%" of river "%"', fn, taken.relation,
+                            taken.source, taken.river
+                USING ERRCODE = 'duplicate_object',
+                      HINT = 'A table is fed by one mapping: choose another target (or unmap the other collection).';
+        END IF;
+    END;
     INSERT INTO mongo_river.collection_map (river, source, source_db, source_collection, target, mapping, options)
         VALUES (r.river, map_collection.source, src.db, src.collection, result, normalized, options);
     INSERT INTO mongo_river.mapped_table (river, source, relation, kind, array_path, created)
@@ -1044,3 +1058,31 @@ $$;
 -- consistent position. It refuses while the river's worker runs it.
 CREATE PROCEDURE mongo_river.sync_once(river name, timeout interval DEFAULT '10 min', INOUT applied bigint DEFAULT NULL)
     LANGUAGE C AS 'MODULE_PATHNAME', 'mongo_river_sync_once';
+
+-- Row-level security: admins may read every catalog row (the views show them anyway), but change
+-- only rows of rivers whose owner's privileges they have, and cannot give a river an owner whose
+-- privileges they lack (the worker runs as the owner). Superusers, the table owner and the
+-- foreign keys' cascades are not subject to it; the functions' own checks give the clear errors.
+CREATE FUNCTION mongo_river._may_change(river_name name) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT pg_catalog.pg_has_role(current_user, r.owner, 'USAGE')
+                     FROM mongo_river.river r WHERE r.river = river_name), true)
+$$;
+ALTER TABLE mongo_river.river ENABLE ROW LEVEL SECURITY;
+CREATE POLICY river_read ON mongo_river.river FOR SELECT USING (true);
+CREATE POLICY river_change ON mongo_river.river FOR ALL
+    USING (pg_catalog.pg_has_role(current_user, owner, 'USAGE'))
+    WITH CHECK (pg_catalog.pg_has_role(current_user, owner, 'USAGE'));
+DO $policies$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['collection_map', 'mapped_table', 'progress', 'mapping_state', 'resync_seen',
+                             'database_map', 'rejects'] LOOP
+        EXECUTE format('ALTER TABLE mongo_river.%I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('CREATE POLICY %I ON mongo_river.%I FOR SELECT USING (true)', t || '_read', t);
+        EXECUTE format('CREATE POLICY %I ON mongo_river.%I FOR ALL USING (mongo_river._may_change(river)) '
+                       'WITH CHECK (mongo_river._may_change(river))', t || '_change', t);
+    END LOOP;
+END
+$policies$;

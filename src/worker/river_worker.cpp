@@ -860,7 +860,7 @@ void RiverWorker::Run() {
 					StartResync(message);
 				} catch (const mongo::SourceError &again) {
 					Disconnect();
-					RecordRiverPhase("retrying", again.Message());
+					SetPhase("retrying", again.Message());
 					Wait(kMinBackoffMs);
 				}
 				continue;
@@ -868,7 +868,7 @@ void RiverWorker::Run() {
 			backoff_ms_ = std::min(kMaxBackoffMs, std::max(kMinBackoffMs, backoff_ms_ * 2));
 			ereport(LOG, (errmsg("mongo_river: river \"%s\": %s; retrying in %d ms", name_.c_str(), message.c_str(),
 								 backoff_ms_)));
-			RecordRiverPhase("retrying", message);
+			SetPhase("retrying", message);
 			Wait(backoff_ms_);
 		}
 	}

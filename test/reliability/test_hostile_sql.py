@@ -320,9 +320,6 @@ def test_ten_thousand_column_mapping_is_refused_cleanly(sql_pg, figures):
     print(f"10,000-column mapping refused with {code}")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: mapping a collection onto a table another mapping already fills "
-                   "fails with the raw unique violation of collection_map_target_key (23505, no hint) instead of "
-                   "a clear error naming the table and the mapping that owns it")
 def test_target_already_mapped_is_a_clear_error(sql_pg, mongo, figures):
     pg = sql_pg
     create_river(pg, "second", mongo.uri)

@@ -358,9 +358,6 @@ def test_backoff_is_capped_at_30_seconds(river_pg, capped_river, figures):
 
 
 
-@pytest.mark.xfail(strict=True, reason="bug: after a fault, status keeps phase 'retrying' and the old last_error "
-                   "although the river streams again (RiverWorker::Run records 'retrying' without updating phase_, "
-                   "so SetPhase('streaming', '') returns early)")
 def test_status_is_healthy_again_after_a_fault(river_pg, fault_mongo, capped_river, figures):
     pg, mongo = river_pg, fault_mongo
     name = "healthy_again"
