@@ -125,8 +125,9 @@ def status(pg, river):
 
 
 class Writer(threading.Thread):
-    """Writer applies random changes (inserts, updates incl. child arrays, replaces, deletes) to a
-    posts collection until stopped; seeded, so a failure can be replayed."""
+    """Writer applies random changes (inserts, updates incl. child arrays, replaces, deletes,
+    multi-document transactions) to a posts collection until stopped; seeded, so a failure can be
+    replayed."""
 
     def __init__(self, collection, seed, first_new_id=10**6, pause=0.0):
         super().__init__(daemon=True)
@@ -159,8 +160,19 @@ class Writer(threading.Thread):
             c.replace_one({"_id": target}, make_post(int(target[1:]), rng))
         elif op < 0.9:
             c.delete_one({"_id": target})
-        else:
+        elif op < 0.95:
             c.update_one({"_id": target}, {"$pop": {"comments": -1}, "$set": {"tags": ["z"]}})
+        else:
+            # A multi-document transaction: it must land whole, or not at all.
+            other = f"p{rng.randint(0, 999):07d}"
+            with c.database.client.start_session() as session:
+                with session.start_transaction():
+                    c.update_one({"_id": target}, {"$set": {"title": "txn"}, "$inc": {"stats.score": 1}},
+                                 session=session)
+                    c.update_one({"_id": other}, {"$push": {"comments": {"user": "txn", "text": "t"}}},
+                                 session=session)
+                    c.insert_one(make_post(self.next_id, rng), session=session)
+                    self.next_id += 1
         self.count += 1
 
     def run(self):
