@@ -15,41 +15,25 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 sys.path.insert(0, HERE)
 
-from pgcluster import PgCluster  # noqa: E402
-from mongo_source import start_source  # noqa: E402
+import fixtures  # noqa: E402
+from fixtures import pytest_runtest_makereport  # noqa: E402,F401  (installs the hook)
 from figures import record  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def pg(request):
-    cluster = PgCluster().init()
-    try:
-        yield cluster
-    finally:
-        crashes = cluster.crashes()
-        cluster.destroy()
-        record(request.module.__name__, crashes=len(crashes))
-        if crashes:
-            pytest.fail("server log shows crashed processes:\n" + "\n".join(crashes))
+    yield from fixtures.cluster(lambda crashes: record(request.module.__name__, crashes=len(crashes)))
 
 
 @pytest.fixture(scope="module")
 def mongo():
-    source = start_source()
-    if source is None:
-        pytest.skip("no MongoDB source: MONGO_URI is not set and the MongoDB peer (test/mongo_peer) "
-                    "is not available")
-    try:
-        yield source
-    finally:
-        source.stop()
+    yield from fixtures.source()
 
 
 @pytest.fixture(scope="module")
 def river_pg(pg):
     """river_pg is `pg` with the extension created in its test database."""
-    pg.query("CREATE EXTENSION IF NOT EXISTS mongo_river")
-    return pg
+    return fixtures.with_extension(pg)
 
 
 @pytest.fixture
