@@ -56,6 +56,15 @@ def nested_doc(i):
             "items": [{"sku": f"s{i}-{j}", "qty": j} for j in range(i % 4)]}
 
 
+BIG_MAPPING = {"pk": "id", "columns": {
+    "id": {"path": "_id", "type": "text"}, "n": {"path": "n", "type": "bigint"}, "blob": {"path": "blob", "type": "text"}}}
+BIG_DOC_BYTES = 8 * 1024 * 1024 - 4096  # just under 8 MiB of BSON
+
+
+def big_doc(i):
+    return {"_id": f"big{i:04d}", "n": i, "blob": chr(ord("a") + i % 26) * BIG_DOC_BYTES}
+
+
 def load(coll, make, count, start=0):
     batch = []
     for i in range(start, start + count):
@@ -92,9 +101,34 @@ def rss_anon_kb(pid):
     return None
 
 
+def copy_phase_seconds(pg, river, source_name):
+    """copy_phase_seconds reads the worker's log lines "starting initial copy" and "initial copy done"
+    of river's collection source_name and returns the seconds between them (None if not found)."""
+    import datetime
+    import re
+    start = done = None
+    with open(pg.logfile) as f:
+        for line in f:
+            if f'river "{river}", collection "{source_name}"' not in line:
+                continue
+            stamp = re.match(r"(\S+ \S+) ", line)
+            if not stamp:
+                continue
+            when = datetime.datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S.%f")
+            if "starting initial copy" in line:
+                start = when
+            elif "initial copy done" in line:
+                done = when
+    return (done - start).total_seconds() if start and done else None
+
+
 def river_copy(pg, source, river, collection, table, mapping, count, watch_memory=False):
-    """river_copy maps collection with a new river and returns (seconds, peak RssAnon kB)."""
+    """river_copy maps collection with a new river (its worker already running) and returns
+    (copy seconds, end-to-end seconds, peak RssAnon kB): the copy seconds are the worker's own, from
+    its first to its last copied batch (its log); end-to-end runs from map_collection until status
+    shows streaming, so it adds the worker noticing the mapping (up to mongo_river.naptime)."""
     pg.query("SELECT mongo_river.create_river(%s, %s, '{\"batch_size\": 2000}')", (river, source.uri))
+    wait_for(lambda: worker_pid(pg, river), 60, 0.05, "the river's worker")
     peak = [0]
     done = threading.Event()
 
@@ -105,7 +139,7 @@ def river_copy(pg, source, river, collection, table, mapping, count, watch_memor
                 kb = rss_anon_kb(pid)
                 if kb:
                     peak[0] = max(peak[0], kb)
-            time.sleep(0.2)
+            time.sleep(0.1)
 
     watcher = threading.Thread(target=watch, daemon=True)
     if watch_memory:
@@ -117,7 +151,8 @@ def river_copy(pg, source, river, collection, table, mapping, count, watch_memor
     seconds = time.monotonic() - start
     done.set()
     assert pg.scalar(f'SELECT count(*) FROM "{table}"') == count
-    return seconds, peak[0]
+    copy_seconds = copy_phase_seconds(pg, river, collection) or seconds
+    return copy_seconds, seconds, peak[0]
 
 
 def copy_baseline(pg, table, columns, rows):
@@ -254,6 +289,7 @@ def main():
     parser.add_argument("--rates", default="2000,5000")
     parser.add_argument("--lag-seconds", type=float, default=8)
     parser.add_argument("--big", action="store_true", help="also copy 10 x --docs (memory, linearity)")
+    parser.add_argument("--big-docs", type=int, default=16, help="documents of 8 MiB for the memory figure")
     parser.add_argument("--seed", type=int, default=random.randrange(10**6))
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -269,22 +305,24 @@ def main():
         # 1. initial copy vs COPY (flat)
         load(db.flat, flat_doc, args.docs)
         cpu0 = peer_cpu(source)
-        seconds, peak = river_copy(pg, source, "flat", "bench.flat", "flat", FLAT_MAPPING, args.docs, True)
+        seconds, total, peak = river_copy(pg, source, "flat", "bench.flat", "flat", FLAT_MAPPING, args.docs, True)
         cpu1 = peer_cpu(source)
         rows = pg.query("SELECT id, name, n, price, ok, at FROM flat")
         base = copy_baseline(pg, "flat", ["id", "name", "n", "price", "ok", "at"], rows)
         results["copy_flat"] = {"river_docs_s": args.docs / seconds, "copy_rows_s": args.docs / base,
                                 "ratio": base / seconds, "rss_anon_kb": peak,
-                                "peer_cpu_s": None if cpu0 is None else cpu1 - cpu0, "seconds": seconds}
+                                "peer_cpu_s": None if cpu0 is None else cpu1 - cpu0, "seconds": seconds,
+                                "end_to_end_seconds": total, "end_to_end_ratio": base / total}
         # 1b. nested documents with a child table
         load(db.nested, nested_doc, args.docs)
-        seconds, _ = river_copy(pg, source, "nested", "bench.nested", "nested", NESTED_MAPPING, args.docs)
+        seconds, total, _ = river_copy(pg, source, "nested", "bench.nested", "nested", NESTED_MAPPING, args.docs)
         parents = pg.query("SELECT id, title, author, score FROM nested")
         children = pg.query("SELECT doc_id, pos, sku, qty FROM nested_items")
         base = copy_baseline(pg, "nested", ["id", "title", "author", "score"], parents)
         base += copy_baseline(pg, "nested_items", ["doc_id", "pos", "sku", "qty"], children)
         results["copy_nested"] = {"river_docs_s": args.docs / seconds, "copy_docs_s": args.docs / base,
-                                  "ratio": base / seconds, "child_rows": len(children), "seconds": seconds}
+                                  "ratio": base / seconds, "child_rows": len(children), "seconds": seconds,
+                                  "end_to_end_seconds": total, "end_to_end_ratio": base / total}
         # 2. catch-up vs batched statements
         cpu0 = peer_cpu(source)
         river_s, base_s = catch_up(pg, source, db.flat, "flat", "flat", args.changes, rng)
@@ -297,11 +335,27 @@ def main():
         for rate in [int(r) for r in args.rates.split(",") if r]:
             p50, p99, achieved = lag_under_load(pg, db.flat, "flat", rate, args.lag_seconds, rng)
             results["lag"].append({"offered_s": rate, "achieved_s": achieved, "p50_s": p50, "p99_s": p99})
+        # 4b. memory with 8 MiB documents: copied, then updated (each change event carries one whole)
+        for i in range(args.big_docs):
+            db.big.insert_one(big_doc(i))
+        _, _, peak_big = river_copy(pg, source, "big", "bench.big", "big", BIG_MAPPING, args.big_docs, True)
+        pid = worker_pid(pg, "big")
+        for i in range(args.big_docs):
+            db.big.update_one({"_id": f"big{i:04d}"}, {"$set": {"n": -i}})
+        stream_peak = 0
+        deadline = time.monotonic() + 600
+        while pg.scalar("SELECT count(*) FROM big WHERE n < 0") < args.big_docs - 1 and time.monotonic() < deadline:
+            stream_peak = max(stream_peak, rss_anon_kb(pid) or 0)
+            time.sleep(0.1)
+        results["big_docs"] = {"docs": args.big_docs, "doc_bytes": BIG_DOC_BYTES, "copy_rss_anon_kb": peak_big,
+                               "stream_rss_anon_kb": stream_peak}
+        pg.query("SELECT mongo_river.drop_river('big', true)")
+        client.bench.big.drop()
         # 4-5. 10 x documents
         if args.big:
             load(db.flat10, flat_doc, args.docs * 10)
-            seconds, peak10 = river_copy(pg, source, "flat10", "bench.flat10", "flat10", FLAT_MAPPING,
-                                         args.docs * 10, True)
+            seconds, _, peak10 = river_copy(pg, source, "flat10", "bench.flat10", "flat10", FLAT_MAPPING,
+                                            args.docs * 10, True)
             results["copy_10x"] = {"river_docs_s": args.docs * 10 / seconds, "rss_anon_kb": peak10,
                                    "rate_ratio_10x_vs_1x": (args.docs * 10 / seconds) /
                                    results["copy_flat"]["river_docs_s"]}
@@ -330,6 +384,11 @@ def report(results):
         print("%-44s %14s" % ("peer CPU during the flat copy", f"{cf['peer_cpu_s']:.1f} s of {cf['seconds']:.1f} s"))
     if cu.get("peer_cpu_s") is not None:
         print("%-44s %14s" % ("peer CPU during catch-up (incl. writes)", f"{cu['peer_cpu_s']:.1f} s"))
+    if "big_docs" in results:
+        b = results["big_docs"]
+        print("%-44s %14s" % (f"worker RssAnon, {b['docs']} docs of 8 MiB: copy",
+                              f"{b['copy_rss_anon_kb'] / 1024:.1f} MiB"))
+        print("%-44s %14s" % ("  ... and their update events (updateLookup)", f"{b['stream_rss_anon_kb'] / 1024:.1f} MiB"))
     if "copy_10x" in results:
         c10 = results["copy_10x"]
         print("%-44s %14.0f %14s %8.2f" % ("copy 10x docs (docs/s; ratio to 1x rate)", c10["river_docs_s"], "",

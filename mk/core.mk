@@ -11,15 +11,15 @@ CORE_TOOL_FLAGS = -std=c++17 -g -O1 -Wall -Wextra $(WERROR) -Iinclude $(patsubst
 $(CHECK_MAPPING): tools/mongo-river-check-mapping.cpp libmongo_river_core.a
 	$(CXX) $(CORE_TOOL_FLAGS) -o $@ $< libmongo_river_core.a $(DEPS_LIBS)
 
-# The fuzzers need only the mapping and conversion code; building them from their own object files
-# keeps the g++ objects of the module untouched.
+# The fuzzers need only the PG-free code (mapping, conversion, source parsers); building them from
+# their own object files keeps the g++ objects of the module untouched.
 FUZZ_CXX ?= clang++
 FUZZ_SECONDS ?= 10
 FUZZ_OBJDIR = fuzz/build/obj
-FUZZ_CORE_SRCS = $(sort $(wildcard src/mapping/*.cpp src/convert/*.cpp)) src/error.cpp
+FUZZ_CORE_SRCS = $(sort $(wildcard src/mapping/*.cpp src/convert/*.cpp src/mongo/*.cpp)) src/error.cpp
 FUZZ_CORE_OBJS = $(patsubst %.cpp,$(FUZZ_OBJDIR)/%.o,$(FUZZ_CORE_SRCS))
-FUZZ_TARGETS = fuzz/build/fuzz_mapping fuzz/build/fuzz_convert
-FUZZ_FLAGS = -std=c++17 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
+FUZZ_TARGETS = fuzz/build/fuzz_mapping fuzz/build/fuzz_convert fuzz/build/fuzz_source
+FUZZ_FLAGS = -std=c++17 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all -Wno-align-mismatch \
 	-Iinclude $(patsubst -I%,-isystem %,$(DEPS_CFLAGS))
 
 $(FUZZ_OBJDIR)/%.o: %.cpp

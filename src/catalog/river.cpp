@@ -46,7 +46,7 @@ RiverRow LoadRiver(const std::string &name) {
 	Datum name_datum = pg::NameDatum(name);
 	uint64 found = pg::SpiExecute(
 		"SELECT r.owner::oid, r.uri, r.enabled, coalesce(r.options->>'capture', 'change_stream'),"
-		" coalesce((r.options->>'batch_size')::int, 1000), coalesce((r.options->>'batch_ms')::int, 1000),"
+		" coalesce((r.options->>'batch_size')::int, 1000), coalesce((r.options->>'batch_ms')::int, 100),"
 		" coalesce((r.options->>'dry_run')::boolean, false), coalesce(r.options->>'on_error', 'reject'),"
 		" coalesce(r.options->>'password_file', ''), coalesce(p.position, ''), coalesce(p.phase, 'pending')"
 		" FROM mongo_river.river r LEFT JOIN mongo_river.progress p USING (river) WHERE r.river = $1",

@@ -1,4 +1,6 @@
 // text.cpp: UTF-8 checks, Extended JSON rendering, error messages and text forms of Values.
+#include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -340,7 +342,15 @@ std::string ValueText(const Value &value) {
 		std::string operator()(const std::monostate &) const { return {}; }
 		std::string operator()(bool b) const { return b ? "true" : "false"; }
 		std::string operator()(const Int &i) const { return std::to_string(i.value); }
-		std::string operator()(const Float &f) const { return internal::FormatDouble(f.value); }
+		std::string operator()(const Float &f) const {
+			// A real is rendered as the float it is stored as (shortest digits that read back as it).
+			if (f.bytes == 4 && std::isfinite(f.value)) {
+				char buffer[32];
+				auto result = std::to_chars(buffer, buffer + sizeof buffer, static_cast<float>(f.value));
+				return std::string(buffer, result.ptr);
+			}
+			return internal::FormatDouble(f.value);
+		}
 		std::string operator()(const Numeric &n) const { return n.text; }
 		std::string operator()(const Text &t) const { return t.value; }
 		std::string operator()(const Input &i) const { return i.text; }
@@ -379,6 +389,40 @@ std::string ValueText(const Value &value) {
 		}
 	};
 	return std::visit(Visitor{}, value.v);
+}
+
+void AppendCopyField(const Value &value, std::string *out) {
+	if (value.IsNull()) {
+		out->append("\\N");
+		return;
+	}
+	// Kinds that hold their text are escaped in place; the rest are rendered first.
+	const std::string *held = nullptr;
+	if (const auto *t = std::get_if<Text>(&value.v))
+		held = &t->value;
+	else if (const auto *in = std::get_if<Input>(&value.v))
+		held = &in->text;
+	else if (const auto *json = std::get_if<JsonText>(&value.v))
+		held = &json->text;
+	const std::string rendered = held ? std::string() : ValueText(value);
+	for (char c : held ? *held : rendered) {
+		switch (c) {
+		case '\\':
+			out->append("\\\\");
+			break;
+		case '\n':
+			out->append("\\n");
+			break;
+		case '\r':
+			out->append("\\r");
+			break;
+		case '\t':
+			out->append("\\t");
+			break;
+		default:
+			out->push_back(c);
+		}
+	}
 }
 
 bool operator==(const Value &a, const Value &b) {

@@ -12,6 +12,10 @@ namespace mongo_river::mongo {
 
 namespace {
 
+// kMaxGetMoreFailuresInRow is how many failed getMore commands in a row (each followed by the driver's
+// own resume) make the reader give up with a SourceError, so that the river shows the fault.
+constexpr int kMaxGetMoreFailuresInRow = 3;
+
 // MalformedEvent returns the error for a change event we cannot read.
 SourceError MalformedEvent(const std::string &why, const bson_t *doc) {
 	return SourceError(SourceErrorKind::kMalformed, 0, sourcestate::kDataException, "malformed change event: " + why,
@@ -254,15 +258,24 @@ bool ChangeStreamReader::Fetch(ChangeEvent *out) {
 		return true;
 	}
 	const bson_t *doc = nullptr;
-	if (mongoc_change_stream_next(stream_.get(), &doc)) {
+	const bool got = mongoc_change_stream_next(stream_.get(), &doc);
+	if (got)
 		*out = ParseChangeEvent(doc);
-		return true;
-	}
 	bson_error_t error;
 	const bson_t *reply = nullptr;
-	if (mongoc_change_stream_error_document(stream_.get(), &error, &reply))
+	const bool failed = !got && mongoc_change_stream_error_document(stream_.get(), &error, &reply);
+	// libmongoc resumes the stream after each failed getMore (a new aggregate), within one call and
+	// without telling, so a fault that persists is only seen through command monitoring: report it
+	// (rather than creep along on what the resuming aggregates return, or blame what failed last).
+	if (source_.GetMoreFailuresInRow() >= kMaxGetMoreFailuresInRow)
+		throw SourceError(SourceErrorKind::kConnection, 0, sourcestate::kConnectionFailure,
+						  "the change stream of \"" + options_.namespaces.front().db +
+							  "\" keeps failing: " + std::to_string(source_.GetMoreFailuresInRow()) +
+							  " getMore commands failed in a row (the driver resumed the stream after each)",
+						  source_.LastGetMoreError());
+	if (failed)
 		source_.Fail("cannot read the change stream of \"" + options_.namespaces.front().db + "\"", error, reply);
-	return false;
+	return got;
 }
 
 Batch ChangeStreamReader::NextBatch(size_t max_events, int64_t max_ms) {

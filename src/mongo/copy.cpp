@@ -252,15 +252,17 @@ void CollectionScan::Remember(const bson_t *doc) {
 	last_id_ = WrapValue("_id", bson_iter_value(&iter));
 }
 
-std::vector<Bson> CollectionScan::NextBatch(size_t max_docs) {
+std::vector<Bson> CollectionScan::NextBatch(size_t max_docs, size_t max_bytes) {
 	std::vector<Bson> out;
+	size_t bytes = 0;
 	int reopened = 0;
-	while (!done_ && out.size() < max_docs) {
+	while (!done_ && out.size() < max_docs && bytes < max_bytes) {
 		if (!cursor_)
 			Open();
 		const bson_t *doc = nullptr;
 		if (mongoc_cursor_next(cursor_.get(), &doc)) {
 			Remember(doc);
+			bytes += doc->len;
 			out.push_back(CopyBson(doc));
 			reopened = 0;
 			continue;

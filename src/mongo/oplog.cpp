@@ -455,13 +455,17 @@ Batch OplogReader::NextBatch(size_t max_events, int64_t max_ms) {
 	// past a hole that forward readers still wait on.)
 	const Timestamp newest = source_.CommittedTime();
 	const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(max_ms);
-	while (batch.events.size() < max_events && std::chrono::steady_clock::now() < deadline) {
+	size_t bytes = 0;
+	while (batch.events.size() < max_events && bytes < kMaxBatchBytes && std::chrono::steady_clock::now() < deadline) {
 		Bson entry;
 		if (!NextEntry(&entry)) {
 			batch.caught_up = true;
 			break;
 		}
+		const size_t before = batch.events.size();
 		Consume(entry.get(), &batch);
+		for (size_t i = before; i < batch.events.size(); i++)
+			bytes += EventBytes(batch.events[i]);
 	}
 	if (batch.caught_up && assembler_.Settled() && newest > position_.ClusterTime()) {
 		position_ = Position::OplogAfter(newest);

@@ -297,3 +297,26 @@ def test_privileges_revoked_after_mapping(priv, mongo, figures):
     assert pg.scalar("SELECT count(*) FROM mongo_river.rejects WHERE river = 'alice_r'") == 0
     assert pg.query("SELECT phase FROM mongo_river.status WHERE river = 'alice_r' AND source = 'priv.shared'") == \
         [("streaming",)]
+
+
+def test_row_level_security_holds_for_the_initial_copy(priv, mongo, figures):
+    """The initial copy writes new rows with COPY FROM, which does not apply row-level security: a
+    table where RLS applies to the river's owner must take the INSERT path, so that its policies
+    hold. Here only even n may be written: odd documents land in rejects, even ones in the table."""
+    pg = priv
+    client = mongo.client()
+    client.priv.rls.insert_many([{"_id": f"r{i}", "n": i} for i in range(1, 7)])
+    pg.query("CREATE TABLE rls_t (id text PRIMARY KEY, n int); ALTER TABLE rls_t ENABLE ROW LEVEL SECURITY; "
+             "CREATE POLICY even ON rls_t USING (true) WITH CHECK (n % 2 = 0); "
+             "GRANT SELECT, INSERT, UPDATE, DELETE ON rls_t TO alice")
+    figures(hostile=3)
+    assert as_role(pg, "alice", "SELECT mongo_river.map_collection('alice_r', 'priv.rls', 'rls_t', %s)",
+                   (json.dumps(MAPPING),))[0] is None
+    wait_synced(pg, "alice_r")
+    assert pg.query("SELECT id, n FROM rls_t ORDER BY id") == [("r2", 2), ("r4", 4), ("r6", 6)]
+    rejects = pg.query("SELECT document_id, error FROM mongo_river.rejects WHERE river = 'alice_r' "
+                       "AND source = 'priv.rls' ORDER BY document_id")
+    assert [r[0] for r in rejects] == ["r1", "r3", "r5"], rejects
+    assert all("row-level security" in r[1] for r in rejects), rejects
+    assert as_role(pg, "alice", "SELECT mongo_river.unmap_collection('alice_r', 'priv.rls')")[0] is None
+    pg.query("DELETE FROM mongo_river.rejects WHERE river = 'alice_r' AND source = 'priv.rls'")

@@ -124,20 +124,3 @@ def test_standalone_is_refused(binary, source):
         assert_gtest_ok(rc, out)
     finally:
         stop_peer(proc)
-
-
-def test_fuzz_source_parsers(tmp_path):
-    """Runs the libFuzzer target over diffs, oplog entries, events and positions for FUZZ_SECONDS."""
-    if subprocess.run(["which", "clang++"], stdout=subprocess.DEVNULL).returncode != 0:
-        pytest.skip("clang++ (libFuzzer) is not installed")
-    rc, out = run(["make", "-s", "--no-print-directory", "-C", HERE, "fuzz_source"])
-    assert rc == 0, "building fuzz_source failed:\n" + out[-5000:]
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for name in os.listdir(os.path.join(HERE, "fuzz_corpus")):
-        with open(os.path.join(HERE, "fuzz_corpus", name), "rb") as src:
-            (corpus / name).write_bytes(src.read())
-    seconds = os.environ.get("FUZZ_SECONDS", "10")
-    rc, out = run([os.path.join(HERE, "fuzz_source"), "-max_total_time=" + seconds, "-rss_limit_mb=2048",
-                   "-artifact_prefix=%s/" % tmp_path, str(corpus)], cwd=str(tmp_path))
-    assert rc == 0, "fuzz_source found a crash:\n" + out[-10000:]

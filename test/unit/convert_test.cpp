@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 #include "mongo_river/convert/convert.hpp"
 #include "test_bson.hpp"
@@ -405,6 +406,45 @@ TEST(FindPath, DottedArraysAndMissing) {
 	EXPECT_FALSE(FindPath(*doc, {"a", "b", "0", "c"}, &iter));
 	EXPECT_FALSE(FindPath(*doc, {"key"}, &iter));
 	EXPECT_FALSE(FindPath(*doc, {}, &iter));
+}
+
+} // namespace
+} // namespace mongo_river::convert
+
+namespace mongo_river::convert {
+namespace {
+
+std::string CopyField(const Value &value) {
+	std::string out;
+	AppendCopyField(value, &out);
+	return out;
+}
+
+TEST(CopyField, NullAndEscapes) {
+	EXPECT_EQ(CopyField(Value{}), "\\N");
+	EXPECT_EQ(CopyField(Value{Text{"a\tb\nc\rd\\e"}}), "a\\tb\\nc\\rd\\\\e");
+	EXPECT_EQ(CopyField(Value{Text{"\\N"}}), "\\\\N"); // the text \N, not NULL
+	EXPECT_EQ(CopyField(Value{Input{"1 day\t"}}), "1 day\\t");
+	EXPECT_EQ(CopyField(Value{JsonText{"{\"a\": \"x\\ny\"}", true}}), "{\"a\": \"x\\\\ny\"}");
+}
+
+TEST(CopyField, RenderedKinds) {
+	EXPECT_EQ(CopyField(Value{true}), "true");
+	EXPECT_EQ(CopyField(Value{Int{-12, 4}}), "-12");
+	EXPECT_EQ(CopyField(Value{Float{0.1, 8}}), "0.1");
+	EXPECT_EQ(CopyField(Value{Float{-std::numeric_limits<double>::infinity(), 8}}), "-Infinity");
+	EXPECT_EQ(CopyField(Value{Timestamp{1500, true}}), "1970-01-01 00:00:00.0015+00");
+	EXPECT_EQ(CopyField(Value{Bytes{std::string("\x01\xff", 2)}}), "\\\\x01ff");
+	Array array;
+	array.elements = {Value{Text{"a\"b"}}, Value{}, Value{Text{"c\\d"}}};
+	EXPECT_EQ(CopyField(Value{array}), "{\"a\\\\\"b\",NULL,\"c\\\\\\\\d\"}");
+}
+
+TEST(CopyField, RealIsRenderedAsTheFloatItIsStoredAs) {
+	// 0.1 as a double is not 0.1f; a real column stores 0.1f, whose shortest digits are "0.1".
+	EXPECT_EQ(ValueText(Value{Float{static_cast<double>(0.1f), 4}}), "0.1");
+	EXPECT_EQ(ValueText(Value{Float{static_cast<double>(0.1f), 8}}), "0.10000000149011612");
+	EXPECT_EQ(ValueText(Value{Float{std::nan(""), 4}}), "NaN");
 }
 
 } // namespace

@@ -50,6 +50,13 @@ public:
 	// written with multi-row statements. DeleteBatch deletes many keys' rows with one statement.
 	void UpsertBatch(const std::vector<const convert::ConvertedDocument *> &documents);
 	void DeleteBatch(const std::vector<convert::Value> &keys);
+	// CanCopy tells whether CopyRows may write this mapping's rows: upsert mode, and no table with
+	// row-level security enabled (COPY FROM does not apply its policies).
+	bool CanCopy() const;
+	// CopyRows writes the rows of documents whose keys have no rows yet (the initial copy) through
+	// COPY FROM: constraints, indexes and triggers run as for INSERT; a key that already has a row
+	// fails with unique_violation (run it in a subtransaction and fall back to UpsertBatch).
+	void CopyRows(const std::vector<const convert::ConvertedDocument *> &documents);
 	// RecordSeenBatch is RecordSeen for many keys.
 	void RecordSeenBatch(const std::string &river, const std::vector<convert::Value> &keys);
 	// RecordSeen notes key in resync_seen (a resync is in progress for this mapping).

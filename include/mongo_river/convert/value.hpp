@@ -95,6 +95,11 @@ bool operator==(const Value &a, const Value &b);
 // timestamp -> ISO 8601 UTC, bytea -> "\x..."); used for generated child ids and messages.
 std::string ValueText(const Value &value);
 
+// AppendCopyField appends value as one field of COPY's text format: \N for NULL, else ValueText
+// (what the column type's input function reads) with backslash, newline, carriage return and tab
+// escaped. The rows of a COPY ... FROM are these fields joined by tabs, each row ending in a newline.
+void AppendCopyField(const Value &value, std::string *out);
+
 // ConversionError is a value that cannot be converted: it carries the path and the BSON type name
 // so that rejects can say where and what, e.g. `cannot convert int64 9999999999 at "stats.count" to
 // integer: out of range` (SQLSTATE 22003).

@@ -115,6 +115,15 @@ struct ChangeEvent {
 	bool SameTransaction(const ChangeEvent &other) const;
 };
 
+// kMaxBatchBytes bounds the BSON a batch of documents or events holds (readers end a batch early
+// rather than grow past it), so that a worker's memory does not scale with batch_size x document size.
+inline constexpr size_t kMaxBatchBytes = 8 * 1024 * 1024;
+
+// EventBytes is the size of the documents an event carries (what counts toward kMaxBatchBytes).
+inline size_t EventBytes(const ChangeEvent &event) {
+	return (event.full_document ? event.full_document->len : 0) + (event.raw ? event.raw->len : 0);
+}
+
 // Batch is what NextBatch returns: apply events, then store position, in one PostgreSQL transaction.
 struct Batch {
 	std::vector<ChangeEvent> events;

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "mongo_river/mongo/change_event.hpp"
 #include "mongo_river/mongo/handles.hpp"
 
 namespace mongo_river::mongo {
@@ -45,10 +46,12 @@ public:
 	CollectionScan(const CollectionScan &) = delete;
 	CollectionScan &operator=(const CollectionScan &) = delete;
 
-	// NextBatch returns up to max_docs next documents (owned) in _id order; empty once the whole
-	// collection has been read (Done()). A cursor lost to a network error or a server-side timeout
-	// (CursorNotFound) is reopened after LastId() transparently, up to 3 times in a row.
-	std::vector<Bson> NextBatch(size_t max_docs);
+	// NextBatch returns up to max_docs next documents (owned) in _id order, fewer once they hold
+	// max_bytes of BSON (at least one: large documents make small batches, so memory stays bounded);
+	// empty once the whole collection has been read (Done()). A cursor lost to a network error or a
+	// server-side timeout (CursorNotFound) is reopened after LastId() transparently, up to 3 times in
+	// a row.
+	std::vector<Bson> NextBatch(size_t max_docs, size_t max_bytes = kMaxBatchBytes);
 
 	// Done tells whether the scan has read the last document.
 	bool Done() const { return done_; }

@@ -92,7 +92,8 @@ public:
 
 	// NextBatch returns the events of the next entries: at least max_events (an entry's events,
 	// e.g. a transaction's, are never split) or what arrived within about max_ms (+ one
-	// max_await_ms); caught_up when the oplog had nothing more.
+	// max_await_ms), ending early once the events hold kMaxBatchBytes of BSON; caught_up when the
+	// oplog had nothing more.
 	Batch NextBatch(size_t max_events, int64_t max_ms);
 
 	// CurrentPosition returns the position after the last batch returned (the start before any).

@@ -1,0 +1,271 @@
+// apply_batch.cpp: a batch of changes into PostgreSQL: converted, reduced to each document's last
+// change, written with multi-row statements and committed with the river's position; refused rows
+// go to rejects (the batch is then retried change by change).
+#include "river_worker_internal.hpp"
+
+namespace mongo_river::worker::internal {
+
+void RiverWorker::RejectOrStop(const Mapped &mapped, const char *operation, const bson_t *doc, const bson_t *key,
+							   const std::string &error) {
+	const std::string &source = mapped.writer->Row().source;
+	if (river_.options.on_error == "stop")
+		throw StopRiver(sqlstate::kDatatypeMismatch,
+						"collection \"" + source + "\", document " + IdText(doc ? doc : key) + ": " + error);
+	catalog::Reject reject;
+	reject.source = source;
+	reject.document_id = IdText(doc ? doc : key);
+	reject.operation = operation;
+	if (doc) {
+		try {
+			reject.document_json = convert::DocumentJson(*doc);
+		} catch (const Error &) {
+			// jsonb cannot hold it (NUL characters, invalid UTF-8): raw keeps it.
+		}
+	}
+	reject.raw = RawBytes(doc ? doc : key);
+	reject.error = error;
+	if (!river_.options.dry_run)
+		catalog::AddReject(name_, reject);
+	ereport(DEBUG1, (errmsg("mongo_river: river \"%s\": rejected %s of %s in \"%s\": %s", name_.c_str(), operation,
+							reject.document_id.c_str(), source.c_str(), error.c_str())));
+}
+
+void RiverWorker::ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::ChangeInfo &change, bool isolate) {
+	const char *operation = change.operation.c_str();
+	convert::ConvertedDocument converted = mapped.writer->Convert(doc);
+	if (!converted.errors.empty()) {
+		std::string message;
+		for (const convert::ConversionError &error : converted.errors)
+			message += (message.empty() ? "" : "; ") + error.Message();
+		RejectOrStop(mapped, operation, &doc, nullptr, message);
+		return;
+	}
+	if (river_.options.dry_run)
+		return;
+	if (Batched(mapped, isolate)) {
+		std::string key = convert::ValueText(converted.key);
+		pending_[mapped.writer->Row().source][key] = PendingWrite{false, std::move(converted), {}};
+		return;
+	}
+	auto write = [&] {
+		mapped.writer->Upsert(converted, change);
+		if (mapped.phase == "resync")
+			mapped.writer->RecordSeen(name_, converted.key);
+	};
+	if (!isolate) {
+		write();
+		return;
+	}
+	std::optional<pg::PgError> error = pg::TrySubtransaction(write);
+	if (error)
+		RejectOrStop(mapped, operation, &doc, nullptr, error->what());
+}
+
+void RiverWorker::HandleDdl(const mongo::ChangeEvent &event) {
+	// DDL policy: the affected mappings stop (phase 'stopped', last_error says why); the rest go on.
+	std::string what = std::string(mongo::OperationTypeName(event.op)) + " of " + event.db +
+					   (event.coll.empty() ? "" : "." + event.coll);
+	for (auto it = mapped_.begin(); it != mapped_.end();) {
+		const catalog::MappingRow &row = it->second.writer->Row();
+		bool affected = row.db == event.db && (event.coll.empty() || row.coll == event.coll);
+		if (!affected) {
+			++it;
+			continue;
+		}
+		std::string message = "the source saw a " + what + "; this mapping stopped (map it again to resume)";
+		catalog::SetMappingPhase(name_, row.source, "stopped", message);
+		ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": %s", name_.c_str(), row.source.c_str(),
+							 message.c_str())));
+		it = mapped_.erase(it);
+	}
+	reopen_ = true;
+}
+
+// ChangePosition returns a text unique to a change that sorts in the source's order: the change
+// stream's resume token, or for the oplog (whose events have none) the cluster time and the change's
+// index among the batch's changes of that cluster time (a transaction's entries share one).
+std::string RiverWorker::ChangePosition(const mongo::ChangeEvent &event, BatchEffect *effect) {
+	std::string token = TokenData(event.resume_token.get());
+	if (!token.empty())
+		return token;
+	uint64 time = event.cluster_time.AsUint64();
+	auto &seq = (*effect)[std::string()].changes; // the unnamed entry counts per cluster time
+	if (last_change_time_ != time) {
+		last_change_time_ = time;
+		seq = 0;
+	}
+	char suffix[16];
+	snprintf(suffix, sizeof(suffix), "-%06lld", (long long)seq++);
+	return "oplog:" + Hex(time) + suffix;
+}
+
+void RiverWorker::ApplyEvent(const mongo::ChangeEvent &event, bool isolate, BatchEffect *effect) {
+	using Op = mongo::OperationType;
+	if (event.op == Op::kDrop || event.op == Op::kRename || event.op == Op::kDropDatabase) {
+		HandleDdl(event);
+		return;
+	}
+	if (event.op == Op::kInvalidate) {
+		reopen_ = true;
+		return;
+	}
+	apply::ChangeInfo change;
+	change.operation = mongo::OperationTypeName(event.op);
+	change.cluster_time = event.cluster_time.AsUint64();
+	change.wall_ms = event.wall_time_ms;
+	change.position = ChangePosition(event, effect);
+	Mapped *mapped = Find(event.db, event.coll);
+	if (!mapped && std::find(river_.databases.begin(), river_.databases.end(), event.db) != river_.databases.end())
+		discover_ = true; // a collection of a mapped database that is not mapped (yet)
+	ereport(DEBUG2, (errmsg_internal("mongo_river: river \"%s\": %s on %s.%s%s%s", name_.c_str(),
+									 mongo::OperationTypeName(event.op), event.db.c_str(), event.coll.c_str(),
+									 event.full_document ? " with document" : "", mapped ? "" : " (not mapped)")));
+	if (!mapped)
+		return;
+	catalog::MappingProgress &progress = (*effect)[mapped->writer->Row().source];
+	progress.changes++;
+	if (event.wall_time_ms)
+		progress.last_wall_ms = event.wall_time_ms;
+	switch (event.op) {
+	case Op::kInsert:
+	case Op::kReplace:
+	case Op::kUpdate:
+		// An update carries the document as it is now (updateLookup); none when it was deleted since,
+		// in which case the delete event follows.
+		if (event.full_document) {
+			ApplyDocument(*mapped, *event.full_document, change, isolate);
+		} else if (event.op == Op::kUpdate && lookup_fallback_) {
+			bson_iter_t iter;
+			if (event.document_key && bson_iter_init_find(&iter, event.document_key.get(), "_id")) {
+				mongo::Bson current = source_->FindById(event.db, event.coll, bson_iter_value(&iter));
+				if (current)
+					ApplyDocument(*mapped, *current, change, isolate);
+			}
+		}
+		break;
+	case Op::kDelete: {
+		bson_iter_t iter;
+		if (!event.document_key || !bson_iter_init_find(&iter, event.document_key.get(), "_id"))
+			break;
+		convert::Value key;
+		try {
+			key = mapped->writer->KeyFromId(bson_iter_value(&iter));
+		} catch (const convert::ConversionError &e) {
+			RejectOrStop(*mapped, "delete", nullptr, event.document_key.get(), e.Message());
+			break;
+		}
+		if (river_.options.dry_run)
+			break;
+		if (Batched(*mapped, isolate))
+			pending_[mapped->writer->Row().source][convert::ValueText(key)] = PendingWrite{true, {}, key};
+		else
+			mapped->writer->Delete(key, change);
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+bool RiverWorker::TryApplyBatch(const mongo::Batch &batch, bool isolate) {
+	try {
+		BatchEffect txn_effect;
+		pg::Transaction txn;
+		{
+			pg::SpiConnection spi;
+			catalog::LockRiver(name_); // serialised with repairs (verify, retry_rejects)
+			BatchEffect effect;
+			pending_.clear();
+			for (const mongo::ChangeEvent &event : batch.events)
+				ApplyEvent(event, isolate, &effect);
+			FlushPending();
+			for (const auto &[source, progress] : effect)
+				if (!source.empty())
+					catalog::AddMappingProgress(name_, source, progress);
+			if (!river_.options.dry_run)
+				catalog::SavePosition(name_, batch.position.ToJson(), batch.reached.AsUint64(), batch.caught_up);
+			txn_effect = std::move(effect);
+		}
+		txn.Commit();
+		ReportBatch(txn_effect, batch.caught_up);
+		return true;
+	} catch (const pg::PgError &error) {
+		if (isolate)
+			throw;
+		ereport(DEBUG1, (errmsg("mongo_river: river \"%s\": batch failed (%s); applying it change by change",
+								name_.c_str(), error.what())));
+		return false;
+	}
+}
+
+// ReportBatch publishes a committed batch's effect in shared memory (mongo_river.status).
+void RiverWorker::ReportBatch(const BatchEffect &effect, bool caught_up) {
+	for (const auto &[source, progress] : effect) {
+		if (source.empty())
+			continue;
+		worker::LiveUpdate live;
+		live.changes_applied = totals_[source].second += progress.changes;
+		live.last_source_ms = progress.last_wall_ms;
+		worker::ReportLive(name_, source, live);
+	}
+	worker::LiveUpdate river;
+	river.caught_up = caught_up;
+	worker::ReportLive(name_, "", river);
+}
+
+// Batched tells whether a mapping's writes in this pass are collected for multi-row statements:
+// in upsert mode, outside the change-by-change retry (isolate), and not in a dry run.
+bool RiverWorker::Batched(const Mapped &mapped, bool isolate) const {
+	return !isolate && !mapped.writer->History() && !river_.options.dry_run;
+}
+
+// FlushPending writes the batch's reduced changes: per mapping, the deleted keys with one
+// statement, then the upserted documents with multi-row statements. fresh says the documents most
+// likely have no rows yet (an initial copy): they are first tried with COPY FROM, in a
+// subtransaction; a row that exists already (the stream wrote it during the copy) or any other
+// refusal rolls the COPY back and the statements write the batch instead.
+void RiverWorker::FlushPending(bool fresh) {
+	for (auto &[source, writes] : pending_) {
+		auto mapped = mapped_.find(source);
+		if (mapped == mapped_.end())
+			continue;
+		std::vector<convert::Value> deletes;
+		std::vector<const convert::ConvertedDocument *> upserts;
+		std::vector<convert::Value> seen;
+		for (auto &[key, write] : writes) {
+			if (write.is_delete) {
+				deletes.push_back(write.key);
+			} else {
+				upserts.push_back(&write.document);
+				seen.push_back(write.document.key);
+			}
+		}
+		apply::MappingWriter &writer = *mapped->second.writer;
+		if (fresh && deletes.empty() && !upserts.empty() && writer.CanCopy()) {
+			std::optional<pg::PgError> error = pg::TrySubtransaction([&] { writer.CopyRows(upserts); });
+			if (!error)
+				continue;
+			ereport(DEBUG1, (errmsg("mongo_river: river \"%s\", collection \"%s\": COPY of the batch failed (%s); "
+									"writing it with INSERT ... ON CONFLICT",
+									name_.c_str(), source.c_str(), error->what())));
+		}
+		writer.DeleteBatch(deletes);
+		writer.UpsertBatch(upserts);
+		if (mapped->second.phase == "resync")
+			writer.RecordSeenBatch(name_, seen);
+	}
+	pending_.clear();
+}
+
+void RiverWorker::ApplyBatch(const mongo::Batch &batch) {
+	// Optimistic: the whole batch in one transaction. If PostgreSQL refuses a row (a constraint, a
+	// type's input function), the batch is applied again change by change in subtransactions, so
+	// that only the offending changes go to rejects.
+	if (!TryApplyBatch(batch, false))
+		TryApplyBatch(batch, true);
+	position_ = batch.position;
+	reached_ = std::max(reached_, uint64(batch.reached.AsUint64()));
+	applied_ += int64(batch.events.size());
+}
+
+} // namespace mongo_river::worker::internal

@@ -1,0 +1,83 @@
+// copy_step.cpp: the initial copy (and resyncs) of a river's collections, one batch per transaction
+// with the copy's progress.
+#include "river_worker_internal.hpp"
+
+namespace mongo_river::worker::internal {
+
+bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &docs, bool isolate) {
+	try {
+		pg::Transaction txn;
+		std::string phase = scan_->Done() ? "streaming" : mapped.phase == "resync" ? "resync" : "initial_copy";
+		{
+			pg::SpiConnection spi;
+			catalog::LockRiver(name_);
+			pending_.clear();
+			for (const mongo::Bson &doc : docs) {
+				apply::ChangeInfo change{"copy", scan_started_.AsUint64(), std::nullopt, {}};
+				change.position = "copy:" + Hex(scan_started_.AsUint64()) + ":" + IdText(doc.get());
+				ApplyDocument(mapped, *doc, change, isolate);
+			}
+			FlushPending(mapped.phase != "resync");
+			if (scan_->Done() && mapped.phase == "resync" && !river_.options.dry_run) {
+				uint64 deleted = mapped.writer->DeleteUnseen(name_, scan_started_.AsUint64());
+				ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": resync deleted %lu rows of "
+									 "documents that no longer exist",
+									 name_.c_str(), mapped.writer->Row().source.c_str(), (unsigned long)deleted)));
+			}
+			catalog::SaveCopyProgress(name_, mapped.writer->Row().source, RawBytes(scan_->LastId()),
+									  int64_t(docs.size()), phase);
+			if (phase != mapped.phase)
+				catalog::NotifyPhase(name_, mapped.writer->Row().source, phase, "");
+		}
+		txn.Commit();
+		mapped.phase = phase;
+		applied_ += int64(docs.size());
+		worker::LiveUpdate live;
+		live.docs_copied = totals_[mapped.writer->Row().source].first += int64(docs.size());
+		worker::ReportLive(name_, mapped.writer->Row().source, live);
+		return true;
+	} catch (const pg::PgError &) {
+		if (isolate)
+			throw;
+		return false;
+	}
+}
+
+bool RiverWorker::CopyPending() const {
+	return std::any_of(mapped_.begin(), mapped_.end(), [](const auto &entry) { return Copying(entry.second.phase); });
+}
+
+bool RiverWorker::CopyStep() {
+	auto it =
+		std::find_if(mapped_.begin(), mapped_.end(), [](const auto &entry) { return Copying(entry.second.phase); });
+	if (it == mapped_.end())
+		return false;
+	Mapped &mapped = it->second;
+	const catalog::MappingRow &row = mapped.writer->Row();
+	if (!scan_ || scan_source_ != row.source) {
+		mongo::Bson last;
+		if (mapped.phase != "pending" && !row.copy_last_id.empty())
+			last.reset(bson_new_from_data(reinterpret_cast<const uint8_t *>(row.copy_last_id.data()),
+										  row.copy_last_id.size()));
+		scan_ =
+			std::make_unique<mongo::CollectionScan>(*source_, row.db, row.coll, last.get(), river_.options.batch_size);
+		scan_source_ = row.source;
+		scan_started_ = source_->OperationTime();
+		ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": %s initial copy", name_.c_str(),
+							 row.source.c_str(), last ? "resuming" : "starting")));
+	}
+	std::vector<mongo::Bson> docs = scan_->NextBatch(size_t(river_.options.batch_size));
+	if (!CopyDocuments(mapped, docs, false))
+		CopyDocuments(mapped, docs, true);
+	if (scan_->Done()) {
+		ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": initial copy done, streaming",
+							 name_.c_str(), row.source.c_str())));
+		scan_.reset();
+		scan_source_.clear();
+		if (reader_for_copy_ && !CopyPending())
+			reopen_ = true; // back to the usual wait for new events
+	}
+	return true;
+}
+
+} // namespace mongo_river::worker::internal

@@ -1,0 +1,201 @@
+// river_worker_internal.hpp: the river worker's state and steps, shared by its source files:
+// river_worker.cpp (the loop: connect, read, reload, retry), apply_batch.cpp (a batch of changes into
+// PostgreSQL with its position) and copy_step.cpp (the initial copy and resyncs). Private to src/worker.
+#pragma once
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mongo_river/apply/mapping_writer.hpp"
+#include "mongo_river/catalog/lock.hpp"
+#include "mongo_river/catalog/river.hpp"
+#include "mongo_river/catalog/state.hpp"
+#include "mongo_river/convert/convert.hpp"
+#include "mongo_river/mongo/change_stream.hpp"
+#include "mongo_river/mongo/copy.hpp"
+#include "mongo_river/mongo/errors.hpp"
+#include "mongo_river/mongo/oplog.hpp"
+#include "mongo_river/mongo/source.hpp"
+#include "mongo_river/pg/boundary.hpp"
+#include "mongo_river/pg/mongoc_runtime.hpp"
+#include "mongo_river/pg/datum.hpp"
+#include "mongo_river/pg/spi.hpp"
+#include "mongo_river/pg/transaction.hpp"
+#include "mongo_river/settings.hpp"
+#include "mongo_river/worker/live_status.hpp"
+#include "mongo_river/worker/river_worker.hpp"
+
+extern "C" {
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+}
+
+namespace mongo_river::worker::internal {
+
+constexpr int kMinBackoffMs = 500;
+// kBsonObjectTooLarge is MongoDB's error code for a document (or change event) over 16 MiB.
+constexpr int32_t kBsonObjectTooLarge = 10334;
+// kMaxResyncs bounds automatic resyncs in a row (each after the source's oplog lost the river's
+// position) before the river stops with an error: a copy that outlives the oplog window never ends.
+constexpr int kMaxResyncs = 3;
+constexpr int kMaxBackoffMs = 30000;
+// kCopyStreamWaitMs bounds how long a stream read may wait while a copy is in progress, and
+// kCopyStreamIntervalMs how often the stream is read then: a stream read can block for the reader's
+// maxAwaitTimeMS when the source is quiet, which must not slow the copy down.
+constexpr int64_t kCopyStreamWaitMs = 10;
+constexpr int kCopyStreamIntervalMs = 1000;
+// kCopyStreamAwaitMs is the getMore maxAwaitTimeMS of a stream opened while a copy is in progress:
+// the reader's usual wait for new events (500 ms) would otherwise idle the copy at every stream read
+// of a quiet source. The stream is reopened with the usual wait once the copies are done.
+constexpr int32_t kCopyStreamAwaitMs = 5;
+
+// StopRiver ends the river with phase 'error' (on_error = 'stop', or an unrecoverable state).
+class StopRiver : public Error {
+public:
+	using Error::Error;
+};
+
+// Mapped is one active mapping: its writer and its phase as the worker knows it.
+struct Mapped {
+	std::unique_ptr<apply::MappingWriter> writer;
+	std::string phase;
+};
+
+// PendingWrite is a document's last change in the batch being applied: its converted rows, or a
+// delete of its key. Only upsert-mode mappings reduce a batch this way: the final state of a row is
+// its document's last change, so one multi-row statement per table applies the whole batch.
+struct PendingWrite {
+	bool is_delete = false;
+	convert::ConvertedDocument document;
+	convert::Value key;
+};
+using PendingWrites = std::map<std::string, std::map<std::string, PendingWrite>>; // source -> key text ->
+
+// BatchEffect is what applying a batch did per mapping (source -> progress).
+using BatchEffect = std::map<std::string, catalog::MappingProgress>;
+
+// Copying tells whether a mapping in this phase is being copied.
+inline bool Copying(const std::string &phase) {
+	return phase == "pending" || phase == "initial_copy" || phase == "resync";
+}
+
+// ShutdownRequested tells whether SIGTERM asked the worker to stop.
+inline bool ShutdownRequested() {
+	return ShutdownRequestPending;
+}
+
+// IdText returns the _id of document_key (or of a document) as rejects show it.
+inline std::string IdText(const bson_t *doc) {
+	bson_iter_t iter;
+	if (doc && bson_iter_init_find(&iter, doc, "_id"))
+		return convert::DocumentIdText(*bson_iter_value(&iter));
+	return {};
+}
+
+// RawBytes returns a document's BSON bytes.
+inline std::string RawBytes(const bson_t *doc) {
+	return doc ? std::string(reinterpret_cast<const char *>(bson_get_data(doc)), doc->len) : std::string();
+}
+
+// Hex renders a 64-bit number as 16 hex digits (so that positions sort as text).
+inline std::string Hex(uint64 value) {
+	char buffer[17];
+	snprintf(buffer, sizeof(buffer), "%016llx", (unsigned long long)value);
+	return buffer;
+}
+
+// TokenData returns a change stream resume token's _data string (empty when it has none).
+inline std::string TokenData(const bson_t *token) {
+	bson_iter_t iter;
+	if (token && bson_iter_init_find(&iter, token, "_data") && BSON_ITER_HOLDS_UTF8(&iter))
+		return bson_iter_utf8(&iter, nullptr);
+	return {};
+}
+
+class RiverWorker {
+public:
+	explicit RiverWorker(std::string name) : name_(std::move(name)) {}
+
+	void Run();
+	// RunOnce catches the river up to the source's current time (or until timeout_ms passes) in
+	// the calling process and returns the number of changes and documents applied.
+	int64 RunOnce(int64 timeout_ms);
+
+private:
+	void Load();
+	void LoadWriters();
+	void Disconnect();
+	void Connect();
+	mongo::Timestamp StartTime();
+	void OpenReader();
+	bool CopyStep();
+	bool CopyPending() const;
+	void StreamStep(bool copying);
+	bool MaybeReload();
+	void MaybeDiscover();
+	void Wait(int ms);
+	void RecordRiverPhase(const std::string &phase, const std::string &error);
+	void StopWithError(const std::string &message);
+	void StartResync(const std::string &reason);
+	void SetPhase(const std::string &phase, const std::string &error);
+
+	void ApplyBatch(const mongo::Batch &batch);
+	void ReportBatch(const BatchEffect &effect, bool caught_up);
+	void CheckOplogMargin();
+	bool TryApplyBatch(const mongo::Batch &batch, bool isolate);
+	void ApplyEvent(const mongo::ChangeEvent &event, bool isolate, BatchEffect *effect);
+	void ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::ChangeInfo &change, bool isolate);
+	void HandleDdl(const mongo::ChangeEvent &event);
+	std::string ChangePosition(const mongo::ChangeEvent &event, BatchEffect *effect);
+	void RejectOrStop(const Mapped &mapped, const char *operation, const bson_t *doc, const bson_t *key,
+					  const std::string &error);
+	Mapped *Find(const std::string &db, const std::string &coll);
+	bool CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &docs, bool isolate);
+	bool Batched(const Mapped &mapped, bool isolate) const;
+	void FlushPending(bool fresh = false);
+
+	std::string name_;
+	catalog::RiverRow river_;
+	std::map<std::string, Mapped> mapped_; // by source "db.coll"
+	std::unique_ptr<mongo::Source> source_;
+	std::unique_ptr<mongo::ChangeStreamReader> stream_;
+	std::unique_ptr<mongo::OplogReader> oplog_;
+	mongo::Position position_;
+	std::unique_ptr<mongo::CollectionScan> scan_;
+	std::string scan_source_;
+	mongo::Timestamp scan_started_;
+	TimestampTz last_reload_check_ = 0;
+	TimestampTz last_stream_read_ = 0;
+	int backoff_ms_ = 0;
+	int resyncs_ = 0;
+	uint64 last_change_time_ = 0;
+	std::string phase_;
+	bool reopen_ = false;
+	bool reader_for_copy_ = false; // the reader was opened with kCopyStreamAwaitMs
+	PendingWrites pending_;        // the batch's reduced writes (see PendingWrite)
+	bool lookup_fallback_ = false; // reading the stream without updateLookup (large-event policy)
+	bool discover_ = false;        // look for new collections in mapped databases now
+	// Once-mode (sync_once): run until everything up to the source's time at the start is applied.
+	bool once_ = false;
+	TimestampTz once_deadline_ = 0;
+	uint64 once_target_ = 0;
+	uint64 reached_ = 0;
+	int64 applied_ = 0;
+	// Live totals per mapping (docs copied, changes applied), reported to shared memory.
+	std::map<std::string, std::pair<int64, int64>> totals_;
+	TimestampTz last_margin_check_ = 0;
+	bool margin_low_ = false;
+	TimestampTz last_discovery_ = 0;
+};
+
+} // namespace mongo_river::worker::internal
