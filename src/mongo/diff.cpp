@@ -16,6 +16,7 @@ namespace {
 // takes at least 3 bytes, documents nest at most 200 deep); they keep hostile input from exhausting
 // memory or the stack.
 constexpr size_t kMaxArraySize = 16 * 1024 * 1024 / 3;
+constexpr uint32_t kMaxDocumentBytes = 16 * 1024 * 1024;
 constexpr int kMaxDepth = 200;
 
 // Malformed returns the error for a diff that does not follow MongoDB's format.
@@ -280,6 +281,9 @@ void ApplyArray(const bson_t *pre, const bson_t *diff, bson_t *out) {
 		} else {
 			bson_append_null(out, key.c_str(), -1);
 		}
+		// Padding is the one way a small diff makes a large document: stop where mongod would have.
+		if (out->len > kMaxDocumentBytes)
+			throw Malformed("an array diff pads an array past MongoDB's 16 MiB document size");
 	}
 }
 

@@ -14,7 +14,8 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 			pending_.clear();
 			for (const mongo::Bson &doc : docs) {
 				apply::ChangeInfo change{"copy", scan_started_.AsUint64(), std::nullopt, {}};
-				change.position = "copy:" + Hex(scan_started_.AsUint64()) + ":" + IdText(doc.get());
+				if (mapped.writer->History()) // only a history row records where its version came from
+					change.position = "copy:" + Hex(scan_started_.AsUint64()) + ":" + IdText(doc.get());
 				ApplyDocument(mapped, *doc, change, isolate);
 			}
 			FlushPending(mapped.phase != "resync");
@@ -59,14 +60,17 @@ bool RiverWorker::CopyStep() {
 		if (mapped.phase != "pending" && !row.copy_last_id.empty())
 			last.reset(bson_new_from_data(reinterpret_cast<const uint8_t *>(row.copy_last_id.data()),
 										  row.copy_last_id.size()));
-		scan_ =
-			std::make_unique<mongo::CollectionScan>(*source_, row.db, row.coll, last.get(), river_.options.batch_size);
+		scan_ = std::make_unique<mongo::CollectionScan>(*source_, row.db, row.coll, last.get(),
+														river_.options.batch_size * int32_t(kCopyBatchFactor));
 		scan_source_ = row.source;
 		scan_started_ = source_->OperationTime();
 		ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": %s initial copy", name_.c_str(),
 							 row.source.c_str(), last ? "resuming" : "starting")));
 	}
-	std::vector<mongo::Bson> docs = scan_->NextBatch(size_t(river_.options.batch_size));
+	// A copy transaction takes up to kCopyBatchFactor x batch_size documents (at most kMaxBatchBytes
+	// of BSON): copied rows go in through COPY, where a commit per few thousand rows would cost
+	// more than the rows themselves.
+	std::vector<mongo::Bson> docs = scan_->NextBatch(size_t(river_.options.batch_size) * kCopyBatchFactor);
 	if (!CopyDocuments(mapped, docs, false))
 		CopyDocuments(mapped, docs, true);
 	if (scan_->Done()) {

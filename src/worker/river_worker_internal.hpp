@@ -58,6 +58,8 @@ constexpr int kCopyStreamIntervalMs = 1000;
 // the reader's usual wait for new events (500 ms) would otherwise idle the copy at every stream read
 // of a quiet source. The stream is reopened with the usual wait once the copies are done.
 constexpr int32_t kCopyStreamAwaitMs = 5;
+// kCopyBatchFactor: a copy transaction holds up to this many times batch_size documents.
+constexpr size_t kCopyBatchFactor = 10;
 
 // StopRiver ends the river with phase 'error' (on_error = 'stop', or an unrecoverable state).
 class StopRiver : public Error {

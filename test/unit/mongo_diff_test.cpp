@@ -77,6 +77,13 @@ TEST(ApplyDiff, ArrayGrowPadsWithNull) {
 	EXPECT_EQ(Apply(R"({"arr":[1,2,3]})", R"({"sarr":{"a":true,"l":5,"u3":9}})"), Canon(R"({"arr":[1,2,3,9,null]})"));
 }
 
+TEST(ApplyDiff, PaddingPastSixteenMebibytesIsRefused) {
+	// A few bytes of diff asking for element 2,352,228 of an empty array: mongod could never have
+	// written it (the padded document would exceed 16 MiB), so it is malformed (found by fuzz_source).
+	EXPECT_THROW(ApplyDiff(J(R"({"m":[]})").get(), J(R"({"sm":{"a":true,"u2352228":[4]}})").get()), Error);
+	EXPECT_EQ(Apply(R"({"m":[]})", R"({"sm":{"a":true,"u2":0}})"), Canon(R"({"m":[null,null,0]})"));
+}
+
 TEST(ApplyDiff, ArraySubDiffIntoElements) {
 	EXPECT_EQ(Apply(R"({"arr":[{"x":1},{"x":2}]})", R"({"sarr":{"a":true,"s1":{"u":{"x":20}}}})"),
 			  Canon(R"({"arr":[{"x":1},{"x":20}]})"));

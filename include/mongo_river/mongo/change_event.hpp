@@ -117,7 +117,7 @@ struct ChangeEvent {
 
 // kMaxBatchBytes bounds the BSON a batch of documents or events holds (readers end a batch early
 // rather than grow past it), so that a worker's memory does not scale with batch_size x document size.
-inline constexpr size_t kMaxBatchBytes = 8 * 1024 * 1024;
+inline constexpr size_t kMaxBatchBytes = 4 * 1024 * 1024;
 
 // EventBytes is the size of the documents an event carries (what counts toward kMaxBatchBytes).
 inline size_t EventBytes(const ChangeEvent &event) {
