@@ -32,8 +32,8 @@ override CPPFLAGS := -Iinclude $(patsubst -I$(includedir_server),-isystem $(incl
 	$(patsubst -I%,-isystem %,$(DEPS_CFLAGS))
 WERROR ?=
 override CXXFLAGS += -std=c++17 -Wextra -Wno-missing-field-initializers -fexceptions -MMD -MP $(WERROR)
-# SANITIZE=address,undefined builds the module with sanitizers (the server must then load the
-# sanitizer runtime first; see README, Development).
+# SANITIZE=address,undefined builds the module with sanitizers (the server must then preload the
+# ASan runtime: scripts/sanitize.sh builds, installs into a relocated PostgreSQL and runs the tests).
 ifdef SANITIZE
 override CXXFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -O1
 SHLIB_LINK += -fsanitize=$(SANITIZE)

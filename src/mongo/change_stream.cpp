@@ -3,7 +3,10 @@
 #include "mongo_river/mongo/change_stream.hpp"
 
 #include <chrono>
+#include <cstring>
+#include <memory>
 #include <set>
+#include <utility>
 
 #include "mongo_river/mongo/errors.hpp"
 #include "mongo_river/mongo/source.hpp"
@@ -12,9 +15,22 @@ namespace mongo_river::mongo {
 
 namespace {
 
-// kMaxGetMoreFailuresInRow is how many failed getMore commands in a row (each followed by the driver's
-// own resume) make the reader give up with a SourceError, so that the river shows the fault.
-constexpr int kMaxGetMoreFailuresInRow = 3;
+// kMaxFailuresInRow is how many failed getMores in a row make the reader give up with a SourceError
+// kConnection (so that the river shows the fault): the first one is resumed, the second is not.
+constexpr int kMaxFailuresInRow = 2;
+
+// kCursorNotFound is the server's CursorNotFound (43): resumable whatever the server's version.
+constexpr int32_t kCursorNotFound = 43;
+
+// kWireVersion44 is MongoDB 4.4's maxWireVersion: from it on, the server labels resumable change
+// stream errors (ResumableChangeStreamError) and the label alone decides.
+constexpr int32_t kWireVersion44 = 9;
+
+// IsServerError tells whether error is one the server reported (a reply with ok: 0).
+bool IsServerError(const bson_error_t &error) {
+	return error.domain == MONGOC_ERROR_SERVER || error.domain == MONGOC_ERROR_QUERY ||
+		   error.domain == MONGOC_ERROR_WRITE_CONCERN;
+}
 
 // MalformedEvent returns the error for a change event we cannot read.
 SourceError MalformedEvent(const std::string &why, const bson_t *doc) {
@@ -110,6 +126,15 @@ void CheckScope(const std::vector<Namespace> &namespaces, StreamScope scope) {
 
 } // namespace
 
+// ReplyDoc owns a bson_t that a driver call initializes (always, even on failure).
+struct ChangeStreamReader::ReplyDoc {
+	bson_t doc = BSON_INITIALIZER;
+	ReplyDoc() = default;
+	ReplyDoc(const ReplyDoc &) = delete;
+	ReplyDoc &operator=(const ReplyDoc &) = delete;
+	~ReplyDoc() { bson_destroy(&doc); }
+};
+
 StreamScope ChooseScope(const std::vector<Namespace> &namespaces, StreamScope requested) {
 	if (requested != StreamScope::kAuto)
 		return requested;
@@ -175,37 +200,52 @@ ChangeEvent ParseChangeEvent(const bson_t *doc) {
 
 ChangeStreamReader::ChangeStreamReader(Source &source, StreamOptions options, const Position &start)
 	: source_(source), options_(std::move(options)) {
-	Open(start);
+	try {
+		Open(start);
+	} catch (...) {
+		KillCursor(); // the destructor does not run for a constructor that throws
+		throw;
+	}
+}
+
+ChangeStreamReader::~ChangeStreamReader() {
+	KillCursor();
 }
 
 void ChangeStreamReader::Open(const Position &start) {
 	if (options_.namespaces.empty())
 		throw Error(sqlstate::kInvalidParameterValue, "a change stream needs at least one namespace");
-	Bson opts = NewBson();
+	const Namespace &first = options_.namespaces.front();
+	const StreamScope scope = ChooseScope(options_.namespaces, options_.scope);
+	CheckScope(options_.namespaces, scope);
+	name_ = first.db + (first.coll.empty() ? "" : "." + first.coll);
+	cluster_ = scope == StreamScope::kCluster || scope == StreamScope::kAuto;
+	db_ = cluster_ ? "admin" : first.db;
+	coll_ = scope == StreamScope::kCollection ? first.coll : "";
+	pipeline_ = BuildStreamPipeline(options_.namespaces);
+
+	StartOption option = StartOption::kNone;
 	switch (start.kind) {
 	case Position::Kind::kResumeAfter:
-		BSON_APPEND_DOCUMENT(opts.get(), "resumeAfter", start.token.get());
+		option = StartOption::kResumeAfter;
+		cached_token_ = CopyBson(start.token.get());
 		break;
 	case Position::Kind::kStartAfter:
-		BSON_APPEND_DOCUMENT(opts.get(), "startAfter", start.token.get());
+		option = StartOption::kStartAfter;
+		cached_token_ = CopyBson(start.token.get());
+		start_after_ = true;
 		break;
 	case Position::Kind::kOperationTime:
-		BSON_APPEND_TIMESTAMP(opts.get(), "startAtOperationTime", start.time.t, start.time.i);
+		option = StartOption::kAtOperationTime;
+		start_time_ = start.time;
 		break;
-	case Position::Kind::kOplogAfter: {
-		Timestamp after = AfterOplogTime(start.time);
-		BSON_APPEND_TIMESTAMP(opts.get(), "startAtOperationTime", after.t, after.i);
+	case Position::Kind::kOplogAfter:
+		option = StartOption::kAtOperationTime;
+		start_time_ = AfterOplogTime(start.time);
 		break;
-	}
 	case Position::Kind::kNow:
 		break;
 	}
-	if (options_.update_lookup)
-		BSON_APPEND_UTF8(opts.get(), "fullDocument", "updateLookup");
-	if (options_.max_await_ms > 0)
-		BSON_APPEND_INT64(opts.get(), "maxAwaitTimeMS", options_.max_await_ms);
-	if (options_.batch_size > 0)
-		BSON_APPEND_INT32(opts.get(), "batchSize", options_.batch_size);
 
 	// "now" is pinned before opening, in case the server reports no high-water mark.
 	Timestamp now;
@@ -215,40 +255,285 @@ void ChangeStreamReader::Open(const Position &start) {
 			now = source_.OperationTime();
 	}
 
-	Bson pipeline = BuildStreamPipeline(options_.namespaces);
-	const Namespace &first = options_.namespaces.front();
-	const StreamScope scope = ChooseScope(options_.namespaces, options_.scope);
-	CheckScope(options_.namespaces, scope);
-	switch (scope) {
-	case StreamScope::kCollection:
-		collection_.reset(mongoc_client_get_collection(source_.Handle(), first.db.c_str(), first.coll.c_str()));
-		stream_.reset(mongoc_collection_watch(collection_.get(), pipeline.get(), opts.get()));
-		break;
-	case StreamScope::kDatabase:
-		database_.reset(mongoc_client_get_database(source_.Handle(), first.db.c_str()));
-		stream_.reset(mongoc_database_watch(database_.get(), pipeline.get(), opts.get()));
-		break;
-	case StreamScope::kAuto:
-	case StreamScope::kCluster:
-		stream_.reset(mongoc_client_watch(source_.Handle(), pipeline.get(), opts.get()));
-		break;
-	}
+	Reply failed;
 	bson_error_t error;
-	const bson_t *reply = nullptr;
-	if (mongoc_change_stream_error_document(stream_.get(), &error, &reply))
-		source_.Fail("cannot open the change stream of \"" + first.db + (first.coll.empty() ? "" : "." + first.coll) +
-						 "\"",
-					 error, reply);
+	if (!Aggregate(option, cached_token_.get(), start_time_, &error, &failed))
+		source_.Fail("cannot open the change stream of \"" + name_ + "\"", error, failed ? &failed->doc : nullptr);
+	// Without a start option, a resume before any token is cached starts at the aggregate's
+	// operationTime (change streams specification, "Resume Process").
+	if (option == StartOption::kNone && !cached_token_)
+		FindTimestamp(&reply_->doc, "operationTime", &start_time_);
 
 	if (start.kind != Position::Kind::kNow) {
 		position_ = start;
-	} else if (const bson_t *token = mongoc_change_stream_get_resume_token(stream_.get())) {
-		position_ = Position::ResumeAfter(token);
+	} else if (cached_token_) {
+		position_ = Position::ResumeAfter(cached_token_.get());
 	} else {
 		position_ = Position::AtOperationTime(now);
 	}
 	// Nothing is read yet: a start at T (inclusive time or token) has not seen the events at T.
 	reached_ = position_.kind == Position::Kind::kOplogAfter ? position_.time : position_.ClusterTime().Before();
+}
+
+Bson ChangeStreamReader::CommandOpts() const {
+	Bson opts = NewBson();
+	BSON_APPEND_INT32(opts.get(), "serverId", static_cast<int32_t>(server_id_));
+	bson_error_t ignored;
+	if (session_)
+		mongoc_client_session_append(session_.get(), opts.get(), &ignored);
+	return opts;
+}
+
+bool ChangeStreamReader::Aggregate(StartOption option, const bson_t *token, Timestamp time, bson_error_t *error,
+								   Reply *failed) {
+	mongoc_client_t *client = source_.Handle();
+	const mongoc_read_prefs_t *prefs = mongoc_client_get_read_prefs(client);
+	// Server selection first, as the driver's watch does: the aggregate and every getMore of its
+	// cursor go to the selected server.
+	std::unique_ptr<mongoc_server_description_t, Deleter<mongoc_server_description_destroy>> server(
+		mongoc_client_select_server(client, false, prefs, error));
+	if (!server)
+		return false;
+	server_id_ = mongoc_server_description_id(server.get());
+	bson_iter_t wire;
+	const bson_t *hello = mongoc_server_description_hello_response(server.get());
+	if (hello && bson_iter_init_find(&wire, hello, "maxWireVersion") && BSON_ITER_HOLDS_INT(&wire))
+		max_wire_version_ = static_cast<int32_t>(bson_iter_as_int64(&wire));
+	if (!session_) {
+		// One session for the cursor's commands, not causally consistent (a causally consistent
+		// session would add afterClusterTime to the aggregate), like the driver's implicit one.
+		// Servers without sessions: none.
+		std::unique_ptr<mongoc_session_opt_t, Deleter<mongoc_session_opts_destroy>> session_opts(
+			mongoc_session_opts_new());
+		mongoc_session_opts_set_causal_consistency(session_opts.get(), false);
+		session_.reset(mongoc_client_start_session(client, session_opts.get(), nullptr));
+	}
+
+	Bson cmd = NewBson();
+	if (coll_.empty())
+		BSON_APPEND_INT32(cmd.get(), "aggregate", 1);
+	else
+		BSON_APPEND_UTF8(cmd.get(), "aggregate", coll_.c_str());
+	bson_t stages;
+	bson_t stage;
+	bson_t spec;
+	bson_append_array_begin(cmd.get(), "pipeline", -1, &stages);
+	bson_append_document_begin(&stages, "0", -1, &stage);
+	bson_append_document_begin(&stage, "$changeStream", -1, &spec);
+	if (options_.update_lookup)
+		BSON_APPEND_UTF8(&spec, "fullDocument", "updateLookup");
+	switch (option) {
+	case StartOption::kResumeAfter:
+		BSON_APPEND_DOCUMENT(&spec, "resumeAfter", token);
+		break;
+	case StartOption::kStartAfter:
+		BSON_APPEND_DOCUMENT(&spec, "startAfter", token);
+		break;
+	case StartOption::kAtOperationTime:
+		BSON_APPEND_TIMESTAMP(&spec, "startAtOperationTime", time.t, time.i);
+		break;
+	case StartOption::kNone:
+		break;
+	}
+	if (cluster_)
+		BSON_APPEND_BOOL(&spec, "allChangesForCluster", true);
+	bson_append_document_end(&stage, &spec);
+	bson_append_document_end(&stages, &stage);
+	int index = 1;
+	bson_iter_t iter;
+	bson_iter_t item;
+	if (bson_iter_init_find(&iter, pipeline_.get(), "pipeline") && bson_iter_recurse(&iter, &item)) {
+		while (bson_iter_next(&item)) {
+			const std::string key = std::to_string(index++);
+			bson_append_value(&stages, key.c_str(), -1, bson_iter_value(&item));
+		}
+	}
+	bson_append_array_end(cmd.get(), &stages);
+	bson_t cursor;
+	bson_append_document_begin(cmd.get(), "cursor", -1, &cursor);
+	if (options_.batch_size > 0)
+		BSON_APPEND_INT32(&cursor, "batchSize", options_.batch_size);
+	bson_append_document_end(cmd.get(), &cursor);
+
+	Bson opts = CommandOpts();
+	const mongoc_read_concern_t *read_concern = mongoc_client_get_read_concern(client);
+	if (const char *level = read_concern ? mongoc_read_concern_get_level(read_concern) : nullptr) {
+		bson_t rc;
+		bson_append_document_begin(opts.get(), "readConcern", -1, &rc);
+		BSON_APPEND_UTF8(&rc, "level", level);
+		bson_append_document_end(opts.get(), &rc);
+	}
+	// mongoc_client_command_with_opts, not ..._read_command_...: no hidden retry of the aggregate
+	// (a retry may go to another server than the one the getMores are pinned to).
+	Reply reply = std::make_unique<ReplyDoc>();
+	if (!mongoc_client_command_with_opts(client, db_.c_str(), cmd.get(), prefs, opts.get(), &reply->doc, error)) {
+		connection_ok_ = IsServerError(*error);
+		*failed = std::move(reply);
+		return false;
+	}
+	connection_ok_ = true;
+	LoadBatch(std::move(reply), "firstBatch");
+	// The getMore's "collection": the cursor's namespace after its database ("$cmd.aggregate" for
+	// database and cluster streams).
+	const std::string ns = FindString(&reply_->doc, "cursor.ns");
+	const std::string::size_type dot = ns.find('.');
+	cursor_coll_ = dot != std::string::npos ? ns.substr(dot + 1) : (coll_.empty() ? "$cmd.aggregate" : coll_);
+	return true;
+}
+
+void ChangeStreamReader::LoadBatch(Reply reply, const char *batch) {
+	reply_ = std::move(reply);
+	batch_left_ = false;
+	batch_token_.reset();
+	const bson_t *doc = &reply_->doc;
+	bson_iter_t cursor;
+	bson_iter_t field;
+	if (!bson_iter_init_find(&cursor, doc, "cursor") || !BSON_ITER_HOLDS_DOCUMENT(&cursor) ||
+		!bson_iter_recurse(&cursor, &field))
+		throw SourceError(SourceErrorKind::kMalformed, 0, sourcestate::kDataException,
+						  "cannot read the change stream of \"" + name_ + "\": a reply without a cursor",
+						  ToRelaxedJson(doc));
+	while (bson_iter_next(&field)) {
+		const char *key = bson_iter_key(&field);
+		if (std::strcmp(key, "id") == 0 && BSON_ITER_HOLDS_INT(&field))
+			cursor_id_ = bson_iter_as_int64(&field);
+		else if (std::strcmp(key, "postBatchResumeToken") == 0 && BSON_ITER_HOLDS_DOCUMENT(&field))
+			batch_token_ = BsonFromIter(&field);
+		else if (std::strcmp(key, batch) == 0 && BSON_ITER_HOLDS_ARRAY(&field))
+			batch_left_ = bson_iter_recurse(&field, &batch_);
+	}
+	if (!batch_left_)
+		throw SourceError(SourceErrorKind::kMalformed, 0, sourcestate::kDataException,
+						  "cannot read the change stream of \"" + name_ + "\": a reply without " + batch,
+						  "cursor " + std::to_string(cursor_id_));
+	// Change streams specification: "If an empty batch was returned and a postBatchResumeToken was
+	// included, cache it."
+	if (BatchEmpty() && batch_token_)
+		cached_token_ = CopyBson(batch_token_.get());
+}
+
+bool ChangeStreamReader::BatchEmpty() const {
+	bson_iter_t peek = batch_;
+	return !batch_left_ || !bson_iter_next(&peek);
+}
+
+bool ChangeStreamReader::NextInBatch(ChangeEvent *out) {
+	if (!batch_left_ || !bson_iter_next(&batch_)) {
+		batch_left_ = false;
+		return false;
+	}
+	uint32_t len = 0;
+	const uint8_t *data = nullptr;
+	bson_t doc;
+	if (BSON_ITER_HOLDS_DOCUMENT(&batch_))
+		bson_iter_document(&batch_, &len, &data);
+	if (!data || !bson_init_static(&doc, data, len))
+		throw SourceError(
+			SourceErrorKind::kMalformed, 0, sourcestate::kDataException, "malformed change event: not a document",
+			std::string("element ") + bson_iter_key(&batch_) + " of a batch of cursor " + std::to_string(cursor_id_));
+	*out = ParseChangeEvent(&doc);
+	bson_iter_t peek = batch_;
+	const bool last = !bson_iter_next(&peek);
+	// Change streams specification, "Updating the Cached Resume Token": the batch's
+	// postBatchResumeToken after its last document, else the document's _id. The cached token is
+	// used only once the batch is used up (a resume, a caught-up position), so with a
+	// postBatchResumeToken the _ids in between need not be copied.
+	if (last && batch_token_)
+		cached_token_ = CopyBson(batch_token_.get());
+	else if (!batch_token_)
+		cached_token_ = CopyBson(out->resume_token.get());
+	returned_any_ = true;
+	failures_in_row_ = 0;      // the (resumed) cursor works
+	start_time_ = Timestamp{}; // a token is cached from now on
+	return true;
+}
+
+bool ChangeStreamReader::GetMore(bson_error_t *error, Reply *failed) {
+	Bson cmd = NewBson();
+	BSON_APPEND_INT64(cmd.get(), "getMore", cursor_id_);
+	BSON_APPEND_UTF8(cmd.get(), "collection", cursor_coll_.c_str());
+	if (options_.batch_size > 0)
+		BSON_APPEND_INT32(cmd.get(), "batchSize", options_.batch_size);
+	if (options_.max_await_ms > 0)
+		BSON_APPEND_INT64(cmd.get(), "maxTimeMS", options_.max_await_ms);
+	Bson opts = CommandOpts();
+	mongoc_client_t *client = source_.Handle();
+	reply_.reset(); // used up: free it before the next batch arrives
+	Reply reply = std::make_unique<ReplyDoc>();
+	if (!mongoc_client_command_with_opts(client, db_.c_str(), cmd.get(), mongoc_client_get_read_prefs(client),
+										 opts.get(), &reply->doc, error)) {
+		connection_ok_ = IsServerError(*error);
+		*failed = std::move(reply);
+		return false;
+	}
+	connection_ok_ = true;
+	failures_in_row_ = 0;
+	LoadBatch(std::move(reply), "nextBatch");
+	return true;
+}
+
+bool ChangeStreamReader::IsResumable(const bson_error_t &error, const bson_t *reply) const {
+	// Change streams specification, "Resumable Error": any error that is not a server error (a
+	// network error, a timeout, no server to select), but not a failed authentication.
+	if (!IsServerError(error))
+		return error.domain != MONGOC_ERROR_CLIENT;
+	const auto code = static_cast<int32_t>(error.code);
+	if (code == kCursorNotFound || (reply && mongoc_error_has_label(reply, "ResumableChangeStreamError")))
+		return true;
+	return max_wire_version_ < kWireVersion44 && IsResumableCode(code);
+}
+
+void ChangeStreamReader::KillCursor() {
+	if (cursor_id_ == 0)
+		return;
+	const int64_t id = cursor_id_;
+	cursor_id_ = 0;
+	// After a network error the connection is gone: reconnecting only to kill the cursor could
+	// block for the connect timeout; the server reaps the idle cursor by itself.
+	if (!connection_ok_)
+		return;
+	Bson cmd = NewBson();
+	BSON_APPEND_UTF8(cmd.get(), "killCursors", cursor_coll_.c_str());
+	bson_t cursors;
+	bson_append_array_begin(cmd.get(), "cursors", -1, &cursors);
+	BSON_APPEND_INT64(&cursors, "0", id);
+	bson_append_array_end(cmd.get(), &cursors);
+	Bson opts = CommandOpts();
+	ReplyDoc reply;
+	bson_error_t ignored;
+	mongoc_client_t *client = source_.Handle();
+	mongoc_client_command_with_opts(client, db_.c_str(), cmd.get(), mongoc_client_get_read_prefs(client), opts.get(),
+									&reply.doc, &ignored);
+}
+
+void ChangeStreamReader::Recover(const bson_error_t &error, const bson_t *reply) {
+	const std::string what = "cannot read the change stream of \"" + name_ + "\"";
+	if (!IsResumable(error, reply))
+		source_.Fail(what, error, reply);
+	const auto code = static_cast<int32_t>(error.code);
+	std::string detail = source_.Scrubbed(error.message);
+	if (IsServerError(error))
+		detail += " (server error code " + std::to_string(code) + ")";
+	if (++failures_in_row_ >= kMaxFailuresInRow)
+		throw SourceError(SourceErrorKind::kConnection, IsServerError(error) ? code : 0,
+						  sourcestate::kConnectionFailure,
+						  "the change stream of \"" + name_ + "\" keeps failing: it failed again right after a resume",
+						  "last error: " + detail + "; the one before the resume: " + first_failure_,
+						  "The river retries; check the MongoDB server's health and the network.");
+	first_failure_ = detail;
+	// Resume once (change streams specification, "Resume Process"): kill the old cursor, then a new
+	// aggregate from the cached token.
+	KillCursor();
+	StartOption option = StartOption::kNone;
+	if (cached_token_)
+		option = start_after_ && !returned_any_ ? StartOption::kStartAfter : StartOption::kResumeAfter;
+	else if (!start_time_.IsZero())
+		option = StartOption::kAtOperationTime;
+	Reply failed;
+	bson_error_t again;
+	if (!Aggregate(option, cached_token_.get(), start_time_, &again, &failed))
+		source_.Fail("cannot resume the change stream of \"" + name_ + "\" after a failed getMore", again,
+					 failed ? &failed->doc : nullptr);
 }
 
 bool ChangeStreamReader::Fetch(ChangeEvent *out) {
@@ -257,25 +542,23 @@ bool ChangeStreamReader::Fetch(ChangeEvent *out) {
 		pending_.reset();
 		return true;
 	}
-	const bson_t *doc = nullptr;
-	const bool got = mongoc_change_stream_next(stream_.get(), &doc);
-	if (got)
-		*out = ParseChangeEvent(doc);
-	bson_error_t error;
-	const bson_t *reply = nullptr;
-	const bool failed = !got && mongoc_change_stream_error_document(stream_.get(), &error, &reply);
-	// libmongoc resumes the stream after each failed getMore (a new aggregate), within one call and
-	// without telling, so a fault that persists is only seen through command monitoring: report it
-	// (rather than creep along on what the resuming aggregates return, or blame what failed last).
-	if (source_.GetMoreFailuresInRow() >= kMaxGetMoreFailuresInRow)
-		throw SourceError(SourceErrorKind::kConnection, 0, sourcestate::kConnectionFailure,
-						  "the change stream of \"" + options_.namespaces.front().db +
-							  "\" keeps failing: " + std::to_string(source_.GetMoreFailuresInRow()) +
-							  " getMore commands failed in a row (the driver resumed the stream after each)",
-						  source_.LastGetMoreError());
-	if (failed)
-		source_.Fail("cannot read the change stream of \"" + options_.namespaces.front().db + "\"", error, reply);
-	return got;
+	// Each round takes an event from the last batch, or runs one getMore: it returns, or it fails
+	// and Recover resumes (once: a second failure in a row throws), so this loop is bounded.
+	while (!NextInBatch(out)) {
+		Reply failed;
+		bson_error_t error;
+		if (cursor_id_ == 0) {
+			// The server closed the cursor without an invalidate: reopen it like after an error.
+			bson_set_error(&error, MONGOC_ERROR_CURSOR, MONGOC_ERROR_CURSOR_INVALID_CURSOR,
+						   "the server closed the change stream's cursor");
+			Recover(error, nullptr);
+		} else if (!GetMore(&error, &failed)) {
+			Recover(error, failed ? &failed->doc : nullptr);
+		} else if (BatchEmpty()) {
+			return false; // nothing more right now
+		}
+	}
+	return true;
 }
 
 Batch ChangeStreamReader::NextBatch(size_t max_events, int64_t max_ms) {
@@ -288,11 +571,15 @@ Batch ChangeStreamReader::NextBatch(size_t max_events, int64_t max_ms) {
 		return batch;
 	}
 	const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(max_ms);
-	auto full = [&batch, max_events, deadline]() {
-		return batch.events.size() >= max_events || std::chrono::steady_clock::now() >= deadline;
+	size_t bytes = 0;
+	auto full = [&batch, &bytes, max_events, deadline]() {
+		return batch.events.size() >= max_events || bytes >= kMaxBatchBytes ||
+			   std::chrono::steady_clock::now() >= deadline;
 	};
 	while (true) {
-		if (!batch.events.empty() && full() && !batch.events.back().InTransaction())
+		// A batch also ends with the server's batch: the next getMore would wait (up to
+		// max_await_ms) for events the source does not have yet, holding back those in hand.
+		if (!batch.events.empty() && !batch.events.back().InTransaction() && (full() || (!pending_ && BatchEmpty())))
 			break;
 		ChangeEvent event;
 		if (!Fetch(&event)) {
@@ -304,6 +591,7 @@ Batch ChangeStreamReader::NextBatch(size_t max_events, int64_t max_ms) {
 			break;
 		}
 		const bool invalidate = event.op == OperationType::kInvalidate;
+		bytes += EventBytes(event);
 		batch.events.push_back(std::move(event));
 		if (invalidate) {
 			invalidated_ = batch.invalidated = true;
@@ -319,9 +607,9 @@ void ChangeStreamReader::Finish(Batch *batch) {
 	if (batch->invalidated) {
 		position_ = Position::StartAfter(last->resume_token.get());
 	} else if (batch->caught_up && !pending_) {
-		// Nothing read ahead: the stream's own token is the high-water mark of its last (empty) batch.
-		if (const bson_t *token = mongoc_change_stream_get_resume_token(stream_.get()))
-			position_ = Position::ResumeAfter(token);
+		// Nothing read ahead: the cached token is the high-water mark of the last (empty) batch.
+		if (cached_token_)
+			position_ = Position::ResumeAfter(cached_token_.get());
 		else if (last)
 			position_ = Position::ResumeAfter(last->resume_token.get());
 	} else if (last) {

@@ -1,8 +1,6 @@
 // source.cpp: a river's connection to MongoDB: timeouts, health checks, metadata, lookups.
 #include "mongo_river/mongo/source.hpp"
 
-#include <cstring>
-
 #include "mongo_river/mongo/errors.hpp"
 #include "mongo_river/mongo/uri.hpp"
 
@@ -46,27 +44,10 @@ Source::Source(const std::string &uri) : uri_(ParseUri(uri)), redacted_uri_(Reda
 		throw SourceError(SourceErrorKind::kServer, 0, sqlstate::kInvalidParameterValue,
 						  "cannot use MongoDB URI \"" + redacted_uri_ + "\"", Scrub(error.message, password_));
 	mongoc_client_set_error_api(client_.get(), MONGOC_ERROR_API_VERSION_2);
-	mongoc_apm_callbacks_t *callbacks = mongoc_apm_callbacks_new();
-	mongoc_apm_set_command_failed_cb(callbacks, &Source::OnCommandFailed);
-	mongoc_apm_set_command_succeeded_cb(callbacks, &Source::OnCommandSucceeded);
-	mongoc_client_set_apm_callbacks(client_.get(), callbacks, this);
-	mongoc_apm_callbacks_destroy(callbacks);
 }
 
-void Source::OnCommandFailed(const mongoc_apm_command_failed_t *event) {
-	if (std::strcmp(mongoc_apm_command_failed_get_command_name(event), "getMore") != 0)
-		return;
-	auto *self = static_cast<Source *>(mongoc_apm_command_failed_get_context(event));
-	bson_error_t error;
-	mongoc_apm_command_failed_get_error(event, &error);
-	self->getmore_failures_++;
-	self->last_getmore_error_ = Scrub(error.message, self->password_);
-}
-
-void Source::OnCommandSucceeded(const mongoc_apm_command_succeeded_t *event) {
-	if (std::strcmp(mongoc_apm_command_succeeded_get_command_name(event), "getMore") != 0)
-		return;
-	static_cast<Source *>(mongoc_apm_command_succeeded_get_context(event))->getmore_failures_ = 0;
+std::string Source::Scrubbed(const std::string &text) const {
+	return Scrub(text, password_);
 }
 
 void Source::Fail(const std::string &what, const bson_error_t &error, const bson_t *reply) const {

@@ -16,8 +16,9 @@ import time
 
 import psycopg2
 
-PG_BINDIR = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True,
-                           check=True).stdout.strip()
+# PG_BINDIR runs another PostgreSQL tree (scripts/sanitize.sh: a relocated copy with a sanitized module).
+PG_BINDIR = os.environ.get("PG_BINDIR") or subprocess.run(
+    ["pg_config", "--bindir"], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def free_port():

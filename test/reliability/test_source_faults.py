@@ -386,10 +386,9 @@ def test_persistent_getmore_faults_of_a_change_stream_are_shown_or_absorbed(rive
                                                                              fault, figures):
     """getMore failing always on a change stream: libmongoc resumes the stream by itself (a new
     aggregate), so the river may absorb the fault; but then it must keep applying every change.
-    Either the status shows the fault (retrying) or a burst of 500 inserts arrives whole. The river
-    learns of the failed getMores through libmongoc's command monitoring; with a shutdown error
-    (11600) the driver loops inside one read (resume, server selection, getMore) until its server
-    selection gives up, so showing the fault may take up to about 30 s."""
+    Either the status shows the fault (retrying) or a burst of 500 inserts arrives whole. (libmongoc's
+    own change stream helper resumes without bound inside one read; the river's reader runs its own
+    aggregate/getMore cursor, resumes once and then reports the fault.)"""
     pg, mongo = river_pg, fault_mongo
     name = f"getmore_{fault}"
     client, coll = start_river(pg, mongo, name, docs=200)

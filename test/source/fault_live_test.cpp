@@ -1,6 +1,7 @@
 // fault_live_test.cpp: failures injected with the failCommand fail point (the peer, or a mongod
 // run with enableTestCommands=1; skipped where configureFailPoint is refused): errors are
 // classified (history lost, connection trouble, others) and recoverable ones are absorbed.
+#include <chrono>
 #include <memory>
 #include <set>
 
@@ -100,7 +101,7 @@ TEST(Faults, ChangeStreamSurvivesOneDroppedConnection) {
 	std::vector<std::string> ids = ReadAll(source, &reader);
 	w.Insert(db, "a", R"({"_id": 2})");
 	{
-		// libmongoc resumes once by itself after a resumable error: nothing is lost or repeated.
+		// The reader resumes once by itself after a resumable error: nothing is lost or repeated.
 		FailPoint fp(&w, R"({"times": 1})", R"({"failCommands": ["getMore"], "closeConnection": true})");
 		REQUIRE_FAILPOINT(fp);
 		std::vector<std::string> more = ReadAll(source, &reader);
@@ -128,6 +129,149 @@ TEST(Faults, ChangeStreamPersistentNetworkTroubleIsRetryable) {
 		EXPECT_TRUE(e.Retryable());
 		EXPECT_EQ(e.Sqlstate().substr(0, 2), "08");
 	}
+}
+
+// IdJson returns the canonical JSON of the document key {_id: k}, as ReadAll reports it.
+std::string IdJson(int k) {
+	return R"({ "_id" : { "$numberInt" : ")" + std::to_string(k) + R"(" } })";
+}
+
+std::vector<std::string> IdRange(int from, int to) {
+	std::vector<std::string> out;
+	for (int k = from; k <= to; ++k)
+		out.push_back(IdJson(k));
+	return out;
+}
+
+// kGetMoreError / kGetMoreDrop are failCommand "data" for getMore: a resumable server error
+// (InterruptedAtShutdown) and a dropped connection.
+constexpr const char *kGetMoreError = R"({"failCommands": ["getMore"], "errorCode": 11600})";
+constexpr const char *kGetMoreDrop = R"({"failCommands": ["getMore"], "closeConnection": true})";
+
+// PersistentFailureThrowsSoonAndLosesNothing: every getMore fails (fault: failCommand data); the
+// reader resumes once, then gives up with a retryable error quickly (not after libmongoc's
+// unbounded resume loop), and a reader opened later from the last position stored delivers every
+// event exactly once.
+void PersistentFailureThrowsSoonAndLosesNothing(const char *fault) {
+	mm::Source source(live::SourceUri());
+	live::Writer w(live::SourceUri());
+	const std::string db = live::UniqueDb("faultalways");
+	w.Insert(db, "a", R"({"_id": -1})");
+	mm::StreamOptions options = Stream({{db, "a"}});
+	options.batch_size = 2;
+	std::vector<std::string> applied; // events of the batches returned (what a worker applies)
+	mm::Position stored;              // the position of the last batch returned (what it stores)
+	{
+		mm::ChangeStreamReader reader(source, options, mm::Position::Now());
+		w.Insert(db, "a", R"({"_id": 1})");
+		w.Insert(db, "a", R"({"_id": 2})");
+		applied = ReadAll(source, &reader);
+		ASSERT_EQ(applied, IdRange(1, 2));
+		stored = reader.CurrentPosition();
+
+		FailPoint fp(&w, R"("alwaysOn")", fault);
+		REQUIRE_FAILPOINT(fp);
+		for (int k = 3; k <= 7; ++k)
+			w.Insert(db, "a", R"({"_id": )" + std::to_string(k) + "}");
+		const auto started = std::chrono::steady_clock::now();
+		try {
+			for (int k = 0; k < 100; ++k) {
+				mm::Batch batch = reader.NextBatch(100, 500);
+				for (const mm::ChangeEvent &e : batch.events)
+					applied.push_back(mm::ToCanonicalJson(e.document_key.get()));
+				stored = batch.position;
+			}
+			FAIL() << "expected a SourceError while every getMore fails";
+		} catch (const mm::SourceError &e) {
+			const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+			EXPECT_LT(seconds, 15.0) << e.Message();
+			EXPECT_EQ(e.Kind(), mm::SourceErrorKind::kConnection) << e.Message() << " / " << e.Detail();
+			EXPECT_TRUE(e.Retryable());
+			EXPECT_EQ(e.Sqlstate(), "08006");
+			EXPECT_NE(e.Message().find("keeps failing"), std::string::npos) << e.Message();
+			EXPECT_FALSE(e.Detail().empty());
+		}
+	}
+	// The fail point is off: a new reader from the stored position delivers the rest, once.
+	w.Insert(db, "a", R"({"_id": 8})");
+	mm::ChangeStreamReader again(source, options, mm::Position::FromJson(stored.ToJson()));
+	std::vector<std::string> rest = ReadAll(source, &again);
+	applied.insert(applied.end(), rest.begin(), rest.end());
+	EXPECT_EQ(applied, IdRange(1, 8));
+}
+
+TEST(Faults, ChangeStreamGetMoreAlwaysFailingThrowsSoonAndLosesNothing) {
+	REQUIRE_SOURCE();
+	PersistentFailureThrowsSoonAndLosesNothing(kGetMoreError);
+}
+
+TEST(Faults, ChangeStreamGetMoreAlwaysDroppedThrowsSoonAndLosesNothing) {
+	REQUIRE_SOURCE();
+	PersistentFailureThrowsSoonAndLosesNothing(kGetMoreDrop);
+}
+
+// OneFailureIsAbsorbedByTheResume: one failed getMore (fault: failCommand data), in the middle of
+// the events (the reader has returned part of a server batch): the one resume absorbs it, with no
+// event lost or repeated.
+void OneFailureIsAbsorbedByTheResume(const char *fault) {
+	mm::Source source(live::SourceUri());
+	live::Writer w(live::SourceUri());
+	const std::string db = live::UniqueDb("faultonce");
+	w.Insert(db, "a", R"({"_id": -1})");
+	mm::StreamOptions options = Stream({{db, "a"}});
+	options.batch_size = 3;
+	mm::ChangeStreamReader reader(source, options, mm::Position::Now());
+	for (int k = 0; k < 5; ++k)
+		w.Insert(db, "a", R"({"_id": )" + std::to_string(k) + "}");
+	std::vector<std::string> ids;
+	mm::Batch first = reader.NextBatch(2, 1000); // two of a server batch of three
+	for (const mm::ChangeEvent &e : first.events)
+		ids.push_back(mm::ToCanonicalJson(e.document_key.get()));
+	ASSERT_EQ(ids, IdRange(0, 1));
+	{
+		FailPoint fp(&w, R"({"times": 1})", fault);
+		REQUIRE_FAILPOINT(fp);
+		for (int k = 5; k < 10; ++k)
+			w.Insert(db, "a", R"({"_id": )" + std::to_string(k) + "}");
+		std::vector<std::string> more = ReadAll(source, &reader); // must not throw
+		ids.insert(ids.end(), more.begin(), more.end());
+	}
+	w.Insert(db, "a", R"({"_id": 10})");
+	std::vector<std::string> last = ReadAll(source, &reader);
+	ids.insert(ids.end(), last.begin(), last.end());
+	EXPECT_EQ(ids, IdRange(0, 10));
+}
+
+TEST(Faults, ChangeStreamAbsorbsOneFailedGetMore) {
+	REQUIRE_SOURCE();
+	OneFailureIsAbsorbedByTheResume(kGetMoreError);
+}
+
+TEST(Faults, ChangeStreamAbsorbsOneDroppedGetMore) {
+	REQUIRE_SOURCE();
+	OneFailureIsAbsorbedByTheResume(kGetMoreDrop);
+}
+
+// A reader reopened after an invalidate (startAfter) whose first getMore fails resumes (from
+// startAfter, as nothing was returned yet) and delivers the next event.
+TEST(Faults, ChangeStreamStartAfterSurvivesAFailedGetMore) {
+	REQUIRE_SOURCE();
+	mm::Source source(live::SourceUri());
+	live::Writer w(live::SourceUri());
+	const std::string db = live::UniqueDb("faultstart");
+	w.Insert(db, "a", R"({"_id": 0})");
+	mm::ChangeStreamReader reader(source, Stream({{db, "a"}}), mm::Position::Now());
+	w.Drop(db, "a");
+	mm::Batch batch;
+	for (int k = 0; k < 40 && !batch.invalidated; ++k)
+		batch = reader.NextBatch(100, 500);
+	ASSERT_TRUE(batch.invalidated);
+	ASSERT_EQ(batch.position.kind, mm::Position::Kind::kStartAfter);
+	mm::ChangeStreamReader again(source, Stream({{db, "a"}}), batch.position);
+	FailPoint fp(&w, R"({"times": 1})", kGetMoreError);
+	REQUIRE_FAILPOINT(fp);
+	w.Insert(db, "a", R"({"_id": 1})");
+	EXPECT_EQ(ReadAll(source, &again), IdRange(1, 1));
 }
 
 TEST(Faults, OtherServerErrorsCarryTheirCode) {

@@ -200,6 +200,98 @@ TEST(ChangeStream, InvalidateThenStartAfter) {
 	EXPECT_EQ(after[0].rfind("insert " + db + ".a", 0), 0u);
 }
 
+// Commands records the commands a client sends (libmongoc command monitoring), handshakes left out.
+struct Commands {
+	struct Command {
+		std::string name;
+		std::string db;
+		uint32_t server_id;
+		live::Bson body;
+	};
+	std::vector<Command> sent;
+
+	explicit Commands(mongoc_client_t *client) : client_(client) {
+		mongoc_apm_callbacks_t *callbacks = mongoc_apm_callbacks_new();
+		mongoc_apm_set_command_started_cb(callbacks, &Commands::Started);
+		mongoc_client_set_apm_callbacks(client, callbacks, this);
+		mongoc_apm_callbacks_destroy(callbacks);
+	}
+	Commands(const Commands &) = delete;
+	Commands &operator=(const Commands &) = delete;
+	// ~Commands stops recording (the client outlives this object and still sends endSessions).
+	~Commands() { mongoc_client_set_apm_callbacks(client_, nullptr, nullptr); }
+	static void Started(const mongoc_apm_command_started_t *event) {
+		auto *self = static_cast<Commands *>(mongoc_apm_command_started_get_context(event));
+		const std::string name = mongoc_apm_command_started_get_command_name(event);
+		if (name == "hello" || name == "isMaster" || name == "ismaster")
+			return;
+		self->sent.push_back({name, mongoc_apm_command_started_get_database_name(event),
+							  mongoc_apm_command_started_get_server_id(event),
+							  mm::CopyBson(mongoc_apm_command_started_get_command(event))});
+	}
+	// Json returns the command's field at dotted path as canonical JSON ("" when absent).
+	static std::string Json(const Command &c, const char *path) {
+		bson_iter_t iter, found;
+		if (!bson_iter_init(&iter, c.body.get()) || !bson_iter_find_descendant(&iter, path, &found))
+			return "";
+		return mm::ToCanonicalJson(mm::WrapValue("v", bson_iter_value(&found)).get());
+	}
+
+private:
+	mongoc_client_t *client_;
+};
+
+TEST(ChangeStream, CursorCommandsShareOneSessionAndServerAndAreKilled) {
+	REQUIRE_SOURCE();
+	mm::Source source(live::SourceUri());
+	live::Writer w(live::SourceUri());
+	const std::string db1 = live::UniqueDb("cscmd"), db2 = live::UniqueDb("cscmd");
+	w.Insert(db1, "a", R"({"_id": 0})");
+	Commands commands(source.Handle());
+	{
+		// Cluster scope: aggregate: 1 on admin with allChangesForCluster, getMores on $cmd.aggregate.
+		mm::StreamOptions options = Stream({{db1, "a"}, {db2, ""}});
+		options.batch_size = 7;
+		options.max_await_ms = 300;
+		mm::ChangeStreamReader reader(source, options, mm::Position::Now());
+		w.Insert(db1, "a", R"({"_id": 1})");
+		EXPECT_EQ(live::ReadUntil(Next(&reader), source.OperationTime()).size(), 1u);
+	}
+	std::vector<const Commands::Command *> cursor;
+	for (const Commands::Command &c : commands.sent) {
+		if (c.name == "aggregate" || c.name == "getMore" || c.name == "killCursors")
+			cursor.push_back(&c);
+	}
+	ASSERT_GE(cursor.size(), 3u);
+	const Commands::Command &aggregate = *cursor.front();
+	ASSERT_EQ(aggregate.name, "aggregate");
+	EXPECT_EQ(aggregate.db, "admin");
+	EXPECT_EQ(Commands::Json(aggregate, "aggregate"), R"({ "v" : { "$numberInt" : "1" } })");
+	EXPECT_EQ(Commands::Json(aggregate, "pipeline.0.$changeStream.allChangesForCluster"), R"({ "v" : true })");
+	EXPECT_EQ(Commands::Json(aggregate, "cursor.batchSize"), R"({ "v" : { "$numberInt" : "7" } })");
+	EXPECT_NE(Commands::Json(aggregate, "pipeline.1.$match"), "") << "BuildStreamPipeline's stage follows";
+	EXPECT_EQ(Commands::Json(aggregate, "pipeline.2"), "");
+	const std::string lsid = Commands::Json(aggregate, "lsid");
+	EXPECT_NE(lsid, "");
+	for (const Commands::Command *c : cursor) {
+		EXPECT_EQ(Commands::Json(*c, "lsid"), lsid) << c->name << " must run in the cursor's session";
+		EXPECT_EQ(c->server_id, aggregate.server_id) << c->name << " must go to the aggregate's server";
+		EXPECT_EQ(c->db, "admin") << c->name;
+	}
+	const Commands::Command &kill = *cursor.back();
+	EXPECT_EQ(kill.name, "killCursors") << "the destructor kills the server cursor";
+	EXPECT_EQ(Commands::Json(kill, "killCursors"), R"({ "v" : "$cmd.aggregate" })");
+	for (size_t k = 1; k + 1 < cursor.size(); ++k) {
+		const Commands::Command &more = *cursor[k];
+		EXPECT_EQ(more.name, "getMore");
+		EXPECT_EQ(Commands::Json(more, "collection"), R"({ "v" : "$cmd.aggregate" })");
+		EXPECT_EQ(Commands::Json(more, "maxTimeMS"), R"({ "v" : { "$numberLong" : "300" } })");
+		EXPECT_EQ(Commands::Json(more, "batchSize"), R"({ "v" : { "$numberInt" : "7" } })");
+		EXPECT_EQ(Commands::Json(more, "getMore"), Commands::Json(kill, "cursors.0"));
+		EXPECT_EQ(Commands::Json(more, "readConcern"), "") << "getMore takes no read concern";
+	}
+}
+
 // UpdateLookups returns, for each update event, its fullDocument as JSON ("null" when absent).
 std::vector<std::string> UpdateLookups(const std::vector<mm::ChangeEvent> &events) {
 	std::vector<std::string> out;

@@ -2,25 +2,47 @@
 //
 // One stream per river, filtered server-side ($match on ns/to, so drop, rename, dropDatabase and
 // invalidate events of the namespaces come through too). The stream is opened on the narrowest
-// scope that covers the namespaces: one collection -> mongoc_collection_watch (its drop or rename
-// invalidates the stream), one database -> mongoc_database_watch (dropDatabase invalidates it),
-// several databases -> mongoc_client_watch. After an invalidate, Batch::invalidated is set and
-// the caller reopens a reader from Batch::position (kStartAfter).
+// scope that covers the namespaces: one collection -> {aggregate: "<coll>"} on its database (its
+// drop or rename invalidates the stream), one database -> {aggregate: 1} on it (dropDatabase
+// invalidates it), several databases -> {aggregate: 1} on admin with allChangesForCluster. After
+// an invalidate, Batch::invalidated is set and the caller reopens a reader from Batch::position
+// (kStartAfter).
+//
+// The reader runs the change stream's cursor itself (aggregate, getMore, killCursors as plain
+// commands, not libmongoc's watch helpers, whose mongoc_change_stream_next resumes without bound
+// inside one call when every getMore fails): every getMore goes to the server that answered the
+// aggregate, all of the cursor's commands carry one client session (not causally consistent, as
+// the driver's implicit one), and the client's read concern is sent only when the URI sets one
+// (readConcernLevel), as the driver's watch does. The resume token is cached as the change
+// streams specification says (the last event's _id, or the batch's postBatchResumeToken at the
+// end of a batch and on an empty batch).
 //
 // Blocking: every getMore waits at most max_await_ms (default 500 ms) for new events, so
-// NextBatch returns within about max_ms + max_await_ms and the worker can check its latch and
-// SIGTERM between batches. Transactions: the events of one MongoDB transaction (same lsid and
-// txnNumber) are never split across batches; the reader keeps one event of look-ahead for that.
+// NextBatch returns within about max_ms + max_await_ms (plus, when the server is in trouble, one
+// resume: the client's server selection, connect and socket timeouts) and the worker can check its
+// latch and SIGTERM between batches. Transactions: the events of one MongoDB transaction (same
+// lsid and txnNumber) are never split across batches; the reader keeps one event of look-ahead for
+// that.
 //
-// Errors: SourceError with Kind() kHistoryLost (ChangeStreamHistoryLost 286, resume token not
-// found 280: resync), kConnection (network, failover: retry with backoff; libmongoc already
-// resumed once on its own), anything else kServer with the server's code in the detail. After any
-// error, destroy the reader (and, for kConnection, the Source) and open a new one from the position
-// last stored: the reader's look-ahead event is not part of any stored position, so nothing is lost.
+// Errors: a resumable getMore failure (network error or timeout, a server error labelled
+// ResumableChangeStreamError, CursorNotFound, or for servers older than 4.4 a code IsResumableCode
+// lists) is absorbed by one resume: killCursors (best effort), then a new aggregate from the cached
+// token (resumeAfter; startAfter when the reader opened with startAfter and has returned no event
+// yet; startAtOperationTime of the start when no token is cached). If the resumed stream fails
+// again before a getMore succeeds or an event comes, NextBatch throws SourceError kConnection
+// ("... keeps failing", both errors in the detail) instead of resuming again; a failing resume
+// aggregate throws as classified. Other failures throw as classified by ThrowDriverError:
+// kHistoryLost (ChangeStreamHistoryLost 286, resume token not found 280: resync), kConnection
+// (network, failover: retry with backoff), anything else kServer with the server's code in the
+// detail. After any error, destroy the reader (and, for kConnection, the Source) and open a new one
+// from the position last stored: the reader's look-ahead event is not part of any stored position,
+// so nothing is lost. The destructor kills the server cursor (best effort).
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "mongo_river/mongo/change_event.hpp"
@@ -38,7 +60,8 @@ struct StreamOptions {
 	std::vector<Namespace> namespaces; // what to follow; at least one
 	StreamScope scope = StreamScope::kAuto;
 	bool update_lookup = false; // fullDocument: "updateLookup" (update events carry the current document)
-	int32_t max_await_ms = 500; // getMore's maxAwaitTimeMS: the longest one wait for new events blocks
+	int32_t max_await_ms = 500; // getMore's maxTimeMS (the change stream's maxAwaitTimeMS): the longest
+								// one wait for new events blocks (0: the server's default, 1 s)
 	int32_t batch_size = 0;     // the server's cursor batch size (0: the server's default)
 };
 
@@ -61,14 +84,19 @@ public:
 	// startAtOperationTime just after it, kNow -> no start option. Throws SourceError at once when
 	// the server refuses (e.g. history lost).
 	ChangeStreamReader(Source &source, StreamOptions options, const Position &start);
+	// ~ChangeStreamReader kills the server cursor (best effort: errors are ignored, and nothing is
+	// sent after a network error) and ends the reader's client session.
+	~ChangeStreamReader();
 
 	ChangeStreamReader(const ChangeStreamReader &) = delete;
 	ChangeStreamReader &operator=(const ChangeStreamReader &) = delete;
 
-	// NextBatch reads up to max_events events, waiting at most about max_ms (+ one max_await_ms)
-	// for them; it ends early when the source has nothing more (caught_up), grows past max_events
-	// (or max_ms) rather than split a transaction, and ends with an invalidate event. An empty
-	// batch still carries a position that advances with the source (the high-water mark).
+	// NextBatch reads up to max_events events (or kMaxBatchBytes of them), waiting at most about
+	// max_ms (+ one max_await_ms) for them; it ends early when the source has nothing more
+	// (caught_up), or once it holds events and the server's batch is used up (another getMore would
+	// wait for events the source does not have yet); it grows past these limits rather than split a
+	// transaction, and ends with an invalidate event. An empty batch still carries a position that
+	// advances with the source (the high-water mark).
 	Batch NextBatch(size_t max_events, int64_t max_ms);
 
 	// Invalidated tells whether the stream has ended with an invalidate event.
@@ -77,8 +105,38 @@ public:
 	const Position &CurrentPosition() const { return position_; }
 
 private:
+	// StartOption says which start option an aggregate sends.
+	enum class StartOption { kNone, kResumeAfter, kStartAfter, kAtOperationTime };
+	// ReplyDoc owns a command's reply (the events of a batch are read in place from it).
+	struct ReplyDoc;
+	using Reply = std::unique_ptr<ReplyDoc>;
+
 	// Open opens the stream at start and sets position_.
 	void Open(const Position &start);
+	// Aggregate selects a server and runs the aggregate that opens the cursor from option (token
+	// or time); on success it loads the first batch, else it sets error and failed (the server's
+	// reply, if any) and returns false.
+	bool Aggregate(StartOption option, const bson_t *token, Timestamp time, bson_error_t *error, Reply *failed);
+	// GetMore asks the cursor's server for the next batch and loads it; false (error and failed
+	// set) when the command failed.
+	bool GetMore(bson_error_t *error, Reply *failed);
+	// LoadBatch makes reply (batch: "firstBatch" or "nextBatch") the batch to read events from and
+	// caches the postBatchResumeToken of an empty batch.
+	void LoadBatch(Reply reply, const char *batch);
+	// NextInBatch parses the batch's next event into out; false when the batch is used up.
+	bool NextInBatch(ChangeEvent *out);
+	// BatchEmpty tells whether the loaded batch has no event left to read.
+	bool BatchEmpty() const;
+	// IsResumable tells whether a failed getMore may be resumed (change streams specification).
+	bool IsResumable(const bson_error_t &error, const bson_t *reply) const;
+	// Recover handles a failed getMore (reply: the server's, may be null): it throws unless the
+	// failure is resumable and the first in a row, else it kills the cursor and reopens the stream
+	// from the cached resume token.
+	void Recover(const bson_error_t &error, const bson_t *reply);
+	// KillCursor sends killCursors for the open cursor (best effort) and forgets it.
+	void KillCursor();
+	// CommandOpts returns the options of a command on the cursor's server: serverId, sessionId.
+	Bson CommandOpts() const;
 	// Fetch returns the next event (the look-ahead one first); false when the server returned an
 	// empty batch.
 	bool Fetch(ChangeEvent *out);
@@ -87,9 +145,27 @@ private:
 
 	Source &source_;
 	StreamOptions options_;
-	mongo::Collection collection_;
-	mongo::Database database_;
-	ChangeStream stream_;
+	std::string name_;       // "db" or "db.coll", for messages
+	bool cluster_ = false;   // the cluster scope (allChangesForCluster)
+	std::string db_;         // the database the aggregate runs on ("admin" for the cluster scope)
+	std::string coll_;       // the collection of a collection-scope stream, else empty
+	Bson pipeline_;          // BuildStreamPipeline's {pipeline: [...]}, appended after $changeStream
+	Session session_;        // the session of every command on the cursor (nullptr if none)
+	uint32_t server_id_ = 0; // the server that answered the aggregate: getMores go there
+	int32_t max_wire_version_ = 0;
+	int64_t cursor_id_ = 0;     // 0: no server cursor open
+	std::string cursor_coll_;   // getMore's "collection": the cursor's ns after the database
+	bool connection_ok_ = true; // false after a network error (no killCursors then)
+	Reply reply_;               // the last aggregate/getMore reply: its batch is read in place
+	bson_iter_t batch_{};       // the batch's event before the next one to read
+	bool batch_left_ = false;   // whether batch_ may have more events
+	Bson batch_token_;          // that batch's postBatchResumeToken (nullptr when absent)
+	Bson cached_token_;         // the resume token to resume from (spec: "cached resume token")
+	Timestamp start_time_;      // startAtOperationTime to resume from while no token is cached
+	bool start_after_ = false;  // opened with startAfter
+	bool returned_any_ = false; // an event has come from the server
+	int failures_in_row_ = 0;   // failed getMores since the last one that succeeded
+	std::string first_failure_; // what the first of them said (for the detail)
 	std::optional<ChangeEvent> pending_;
 	Position position_;
 	Timestamp reached_;

@@ -24,7 +24,6 @@ using Client = std::unique_ptr<mongoc_client_t, Deleter<mongoc_client_destroy>>;
 using Database = std::unique_ptr<mongoc_database_t, Deleter<mongoc_database_destroy>>;
 using Collection = std::unique_ptr<mongoc_collection_t, Deleter<mongoc_collection_destroy>>;
 using Cursor = std::unique_ptr<mongoc_cursor_t, Deleter<mongoc_cursor_destroy>>;
-using ChangeStream = std::unique_ptr<mongoc_change_stream_t, Deleter<mongoc_change_stream_destroy>>;
 using Session = std::unique_ptr<mongoc_client_session_t, Deleter<mongoc_client_session_destroy>>;
 using ReadPrefs = std::unique_ptr<mongoc_read_prefs_t, Deleter<mongoc_read_prefs_destroy>>;
 // bson_t is declared with an alignment attribute that a template argument drops; only pointers to

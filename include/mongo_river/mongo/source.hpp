@@ -85,26 +85,17 @@ public:
 	// URI's password from the driver's message.
 	[[noreturn]] void Fail(const std::string &what, const bson_error_t &error, const bson_t *reply = nullptr) const;
 
-	// GetMoreFailuresInRow counts the getMore commands that failed since the last one that
-	// succeeded, as libmongoc's command monitoring reports them; LastGetMoreError is the latest
-	// failure's message (password scrubbed). A change stream resumes by itself after a failed
-	// getMore (a new aggregate), so its reader learns of a fault that persists only here.
-	int GetMoreFailuresInRow() const { return getmore_failures_; }
-	const std::string &LastGetMoreError() const { return last_getmore_error_; }
+	// Scrubbed returns text (a driver or server message) with the URI's password replaced by "****".
+	std::string Scrubbed(const std::string &text) const;
 
 private:
 	// Hello runs hello (isMaster on servers older than 4.4.2) and returns the reply.
 	Bson Hello();
-	// OnCommandFailed / OnCommandSucceeded are libmongoc's command monitoring callbacks.
-	static void OnCommandFailed(const mongoc_apm_command_failed_t *event);
-	static void OnCommandSucceeded(const mongoc_apm_command_succeeded_t *event);
 
 	Uri uri_;
 	mongo::Client client_;
 	std::string redacted_uri_;
 	std::string password_;
-	int getmore_failures_ = 0;
-	std::string last_getmore_error_;
 };
 
 } // namespace mongo_river::mongo
