@@ -286,7 +286,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=100000)
     parser.add_argument("--changes", type=int, default=20000)
-    parser.add_argument("--rates", default="2000,5000")
+    parser.add_argument("--rates", default="5000,20000")
     parser.add_argument("--lag-seconds", type=float, default=8)
     parser.add_argument("--big", action="store_true", help="also copy 10 x --docs (memory, linearity)")
     parser.add_argument("--big-docs", type=int, default=16, help="documents of 8 MiB for the memory figure")

@@ -143,7 +143,9 @@ def test_crashes_during_copy_and_streaming(river_pg, mongo):
     coll = client[db].posts
     load_posts(coll, max(DOCS // 5, 5000), seed)
     river = "crash"
-    create_river(pg, river, mongo.uri, {"batch_size": 500})
+    # Small batches: a copy takes several transactions (10 x batch_size documents each), so that
+    # crashes can strike in the middle of one.
+    create_river(pg, river, mongo.uri, {"batch_size": 50})
     writer = Writer(coll, seed, first_new_id=10**6, pause=0.001)
     writer.next_id = 10**6
     writer.start()
@@ -151,11 +153,30 @@ def test_crashes_during_copy_and_streaming(river_pg, mongo):
     kinds = []
     try:
         for round_no in range(CRASH_ROUNDS):
+            # Rounds cycle: streaming (0 mod 4 after the first), a resync (odd), a fresh initial copy
+            # of the collection mapped again onto new tables (2 mod 4: new rows go through COPY, and
+            # through INSERT ... ON CONFLICT where the concurrent writes got there first).
             if round_no % 2 == 1:
                 pg.query("SELECT mongo_river.resync(%s)", (river,))  # crash during a copy again
+            elif round_no % 4 == 2:
+                pg.query("SELECT mongo_river.stop(%s)", (river,))
+                wait_for(lambda: worker_pid(pg, river) is None, 60, 0.05, "the worker to stop")
+                pg.query("SELECT mongo_river.unmap_collection(%s, %s)", (river, f"{db}.posts"))
+                pg.query("DROP TABLE crash_posts_comments, crash_posts")
+                map_posts(pg, river, f"{db}.posts", "crash_posts")
+                pg.query("SELECT mongo_river.start(%s)", (river,))
             pid = wait_for(lambda: worker_pid(pg, river), 60, 0.05, "the river worker")
-            # Copy rounds (the first, and each resync) strike early, while documents are copied.
-            time.sleep(rng.uniform(0.02, 0.4) if round_no % 2 == 1 or round_no == 0 else rng.uniform(0.05, 1.0))
+            # Copy rounds (the first, each resync, each new mapping) strike while documents are
+            # copied: once the copy shows, within the next 50 ms (a copy of a few thousand documents
+            # through COPY takes a fraction of a second).
+            if round_no == 0 or round_no % 2 == 1 or round_no % 4 == 2:
+                try:
+                    wait_for(lambda: phases(pg, river).get(f"{db}.posts") in ("initial_copy", "resync"), 10, 0.005)
+                except TimeoutError:
+                    pass  # over before it was seen: the round strikes while streaming
+                time.sleep(rng.uniform(0, 0.05))
+            else:
+                time.sleep(rng.uniform(0.05, 1.0))
             kind = rng.choice(["sigkill", "immediate"])
             phase = phases(pg, river).get(f"{db}.posts")
             kinds.append((kind, phase))
