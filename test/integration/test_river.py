@@ -15,7 +15,7 @@ import time
 import pytest
 
 from pgcluster import wait_for
-from river import (Writer, compare, create_river, load_posts, map_posts, status, wait_synced)
+from river import (Writer, compare, create_river, fresh_posts, load_posts, map_posts, status, wait_synced)
 
 DOCS = int(os.environ.get("RIVER_TEST_DOCS", "100000"))
 CRASH_ROUNDS = int(os.environ.get("RIVER_CRASH_ROUNDS", "5"))
@@ -137,11 +137,8 @@ def test_crashes_during_copy_and_streaming(river_pg, mongo):
     converges to MongoDB, without duplicates."""
     seed = seed_for("crashes")
     rng = random.Random(seed)
-    client = mongo.client()
     db = "crash"
-    client.drop_database(db)
-    coll = client[db].posts
-    load_posts(coll, max(DOCS // 5, 5000), seed)
+    coll = fresh_posts(mongo, db, max(DOCS // 5, 5000), seed)
     river = "crash"
     # Small batches: a copy takes several transactions (10 x batch_size documents each), so that
     # crashes can strike in the middle of one.
@@ -242,11 +239,8 @@ def test_mapping_added_to_running_river(river_pg, mongo):
 
 def test_copy_false_streams_only_new_changes(river_pg, mongo):
     pg = river_pg
-    client = mongo.client()
     db = "nocopy"
-    client.drop_database(db)
-    coll = client[db].posts
-    load_posts(coll, 100, seed=9)
+    coll = fresh_posts(mongo, db, 100, seed=9)
     river = "nocopy"
     create_river(pg, river, mongo.uri)
     map_posts(pg, river, f"{db}.posts", "nocopy_posts", {"copy": False})
@@ -261,11 +255,8 @@ def test_copy_false_streams_only_new_changes(river_pg, mongo):
 
 def test_dry_run_writes_only_counters(river_pg, mongo):
     pg = river_pg
-    client = mongo.client()
     db = "dry"
-    client.drop_database(db)
-    coll = client[db].posts
-    load_posts(coll, 300, seed=11)
+    coll = fresh_posts(mongo, db, 300, seed=11)
     river = "dry"
     create_river(pg, river, mongo.uri, {"dry_run": True})
     map_posts(pg, river, f"{db}.posts", "dry_posts")
@@ -283,11 +274,8 @@ def test_copy_goes_through_copy_and_falls_back_on_existing_rows(river_pg, mongo)
     written before the copy, as the stream may do during one) falls back to INSERT ... ON CONFLICT
     and overwrites it. Either way the table's triggers run and the result equals the source."""
     pg = river_pg
-    client = mongo.client()
     db = "copypath"
-    client.drop_database(db)
-    coll = client[db].posts
-    load_posts(coll, 1000, seed=21)
+    coll = fresh_posts(mongo, db, 1000, seed=21)
     river = "copypath"
     create_river(pg, river, mongo.uri, {"batch_size": 20})  # copy transactions of 10 x 20 documents
     pg.query("SELECT mongo_river.stop(%s)", (river,))
@@ -318,11 +306,8 @@ def test_copy_goes_through_copy_and_falls_back_on_existing_rows(river_pg, mongo)
 
 def test_stop_and_start(river_pg, mongo):
     pg = river_pg
-    client = mongo.client()
     db = "stopstart"
-    client.drop_database(db)
-    coll = client[db].posts
-    load_posts(coll, 50, seed=12)
+    coll = fresh_posts(mongo, db, 50, seed=12)
     river = "stopstart"
     create_river(pg, river, mongo.uri)
     map_posts(pg, river, f"{db}.posts", "stopstart_posts")

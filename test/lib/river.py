@@ -56,6 +56,15 @@ def load_posts(collection, count, seed=1, batch=5000):
         collection.insert_many(docs)
 
 
+def fresh_posts(mongo, db, count, seed=1):
+    """fresh_posts drops database db of the source and loads count posts into db.posts (returned)."""
+    client = mongo.client()
+    client.drop_database(db)
+    coll = client[db].posts
+    load_posts(coll, count, seed)
+    return coll
+
+
 def expected_rows(collection):
     """expected_rows maps every document of collection through posts_mapping, as Python tuples."""
     parents, children = {}, {}
