@@ -10,7 +10,11 @@ PG_SRCS = src/mongo_river.cpp $(sort $(wildcard src/api/*.cpp src/catalog/*.cpp 
 	src/worker/*.cpp src/pg/*.cpp))
 OBJS = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 
-DATA = $(wildcard sql/install/mongo_river--*.sql)
+# The 0.2.0 -> 0.3.0 upgrade script is built from one fragment per topic (sql/upgrade-0.3.0/NN_*.sql,
+# applied in name order), so that independent changes never edit the same file.
+UPGRADE_030 = sql/install/mongo_river--0.2.0--0.3.0.sql
+DATA = $(filter-out $(UPGRADE_030),$(wildcard sql/install/mongo_river--*.sql))
+DATA_built = $(UPGRADE_030)
 REGRESS = extension boundary declare import database
 REGRESS_OPTS = --temp-config=test/regress.conf --temp-instance=tmp_check
 
@@ -40,6 +44,12 @@ SHLIB_LINK += -fsanitize=$(SANITIZE)
 endif
 
 -include $(OBJS:.o=.d)
+
+$(UPGRADE_030): $(sort $(wildcard sql/upgrade-0.3.0/*.sql))
+	@{ printf '%s\n' '-- mongo_river 0.2.0 -> 0.3.0 (built by make from sql/upgrade-0.3.0/*.sql: edit those).' \
+	     '\echo Use "ALTER EXTENSION mongo_river UPDATE" to load this file. \quit'; \
+	   for f in $^; do printf '\n-- ---- %s\n' "$$f"; cat "$$f"; done; } > $@
+all: $(UPGRADE_030)
 include mk/core.mk
 
 # libmongo_river_core.a is the PG-free core, for unit tests and fuzz targets.
