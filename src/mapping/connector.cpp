@@ -28,6 +28,18 @@ std::string Upper(std::string name) {
 	return name;
 }
 
+// IsIntegerOrSerial tells whether type is an integer type or one of the serial pseudo-types
+// (SERIAL, BIGSERIAL, SMALLSERIAL, SERIAL2/4/8), which the tool used for generated keys.
+bool IsIntegerOrSerial(const std::string &type) {
+	std::string upper = Upper(type);
+	for (const char *serial : {"SERIAL", "BIGSERIAL", "SMALLSERIAL", "SERIAL2", "SERIAL4", "SERIAL8"})
+		if (upper == serial)
+			return true;
+	convert::TargetKind kind = convert::ClassifyType(type).kind;
+	return kind == convert::TargetKind::kSmallint || kind == convert::TargetKind::kInteger ||
+		   kind == convert::TargetKind::kBigint;
+}
+
 // Refuse builds an Error about one place of the file ("db.collection.field").
 Error Refuse(const char *code, const std::string &where, const std::string &problem, const std::string &hint) {
 	return Error(code, "cannot import mongo-connector mappings: " + where + " " + problem, {}, hint);
@@ -209,7 +221,12 @@ private:
 					key_type = key.type;
 		for (const Field &element : child.fields) {
 			if (element.dest == array.fk) {
-				if (convert::ClassifyType(element.type).kind != convert::ClassifyType(key_type).kind)
+				// Below the first level the parent's key is its generated text id; the tool keyed
+				// that table with a SERIAL, so its files declare the fk SERIAL (or an integer): the
+				// column still holds the parent's text id.
+				bool generated_parent = depth > 1;
+				if (convert::ClassifyType(element.type).kind != convert::ClassifyType(key_type).kind &&
+					!(generated_parent && IsIntegerOrSerial(element.type)))
 					throw Refuse(sqlstate::kDatatypeMismatch, child.where + "." + element.name,
 								 "declares fk \"" + array.fk + "\" as " + element.type + " but the parent's key is " +
 									 key_type,

@@ -264,3 +264,74 @@ TEST(ImportConnector, NothingHalfDone) {
 
 } // namespace
 } // namespace mongo_river::mapping
+
+namespace mongo_river::mapping {
+namespace {
+
+// mongo-connector-postgresql's test scenario "nested list of documents" (its
+// features/envs/replicate_list_of_documents_nested/mappings.json): an _ARRAY inside an _ARRAY
+// child, the inner fk declared SERIAL because the tool keyed the middle table with a SERIAL.
+const char *const kNestedDocuments = R"({
+    "db_test_nested_array": {
+        "col_nested": {
+            "pk": "_id",
+            "_id": {"type": "INT"},
+            "a": {"type": "_ARRAY", "dest": "col_array_lvl1", "fk": "id_nested"}
+        },
+        "col_array_lvl1": {
+            "pk": "_id",
+            "id_nested": {"type": "INT"},
+            "b": {"type": "_ARRAY", "dest": "col_array_lvl2", "fk": "id_lvl1"}
+        },
+        "col_array_lvl2": {
+            "pk": "_id",
+            "id_lvl1": {"type": "SERIAL"},
+            "f": {"type": "TEXT"}
+        }
+    }
+})";
+
+TEST(ImportConnector, NestedListOfDocumentsImportsUnchanged) {
+	std::vector<ImportedCollection> imported = ImportConnectorMappings(kNestedDocuments);
+	ASSERT_EQ(imported.size(), 1u);
+	const Mapping &m = imported[0].mapping;
+	EXPECT_EQ(imported[0].table, "col_nested");
+	EXPECT_EQ(m.pk, "_id");
+	ASSERT_EQ(m.arrays.size(), 1u);
+	EXPECT_EQ(m.arrays[0].table, "col_array_lvl1");
+	EXPECT_EQ(m.arrays[0].fk, "id_nested");
+	EXPECT_EQ(m.arrays[0].id, "_id");
+	ASSERT_EQ(m.arrays[0].arrays.size(), 1u);
+	const ArrayMapping &lvl2 = m.arrays[0].arrays[0];
+	EXPECT_EQ(lvl2.table, "col_array_lvl2");
+	EXPECT_EQ(lvl2.fk, "id_lvl1");
+	EXPECT_EQ(lvl2.id, "_id");
+
+	convert::DocumentConverter converter(m);
+	const auto &layout = converter.Layout();
+	ASSERT_EQ(layout.size(), 3u);
+	EXPECT_EQ(layout[2].columns[0].name, "id_lvl1");
+	EXPECT_EQ(layout[2].columns[0].type, "text") << "the fk holds the middle table's generated text id";
+	convert::ConvertedDocument rows =
+		converter.Convert(*test::Doc(R"({"_id": 1, "a": [{"b": [{"f": "x"}, {"f": "y"}]}, {"b": [{"f": "z"}]}]})"));
+	ASSERT_TRUE(rows.errors.empty());
+	ASSERT_EQ(rows.children[0].rows.size(), 2u);
+	ASSERT_EQ(rows.children[1].rows.size(), 3u);
+	EXPECT_EQ(convert::ValueText(rows.children[1].rows[2][0]), "1.1");
+	EXPECT_EQ(convert::ValueText(rows.children[1].rows[2][1]), "1.1.0");
+	EXPECT_EQ(convert::ValueText(rows.children[1].rows[2][2]), "z");
+}
+
+TEST(ImportConnector, SerialForeignKeyOnlyForGeneratedParentKeys) {
+	// At the first level the parent's key is the document's own: a SERIAL fk on a TEXT key is wrong.
+	ExpectImportError(R"({"db": {"c": {"pk": "id", "_id": {"dest": "id", "type": "TEXT"},
+	    "a": {"type": "_ARRAY", "fk": "c_id"}}, "a": {"pk": "id", "c_id": {"type": "SERIAL"}}}})",
+					  "42804", "declares fk \"c_id\" as SERIAL but the parent's key is TEXT");
+	ExpectImportError(R"({"db": {"c": {"pk": "id", "_id": {"dest": "id", "type": "TEXT"},
+	    "a": {"type": "_ARRAY", "fk": "c_id"}}, "a": {"pk": "id", "c_id": {"type": "TEXT"},
+	    "b": {"type": "_ARRAY", "fk": "a_id"}}, "b": {"pk": "id", "a_id": {"type": "BOOLEAN"}}}})",
+					  "42804", "declares fk \"a_id\" as BOOLEAN");
+}
+
+} // namespace
+} // namespace mongo_river::mapping

@@ -7,7 +7,9 @@
 //   type "_ARRAY" (+ "fk", "dest"): the array's documents go to the child table named by dest, whose
 //       own ENTRY in the same database maps the element fields; its field whose dest is fk is the
 //       foreign key column (holding the parent's pk); when no field maps to its pk, the pk becomes a
-//       generated id column ("<parent key>.<index>", text) — the tool used a SERIAL.
+//       generated id column ("<parent key>.<index>", text) — the tool used a SERIAL. An array
+//       inside such a child references that text id: its fk may be declared SERIAL or an integer
+//       type (as the tool's files do), and the column is created as text all the same.
 //   type "_ARRAY_OF_SCALARS" (+ "fk", "dest", "valueField"): one child row per element, the element
 //       in column valueField (typed by the child ENTRY's valueField field); the child's pk is a
 //       generated id (a scalar has no _id to map).
