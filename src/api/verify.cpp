@@ -1,7 +1,8 @@
-// verify.cpp: verify() and retry_rejects(): compare MongoDB with the tables, repair, re-apply rejects.
-// Both run in the calling backend; their writes take the river's advisory lock, as the worker's
-// batches do, and re-read each document from MongoDB under it, so a repair never writes a document
-// older than what the worker has applied.
+// verify.cpp: verify(): compare MongoDB with the tables, repair. It runs in the calling backend;
+// its writes take the river's advisory lock, as the worker's batches do, and re-read each document
+// from MongoDB under it, so a repair never writes a document older than what the worker has applied.
+// One document that cannot be converted or written never fails the whole run: it is reported (and,
+// when repairing, recorded in rejects) and the others are repaired.
 #include <memory>
 #include <optional>
 #include <string>
@@ -11,7 +12,9 @@
 #include "mongo_river/apply/mapping_writer.hpp"
 #include "mongo_river/catalog/lock.hpp"
 #include "mongo_river/catalog/river.hpp"
+#include "mongo_river/catalog/state.hpp"
 #include "mongo_river/convert/convert.hpp"
+#include "mongo_river/convert/same_value.hpp"
 #include "mongo_river/convert/types.hpp"
 #include "mongo_river/mapping/mapping.hpp"
 #include "mongo_river/mongo/bson_util.hpp"
@@ -21,6 +24,7 @@
 #include "mongo_river/pg/datum.hpp"
 #include "mongo_river/pg/mongoc_runtime.hpp"
 #include "mongo_river/pg/spi.hpp"
+#include "mongo_river/pg/transaction.hpp"
 
 extern "C" {
 #include "catalog/pg_type.h"
@@ -42,8 +46,12 @@ struct Finding {
 	std::string document_id;
 	std::string problem;
 	bool repaired = false;
-	mongo::Bson id; // {_id: value}, to re-read and repair
+	mongo::Bson id;           // {_id: value}, to re-read and repair
+	bool no_document = false; // about the whole mapping: document_id is NULL
 };
+
+// kCannotConvert opens the problem of a document whose rows cannot be made.
+constexpr const char *kCannotConvert = "cannot be converted: ";
 
 // IdOf returns the {_id: value} document of doc.
 mongo::Bson IdOf(const bson_t *doc) {
@@ -69,18 +77,39 @@ public:
 	std::optional<Finding> Check(const bson_t &doc) {
 		convert::ConvertedDocument converted = writer_.Convert(doc);
 		Finding finding{writer_.Row().source, IdText(&doc), {}, false, IdOf(&doc)};
-		if (!converted.errors.empty()) {
-			finding.problem = "cannot be converted: " + converted.errors.front().Message();
+		std::string expected;
+		if (std::optional<std::string> refused = Render(converted, &expected)) {
+			finding.problem = kCannotConvert + *refused;
 			return finding;
 		}
 		std::optional<std::string> stored = writer_.StoredText(converted.key);
 		if (!stored)
 			finding.problem = "missing";
-		else if (*stored != writer_.DocumentText(converted))
+		else if (!convert::SameUpToDoubleText(*stored, expected))
 			finding.problem = "different";
 		else
 			return std::nullopt;
 		return finding;
+	}
+
+	// Render renders the rows a converted document gives into *text, or says why it cannot: the
+	// converter's errors, or the first value its column's type refuses (numeric overflow, a too
+	// long varchar, a domain's check), naming the column.
+	std::optional<std::string> Render(const convert::ConvertedDocument &converted, std::string *text) {
+		if (!converted.errors.empty()) {
+			std::string message;
+			for (const convert::ConversionError &error : converted.errors)
+				message += (message.empty() ? "" : "; ") + error.Message();
+			return message;
+		}
+		try {
+			// Only type input and output functions run here (no lock, no buffer), so their error
+			// is caught without a subtransaction; the costlier search for the column runs in one.
+			*text = writer_.DocumentText(converted);
+			return std::nullopt;
+		} catch (const pg::PgError &error) {
+			return writer_.RefusedValue(converted).value_or(error.what());
+		}
 	}
 
 	// StillWrong re-reads a finding's document and row (fresh snapshots) and tells whether they
@@ -96,25 +125,62 @@ public:
 		return Check(*doc).has_value();
 	}
 
-	// Repair writes the document's current state (or deletes its row when it is gone).
-	void Repair(Finding &finding) {
+	// Repair writes the document's current state (or deletes its row when it is gone). A document
+	// whose rows cannot be made or written is recorded in rejects (once: not again while a reject
+	// of it is kept) and left as it is; the finding says why.
+	void Repair(const std::string &river, Finding &finding) {
 		mongo::Bson doc = source_.FindById(writer_.Row().db, writer_.Row().coll, IdValue(finding.id.get()));
 		apply::ChangeInfo change{"repair", 0, std::nullopt, "repair"};
 		if (!doc) {
-			writer_.Delete(writer_.KeyFromId(IdValue(finding.id.get())), change);
-			finding.repaired = true;
+			std::optional<pg::PgError> error =
+				pg::TrySubtransaction([&] { writer_.Delete(writer_.KeyFromId(IdValue(finding.id.get())), change); });
+			if (!error) {
+				finding.repaired = true;
+				return;
+			}
+			finding.problem = std::string("cannot be deleted: ") + error->what();
 			return;
 		}
 		convert::ConvertedDocument converted = writer_.Convert(*doc);
-		if (!converted.errors.empty())
+		std::string text;
+		if (std::optional<std::string> refused = Render(converted, &text)) {
+			finding.problem = kCannotConvert + *refused;
+			Reject(river, *doc, finding.problem);
 			return;
-		writer_.Upsert(converted, change);
+		}
+		std::optional<pg::PgError> error = pg::TrySubtransaction([&] { writer_.Upsert(converted, change); });
+		if (error) {
+			finding.problem = std::string("cannot be written: ") + error->what();
+			Reject(river, *doc, finding.problem);
+			return;
+		}
 		finding.repaired = true;
 	}
 
 	apply::MappingWriter &Writer() { return writer_; }
 
 private:
+	// Reject records doc in rejects with error, unless a reject of the same document is kept.
+	void Reject(const std::string &river, const bson_t &doc, const std::string &error) {
+		catalog::Reject reject;
+		reject.source = writer_.Row().source;
+		reject.document_id = IdText(&doc);
+		if (pg::SpiExecute("SELECT 1 FROM mongo_river.rejects WHERE river = $1 AND source = $2 AND document_id = $3",
+						   {{TEXTOID, pg::TextDatum(river)},
+							{TEXTOID, pg::TextDatum(reject.source)},
+							{TEXTOID, pg::TextDatum(reject.document_id)}}) > 0)
+			return;
+		reject.operation = "verify";
+		try {
+			reject.document_json = convert::DocumentJson(doc);
+		} catch (const Error &) {
+			// jsonb cannot hold it (NUL characters, invalid UTF-8): raw keeps it.
+		}
+		reject.raw.assign(reinterpret_cast<const char *>(bson_get_data(&doc)), doc.len);
+		reject.error = error;
+		catalog::AddReject(river, reject);
+	}
+
 	static std::string IdText(const bson_t *doc) {
 		bson_iter_t iter;
 		if (doc && bson_iter_init_find(&iter, doc, "_id"))
@@ -276,6 +342,16 @@ MONGO_RIVER_FUNCTION(mongo_river_verify) {
 				if (only_source && mapping.source != *only_source)
 					continue;
 				found = true;
+				if (mapping.phase == "pending" || mapping.phase == "initial_copy") {
+					// Its rows are still being copied: every document not copied yet would show as missing.
+					api::Finding still;
+					still.source = mapping.source;
+					still.problem = "not verified: the collection is still being copied (phase " + mapping.phase +
+									", " + std::to_string(mapping.docs_copied) + " documents copied)";
+					still.no_document = true;
+					findings.push_back(std::move(still));
+					continue;
+				}
 				if (mapping.mode == "history") {
 					ereport(NOTICE, (errmsg("verify: collection \"%s\" is in history mode: not verified",
 											mapping.source.c_str())));
@@ -293,7 +369,7 @@ MONGO_RIVER_FUNCTION(mongo_river_verify) {
 				for (api::Finding &finding : findings)
 					for (auto &checker : checkers)
 						if (checker->Writer().Row().source == finding.source && finding.id)
-							checker->Repair(finding);
+							checker->Repair(river, finding);
 			}
 		}
 		ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
@@ -301,7 +377,7 @@ MONGO_RIVER_FUNCTION(mongo_river_verify) {
 		for (const api::Finding &finding : findings) {
 			Datum values[4] = {pg::TextDatum(finding.source), pg::TextDatum(finding.document_id),
 							   pg::TextDatum(finding.problem), BoolGetDatum(finding.repaired)};
-			bool nulls[4] = {false, false, false, false};
+			bool nulls[4] = {false, finding.no_document, false, false};
 			pg::Call([&] { tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls); });
 		}
 		return Datum(0);

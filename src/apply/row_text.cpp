@@ -4,6 +4,7 @@
 #include "mongo_river/apply/mapping_writer.hpp"
 #include "mongo_river/pg/boundary.hpp"
 #include "mongo_river/pg/datum.hpp"
+#include "mongo_river/pg/transaction.hpp"
 
 extern "C" {
 #include "catalog/pg_type.h"
@@ -130,6 +131,28 @@ std::optional<std::string> MappingWriter::StoredText(const convert::Value &key) 
 		out += i == 0 ? texts[0] + kRowSeparator : JoinRows(texts) + kRowSeparator;
 	}
 	return out;
+}
+
+std::optional<std::string> MappingWriter::RefusedValue(const convert::ConvertedDocument &document) {
+	auto check = [&](size_t table, const std::vector<convert::Value> &row) -> std::optional<std::string> {
+		for (size_t c = 0; c < row.size() && c < tables_[table].columns.size(); c++) {
+			std::optional<pg::PgError> error = pg::TrySubtransaction([&] {
+				bool isnull = false;
+				ToDatum(row[c], tables_[table].columns[c], &isnull);
+			});
+			if (error)
+				return "column \"" + converter_.Layout()[table].columns[c].name + "\" of table " + tables_[table].name +
+					   ": " + error->what();
+		}
+		return std::nullopt;
+	};
+	if (std::optional<std::string> refused = check(0, document.row))
+		return refused;
+	for (const convert::ChildRows &child : document.children)
+		for (const std::vector<convert::Value> &row : child.rows)
+			if (std::optional<std::string> refused = check(child.table, row))
+				return refused;
+	return std::nullopt;
 }
 
 } // namespace mongo_river::apply

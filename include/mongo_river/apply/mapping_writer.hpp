@@ -70,6 +70,9 @@ public:
 	// is stored for key the same way (nullopt without a target row). Equal texts: equal rows.
 	std::string DocumentText(const convert::ConvertedDocument &document);
 	std::optional<std::string> StoredText(const convert::Value &key);
+	// RefusedValue names the first value of a converted document that its column's type refuses
+	// ('column "total" of table public.orders: numeric field overflow'), or returns nullopt.
+	std::optional<std::string> RefusedValue(const convert::ConvertedDocument &document);
 	// TargetName and KeyColumn name the target table (quoted, qualified) and its key column (quoted).
 	const std::string &TargetName() const { return tables_[0].name; }
 	const std::string &KeyColumn() const { return key_column_; }
