@@ -32,7 +32,10 @@ def test_import_posts_comments_unchanged(river_pg, mongo):
     pg.query("SELECT mongo_river.create_river('imports', %s)", (mongo.uri,))
     tables = pg.query("SELECT t::text FROM mongo_river.import_mappings('imports', %s) t",
                       (example("mcp-pg-mappings-posts-comments.json"),))
-    assert tables == [("posts",)]
+    assert tables == [("posts",), ("comments",)]  # every table the import created
+    # Each parent change deletes its comments by post_id: an index leads with it.
+    assert pg.scalar("SELECT count(*) FROM pg_indexes WHERE tablename = 'comments' "
+                     "AND indexdef LIKE '%(post_id)'") == 1
     assert sorted(c[0] for c in columns(pg, "posts")) == ["description", "id"]
     assert sorted(c[0] for c in columns(pg, "comments")) == ["comment", "id", "post_id", "user"]
     fk = pg.query("SELECT conrelid::regclass::text, confrelid::regclass::text, pg_get_constraintdef(oid) "
