@@ -32,7 +32,7 @@ SELECT t::text FROM mongo_river.import_mappings('imp', '{
                            "b": {"type": "_ARRAY", "dest": "col_array_lvl2", "fk": "id_lvl1"}},
         "col_array_lvl2": {"pk": "_id", "id_lvl1": {"type": "SERIAL"}, "f": {"type": "TEXT"}}}}',
     '{"schema": "mirror"}') t;
-SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'mirror';
+SELECT nspowner = (SELECT owner FROM mongo_river.river WHERE river = 'imp') AS owned_by_river_owner FROM pg_namespace WHERE nspname = 'mirror';
 SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = 'mirror'
 ORDER BY table_name, ordinal_position;
 SELECT tablename, indexdef FROM pg_indexes WHERE schemaname = 'mirror' ORDER BY tablename, indexname;
