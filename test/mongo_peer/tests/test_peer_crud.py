@@ -63,14 +63,36 @@ def _nested(levels):
 
 
 def test_nesting_depth_limit(db):
-    # [manual:reference/limits/#mongodb-limit-Nested-Depth-for-BSON-Documents] at most 100
-    # levels; [server:src/mongo/db/ops/insert.cpp] validateDepth counts the top-level document
-    # as the first level and fails with ErrorCodes::Overflow
+    # [server:src/mongo/bson/bson_depth.h] stored documents may nest getMaxDepthForUserStorage()
+    # = kDefaultMaxAllowableDepth (200) - kExtraSystemDepthLevels (20) = 180 levels (the
+    # manual's limits page says 100, the server enforces 180:
+    # [server:jstests/noPassthrough/v2_delta_oplog_entries.js] stores a 147-level object).
+    # [server:src/mongo/db/ops/insert.cpp] validateDepth counts the top-level document as the
+    # first level and fails with ErrorCodes::Overflow
     # ([server:src/mongo/base/error_codes.yml] Overflow = 15).
-    db.c.insert_one(_nested(99))
+    db.c.insert_one({"_id": 147, "d": _nested(145)})
+    db.c.insert_one({"_id": 180, "d": _nested(178)})
+    arr = 1
+    for _ in range(179):
+        arr = [arr]
+    db.c.insert_one({"_id": "arr", "d": arr})  # arrays count as levels too: 180
+    assert db.c.find_one({"_id": 180}) == {"_id": 180, "d": _nested(178)}
+    assert db.c.find_one({"_id": "arr"})["d"] == arr
     with pytest.raises(WriteError) as e:
-        db.c.insert_one(_nested(100))
+        db.c.insert_one({"_id": 181, "d": _nested(179)})
     assert e.value.code == 15
+    assert "cannot insert document because it exceeds 180 levels of nesting" in str(e.value)
+    with pytest.raises(WriteError) as e:
+        db.c.insert_one({"_id": "arr181", "d": [arr]})
+    assert e.value.code == 15
+    # An update result is checked by [server:src/mongo/db/update/storage_validation.cpp]
+    # storageValid: Overflow, "Document exceeds maximum nesting depth of 180".
+    db.c.update_one({"_id": 147}, {"$set": {"e": _nested(178)}})
+    with pytest.raises(WriteError) as e:
+        db.c.update_one({"_id": 147}, {"$set": {"e": _nested(179)}})
+    assert e.value.code == 15
+    assert "Document exceeds maximum nesting depth of 180" in str(e.value)
+    assert db.c.find_one({"_id": 147})["e"] == _nested(178)
 
 
 def test_array_id_refused(db):
