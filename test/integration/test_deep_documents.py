@@ -98,6 +98,18 @@ def test_deep_documents_copied_and_streamed(river_pg, mongo, capture):
     assert [(r[0], r[1]) for r in rows] == [("after", 4), ("before", 3)]
     assert rows[0][2] == doc("after", 4)["d"]["a"] and rows[1][2] == doc("before", 3)["d"]["a"]
 
+    # verify compares them without a difference; resync copies them again; infer_mapping samples
+    # them (down to its own depth limit) without failing.
+    assert pg.query("SELECT source, document_id, problem FROM mongo_river.verify(%s)", (river,)) == []
+    pg.query("SELECT mongo_river.resync(%s)", (river,))
+    wait_synced(pg, river)
+    assert dict(pg.query(f'SELECT id, doc FROM "{river}_whole"')) == {"before": doc("before", 3),
+                                                                      "after": doc("after", 4)}
+    assert pg.query(f'SELECT id, leaf FROM "{river}_paths" ORDER BY id') == [("after", 4), ("before", 3)]
+    inferred = pg.scalar("SELECT mongo_river.infer_mapping(%s, %s)", (river, f"{dbname}.whole"))
+    assert inferred["pk"] == "id"
+    assert rejects(pg, river) == []
+
     pg.query("SELECT mongo_river.drop_river(%s, true)", (river,))
     log = pg.log()
     assert "terminated by signal" not in log, log[-3000:]
