@@ -76,7 +76,11 @@ def decode(raw):
     try:
         return bson.decode(raw, CODEC)
     except bson.errors.InvalidBSON as e:
-        if "out of range" not in str(e) and "year" not in str(e):
+        # A date past datetime's range: ValueError ("year ... is out of range") or, for the
+        # int64 extremes (the river's whole-bracket resume filter sends Date(-2**63)),
+        # OverflowError ("Python int too large to convert to C int").
+        if not isinstance(e.__context__, (OverflowError, ValueError)) and \
+                "out of range" not in str(e) and "year" not in str(e):
             raise
         return _slow_decode(raw)
 

@@ -95,6 +95,26 @@ def test_nesting_depth_limit(db):
     assert db.c.find_one({"_id": 147})["e"] == _nested(178)
 
 
+def test_int64_extreme_dates_in_a_filter(db):
+    # Any int64 is a valid BSON date ([spec:bson] UTC datetime); a driver resuming a scan by _id
+    # bracket sends Date(-2**63) as the lower bound of the date bracket. The answer is the
+    # documents, not a closed connection.
+    import struct
+    db.c.insert_many([{"_id": "s"}, {"_id": datetime.datetime(1970, 1, 1)}])
+
+    def element(kind, key, payload):
+        return bytes([kind]) + key.encode() + b"\0" + payload
+
+    def document(*elements):
+        body = b"".join(elements)
+        return struct.pack("<i", len(body) + 5) + body + b"\0"
+
+    flt = document(element(0x03, "_id", document(
+        element(0x09, "$gte", struct.pack("<q", -2**63)),
+        element(0x09, "$lte", struct.pack("<q", 2**63 - 1)))))
+    assert [d["_id"] for d in db.c.find(RawBSONDocument(flt))] == [datetime.datetime(1970, 1, 1)]
+
+
 def test_array_id_refused(db):
     with pytest.raises(WriteError) as e:
         db.c.insert_one({"_id": [1, 2]})
