@@ -148,6 +148,38 @@ def _id_eq(q):
     return (v,)
 
 
+def _only_id(q):
+    """_only_id tells whether filter q looks at _id alone (through $and/$or/$nor too), as the
+    river's copy resume filter ({$or: [{_id: {$gt: last}}, {_id: {$type: ...}}...]}) does."""
+    if not isinstance(q, dict) or not q:
+        return False
+    for k, v in q.items():
+        if k in ("$and", "$or", "$nor"):
+            if not isinstance(v, list) or not all(_only_id(x) for x in v):
+                return False
+        elif k != "_id":
+            return False
+    return True
+
+
+def _decode_for_match(raw, id_only):
+    """_decode_for_match decodes a stored document for a filter; when bson cannot decode it
+    (valid BSON its pure-Python decoder refuses, e.g. some code-with-scope) and the filter only
+    looks at _id, the _id element alone is enough (mongod evaluates such a filter on any
+    document)."""
+    import bson.errors
+    try:
+        return decode(raw)
+    except (bson.errors.InvalidBSON, UnicodeDecodeError):
+        if not id_only:
+            raise
+        from .fastlog import frame, id_element
+        el = id_element(raw)
+        if el is None:
+            raise
+        return decode(frame(el))
+
+
 def matching(ctx, c, q, first_only=False, sort=None):
     """matching returns [(key, raw, doc)] of the documents in c that q selects."""
     validate_filter(q)
@@ -165,10 +197,11 @@ def matching(ctx, c, q, first_only=False, sort=None):
         return out
     from .query import raw_needles
     needles = raw_needles(q)
+    id_only = _only_id(q)
     for key, raw in ctx.writer.scan(c):
         if needles and not all(x in raw for x in needles):
             continue
-        d = decode(raw)
+        d = _decode_for_match(raw, id_only)
         if matches(d, q):
             out.append((key, raw, d))
             if first_only and not sort:

@@ -115,6 +115,22 @@ def test_int64_extreme_dates_in_a_filter(db):
     assert [d["_id"] for d in db.c.find(RawBSONDocument(flt))] == [datetime.datetime(1970, 1, 1)]
 
 
+def test_id_filter_over_a_document_python_cannot_decode(db):
+    # mongod stores a string with invalid UTF-8 (its default BSON validation does not check string
+    # contents) and evaluates an _id filter over it; the peer's decoder refuses the document, so
+    # for a filter on _id alone it matches on the _id element.
+    import struct
+    from bson.codec_options import CodecOptions
+    bad = b"\xff\xfe"
+    elements = b"\x02_id\x00" + struct.pack("<i", 2) + b"b\x00" + \
+        b"\x02s\x00" + struct.pack("<i", len(bad) + 1) + bad + b"\x00"
+    db.c.insert_many([RawBSONDocument(struct.pack("<i", len(elements) + 5) + elements + b"\x00"),
+                      {"_id": "a"}])
+    raw = db.c.with_options(codec_options=CodecOptions(document_class=RawBSONDocument))
+    got = raw.find({"$or": [{"_id": {"$gt": "a"}}, {"_id": {"$type": "objectId"}}]}).sort("_id", 1)
+    assert [bytes(d.raw)[-4:-2] for d in got] == [bad]
+
+
 def test_array_id_refused(db):
     with pytest.raises(WriteError) as e:
         db.c.insert_one({"_id": [1, 2]})
