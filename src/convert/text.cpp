@@ -16,7 +16,7 @@ using internal::Fail;
 
 // kPreviewBytes bounds how much of a string value a message quotes.
 constexpr std::size_t kPreviewBytes = 40;
-// kMaxDepth bounds document nesting walked by CheckStrings (MongoDB itself stops at 100 levels).
+// kMaxDepth bounds document nesting walked by CheckStrings (MongoDB stores at most 180 levels).
 constexpr int kMaxDepth = 200;
 
 // BsonFree owns memory returned by libbson.

@@ -14,8 +14,10 @@ namespace {
 
 // kMaxColumns is PostgreSQL's limit on a table's columns.
 constexpr std::size_t kMaxColumns = 1600;
-// kMaxPathKeys bounds path length; BSON nesting itself stops at 100 levels.
-constexpr std::size_t kMaxPathKeys = 100;
+// kMaxPathKeys bounds path length: MongoDB stores documents nested up to 180 levels (mongod's
+// BSONDepth::getMaxDepthForUserStorage(): maxBSONDepth 200 less 20), so the deepest field of a
+// stored document is reached by 180 keys.
+constexpr std::size_t kMaxPathKeys = 180;
 const char *const kDuplicateTable = "42P07";
 const char *const kTooManyColumns = "54011";
 const char *const kInvalidName = "42602";
@@ -55,7 +57,8 @@ void CheckPath(const Path &path, const std::string &location, bool element_ok) {
 	if (path.empty())
 		Fail(sqlstate::kInvalidParameterValue, location, "is empty", hint);
 	if (path.size() > kMaxPathKeys)
-		Fail(sqlstate::kInvalidParameterValue, location, "has more than 100 keys", hint);
+		Fail(sqlstate::kInvalidParameterValue, location, "has more than 180 keys",
+			 hint + " MongoDB stores no field deeper than 180 levels.");
 	for (std::size_t i = 0; i < path.size(); ++i) {
 		if (path[i].empty())
 			Fail(sqlstate::kInvalidParameterValue, location,

@@ -1,5 +1,5 @@
 """Hostile documents: type conflicts with the mapping, keys with dots, `$`, unicode and the empty
-string, nesting at MongoDB's 100-level limit, documents up to 8 MiB, every BSON type including the
+string, nesting at MongoDB's 180-level storage limit, documents up to 8 MiB, every BSON type including the
 deprecated ones (symbol, undefined, DBPointer, code with scope, minKey/maxKey, timestamp, regex,
 decimal128 NaN, dates before 1970 and after 2038), strings with NUL characters and invalid UTF-8.
 
@@ -128,11 +128,12 @@ def cases():
         doc_keys={"caf\u00e9": "\u6f22\u5b57"})
     add("key_empty", {"": "empty key", "s": "ok"}, "row", s="ok", doc_keys={"": "empty key"})
     # Nesting.
-    # {"deep": nested(n)} is n levels deep (the top-level document is level 1): 100 is MongoDB's limit.
-    add("nest_99", {"deep": nested(99, "leaf")}, "row")
-    add("nest_100", raw("nest_100", element(0x03, "deep", encoded(nested(100, "leaf")))), "either")
-    add("nest_100_arrays", raw("nest_100_arrays", element(0x04, "deep", encoded(nested_arrays(99)))), "either")
-    add("nest_101", raw("nest_101", element(0x03, "deep", encoded(nested(101, "leaf")))), "either")
+    # {"deep": nested(n)} is n levels deep (the top-level document is level 1): mongod stores up to
+    # 180 (BSONDepth::getMaxDepthForUserStorage(); the manual's "100" is not what it enforces).
+    add("nest_100", {"deep": nested(100, "leaf")}, "row")
+    add("nest_180", raw("nest_180", element(0x03, "deep", encoded(nested(180, "leaf")))), "row")
+    add("nest_180_arrays", raw("nest_180_arrays", element(0x04, "deep", encoded(nested_arrays(179)))), "row")
+    add("nest_181", raw("nest_181", element(0x03, "deep", encoded(nested(181, "leaf")))), "either")
     # Size.
     add("big_8mib", {"s": "y" * 16, "pad": "x" * (8 * MIB - 200)}, "row", s="y" * 16, pad_len=8 * MIB - 200)
     add("big_8mib_binary", {"b": Binary(b"\x00\xff" * (4 * MIB - 100))}, "row", b_len=8 * MIB - 200)

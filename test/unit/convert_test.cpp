@@ -343,6 +343,58 @@ TEST(ConvertText, DeepNestingToJsonb) {
 	EXPECT_NE(j.text.find(R"({"a":1})"), std::string::npos);
 }
 
+// NestedValue returns a document {"a": {"a": ... {"x": 1}}} of `levels` levels (built with libbson:
+// its JSON reader stops at 100 levels).
+mongo::Bson NestedValue(int levels) {
+	mongo::Bson cur(bson_new());
+	BSON_APPEND_INT32(cur.get(), "x", 1);
+	for (int i = 1; i < levels; ++i) {
+		mongo::Bson outer(bson_new());
+		BSON_APPEND_DOCUMENT(outer.get(), "a", cur.get());
+		cur = std::move(outer);
+	}
+	return cur;
+}
+
+std::size_t Count(const std::string &text, const std::string &needle) {
+	std::size_t n = 0;
+	for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
+		++n;
+	return n;
+}
+
+// MongoDB stores documents 180 levels deep; libbson renders JSON only 201 levels deep (the value
+// plus the wrapper RenderJson puts around it) and silently writes "{ ... }" past that: every level
+// up to 200 reaches jsonb, a deeper value fails with a reason instead of being cut.
+TEST(ConvertText, NestingAsDeepAsMongoDBStoresReachesJsonb) {
+	for (int levels : {180, 200}) {
+		mongo::Bson value = NestedValue(levels);
+		bson_value_t v;
+		v.value_type = BSON_TYPE_DOCUMENT;
+		v.value.v_doc.data = const_cast<std::uint8_t *>(bson_get_data(value.get()));
+		v.value.v_doc.data_len = value.get()->len;
+		JsonText j = As<JsonText>(ConvertValue(v, ClassifyType("jsonb"), "v"));
+		EXPECT_EQ(Count(j.text, R"({"a":)"), static_cast<std::size_t>(levels - 1)) << levels;
+		EXPECT_NE(j.text.find(R"({"x":1})"), std::string::npos) << levels;
+		EXPECT_EQ(j.text.find("..."), std::string::npos) << levels;
+	}
+	mongo::Bson doc = NestedValue(180);
+	std::string whole = DocumentJson(*doc.get());
+	EXPECT_EQ(Count(whole, R"({"a":)"), 179u);
+	EXPECT_NE(whole.find(R"({"x":1})"), std::string::npos);
+	mongo::Bson deeper = NestedValue(201);
+	bson_value_t v;
+	v.value_type = BSON_TYPE_DOCUMENT;
+	v.value.v_doc.data = const_cast<std::uint8_t *>(bson_get_data(deeper.get()));
+	v.value.v_doc.data_len = deeper.get()->len;
+	try {
+		ConvertValue(v, ClassifyType("jsonb"), "v");
+		ADD_FAILURE() << "a 201-level value was converted";
+	} catch (const ConversionError &e) {
+		EXPECT_NE(e.Message().find("nested deeper than 200 levels"), std::string::npos) << e.Message();
+	}
+}
+
 TEST(ExtendedJson, ValuesAndDocumentIds) {
 	mongo::Bson doc = Doc(R"({"s": "p1", "o": {"$oid": "5f1d7a3e9b1e8a0012345678"}, "i": 1, "l": {"$numberLong": "1"},
 	    "d": 1.0, "a": [1, 2], "x": {"k": "v"}})");

@@ -205,6 +205,17 @@ TEST(ParseMapping, PathRules) {
 	EXPECT_EQ(m.columns[1].path, (Path{"items", "0", "name"}));
 }
 
+// MongoDB stores documents nested up to 180 levels: a path reaching the deepest field has 180 keys.
+TEST(ParseMapping, PathsAsDeepAsMongoDBStores) {
+	std::string deepest = "d";
+	for (int i = 1; i < 180; ++i)
+		deepest += ".a";
+	Mapping m = ParseMapping(WithColumn("t", "{\"path\": \"" + deepest + "\", \"type\": \"text\"}"));
+	EXPECT_EQ(m.columns[1].path.size(), 180u);
+	ExpectError(WithColumn("t", "{\"path\": \"" + deepest + ".a\", \"type\": \"text\"}"), "22023",
+				"mapping.columns.t.path has more than 180 keys", "180 levels");
+}
+
 TEST(ParseMapping, TypeRules) {
 	ExpectError(WithColumn("t", R"({"path": "t", "type": ""})"), "22023", "mapping.columns.t.type is empty");
 	ExpectError(WithColumn("t", R"({"path": "t", "type": "text; drop table x"})"), "22023",

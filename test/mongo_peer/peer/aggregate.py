@@ -137,10 +137,19 @@ def _project(d, spec):
             computed[k] = v
     if not computed:
         return project(d, simple)
-    inclusion = {k: v for k, v in simple.items() if v}
-    out = project(d, inclusion or {"_id": 1}) if (inclusion or simple.get("_id", 1)) else {}
-    if simple.get("_id") in (0, False):
-        out.pop("_id", None)
+    # Computed fields make it an inclusion projection: _id (unless excluded), the included
+    # fields and the computed ones; nothing else of the input survives.
+    excluded = [k for k, v in simple.items() if not v and k != "_id"]
+    if excluded:
+        raise MongoError(31254, "Invalid $project :: caused by :: Cannot do exclusion on field "
+                                "%s in inclusion projection" % excluded[0])
+    inclusion = {k: v for k, v in simple.items() if v and k != "_id"}
+    out = {}
+    if simple.get("_id", 1) and "_id" in d:
+        out["_id"] = d["_id"]
+    if inclusion:
+        inclusion["_id"] = 0
+        out.update(project(d, inclusion))
     for k, expr in computed.items():
         _set_path(out, k, evaluate(expr, d))
     return out

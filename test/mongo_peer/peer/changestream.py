@@ -21,7 +21,24 @@ SPEC_FIELDS = {"fullDocument", "fullDocumentBeforeChange", "resumeAfter", "start
 HIDDEN_DBS = ("admin", "config", "local")
 ErrorAllChanges = 31123
 INVALIDATE_FILTERED = object()  # an invalidate event a later stage filtered out
-ERR_STAGE_NOT_ALLOWED = 31134
+# A known stage that may not follow $changeStream: ErrorCodes::IllegalOperation
+# ([server:src/mongo/db/pipeline/pipeline.cpp] validateTopLevelPipeline); a stage name mongod does
+# not know fails earlier, while the pipeline is parsed, with 40324
+# ([server:src/mongo/db/pipeline/document_source.cpp] DocumentSource::parse).
+ERR_STAGE_NOT_ALLOWED = 20
+ERR_UNKNOWN_STAGE = 40324
+CHANGE_STREAM_STAGES = ("$match", "$project", "$addFields", "$set", "$unset", "$replaceRoot",
+                        "$replaceWith", "$redact")
+# Stage names mongod 6.0/7.0 parses (aggregation-pipeline reference); internal "$_" stages too.
+KNOWN_STAGES = frozenset((
+    "$addFields", "$bucket", "$bucketAuto", "$changeStream", "$changeStreamSplitLargeEvent",
+    "$collStats", "$count", "$currentOp", "$densify", "$documents", "$facet", "$fill",
+    "$geoNear", "$graphLookup", "$group", "$indexStats", "$limit", "$listCatalog",
+    "$listLocalSessions", "$listSampledQueries", "$listSearchIndexes", "$listSessions",
+    "$lookup", "$match", "$merge", "$out", "$planCacheStats", "$project", "$queryStats",
+    "$redact", "$replaceRoot", "$replaceWith", "$sample", "$search", "$searchMeta", "$set",
+    "$setWindowFields", "$shardedDataDistribution", "$skip", "$sort", "$sortByCount",
+    "$unionWith", "$unset", "$unwind", "$vectorSearch"))
 
 
 def make_token(ts, event=True, txn_index=0, from_invalidate=False, extra=None):
@@ -509,10 +526,14 @@ def open_change_stream(ctx, coll, pipeline, cursor_opts):
     fdb = spec.get("fullDocumentBeforeChange", "off")
     if fdb not in ("off", "whenAvailable", "required"):
         raise MongoError(2, "'%s' is not a valid value for fullDocumentBeforeChange" % fdb)
-    for st in pipeline[1:]:
-        name = next(iter(st))
-        if name not in ("$match", "$project", "$addFields", "$set", "$unset", "$replaceRoot",
-                        "$replaceWith", "$redact"):
+    # mongod parses every stage first (an unknown name fails there), then checks that each
+    # parsed stage may run in a change stream.
+    names = [next(iter(st)) for st in pipeline[1:]]
+    for name in names:
+        if name not in KNOWN_STAGES and not name.startswith("$_internal"):
+            raise MongoError(ERR_UNKNOWN_STAGE, "Unrecognized pipeline stage name: '%s'" % name)
+    for name in names:
+        if name not in CHANGE_STREAM_STAGES:
             raise MongoError(ERR_STAGE_NOT_ALLOWED, "%s is not permitted in a $changeStream "
                                                     "pipeline" % name)
     db = ctx.db

@@ -5,7 +5,7 @@ from .cursors import Cursor, LiveCursor, OplogCursor, batch_reply
 from .errors import MongoError
 from .oplog import ts_int
 from .query import matches, project, sort_docs, validate_filter
-from .storage import DirectWriter, check_depth, prepare_insert
+from .storage import MAX_USER_DEPTH, DirectWriter, check_depth, prepare_insert
 from .update import apply_update, replacement_doc, upsert_seed
 from .values import decode, encode, id_key, raw_doc, canonical_type
 
@@ -113,7 +113,7 @@ def _quick_id_doc(raw):
     from .fastlog import frame, id_element
     el = id_element(raw)
     if el is None or raw[4] in (0x04, 0x0B) or (b"\x11" in raw and bytes(8) in raw) or \
-            raw.count(b"\x03") + raw.count(b"\x04") >= 100:
+            raw.count(b"\x03") + raw.count(b"\x04") >= MAX_USER_DEPTH:
         return None
     return decode(frame(el))
 
@@ -148,6 +148,38 @@ def _id_eq(q):
     return (v,)
 
 
+def _only_id(q):
+    """_only_id tells whether filter q looks at _id alone (through $and/$or/$nor too), as the
+    river's copy resume filter ({$or: [{_id: {$gt: last}}, {_id: {$type: ...}}...]}) does."""
+    if not isinstance(q, dict) or not q:
+        return False
+    for k, v in q.items():
+        if k in ("$and", "$or", "$nor"):
+            if not isinstance(v, list) or not all(_only_id(x) for x in v):
+                return False
+        elif k != "_id":
+            return False
+    return True
+
+
+def _decode_for_match(raw, id_only):
+    """_decode_for_match decodes a stored document for a filter; when bson cannot decode it
+    (valid BSON its pure-Python decoder refuses, e.g. some code-with-scope) and the filter only
+    looks at _id, the _id element alone is enough (mongod evaluates such a filter on any
+    document)."""
+    import bson.errors
+    try:
+        return decode(raw)
+    except (bson.errors.InvalidBSON, UnicodeDecodeError):
+        if not id_only:
+            raise
+        from .fastlog import frame, id_element
+        el = id_element(raw)
+        if el is None:
+            raise
+        return decode(frame(el))
+
+
 def matching(ctx, c, q, first_only=False, sort=None):
     """matching returns [(key, raw, doc)] of the documents in c that q selects."""
     validate_filter(q)
@@ -165,10 +197,11 @@ def matching(ctx, c, q, first_only=False, sort=None):
         return out
     from .query import raw_needles
     needles = raw_needles(q)
+    id_only = _only_id(q)
     for key, raw in ctx.writer.scan(c):
         if needles and not all(x in raw for x in needles):
             continue
-        d = decode(raw)
+        d = _decode_for_match(raw, id_only)
         if matches(d, q):
             out.append((key, raw, d))
             if first_only and not sort:
@@ -188,7 +221,7 @@ def _do_update_one(ctx, c, key, old, u, q=None, array_filters=None, in_place=Fal
         if diff is None:
             return new, False
         raw = encode(new)
-        check_depth(new, raw)
+        check_depth(new, raw, update=True)
         ctx.writer.update(c, key, idv, raw, diff)
         return new, True
     if isinstance(u, list):
@@ -196,14 +229,14 @@ def _do_update_one(ctx, c, key, old, u, q=None, array_filters=None, in_place=Fal
         new, o = pipeline_update(old, u)
         if o is None:
             return new, False
-        check_depth(new)
+        check_depth(new, update=True)
         ctx.writer.update(c, key, idv, encode(new), o)
         return new, True
     new = replacement_doc(old, u)
     raw = encode(new)
     if raw == encode(old):
         return new, False
-    check_depth(new)
+    check_depth(new, update=True)
     ctx.writer.update(c, key, idv, raw, raw_doc(raw))
     return new, True
 
@@ -218,7 +251,7 @@ def _do_upsert(ctx, c, q, u):
         new, _ = pipeline_update(seed, u)
     else:
         new = replacement_doc({"_id": seed["_id"]} if "_id" in seed else {}, u)
-    new, raw = prepare_insert(new)
+    new, raw = prepare_insert(new, upsert=True)
     ctx.writer.insert(c, new, raw)
     return new
 

@@ -163,8 +163,9 @@ class Store:
         self.log({"op": "c", "ns": "%s.$cmd" % src_db, "ui": c.uuid, "o": o})
 
 
-def prepare_insert(doc):
-    """prepare_insert validates a document for insert and returns (doc, raw) with _id first."""
+def prepare_insert(doc, upsert=False):
+    """prepare_insert validates a document for insert and returns (doc, raw) with _id first;
+    upsert checks the depth as an update does."""
     if "_id" not in doc:
         new = {"_id": ObjectId()}
         new.update(doc)
@@ -179,7 +180,7 @@ def prepare_insert(doc):
     from bson.regex import Regex
     if isinstance(idv, Regex):
         raise MongoError(2, "can't use a regex for _id")
-    check_depth(doc)
+    check_depth(doc, update=upsert)
     for k, v in doc.items():
         if isinstance(v, Timestamp) and v.time == 0 and v.inc == 0:
             import time
@@ -191,15 +192,30 @@ def prepare_insert(doc):
     return doc, raw
 
 
-def check_depth(doc, raw=None):
-    """check_depth refuses documents nested deeper than 100 levels (insert.cpp validateDepth).
-    With the raw bytes at hand it skips the walk when fewer than 100 embedded documents or
-    arrays (type bytes 0x03/0x04) can possibly be present."""
-    from .values import bson_depth
-    if raw is not None and raw.count(b"\x03") + raw.count(b"\x04") < 100:
+# The nesting limit of stored documents: [server:src/mongo/bson/bson_depth.h]
+# getMaxDepthForUserStorage() = kDefaultMaxAllowableDepth (200) - kExtraSystemDepthLevels (20),
+# the 20 levels kept for oplog entries and other wrappers of a stored document.
+MAX_USER_DEPTH = 180
+
+
+def check_depth(doc, raw=None, update=False):
+    """check_depth refuses documents nested deeper than MAX_USER_DEPTH levels, the top-level
+    document being the first, with ErrorCodes::Overflow (15); empty documents and arrays do not
+    count (an element must sit at level 181). An insert fails with the message of
+    [server:src/mongo/db/ops/insert.cpp] validateDepth (6.0+: "Empty subdocuments do not count
+    toward the depth"), an update or upsert result with that of
+    [server:src/mongo/db/update/storage_validation.cpp] storageValid. With the raw bytes at hand
+    it skips the walk when fewer than MAX_USER_DEPTH embedded documents or arrays (type bytes
+    0x03/0x04) can possibly be present."""
+    from .values import element_depth
+    if raw is not None and raw.count(b"\x03") + raw.count(b"\x04") < MAX_USER_DEPTH:
         return
-    if bson_depth(doc) > 100:
-        raise MongoError(15, "cannot insert document because it exceeds 100 levels of nesting")
+    if element_depth(doc) <= MAX_USER_DEPTH:
+        return
+    if update:
+        raise MongoError(15, "Document exceeds maximum nesting depth of %d" % MAX_USER_DEPTH)
+    raise MongoError(15, "cannot insert document because it exceeds %d levels of nesting"
+                     % MAX_USER_DEPTH)
 
 
 def dup_key_error(c, idv):

@@ -76,7 +76,11 @@ def decode(raw):
     try:
         return bson.decode(raw, CODEC)
     except bson.errors.InvalidBSON as e:
-        if "out of range" not in str(e) and "year" not in str(e):
+        # A date past datetime's range: ValueError ("year ... is out of range") or, for the
+        # int64 extremes (the river's whole-bracket resume filter sends Date(-2**63)),
+        # OverflowError ("Python int too large to convert to C int").
+        if not isinstance(e.__context__, (OverflowError, ValueError)) and \
+                "out of range" not in str(e) and "year" not in str(e):
             raise
         return _slow_decode(raw)
 
@@ -256,13 +260,16 @@ def a_subtype(v):
     return v.subtype if isinstance(v, Binary) else 0
 
 
-def bson_depth(v, depth=0):
-    """bson_depth returns the nesting depth of objects/arrays inside v (0 for scalars)."""
+def element_depth(v):
+    """element_depth returns the deepest level holding an element inside v: 1 for a document
+    with only scalars, 0 for an empty one or a scalar (storage_validation's recursionLevel)."""
     if isinstance(v, dict):
-        return 1 + max((bson_depth(x) for x in v.values()), default=0)
-    if isinstance(v, list):
-        return 1 + max((bson_depth(x) for x in v), default=0)
-    return 0
+        vals = v.values()
+    elif isinstance(v, list):
+        vals = v
+    else:
+        return 0
+    return max((1 + element_depth(x) for x in vals), default=0)
 
 
 def type_name(v):

@@ -244,6 +244,40 @@ def test_match_and_project_stages(db):
     assert set(a) == {"_id", "fullDocument", "operationType"}
 
 
+def test_project_stage_keeps_only_projected_fields(db):
+    db.create_collection("c")
+    with db.c.watch([{"$project": {"k": "$fullDocument.k"}}], max_await_time_ms=200) as cs, \
+            db.c.watch([{"$project": {"operationType": 1, "k": "$fullDocument.k"}}],
+                       max_await_time_ms=200) as cs2:
+        db.c.insert_one({"_id": 1, "k": 5, "z": 1})
+        ev, ev2 = _next(cs), _next(cs2)
+    # [manual:reference/operator/aggregation/project/] $project with a computed field is an
+    # inclusion projection: the output holds _id, the included and the computed fields only
+    # (unlike $addFields, which keeps every field of the event).
+    assert ev == {"_id": ev["_id"], "k": 5}
+    assert ev2 == {"_id": ev2["_id"], "operationType": "insert", "k": 5}
+
+
+def test_unknown_and_disallowed_stages(db):
+    db.create_collection("c")
+    # [server:src/mongo/db/pipeline/document_source.cpp] DocumentSource::parse: a stage name the
+    # server does not know fails while the pipeline is parsed, with 40324.
+    with pytest.raises(pymongo.errors.OperationFailure) as e:
+        db.c.watch([{"$bogusStage": {}}])
+    assert e.value.code == 40324
+    assert e.value.details["errmsg"] == "Unrecognized pipeline stage name: '$bogusStage'"
+    # [server:src/mongo/db/pipeline/pipeline.cpp] validateTopLevelPipeline: a known stage that may
+    # not follow $changeStream fails afterwards with IllegalOperation (20).
+    with pytest.raises(pymongo.errors.OperationFailure) as e:
+        db.c.watch([{"$group": {"_id": 1}}])
+    assert e.value.code == 20
+    assert e.value.details["errmsg"] == "$group is not permitted in a $changeStream pipeline"
+    # Parsing comes first: an unknown stage after a disallowed one still fails with 40324.
+    with pytest.raises(pymongo.errors.OperationFailure) as e:
+        db.c.watch([{"$sort": {"_id": 1}}, {"$bogusStage": {}}])
+    assert e.value.code == 40324
+
+
 def test_resumable_error_label_and_resume(client, db):
     db.create_collection("c")
     with db.c.watch(max_await_time_ms=200) as cs:

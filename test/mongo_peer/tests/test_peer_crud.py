@@ -63,14 +63,72 @@ def _nested(levels):
 
 
 def test_nesting_depth_limit(db):
-    # [manual:reference/limits/#mongodb-limit-Nested-Depth-for-BSON-Documents] at most 100
-    # levels; [server:src/mongo/db/ops/insert.cpp] validateDepth counts the top-level document
-    # as the first level and fails with ErrorCodes::Overflow
+    # [server:src/mongo/bson/bson_depth.h] stored documents may nest getMaxDepthForUserStorage()
+    # = kDefaultMaxAllowableDepth (200) - kExtraSystemDepthLevels (20) = 180 levels (the
+    # manual's limits page says 100, the server enforces 180:
+    # [server:jstests/noPassthrough/v2_delta_oplog_entries.js] stores a 147-level object).
+    # [server:src/mongo/db/ops/insert.cpp] validateDepth counts the top-level document as the
+    # first level and fails with ErrorCodes::Overflow
     # ([server:src/mongo/base/error_codes.yml] Overflow = 15).
-    db.c.insert_one(_nested(99))
+    db.c.insert_one({"_id": 147, "d": _nested(145)})
+    db.c.insert_one({"_id": 180, "d": _nested(178)})
+    arr = 1
+    for _ in range(179):
+        arr = [arr]
+    db.c.insert_one({"_id": "arr", "d": arr})  # arrays count as levels too: 180
+    assert db.c.find_one({"_id": 180}) == {"_id": 180, "d": _nested(178)}
+    assert db.c.find_one({"_id": "arr"})["d"] == arr
     with pytest.raises(WriteError) as e:
-        db.c.insert_one(_nested(100))
+        db.c.insert_one({"_id": 181, "d": _nested(179)})
     assert e.value.code == 15
+    assert "cannot insert document because it exceeds 180 levels of nesting" in str(e.value)
+    with pytest.raises(WriteError) as e:
+        db.c.insert_one({"_id": "arr181", "d": [arr]})
+    assert e.value.code == 15
+    # An update result is checked by [server:src/mongo/db/update/storage_validation.cpp]
+    # storageValid: Overflow, "Document exceeds maximum nesting depth of 180".
+    db.c.update_one({"_id": 147}, {"$set": {"e": _nested(178)}})
+    with pytest.raises(WriteError) as e:
+        db.c.update_one({"_id": 147}, {"$set": {"e": _nested(179)}})
+    assert e.value.code == 15
+    assert "Document exceeds maximum nesting depth of 180" in str(e.value)
+    assert db.c.find_one({"_id": 147})["e"] == _nested(178)
+
+
+def test_int64_extreme_dates_in_a_filter(db):
+    # Any int64 is a valid BSON date ([spec:bson] UTC datetime); a driver resuming a scan by _id
+    # bracket sends Date(-2**63) as the lower bound of the date bracket. The answer is the
+    # documents, not a closed connection.
+    import struct
+    db.c.insert_many([{"_id": "s"}, {"_id": datetime.datetime(1970, 1, 1)}])
+
+    def element(kind, key, payload):
+        return bytes([kind]) + key.encode() + b"\0" + payload
+
+    def document(*elements):
+        body = b"".join(elements)
+        return struct.pack("<i", len(body) + 5) + body + b"\0"
+
+    flt = document(element(0x03, "_id", document(
+        element(0x09, "$gte", struct.pack("<q", -2**63)),
+        element(0x09, "$lte", struct.pack("<q", 2**63 - 1)))))
+    assert [d["_id"] for d in db.c.find(RawBSONDocument(flt))] == [datetime.datetime(1970, 1, 1)]
+
+
+def test_id_filter_over_a_document_python_cannot_decode(db):
+    # mongod stores a string with invalid UTF-8 (its default BSON validation does not check string
+    # contents) and evaluates an _id filter over it; the peer's decoder refuses the document, so
+    # for a filter on _id alone it matches on the _id element.
+    import struct
+    from bson.codec_options import CodecOptions
+    bad = b"\xff\xfe"
+    elements = b"\x02_id\x00" + struct.pack("<i", 2) + b"b\x00" + \
+        b"\x02s\x00" + struct.pack("<i", len(bad) + 1) + bad + b"\x00"
+    db.c.insert_many([RawBSONDocument(struct.pack("<i", len(elements) + 5) + elements + b"\x00"),
+                      {"_id": "a"}])
+    raw = db.c.with_options(codec_options=CodecOptions(document_class=RawBSONDocument))
+    got = raw.find({"$or": [{"_id": {"$gt": "a"}}, {"_id": {"$type": "objectId"}}]}).sort("_id", 1)
+    assert [bytes(d.raw)[-4:-2] for d in got] == [bad]
 
 
 def test_array_id_refused(db):

@@ -68,7 +68,9 @@ def test_no_such_transaction(client, db):
     with client.start_session() as s:
         lsid = s.session_id
     with pytest.raises(OperationFailure) as e:
-        db.command("find", "c", lsid=lsid, txnNumber=Int64(5),
+        # A txnNumber above any the pooled session used for retryable writes of earlier tests
+        # (a lower one is TransactionTooOld, 225).
+        db.command("find", "c", lsid=lsid, txnNumber=Int64(1 << 40),
                    autocommit=False)
     # [server:src/mongo/base/error_codes.yml] NoSuchTransaction = 251.
     assert e.value.code == 251
