@@ -241,8 +241,14 @@ def test_oplog_margin_warns_only_when_history_is_lost(river_pg, oplog_size, losi
         source.stop()
 
 
-def test_river_waiting_for_a_worker_slot_says_so(mongo):
-    pg = PgCluster({"mongo_river.max_workers": "1"}).init()
+# Static background workers: the postmaster's logical replication launcher, pg_cron's launcher and
+# ours; max_worker_processes = 4 leaves one slot for river workers.
+@pytest.mark.parametrize("settings,reason", [
+    ({"mongo_river.max_workers": "1"}, "all mongo_river.max_workers = 1 are taken"),
+    ({"max_worker_processes": "4"}, "no background worker slot left (max_worker_processes = 4"),
+])
+def test_river_waiting_for_a_worker_slot_says_so(mongo, settings, reason):
+    pg = PgCluster(settings).init()
     try:
         pg.query("CREATE EXTENSION mongo_river")
         client = mongo.client()
@@ -257,7 +263,7 @@ def test_river_waiting_for_a_worker_slot_says_so(mongo):
             return pg.scalar("SELECT last_error FROM mongo_river.status WHERE river = 'slot_b'")
 
         wait_for(lambda: waiting() is not None, 30, 0.1, "slot_b to say it waits")
-        assert "waits for a worker slot" in waiting() and "mongo_river.max_workers = 1" in waiting(), waiting()
+        assert "waits for a worker slot" in waiting() and reason in waiting(), waiting()
         assert pg.scalar("SELECT phase FROM mongo_river.status WHERE river = 'slot_b'") == "pending"
         time.sleep(1)  # several launcher passes (naptime 200 ms): still one log line
         lines = [ln for ln in pg.log().splitlines() if 'river "slot_b" waits for a worker slot' in ln]
