@@ -81,20 +81,25 @@ LEFT JOIN pg_catalog.pg_stat_activity w
 -- pg_stat_progress_copy: documents copied, the source's estimated count when the copy began,
 -- percent, the recent rate and the estimated time left.
 CREATE VIEW mongo_river.copy_progress AS
-SELECT st.river, st.source, st.target, st.phase,
+SELECT m.river, m.source, m.target, c.phase,
        coalesce(lp.copy_started_at, s.copy_started_at) AS started_at,
-       st.docs_copied,
+       c.docs_copied,
        coalesce(lp.copy_total, s.copy_total) AS docs_total_estimate,
-       round(100.0 * least(st.docs_copied, nullif(coalesce(lp.copy_total, s.copy_total), 0))
+       round(100.0 * least(c.docs_copied, nullif(coalesce(lp.copy_total, s.copy_total), 0))
              / nullif(coalesce(lp.copy_total, s.copy_total), 0), 1) AS percent,
        round(lp.copy_rate::numeric, 1) AS docs_per_second,
        CASE WHEN lp.copy_rate > 0 THEN
-            make_interval(secs => round(greatest(coalesce(lp.copy_total, s.copy_total) - st.docs_copied, 0)
+            make_interval(secs => round(greatest(coalesce(lp.copy_total, s.copy_total) - c.docs_copied, 0)
                                         / lp.copy_rate)) END AS time_left
-FROM mongo_river.status st
+FROM mongo_river.collection_map m
+JOIN mongo_river.river r USING (river)
 JOIN mongo_river.mapping_state s USING (river, source)
-LEFT JOIN mongo_river._live_progress() lp ON lp.river = st.river AND lp.source = st.source
-WHERE st.phase IN ('initial_copy', 'resync');
+LEFT JOIN mongo_river._live_status() l ON l.river = m.river AND l.source = m.source
+LEFT JOIN mongo_river._live_progress() lp ON lp.river = m.river AND lp.source = m.source
+CROSS JOIN LATERAL (SELECT
+    CASE WHEN l.updated_at >= s.updated_at AND l.phase <> '' THEN l.phase ELSE s.phase END AS phase,
+    CASE WHEN l.updated_at >= s.updated_at THEN l.docs_copied ELSE s.docs_copied END AS docs_copied) c
+WHERE r.enabled AND c.phase IN ('initial_copy', 'resync');
 GRANT SELECT ON mongo_river.copy_progress TO mongo_river_admin;
 
 -- Every public object says what it is (\d+, \df+); internal _ functions too.

@@ -192,7 +192,7 @@ bool RiverWorker::TryApplyBatch(const mongo::Batch &batch, bool isolate) {
 			txn_effect = std::move(effect);
 		}
 		txn.Commit();
-		ReportBatch(txn_effect, batch.caught_up);
+		ReportBatch(txn_effect);
 		return true;
 	} catch (const pg::PgError &error) {
 		if (isolate)
@@ -204,7 +204,7 @@ bool RiverWorker::TryApplyBatch(const mongo::Batch &batch, bool isolate) {
 }
 
 // ReportBatch publishes a committed batch's effect in shared memory (mongo_river.status).
-void RiverWorker::ReportBatch(const BatchEffect &effect, bool caught_up) {
+void RiverWorker::ReportBatch(const BatchEffect &effect) {
 	for (const auto &[source, progress] : effect) {
 		if (source.empty())
 			continue;
@@ -213,7 +213,6 @@ void RiverWorker::ReportBatch(const BatchEffect &effect, bool caught_up) {
 		live.last_source_ms = progress.last_wall_ms;
 		worker::ReportLive(name_, source, live);
 	}
-	(void)caught_up; // published by ReportPending
 }
 
 // ReportPending publishes what lag is measured from (mongo_river.status): before a batch is applied

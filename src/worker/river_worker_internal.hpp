@@ -162,7 +162,7 @@ private:
 	void SetPhase(const std::string &phase, const std::string &error);
 
 	void ApplyBatch(const mongo::Batch &batch);
-	void ReportBatch(const BatchEffect &effect, bool caught_up);
+	void ReportBatch(const BatchEffect &effect);
 	void CheckOplogMargin();
 	void ReportCopyRate(const std::string &source, int64 copied);
 	void ReportPending(const mongo::Batch &batch, bool applied);
