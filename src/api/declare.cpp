@@ -7,6 +7,7 @@
 #include "mongo_river/mapping/infer.hpp"
 #include "mongo_river/mapping/mapping.hpp"
 #include "mongo_river/mapping/names.hpp"
+#include "mongo_river/mongo/errors.hpp"
 #include "mongo_river/mongo/source.hpp"
 #include "mongo_river/mongo/uri.hpp"
 #include "mongo_river/pg/boundary.hpp"
@@ -158,8 +159,14 @@ MONGO_RIVER_FUNCTION(mongo_river_infer) {
 		std::vector<mongo_river::mongo::Bson> sample = source.Sample(db, collection, sample_size);
 		if (sample.empty()) {
 			// The source answered: an empty sample is a missing collection or an empty one.
-			std::vector<std::string> names = source.ListCollections(db, true);
-			if (std::find(names.begin(), names.end(), collection) == names.end())
+			std::vector<std::string> names;
+			bool listed = true;
+			try {
+				names = source.ListCollections(db, true);
+			} catch (const mongo_river::mongo::SourceError &) {
+				listed = false; // e.g. no listCollections privilege: say only that nothing was sampled
+			}
+			if (listed && std::find(names.begin(), names.end(), collection) == names.end())
 				throw mongo_river::Error(
 					"42P01", "infer_mapping: collection \"" + db + "." + collection + "\" does not exist at the source",
 					names.empty() ? "Database \"" + db + "\" has no collections."
