@@ -39,7 +39,8 @@ GRANT EXECUTE ON FUNCTION mongo_river._live_progress() TO mongo_river_admin;
 
 -- status: lag is never negative (clock_timestamp(), clamped at 0) and defined per phase (README):
 -- streaming: age of the oldest change the worker has seen and not applied yet (0 when caught up);
--- copying: time since the copy's start point; stopped, pending, error: NULL. Rejects are counted
+-- retrying: never 0 (the source cannot say); copying: time since the copy's start point; stopped,
+-- pending, error: NULL. Rejects are counted
 -- apart from copied and applied; a river waiting for a worker slot says so in last_error.
 CREATE OR REPLACE VIEW mongo_river.status AS
 SELECT m.river, m.source, m.target,
@@ -50,7 +51,7 @@ SELECT m.river, m.source, m.target,
        CASE WHEN ph.phase IN ('initial_copy', 'resync')
                  THEN greatest(clock_timestamp() - coalesce(lp.copy_started_at, s.copy_started_at), interval '0')
             WHEN ph.phase NOT IN ('streaming', 'retrying') THEN NULL
-            WHEN coalesce(lr.caught_up, p.caught_up) THEN interval '0'
+            WHEN ph.phase = 'streaming' AND coalesce(lr.caught_up, p.caught_up) THEN interval '0'
             ELSE greatest(clock_timestamp() - coalesce(lpr.oldest_pending, l.last_source_time, s.last_source_time,
                                                        s.copy_started_at), interval '0') END AS lag,
        coalesce(l.last_error, s.last_error, lr.last_error, lpr.waiting, p.last_error) AS last_error,

@@ -277,3 +277,28 @@ def test_river_waiting_for_a_worker_slot_says_so(mongo, settings, reason):
         crashes = pg.crashes()
         pg.destroy()
         assert not crashes, crashes
+
+
+def test_lag_while_retrying_is_not_zero(river_pg):
+    if os.environ.get("MONGO_URI"):
+        pytest.skip("stops the source: needs the peer")
+    pg = river_pg
+    source = start_source()
+    try:
+        coll = source.client().retrying.posts
+        load_posts(coll, 20, seed=77)
+        create_river(pg, "retrying", source.uri)
+        map_posts(pg, "retrying", "retrying.posts", "retrying_posts")
+        wait_synced(pg, "retrying")
+        coll.insert_one({"_id": "last", "title": "t", "comments": []})
+        wait_synced(pg, "retrying")
+        wait_for(lambda: seconds(pg.scalar("SELECT lag FROM mongo_river.status WHERE river = 'retrying'")) == 0,
+                 10, 0.1, "lag 0 when caught up")
+    finally:
+        source.stop()
+    # The source is gone: nothing says the river is caught up any more.
+    wait_for(lambda: pg.scalar("SELECT phase FROM mongo_river.status WHERE river = 'retrying'") == "retrying",
+             60, 0.2, "phase retrying")
+    lag = seconds(pg.scalar("SELECT lag FROM mongo_river.status WHERE river = 'retrying'"))
+    assert lag is not None and lag > 0, lag
+    pg.query("SELECT mongo_river.drop_river('retrying', true)")
