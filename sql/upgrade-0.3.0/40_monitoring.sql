@@ -90,8 +90,8 @@ SELECT m.river, m.source, m.target, c.phase,
              / nullif(coalesce(lp.copy_total, s.copy_total), 0), 1) AS percent,
        round(lp.copy_rate::numeric, 1) AS docs_per_second,
        CASE WHEN lp.copy_rate > 0 THEN
-            make_interval(secs => round(greatest(coalesce(lp.copy_total, s.copy_total) - c.docs_copied, 0)
-                                        / lp.copy_rate)) END AS time_left
+            make_interval(secs => ceil(greatest(coalesce(lp.copy_total, s.copy_total) - c.docs_copied, 0)
+                                       / lp.copy_rate)) END AS time_left
 FROM mongo_river.collection_map m
 JOIN mongo_river.river r USING (river)
 JOIN mongo_river.mapping_state s USING (river, source)

@@ -54,6 +54,8 @@ def test_copy_progress_lag_and_counters_restart_on_resync(river_pg, mongo):
 
     wait_for(sample, 180, 0.05, "the copy to end")
     watcher.close()
+    print("copy progress (copied, total, percent, docs/s, time left):",
+          [s[:5] for s in samples[::max(1, len(samples) // 6)]], "lag during the copy:", lags[0], "..", lags[-1])
     assert len(samples) >= 3, samples
     # The total is the source's estimate when the copy began; percent, rate and time left follow.
     assert all(s[1] == total for s in samples), samples
