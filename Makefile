@@ -15,7 +15,7 @@ OBJS = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 UPGRADE_030 = sql/install/mongo_river--0.2.0--0.3.0.sql
 DATA = $(filter-out $(UPGRADE_030),$(wildcard sql/install/mongo_river--*.sql))
 DATA_built = $(UPGRADE_030)
-REGRESS = extension boundary declare import database
+REGRESS = extension boundary declare import database monitoring
 REGRESS_OPTS = --temp-config=test/regress.conf --temp-instance=tmp_check
 
 DEPS_CFLAGS := $(shell pkg-config --cflags libmongoc-1.0 jansson)

@@ -1,11 +1,13 @@
 // declare.cpp: SQL-callable validators behind the declaration functions (create_river,
 // map_collection, import_mappings): thin wrappers over the PG-free core.
+#include <algorithm>
 #include <string>
 
 #include "mongo_river/mapping/connector.hpp"
 #include "mongo_river/mapping/infer.hpp"
 #include "mongo_river/mapping/mapping.hpp"
 #include "mongo_river/mapping/names.hpp"
+#include "mongo_river/mongo/errors.hpp"
 #include "mongo_river/mongo/source.hpp"
 #include "mongo_river/mongo/uri.hpp"
 #include "mongo_river/pg/boundary.hpp"
@@ -155,11 +157,27 @@ MONGO_RIVER_FUNCTION(mongo_river_infer) {
 		mongo_river::pg::EnsureMongocInitialized();
 		mongo_river::mongo::Source source(uri);
 		std::vector<mongo_river::mongo::Bson> sample = source.Sample(db, collection, sample_size);
-		if (sample.empty())
+		if (sample.empty()) {
+			// The source answered: an empty sample is a missing collection or an empty one.
+			std::vector<std::string> names;
+			bool listed = true;
+			try {
+				names = source.ListCollections(db, true);
+			} catch (const mongo_river::mongo::SourceError &) {
+				listed = false; // e.g. no listCollections privilege: say only that nothing was sampled
+			}
+			if (listed && std::find(names.begin(), names.end(), collection) == names.end())
+				throw mongo_river::Error(
+					"42P01", "infer_mapping: collection \"" + db + "." + collection + "\" does not exist at the source",
+					names.empty() ? "Database \"" + db + "\" has no collections."
+								  : "Database \"" + db + "\" has " + std::to_string(names.size()) + " collection(s).",
+					"Check the name (db.collection, case-sensitive); the source's collections are listed by "
+					"db.getCollectionNames() in mongosh.");
 			throw mongo_river::Error(mongo_river::sqlstate::kInvalidParameterValue,
 									 "infer_mapping: collection \"" + db + "." + collection +
 										 "\" has no documents to sample",
 									 {}, "Insert documents first, or pass a mapping to map_collection.");
+		}
 		mongo_river::mapping::Mapping mapping = mongo_river::mapping::InferMapping(sample, options);
 		return mongo_river::pg::JsonbDatum(mongo_river::mapping::SerializeMapping(mapping));
 	});

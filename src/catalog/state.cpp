@@ -111,6 +111,16 @@ void SaveCopyProgress(const std::string &river, const std::string &source, const
 				   {Name(river), Text(source), last, {INT8OID, Int64GetDatum(copied)}, Text(phase)});
 }
 
+void StartCopy(const std::string &river, const std::string &source, int64_t total, TimestampTz started) {
+	pg::SpiConnection spi;
+	pg::SpiExecute("UPDATE mongo_river.mapping_state SET docs_copied = 0, copy_total = $3, copy_started_at = $4,"
+				   " updated_at = now() WHERE river = $1 AND source = $2",
+				   {Name(river),
+					Text(source),
+					total < 0 ? pg::SpiArg{INT8OID, std::nullopt} : pg::SpiArg{INT8OID, Int64GetDatum(total)},
+					{TIMESTAMPTZOID, TimestampTzGetDatum(started)}});
+}
+
 void SetMappingPhase(const std::string &river, const std::string &source, const std::string &phase,
 					 const std::string &error) {
 	pg::SpiConnection spi;
@@ -146,6 +156,9 @@ void AddReject(const std::string &river, const Reject &reject) {
 				   {Name(river), Text(reject.source), OptionalText(reject.document_id), Text(reject.operation),
 					document, reject.raw.empty() ? pg::SpiArg{BYTEAOID, std::nullopt} : Bytes(reject.raw),
 					Text(reject.error)});
+	pg::SpiExecute("UPDATE mongo_river.mapping_state SET rejects = rejects + 1, last_reject_at = clock_timestamp()"
+				   " WHERE river = $1 AND source = $2",
+				   {Name(river), Text(reject.source)});
 	Notify(river, reject.source, "reject", "", reject.document_id + ": " + reject.error);
 }
 

@@ -67,6 +67,53 @@ Timestamp Source::OldestOplogTime() {
 	return oldest;
 }
 
+namespace {
+
+// FindNumber reads the number at dotted path in doc; fallback when it is absent or not a number.
+double FindNumber(const bson_t *doc, const char *dotted_path, double fallback) {
+	bson_iter_t iter, found;
+	if (bson_iter_init(&iter, doc) && bson_iter_find_descendant(&iter, dotted_path, &found) &&
+		BSON_ITER_HOLDS_NUMBER(&found))
+		return bson_iter_as_double(&found);
+	return fallback;
+}
+
+} // namespace
+
+Source::OplogStats Source::ReadOplogStats() {
+	OplogStats stats;
+	try {
+		Bson cmd(BCON_NEW("collStats", BCON_UTF8("oplog.rs")));
+		Bson reply = RunCommand("local", cmd.get(), "cannot read the oplog's collStats");
+		stats.size = FindNumber(reply.get(), "size", 0);
+		stats.count = FindNumber(reply.get(), "count", 0);
+		stats.max_size = FindNumber(reply.get(), "maxSize", 0);
+		stats.max_count = FindNumber(reply.get(), "max", 0);
+		stats.known = true;
+	} catch (const SourceError &) {
+		return stats; // not readable here (mongos, missing privilege): unknown
+	}
+	try {
+		Bson cmd(BCON_NEW("serverStatus", BCON_INT32(1)));
+		Bson reply = RunCommand("admin", cmd.get(), "cannot read serverStatus");
+		stats.min_retention_hours = FindNumber(reply.get(), "oplogTruncation.oplogMinRetentionHours", 0);
+	} catch (const SourceError &) {
+		// No retention known: the size cap alone decides.
+	}
+	return stats;
+}
+
+int64_t Source::EstimatedCount(const std::string &db, const std::string &coll) {
+	try {
+		Bson cmd(BCON_NEW("count", BCON_UTF8(coll.c_str())));
+		Bson reply = RunCommand(db, cmd.get(), "cannot count " + db + "." + coll);
+		double n = FindNumber(reply.get(), "n", -1);
+		return n < 0 ? -1 : int64_t(n);
+	} catch (const SourceError &) {
+		return -1;
+	}
+}
+
 Bson Source::RunCommand(const std::string &db, const bson_t *cmd, const std::string &what) {
 	Reply reply;
 	bson_error_t error;

@@ -11,6 +11,7 @@ void RiverWorker::RejectOrStop(const Mapped &mapped, const char *operation, cons
 	if (river_.options.on_error == "stop")
 		throw StopRiver(sqlstate::kDatatypeMismatch,
 						"collection \"" + source + "\", document " + IdText(doc ? doc : key) + ": " + error);
+	txn_rejects_[source]++;
 	catalog::Reject reject;
 	reject.source = source;
 	reject.document_id = IdText(doc ? doc : key);
@@ -176,18 +177,22 @@ bool RiverWorker::TryApplyBatch(const mongo::Batch &batch, bool isolate) {
 			catalog::LockRiver(name_); // serialised with repairs (verify, retry_rejects)
 			BatchEffect effect;
 			pending_.clear();
+			txn_rejects_.clear();
 			for (const mongo::ChangeEvent &event : batch.events)
 				ApplyEvent(event, isolate, &effect);
 			FlushPending();
-			for (const auto &[source, progress] : effect)
-				if (!source.empty())
-					catalog::AddMappingProgress(name_, source, progress);
+			for (auto &[source, progress] : effect) {
+				if (source.empty())
+					continue;
+				progress.changes -= txn_rejects_[source]; // a rejected change is not applied
+				catalog::AddMappingProgress(name_, source, progress);
+			}
 			if (!river_.options.dry_run)
 				catalog::SavePosition(name_, batch.position.ToJson(), batch.reached.AsUint64(), batch.caught_up);
 			txn_effect = std::move(effect);
 		}
 		txn.Commit();
-		ReportBatch(txn_effect, batch.caught_up);
+		ReportBatch(txn_effect);
 		return true;
 	} catch (const pg::PgError &error) {
 		if (isolate)
@@ -199,7 +204,7 @@ bool RiverWorker::TryApplyBatch(const mongo::Batch &batch, bool isolate) {
 }
 
 // ReportBatch publishes a committed batch's effect in shared memory (mongo_river.status).
-void RiverWorker::ReportBatch(const BatchEffect &effect, bool caught_up) {
+void RiverWorker::ReportBatch(const BatchEffect &effect) {
 	for (const auto &[source, progress] : effect) {
 		if (source.empty())
 			continue;
@@ -208,8 +213,29 @@ void RiverWorker::ReportBatch(const BatchEffect &effect, bool caught_up) {
 		live.last_source_ms = progress.last_wall_ms;
 		worker::ReportLive(name_, source, live);
 	}
+}
+
+// ReportPending publishes what lag is measured from (mongo_river.status): before a batch is applied
+// its first change is the oldest one seen and not applied; once applied, the river is caught up when
+// the source had nothing more, and otherwise the next change is no older than the batch's last.
+void RiverWorker::ReportPending(const mongo::Batch &batch, bool applied) {
+	auto wall_ms = [](const mongo::ChangeEvent &event) {
+		return event.wall_time_ms ? *event.wall_time_ms : int64(event.cluster_time.t) * 1000;
+	};
 	worker::LiveUpdate river;
-	river.caught_up = caught_up;
+	if (!applied) {
+		if (batch.events.empty())
+			return;
+		river.caught_up = false;
+		river.oldest_pending_ms = wall_ms(batch.events.front());
+		river.newest_seen_ms = wall_ms(batch.events.back());
+	} else {
+		river.caught_up = batch.caught_up;
+		if (batch.caught_up)
+			river.oldest_pending_ms = 0;
+		else if (!batch.events.empty())
+			river.oldest_pending_ms = wall_ms(batch.events.back());
+	}
 	worker::ReportLive(name_, "", river);
 }
 
@@ -261,8 +287,10 @@ void RiverWorker::ApplyBatch(const mongo::Batch &batch) {
 	// Optimistic: the whole batch in one transaction. If PostgreSQL refuses a row (a constraint, a
 	// type's input function), the batch is applied again change by change in subtransactions, so
 	// that only the offending changes go to rejects.
+	ReportPending(batch, false);
 	if (!TryApplyBatch(batch, false))
 		TryApplyBatch(batch, true);
+	ReportPending(batch, true);
 	position_ = batch.position;
 	reached_ = std::max(reached_, uint64(batch.reached.AsUint64()));
 	applied_ += int64(batch.events.size());

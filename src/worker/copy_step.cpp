@@ -6,12 +6,14 @@ namespace mongo_river::worker::internal {
 
 bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &docs, bool isolate) {
 	try {
+		int64 copied = 0;
 		pg::Transaction txn;
 		std::string phase = scan_->Done() ? "streaming" : mapped.phase == "resync" ? "resync" : "initial_copy";
 		{
 			pg::SpiConnection spi;
 			catalog::LockRiver(name_);
 			pending_.clear();
+			txn_rejects_.clear();
 			for (const mongo::Bson &doc : docs) {
 				apply::ChangeInfo change{"copy", scan_started_.AsUint64(), std::nullopt, {}};
 				if (mapped.writer->History()) // only a history row records where its version came from
@@ -25,23 +27,41 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 									 "documents that no longer exist",
 									 name_.c_str(), mapped.writer->Row().source.c_str(), (unsigned long)deleted)));
 			}
-			catalog::SaveCopyProgress(name_, mapped.writer->Row().source, RawBytes(scan_->LastId()),
-									  int64_t(docs.size()), phase);
+			copied = int64(docs.size()) - txn_rejects_[mapped.writer->Row().source]; // rejects apart
+			catalog::SaveCopyProgress(name_, mapped.writer->Row().source, RawBytes(scan_->LastId()), copied, phase);
 			if (phase != mapped.phase)
 				catalog::NotifyPhase(name_, mapped.writer->Row().source, phase, "");
 		}
 		txn.Commit();
 		mapped.phase = phase;
 		applied_ += int64(docs.size());
-		worker::LiveUpdate live;
-		live.docs_copied = totals_[mapped.writer->Row().source].first += int64(docs.size());
-		worker::ReportLive(name_, mapped.writer->Row().source, live);
+		ReportCopyRate(mapped.writer->Row().source, totals_[mapped.writer->Row().source].first += copied);
 		return true;
 	} catch (const pg::PgError &) {
 		if (isolate)
 			throw;
 		return false;
 	}
+}
+
+// kCopyRateMarkMs is how often the copy rate's window moves: the rate covers the last 5 to 10 s.
+constexpr int kCopyRateMarkMs = 5000;
+
+// ReportCopyRate publishes a copy's documents copied so far and its recent rate.
+void RiverWorker::ReportCopyRate(const std::string &source, int64 copied) {
+	TimestampTz now = GetCurrentTimestamp();
+	if (TimestampDifferenceExceeds(copy_rate_.mark_time, now, kCopyRateMarkMs)) {
+		copy_rate_.prev_time = copy_rate_.mark_time;
+		copy_rate_.prev_docs = copy_rate_.mark_docs;
+		copy_rate_.mark_time = now;
+		copy_rate_.mark_docs = copied;
+	}
+	worker::LiveUpdate live;
+	live.docs_copied = copied;
+	double seconds = double(now - copy_rate_.prev_time) / USECS_PER_SEC;
+	if (seconds >= 0.5)
+		live.copy_rate = double(copied - copy_rate_.prev_docs) / seconds;
+	worker::ReportLive(name_, source, live);
 }
 
 bool RiverWorker::CopyPending() const {
@@ -64,6 +84,24 @@ bool RiverWorker::CopyStep() {
 														river_.options.batch_size * int32_t(kCopyBatchFactor));
 		scan_source_ = row.source;
 		scan_started_ = source_->OperationTime();
+		TimestampTz started = GetCurrentTimestamp();
+		copy_rate_ = CopyRate{started, started, 0, 0};
+		worker::LiveUpdate live;
+		live.copy_rate = -1;
+		if (!last) {
+			// A copy from the start: its counters restart, with the source's estimated count now.
+			int64 total = source_->EstimatedCount(row.db, row.coll);
+			pg::Transaction txn;
+			catalog::StartCopy(name_, row.source, total, started);
+			txn.Commit();
+			totals_[row.source].first = 0;
+			live.docs_copied = 0;
+			live.copy_total = total;
+			live.copy_started = started;
+		} else {
+			copy_rate_.prev_docs = copy_rate_.mark_docs = totals_[row.source].first;
+		}
+		worker::ReportLive(name_, row.source, live);
 		ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": %s initial copy", name_.c_str(),
 							 row.source.c_str(), last ? "resuming" : "starting")));
 	}

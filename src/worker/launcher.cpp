@@ -10,6 +10,7 @@
 #include "mongo_river/worker/river_worker.hpp"
 #include "mongo_river/settings.hpp"
 #include "mongo_river/worker/launcher.hpp"
+#include "mongo_river/worker/live_status.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -53,7 +54,23 @@ struct RiverSlot {
 	TimestampTz started_at = 0;
 	TimestampTz next_start = 0;
 	int failures = 0;
+	bool waiting = false; // no worker slot for it yet (said once in the log and in status)
 };
+
+// ReportWaiting says in mongo_river.status (last_error) and, once per wait, in the log why a
+// river has no worker: every slot of mongo_river.max_workers is taken, or the server has no
+// background worker slot left (max_worker_processes); an empty reason clears it.
+void ReportWaiting(const std::string &river, RiverSlot &slot, const std::string &reason) {
+	if (reason.empty() && !slot.waiting)
+		return;
+	LiveUpdate live;
+	live.as_worker = false;
+	live.waiting = reason;
+	ReportLive(river, "", live);
+	if (!reason.empty() && !slot.waiting)
+		ereport(LOG, (errmsg("mongo_river launcher: river \"%s\" %s", river.c_str(), reason.c_str())));
+	slot.waiting = !reason.empty();
+}
 
 // StopSlot asks a river's worker to stop (SIGTERM) and forgets its handle.
 void StopSlot(RiverSlot &slot) {
@@ -87,6 +104,7 @@ void Reconcile(std::map<std::string, RiverSlot> &slots) {
 	for (auto it = slots.begin(); it != slots.end();) {
 		auto found = wanted.find(it->first);
 		if (found == wanted.end() || !found->second) {
+			ReportWaiting(it->first, it->second, "");
 			StopSlot(it->second);
 			it = slots.erase(it);
 		} else {
@@ -109,14 +127,27 @@ void Reconcile(std::map<std::string, RiverSlot> &slots) {
 			int delay = std::min(kMaxRestartDelayMs, 1000 << std::min(slot.failures, 6));
 			slot.next_start = TimestampTzPlusMilliseconds(now, delay);
 		}
-		if (now < slot.next_start || RunningCount(slots) >= setting_max_workers)
+		if (now < slot.next_start)
 			continue;
+		if (RunningCount(slots) >= setting_max_workers) {
+			ReportWaiting(
+				river.name, slot,
+				"waits for a worker slot: all mongo_river.max_workers = " + std::to_string(setting_max_workers) +
+					" are taken (raise mongo_river.max_workers, and max_worker_processes with it)");
+			continue;
+		}
 		slot.handle = StartRiverWorker(river.name.c_str(), river.owner);
 		slot.started_at = now;
 		if (!slot.handle)
-			ereport(WARNING,
-					(errmsg("mongo_river launcher: no background worker slot for river \"%s\"", river.name.c_str()),
-					 errhint("Raise max_worker_processes.")));
+			ReportWaiting(river.name, slot,
+						  "waits for a worker slot: the server has no background worker slot left "
+						  "(max_worker_processes = " +
+							  std::to_string(max_worker_processes) +
+							  ", shared with the launcher, pg_cron and parallel query; raise it, within "
+							  "mongo_river.max_workers = " +
+							  std::to_string(setting_max_workers) + ")");
+		else
+			ReportWaiting(river.name, slot, "");
 	}
 }
 

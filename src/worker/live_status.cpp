@@ -41,6 +41,12 @@ struct Entry {
 	char last_error[kErrorBytes];
 	int64 oplog_margin_s; // -1: unknown
 	TimestampTz updated_at;
+	TimestampTz copy_started;   // 0: none
+	int64 copy_total;           // -1: unknown
+	double copy_rate;           // documents per second, -1: unknown
+	TimestampTz oldest_pending; // 0: none
+	TimestampTz newest_seen;    // 0: none
+	char waiting[kErrorBytes];
 };
 
 struct Table {
@@ -78,6 +84,11 @@ void StartupHook() {
 	LWLockRelease(AddinShmemInitLock);
 }
 
+// MsToTimestamp converts ms since the Unix epoch (0: none) to a TimestampTz (0: none).
+TimestampTz MsToTimestamp(int64 ms) {
+	return ms == 0 ? 0 : time_t_to_timestamptz(0) + ms * 1000;
+}
+
 void Copy(char *to, size_t size, const std::string &from) {
 	strlcpy(to, from.c_str(), size);
 }
@@ -101,6 +112,8 @@ Entry *FindEntry(const std::string &river, const std::string &source, bool claim
 	memset(free_entry, 0, sizeof(Entry));
 	free_entry->in_use = true;
 	free_entry->oplog_margin_s = -1;
+	free_entry->copy_total = -1;
+	free_entry->copy_rate = -1;
 	Copy(free_entry->river, sizeof(free_entry->river), river);
 	Copy(free_entry->source, sizeof(free_entry->source), source);
 	return free_entry;
@@ -133,14 +146,27 @@ void ReportLive(const std::string &river, const std::string &source, const LiveU
 			if (update.changes_applied)
 				entry->changes_applied = *update.changes_applied;
 			if (update.last_source_ms)
-				entry->last_source_time = time_t_to_timestamptz(0) + *update.last_source_ms * 1000;
+				entry->last_source_time = MsToTimestamp(*update.last_source_ms);
 			if (update.caught_up)
 				entry->caught_up = *update.caught_up;
 			if (update.error)
 				Copy(entry->last_error, sizeof(entry->last_error), *update.error);
 			if (update.oplog_margin_s)
 				entry->oplog_margin_s = *update.oplog_margin_s;
-			entry->pid = MyProcPid;
+			if (update.copy_started)
+				entry->copy_started = *update.copy_started;
+			if (update.copy_total)
+				entry->copy_total = *update.copy_total;
+			if (update.copy_rate)
+				entry->copy_rate = *update.copy_rate;
+			if (update.oldest_pending_ms)
+				entry->oldest_pending = MsToTimestamp(*update.oldest_pending_ms);
+			if (update.newest_seen_ms)
+				entry->newest_seen = MsToTimestamp(*update.newest_seen_ms);
+			if (update.waiting)
+				Copy(entry->waiting, sizeof(entry->waiting), *update.waiting);
+			if (update.as_worker)
+				entry->pid = MyProcPid;
 			entry->updated_at = GetCurrentTimestamp();
 		}
 		LWLockRelease(table->lock);
@@ -191,6 +217,46 @@ MONGO_RIVER_FUNCTION(mongo_river_live_status) {
 				values[9] = Int64GetDatum(e.oplog_margin_s);
 				nulls[9] = e.oplog_margin_s < 0;
 				values[10] = TimestampTzGetDatum(e.updated_at);
+				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+			}
+			LWLockRelease(table->lock);
+		});
+		return Datum(0);
+	});
+}
+
+// mongo_river_live_progress() returns the copy progress and stream state of the shared-memory table:
+// river, source, copy_started_at, copy_total, copy_rate, oldest_pending, newest_seen, waiting.
+MONGO_RIVER_FUNCTION(mongo_river_live_progress) {
+	using mongo_river::worker::Entry;
+	return mongo_river::pg::Guard([&]() -> Datum {
+		mongo_river::pg::Call([&] {
+			InitMaterializedSRF(fcinfo, 0);
+			ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+			if (!mongo_river::worker::table)
+				return;
+			auto *table = mongo_river::worker::table;
+			LWLockAcquire(table->lock, LW_SHARED);
+			for (int i = 0; i < table->capacity; i++) {
+				const Entry &e = table->entries[i];
+				if (!e.in_use)
+					continue;
+				Datum values[8];
+				bool nulls[8] = {};
+				values[0] = CStringGetTextDatum(e.river);
+				values[1] = CStringGetTextDatum(e.source);
+				values[2] = TimestampTzGetDatum(e.copy_started);
+				nulls[2] = e.copy_started == 0;
+				values[3] = Int64GetDatum(e.copy_total);
+				nulls[3] = e.copy_total < 0;
+				values[4] = Float8GetDatum(e.copy_rate);
+				nulls[4] = e.copy_rate < 0;
+				values[5] = TimestampTzGetDatum(e.oldest_pending);
+				nulls[5] = e.oldest_pending == 0;
+				values[6] = TimestampTzGetDatum(e.newest_seen);
+				nulls[6] = e.newest_seen == 0;
+				values[7] = CStringGetTextDatum(e.waiting);
+				nulls[7] = e.waiting[0] == '\0';
 				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 			}
 			LWLockRelease(table->lock);

@@ -171,9 +171,29 @@ void RiverWorker::StopWithError(const std::string &message) {
 // kMarginCheckIntervalMs is how often the oplog margin is measured.
 constexpr int kMarginCheckIntervalMs = 10000;
 
+// kOplogFullRatio: an oplog whose size reaches this share of its maxSize is at its cap (mongod
+// truncates whole truncate markers, so a full oplog stays a little under maxSize).
+constexpr double kOplogFullRatio = 0.9;
+
+// OplogLosingHistory tells whether the source's oplog is dropping its oldest entries: at its size (or
+// entry) cap, and older than oplogMinRetentionHours when that is set (mongod keeps entries younger
+// than that beyond the cap). Unknown stats count as losing history: nothing says otherwise.
+static bool OplogLosingHistory(const mongo::Source::OplogStats &stats, mongo::Timestamp oldest) {
+	if (!stats.known)
+		return true;
+	bool at_cap = (stats.max_size > 0 && stats.size >= kOplogFullRatio * stats.max_size) ||
+				  (stats.max_count > 0 && stats.count >= stats.max_count);
+	if (!at_cap)
+		return false;
+	double age_hours = (double(time(nullptr)) - double(oldest.t)) / 3600.0;
+	return stats.min_retention_hours <= 0 || age_hours >= stats.min_retention_hours;
+}
+
 // CheckOplogMargin measures how far the river's position is from the oldest entry the source's
 // oplog still holds, publishes it, and warns (log + NOTIFY) when it falls below
-// mongo_river.oplog_margin_warning: past zero, the river has to resync.
+// mongo_river.oplog_margin_warning while the oplog is really losing history (at its cap, and past
+// oplogMinRetentionHours): past zero, the river has to resync. A young oplog below its cap loses
+// nothing, however close its oldest entry is.
 void RiverWorker::CheckOplogMargin() {
 	TimestampTz now = GetCurrentTimestamp();
 	if (!source_ || !TimestampDifferenceExceeds(last_margin_check_, now, kMarginCheckIntervalMs))
@@ -187,7 +207,7 @@ void RiverWorker::CheckOplogMargin() {
 	worker::LiveUpdate live;
 	live.oplog_margin_s = margin;
 	worker::ReportLive(name_, "", live);
-	bool low = margin < setting_oplog_margin_warning_s;
+	bool low = margin < setting_oplog_margin_warning_s && OplogLosingHistory(source_->ReadOplogStats(), oldest);
 	if (low && !margin_low_) {
 		std::string detail =
 			"the river's position is " + std::to_string(margin) +
@@ -343,7 +363,8 @@ void RiverWorker::Run() {
 				resyncs_ = 0;
 				SetPhase("streaming", "");
 			}
-			if (once_ && ((!copying && reached_ >= once_target_) || GetCurrentTimestamp() >= once_deadline_))
+			once_caught_up_ = once_ && !copying && reached_ >= once_target_;
+			if (once_ && (once_caught_up_ || GetCurrentTimestamp() >= once_deadline_))
 				return;
 		} catch (const StopRiver &stop) {
 			Disconnect();
@@ -377,8 +398,45 @@ void RiverWorker::Run() {
 
 } // namespace internal
 
+namespace {
+
+// RecordSyncRun writes a sync_once run into mongo_river.sync_runs in its own transaction (pg_cron
+// keeps only "CALL" as a procedure's result, and a NOTICE not at all).
+void RecordSyncRun(const std::string &river, TimestampTz started, int64 applied, const char *outcome,
+				   const std::string &error) {
+	pg::Transaction txn;
+	{
+		pg::SpiConnection spi;
+		pg::SpiExecute("INSERT INTO mongo_river.sync_runs (river, started_at, finished_at, applied, outcome, error)"
+					   " VALUES ($1, $2, clock_timestamp(), $3, $4, $5)",
+					   {{NAMEOID, pg::NameDatum(river)},
+						{TIMESTAMPTZOID, TimestampTzGetDatum(started)},
+						{INT8OID, Int64GetDatum(applied)},
+						{TEXTOID, pg::TextDatum(outcome)},
+						{TEXTOID, error.empty() ? std::nullopt : std::optional<Datum>(pg::TextDatum(error))}});
+	}
+	txn.Commit();
+}
+
+} // namespace
+
 int64 SyncOnce(const std::string &river, int64 timeout_ms) {
-	return internal::RiverWorker(river).RunOnce(timeout_ms);
+	TimestampTz started = GetCurrentTimestamp();
+	internal::RiverWorker worker(river);
+	std::string failure;
+	try {
+		int64 applied = worker.RunOnce(timeout_ms);
+		RecordSyncRun(river, started, applied, worker.OnceCaughtUp() ? "caught_up" : "timeout", "");
+		return applied;
+	} catch (const pg::PgError &error) {
+		failure = error.what();
+		RecordSyncRun(river, started, worker.Applied(), "error", failure);
+		throw;
+	} catch (const Error &error) {
+		failure = error.Message();
+		RecordSyncRun(river, started, worker.Applied(), "error", failure);
+		throw;
+	}
 }
 
 BackgroundWorkerHandle *StartRiverWorker(const char *river, Oid owner) {

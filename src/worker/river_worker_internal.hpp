@@ -83,6 +83,12 @@ struct PendingWrite {
 };
 using PendingWrites = std::map<std::string, std::map<std::string, PendingWrite>>; // source -> key text ->
 
+// CopyRate measures a copy's recent rate: documents copied since the previous mark (5 to 10 s ago).
+struct CopyRate {
+	TimestampTz prev_time = 0, mark_time = 0;
+	int64 prev_docs = 0, mark_docs = 0;
+};
+
 // BatchEffect is what applying a batch did per mapping (source -> progress).
 using BatchEffect = std::map<std::string, catalog::MappingProgress>;
 
@@ -132,6 +138,10 @@ public:
 	// RunOnce catches the river up to the source's current time (or until timeout_ms passes) in
 	// the calling process and returns the number of changes and documents applied.
 	int64 RunOnce(int64 timeout_ms);
+	// Applied is how many changes and documents RunOnce applied so far; OnceCaughtUp whether it
+	// reached the source's time at its start.
+	int64 Applied() const { return applied_; }
+	bool OnceCaughtUp() const { return once_caught_up_; }
 
 private:
 	void Load();
@@ -152,8 +162,10 @@ private:
 	void SetPhase(const std::string &phase, const std::string &error);
 
 	void ApplyBatch(const mongo::Batch &batch);
-	void ReportBatch(const BatchEffect &effect, bool caught_up);
+	void ReportBatch(const BatchEffect &effect);
 	void CheckOplogMargin();
+	void ReportCopyRate(const std::string &source, int64 copied);
+	void ReportPending(const mongo::Batch &batch, bool applied);
 	bool TryApplyBatch(const mongo::Batch &batch, bool isolate);
 	void ApplyEvent(const mongo::ChangeEvent &event, bool isolate, BatchEffect *effect);
 	void ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::ChangeInfo &change, bool isolate);
@@ -197,6 +209,10 @@ private:
 	std::map<std::string, std::pair<int64, int64>> totals_;
 	TimestampTz last_margin_check_ = 0;
 	bool margin_low_ = false;
+	// Rejects recorded in the current transaction, per source (not counted as copied or applied).
+	std::map<std::string, int64> txn_rejects_;
+	CopyRate copy_rate_;          // of the copy in progress (scan_source_)
+	bool once_caught_up_ = false; // sync_once reached its target
 	TimestampTz last_discovery_ = 0;
 };
 

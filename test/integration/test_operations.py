@@ -157,6 +157,11 @@ def test_pg_cron_runs_verify_and_sync_once(river_pg, mongo):
         print(pg.query("SELECT jobid, status, return_message FROM cron.job_run_details"))
     assert pg.scalar("SELECT count(*) FROM cron_posts WHERE id = 'p0000042'") == 1
     assert pg.scalar("SELECT count(*) FROM cron_batch_posts WHERE id = 'made_while_stopped'") == 1
+    # pg_cron keeps only "CALL" of a procedure; what each sync_once applied is in sync_runs.
+    assert pg.scalar("SELECT return_message FROM cron.job_run_details WHERE jobid = %s AND status = 'succeeded' "
+                     "LIMIT 1", (sync_job,)) == "CALL"
+    runs = pg.query("SELECT applied, outcome FROM mongo_river.sync_runs WHERE river = 'cron_batch' ORDER BY id")
+    assert runs and runs[0][0] >= 1 and runs[0][1] == "caught_up", runs
     pg.query("SELECT mongo_river.drop_river('cron', true)")
     pg.query("SELECT mongo_river.drop_river('cron_batch', true)")
 

@@ -1,7 +1,6 @@
 """status under load: live counters and lag from shared memory, and the oplog-window margin with its
 warning (log + NOTIFY)."""
 
-import json
 import time
 
 import pytest
@@ -51,13 +50,13 @@ def test_lag_and_counters_under_load(river_pg, mongo):
     pg.query("SELECT mongo_river.drop_river('loaded', true)")
 
 
-def test_oplog_margin_is_measured_and_warned(river_pg, mongo):
+def test_oplog_margin_is_measured(river_pg, mongo):
     pg = river_pg
     client = mongo.client()
     client.drop_database("margin")
     coll = client.margin.posts
     load_posts(coll, 100, seed=43)
-    # Any margin is below a day: the warning must fire.
+    # Any margin is below a day (the warning itself fires only on an oplog losing history).
     pg.query("ALTER SYSTEM SET mongo_river.oplog_margin_warning = '1d'")
     pg.query("SELECT pg_reload_conf()")
     listener = pg.connect()
@@ -72,16 +71,7 @@ def test_oplog_margin_is_measured_and_warned(river_pg, mongo):
         oldest = next(client.local["oplog.rs"].find({}, {"ts": 1}).sort("$natural", 1).limit(1))["ts"].time
         position = pg.scalar("SELECT reached >> 32 FROM mongo_river.progress WHERE river = 'margin'")
         assert abs(margin - (position - oldest)) <= 15, (margin, position, oldest)
-        events = []
-
-        def warned():
-            listener.poll()
-            while listener.notifies:
-                events.append(json.loads(listener.notifies.pop(0).payload))
-            return any(e.get("event") == "oplog_margin" for e in events)
-
-        wait_for(warned, 30, 0.2, "the oplog margin warning")
-        assert "from the oldest oplog entry" in pg.log()
+        # Whether it warns depends on the oplog losing history: test_monitoring.py checks both ways.
     finally:
         listener.close()
         pg.query("ALTER SYSTEM RESET mongo_river.oplog_margin_warning")

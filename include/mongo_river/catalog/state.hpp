@@ -30,6 +30,10 @@ void AddMappingProgress(const std::string &river, const std::string &source, con
 void SaveCopyProgress(const std::string &river, const std::string &source, const std::string &last_id, int64_t copied,
 					  const std::string &phase);
 
+// StartCopy records that a copy of a mapping starts from the beginning at started: docs_copied
+// restarts at 0 and total (the source's estimated count, -1 unknown) is kept for copy_progress.
+void StartCopy(const std::string &river, const std::string &source, int64_t total, TimestampTz started);
+
 // SetMappingPhase records a mapping's phase and last error (empty: cleared).
 void SetMappingPhase(const std::string &river, const std::string &source, const std::string &phase,
 					 const std::string &error);

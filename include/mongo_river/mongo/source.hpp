@@ -66,6 +66,20 @@ public:
 	// cannot be read, e.g. on mongos): how far back a river's position may lie before history is lost.
 	Timestamp OldestOplogTime();
 
+	// OplogStats is what the source says of its oplog: collStats of local.oplog.rs (size and count,
+	// with the caps maxSize in bytes and max in entries, 0 when none) and serverStatus's
+	// oplogTruncation.oplogMinRetentionHours (0 when not set). known is false when it cannot be read.
+	struct OplogStats {
+		bool known = false;
+		double size = 0, max_size = 0, count = 0, max_count = 0;
+		double min_retention_hours = 0;
+	};
+	OplogStats ReadOplogStats();
+
+	// EstimatedCount returns the number of documents of db.coll from the collection's metadata (the
+	// count command without a query, as estimatedDocumentCount), -1 when it cannot be read.
+	int64_t EstimatedCount(const std::string &db, const std::string &coll);
+
 	// ListDatabases returns the database names; admin, local and config only with include_system.
 	std::vector<std::string> ListDatabases(bool include_system = false);
 	// ListCollections returns the collections of db (views and time series excluded); system.*

@@ -26,6 +26,19 @@ struct LiveUpdate {
 	std::optional<bool> caught_up;
 	std::optional<std::string> error;    // empty string clears it
 	std::optional<int64> oplog_margin_s; // river: seconds between the position and the oldest entry
+	// Copy progress (collection): when the copy began, the source's estimated count then (-1:
+	// unknown) and the recent rate in documents per second.
+	std::optional<TimestampTz> copy_started;
+	std::optional<int64> copy_total;
+	std::optional<double> copy_rate;
+	// River: wallTime (ms) of the oldest change seen and not applied yet (0: none), and of the
+	// newest change seen.
+	std::optional<int64> oldest_pending_ms;
+	std::optional<int64> newest_seen_ms;
+	// River: why it has no worker yet (waiting for a worker slot); empty clears it.
+	std::optional<std::string> waiting;
+	// Report as this process's worker (false: the launcher reports about a river it cannot start).
+	bool as_worker = true;
 };
 
 // ReportLive records an update for river/source with this process as its worker.

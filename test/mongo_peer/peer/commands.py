@@ -438,13 +438,26 @@ def cmd_db_stats(ctx):
 
 
 def cmd_coll_stats(ctx):
-    """cmd_coll_stats answers a minimal collStats."""
+    """cmd_coll_stats answers a minimal collStats; local.oplog.rs as mongod's capped oplog (its
+    caps as max entries and maxSize bytes, the size listCollections reports)."""
+    if ctx.db == "local" and ctx.body["collStats"] == "oplog.rs":
+        return _oplog_stats(ctx)
     c = ctx.store.coll(ctx.db, ctx.body["collStats"])
     if c is None:
         raise MongoError(26, "Collection [%s.%s] not found." % (ctx.db, ctx.body["collStats"]))
     size = sum(len(r) for r in c.docs.values())
     return {"ns": c.ns, "count": len(c.docs), "size": size, "storageSize": size,
             "nindexes": 1, "capped": bool(c.options.get("capped"))}
+
+
+def _oplog_stats(ctx):
+    """_oplog_stats describes local.oplog.rs as collStats does a capped collection."""
+    oplog = ctx.store.oplog
+    size = sum(len(r) for r in oplog.live_raws())
+    n = oplog.count()
+    return {"ns": "local.oplog.rs", "count": n, "size": size, "avgObjSize": size // n if n else 0,
+            "storageSize": size, "capped": True, "max": Int64(oplog.max_entries),
+            "maxSize": Int64(oplog.max_entries * 1024), "nindexes": 0}
 
 
 HANDLERS = {

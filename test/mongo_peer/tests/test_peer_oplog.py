@@ -387,3 +387,14 @@ def test_index_ddl_entries(client, db):
     assert ents[3]["o2"]["key"] == {"x": 1}
     opts = db.command("listCollections", filter={"name": "full"})["cursor"]["firstBatch"][0]
     assert opts["options"] == {}
+
+
+def test_oplog_coll_stats_report_its_caps(client, db):
+    # [server:src/mongo/db/stats/storage_stats.cpp] collStats of a capped collection: capped, max
+    # (document cap, 0 when none) and maxSize (bytes); size and count of what it holds.
+    db.c.insert_one({"_id": 1})
+    stats = client.local.command("collStats", "oplog.rs")
+    assert stats["ns"] == "local.oplog.rs" and stats["capped"] is True
+    assert stats["count"] >= 1 and stats["size"] > 0
+    assert stats["maxSize"] > 0 and stats["max"] >= 0
+    assert stats["count"] <= stats["max"] or stats["max"] == 0
