@@ -54,7 +54,7 @@ MONGO_RIVER_FUNCTION(mongo_river_wait_for_sync) {
 		pg::EnsureMongocInitialized();
 		uint64 target;
 		{
-			api::RequireRiverOwner("wait_for_sync", river);                                      // secrets
+			api::RequireRiverOwner("wait_for_sync", river);                                            // secrets
 			target = catalog::OpenSource(catalog::RiverConnection(river))->OperationTime().AsUint64(); // secrets
 		}
 		TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);

@@ -59,8 +59,9 @@ void HideStatementsWithPasswords(ErrorData *edata) {
 void CheckServerUri(const std::string &uri) {
 	if (mongo_river::mongo::RedactUri(uri) != uri)
 		throw Error(sqlstate::kInvalidParameterValue, "the uri option of a mongo_river server must hold no password",
-					{}, "Put user and password in a user mapping: CREATE USER MAPPING FOR role SERVER name "
-						"OPTIONS (user '...', password '...');");
+					{},
+					"Put user and password in a user mapping: CREATE USER MAPPING FOR role SERVER name "
+					"OPTIONS (user '...', password '...');");
 	mongo_river::mongo::RequireKnownOptions(uri, "the server's MongoDB URI");
 }
 
@@ -83,8 +84,8 @@ MONGO_RIVER_FUNCTION(mongo_river_fdw_validator) {
 		Datum options_datum = PG_GETARG_DATUM(0);
 		Oid catalog = PG_GETARG_OID(1);
 		List *options = pg::Call([&] { return untransformRelOptions(options_datum); });
-		const char *what = catalog == ForeignServerRelationId	 ? "server"
-						   : catalog == UserMappingRelationId	 ? "user mapping"
+		const char *what = catalog == ForeignServerRelationId        ? "server"
+						   : catalog == UserMappingRelationId        ? "user mapping"
 						   : catalog == ForeignDataWrapperRelationId ? "foreign data wrapper"
 																	 : "foreign table";
 		if (catalog != ForeignServerRelationId && catalog != UserMappingRelationId && options != NIL)
@@ -105,8 +106,9 @@ MONGO_RIVER_FUNCTION(mongo_river_fdw_validator) {
 					throw Error("HV00D", "unknown option \"" + name + "\" of a mongo_river user mapping", {},
 								"A mongo_river user mapping takes the options user and password.");
 				if (value.empty())
-					throw Error(sqlstate::kInvalidParameterValue, "the " + name + " of a user mapping must not be empty",
-								{}, "Leave the option out instead.");
+					throw Error(sqlstate::kInvalidParameterValue,
+								"the " + name + " of a user mapping must not be empty", {},
+								"Leave the option out instead.");
 			}
 		}
 		PG_RETURN_VOID();
@@ -127,7 +129,8 @@ MONGO_RIVER_FUNCTION(mongo_river_check_connection) {
 			std::string name = uri.substr(strlen(catalog::kServerPrefix));
 			ForeignServer *server = pg::Call([&] { return GetForeignServerByName(name.c_str(), true); });
 			if (server) {
-				AclResult acl = pg::Call([&] { return pg_foreign_server_aclcheck(server->serverid, owner, ACL_USAGE); });
+				AclResult acl =
+					pg::Call([&] { return pg_foreign_server_aclcheck(server->serverid, owner, ACL_USAGE); });
 				if (acl != ACLCHECK_OK)
 					throw Error(sqlstate::kInsufficientPrivilege,
 								"permission denied for foreign server \"" + name + "\"",

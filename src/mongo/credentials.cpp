@@ -47,14 +47,15 @@ void RequirePassword(const mongoc_uri_t *uri, const std::string &redacted, const
 		return;
 	const char *mechanism = mongoc_uri_get_auth_mechanism(uri);
 	const char *user = mongoc_uri_get_username(uri);
-	throw SourceError(SourceErrorKind::kAuthentication, 0, sqlstate::kInvalidParameterValue,
-				"MongoDB URI \"" + redacted + "\" names user \"" + (user ? user : "") + "\" but gives no password",
-				std::string("Its authentication mechanism (") + (mechanism ? mechanism : "SCRAM, the default") +
-					") needs a password.",
-				"Give the password with a foreign server and user mapping (CREATE USER MAPPING ... OPTIONS (user, "
-				"password); the river's URI is then 'server:<name>'), in a password_file (superuser only), or in "
-				"the URI; MONGODB-X509 and GSSAPI need none." +
-					hint_extra);
+	throw SourceError(
+		SourceErrorKind::kAuthentication, 0, sqlstate::kInvalidParameterValue,
+		"MongoDB URI \"" + redacted + "\" names user \"" + (user ? user : "") + "\" but gives no password",
+		std::string("Its authentication mechanism (") + (mechanism ? mechanism : "SCRAM, the default") +
+			") needs a password.",
+		"Give the password with a foreign server and user mapping (CREATE USER MAPPING ... OPTIONS (user, "
+		"password); the river's URI is then 'server:<name>'), in a password_file (superuser only), or in "
+		"the URI; MONGODB-X509 and GSSAPI need none." +
+			hint_extra);
 }
 
 void ApplyCredentials(mongoc_uri_t *uri, const Credentials &credentials) {

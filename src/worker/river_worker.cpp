@@ -38,8 +38,9 @@ std::unique_ptr<mongo::Source> ConnectSource(const catalog::RiverRow &river) {
 		try {
 			mongo::RequireKnownOptions(connection.uri, "MongoDB URI \"" + mongo::RedactUri(connection.uri) + "\"");
 		} catch (const Error &error) {
-			ereport(WARNING, (errmsg("mongo_river: river \"%s\": %s; ignored", river.name.c_str(), error.Message().c_str()),
-							  errhint("alter_river refuses unknown options: correct the URI with it.")));
+			ereport(WARNING,
+					(errmsg("mongo_river: river \"%s\": %s; ignored", river.name.c_str(), error.Message().c_str()),
+					 errhint("alter_river refuses unknown options: correct the URI with it.")));
 		}
 	}
 	return catalog::OpenSource(connection);

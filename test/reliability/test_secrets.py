@@ -114,7 +114,7 @@ def test_uri_without_password_is_refused(sec, auth_peer, figures):
     pg.query("SELECT mongo_river.create_river('x509', %s)",
              (f"mongodb://CN=client@127.0.0.1:{auth_peer.port}/?replicaSet=rs0&authMechanism=MONGODB-X509",))
     pg.query("SELECT mongo_river.stop('x509'); SELECT mongo_river.drop_river('x509')")
-    figures(hostile=8)
+    figures(attacks=8)
     assert catalog(pg) == before
     host_intact(pg, pg.postmaster)
 
@@ -147,7 +147,7 @@ def test_unknown_uri_option(sec, auth_peer, figures):
         code, detail = as_role(pg, "alice", sql, (uri,))
         assert code == "22023" and "bogusoption" in detail.lower(), detail
         assert "HINT" in detail and PASSWORD not in detail, detail
-    figures(hostile=2)
+    figures(attacks=2)
     assert catalog(pg) == before
     # A river declared before the check keeps running, with one WARNING.
     client = auth_peer.client()
@@ -231,7 +231,7 @@ def test_no_password_for_other_admins_or_in_logs(sec, auth_peer, figures):
     code, detail = as_role(pg, "alice", "SELECT mongo_river.create_river('leak', %s, '{\"batch_size\": 0}')",
                            (auth_peer.uri,))
     assert code == "22023" and PASSWORD not in detail
-    figures(hostile=9)
+    figures(attacks=9)
     assert not leaks, leaks
     logged = [line for line in pg.log().splitlines() if PASSWORD in line]
     assert not logged, logged[:3]
@@ -264,7 +264,7 @@ def test_rejects_and_notify_stay_with_the_owner(sec, auth_peer, figures):
     assert as_role(pg, "alice", "SELECT count(*) FROM mongo_river.rejects")[1] == [(1,)]
     code, _ = as_role(pg, "bob", "SELECT mongo_river.wait_for_sync('alice_r', '1 s')")
     assert code == "42501"
-    figures(hostile=3)
+    figures(attacks=3)
     host_intact(pg, pg.postmaster)
 
 
@@ -283,20 +283,20 @@ def test_admin_cannot_write_the_catalog(sec, figures):
         ("UPDATE mongo_river.collection_map SET target = %s WHERE river = 'bob_r'", (alice_a,)),
         ("SELECT mongo_river._infer('mongodb://h/', 'a', 'b', 1, 't')", None),
         ("SELECT mongo_river._list_collections('mongodb://h/', 'a')", None),
-        ("SELECT mongo_river._as_owner('alice', 'DROP TABLE alice_a')", None),
+        ("SELECT mongo_river._act_for('bob')", None),
         ("SELECT mongo_river.alter_river('bob_r', options => '{\"password_file\": \"/etc/passwd\"}')", None),
     ]
     problems = []
     for sql, params in statements:
         code, detail = as_role(pg, "bob", sql, params)
-        if code not in ("42501", "42883"):
+        if code != "42501":
             problems.append(f"bob: {sql}: expected 42501, got {code}: {detail}")
     # A NOLOGIN owner cannot run a river.
     code, detail = as_role(pg, "postgres", "SET ROLE nologin_admin; "
                            "SELECT mongo_river.create_river('nl', 'mongodb://127.0.0.1:1/')")
     if code != "42501":
         problems.append(f"NOLOGIN owner: expected 42501, got {code}: {detail}")
-    figures(hostile=len(statements) + 1)
+    figures(attacks=len(statements) + 1)
     assert not problems, "\n".join(problems)
     assert catalog(pg) == before
     assert pg.scalar("SELECT to_regclass('victim') IS NOT NULL")
