@@ -312,3 +312,29 @@ def test_caller_is_the_outer_role(sec):
     code, _ = as_role(pg, "bob", "SELECT mongo_river.drop_river('alice_r', true)")
     assert code == "42501"
     assert pg.scalar("SELECT to_regclass('alice_a') IS NOT NULL")
+
+
+def test_ddl_runs_as_the_river_owner(sec, figures):
+    """DDL made by our SECURITY DEFINER functions runs as the river's owner, even when a superuser
+    calls them: a forged "created" table (here forged by a superuser with the triggers off, as a
+    catalog from before this version could hold) is never dropped by drop_river(..., true)."""
+    pg = sec
+    pg.query("CREATE TABLE victim2 (id text PRIMARY KEY)")
+    ok(as_role(pg, "bob", "SELECT mongo_river.map_collection('bob_r', 'sec.b', 'bob_b', %s)", (json.dumps(MAPPING),)))
+    assert pg.scalar("SELECT relowner::regrole::text FROM pg_class WHERE oid = 'bob_b'::regclass") == "bob"
+    # A superuser mapping for alice creates alice's table.
+    pg.query("SELECT mongo_river.map_collection('alice_r', 'sec.b', 'alice_b', %s)", (json.dumps(MAPPING),))
+    assert pg.scalar("SELECT relowner::regrole::text FROM pg_class WHERE oid = 'alice_b'::regclass") == "alice"
+    pg.query("ALTER TABLE mongo_river.mapped_table DISABLE TRIGGER USER")
+    try:
+        pg.query("INSERT INTO mongo_river.mapped_table (river, source, relation, kind, created) "
+                 "VALUES ('bob_r', 'sec.b', 'victim2', 'child', true)")
+    finally:
+        pg.query("ALTER TABLE mongo_river.mapped_table ENABLE TRIGGER USER")
+    code, detail = as_role(pg, "postgres", "SELECT mongo_river.drop_river('bob_r', true)")
+    assert code == "42501", f"{code}: {detail}"
+    assert pg.scalar("SELECT to_regclass('victim2') IS NOT NULL")
+    assert pg.scalar("SELECT to_regclass('bob_b') IS NOT NULL")
+    pg.query("DELETE FROM mongo_river.mapped_table WHERE relation = 'victim2'::regclass")
+    figures(attacks=1)
+    host_intact(pg, pg.postmaster)
