@@ -213,6 +213,50 @@ BEGIN
 END
 $$;
 
+-- _check_river_options: the superuser check of password_file judges the caller (inside SECURITY DEFINER
+-- functions current_user is the definer; pg_stat_file would then tell admins which files exist).
+-- secrets: the only change to the 0.2.0 body is the line marked below.
+CREATE OR REPLACE FUNCTION mongo_river._check_river_options(fn text, options jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    key text;
+    value jsonb;
+BEGIN
+    PERFORM mongo_river._check_option_keys(fn, 'river', options,
+        ARRAY['capture', 'batch_size', 'batch_ms', 'dry_run', 'on_error', 'password_file'], '{"batch_size": 1000}');
+    FOR key, value IN SELECT * FROM jsonb_each(options) LOOP
+        IF (key = 'capture' AND NOT (value IN ('"change_stream"', '"oplog"')))
+           OR (key = 'on_error' AND NOT (value IN ('"reject"', '"stop"')))
+           OR (key = 'dry_run' AND jsonb_typeof(value) <> 'boolean')
+           OR (key = 'password_file' AND (jsonb_typeof(value) <> 'string' OR value->>0 NOT LIKE '/%'))
+           OR (key IN ('batch_size', 'batch_ms') AND (jsonb_typeof(value) <> 'number' OR value::numeric <> trunc(value::numeric)
+               OR value::numeric < 1 OR value::numeric > CASE key WHEN 'batch_size' THEN 1000000 ELSE 3600000 END)) THEN
+            RAISE EXCEPTION '%: invalid value % for river option "%"', fn, value, key
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = CASE key
+                          WHEN 'capture' THEN 'capture is "change_stream" (default) or "oplog".'
+                          WHEN 'on_error' THEN 'on_error is "reject" (default) or "stop".'
+                          WHEN 'dry_run' THEN 'dry_run is true or false.'
+                          WHEN 'password_file' THEN 'password_file is the absolute path of a file on the database server.'
+                          WHEN 'batch_size' THEN 'batch_size is a whole number of changes from 1 to 1000000.'
+                          ELSE 'batch_ms is a whole number of milliseconds from 1 to 3600000.' END;
+        END IF;
+    END LOOP;
+    IF options ? 'password_file' THEN
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = mongo_river._caller() AND rolsuper) THEN  -- secrets: the caller
+            RAISE EXCEPTION '%: only superusers may set password_file', fn
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'The file is read by the server; put the password in the URI or ask a superuser.';
+        END IF;
+        IF pg_catalog.pg_stat_file(options->>'password_file', true) IS NULL THEN
+            RAISE EXCEPTION '%: password_file "%" does not exist', fn, options->>'password_file'
+                USING ERRCODE = 'undefined_file', HINT = 'Create the file on the database server, readable by its user.';
+        END IF;
+    END IF;
+    RETURN options;
+END
+$$;
+
 -- create_river declares a MongoDB source owned by the calling role. The URI is checked with
 -- libmongoc's parser (unknown options refused), or names a foreign server ('server:<name>'); the
 -- catalog's trigger checks the owner and the credentials. The source need not be reachable yet.
