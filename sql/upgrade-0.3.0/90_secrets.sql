@@ -310,3 +310,5 @@ REVOKE INSERT, UPDATE, DELETE ON mongo_river.river, mongo_river.collection_map, 
 -- Internal functions are the functions' business only.
 REVOKE EXECUTE ON FUNCTION mongo_river._infer(text, text, text, int, text),
     mongo_river._list_collections(text, text) FROM mongo_river_admin;
+REVOKE EXECUTE ON FUNCTION mongo_river._discover(name, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mongo_river._discover(name, text) TO mongo_river_admin;
