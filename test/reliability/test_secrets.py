@@ -204,6 +204,12 @@ def test_foreign_server_and_user_mapping(sec, auth_peer):
     ok(as_role(pg, "alice", "SELECT mongo_river.map_collection('fdw_r', 'sec.b', 'fdw_b')"))
     wait_synced(pg, "fdw_r")
     assert pg.scalar("SELECT count(*) FROM fdw_b") == 1
+    # Everything that connects uses the owner's mapping: verify, wait_for_sync, map_database.
+    assert ok(as_role(pg, "alice", "SELECT count(*) FROM mongo_river.verify('fdw_r')")) == [(0,)]
+    assert ok(as_role(pg, "alice", "SELECT mongo_river.wait_for_sync('fdw_r', '30 s')")) == [(True,)]
+    ok(as_role(pg, "alice", "SELECT mongo_river.map_database('fdw_r', 'sec', "
+                            "'{\"table_prefix\": \"fdwdb_\", \"include\": [\"a\"]}')"))
+    assert pg.scalar("SELECT count(*) FROM fdwdb_a") >= 2
     # bob has no USAGE on the server: refused.
     code, _ = as_role(pg, "bob", "SELECT mongo_river.create_river('fdw_bob', 'server:shop')")
     assert code == "42501"
