@@ -209,6 +209,7 @@ def test_foreign_server_and_user_mapping(sec, auth_peer):
     assert ok(as_role(pg, "alice", "SELECT mongo_river.wait_for_sync('fdw_r', '30 s')")) == [(True,)]
     ok(as_role(pg, "alice", "SELECT mongo_river.map_database('fdw_r', 'sec', "
                             "'{\"table_prefix\": \"fdwdb_\", \"include\": [\"a\"]}')"))
+    wait_synced(pg, "fdw_r")
     assert pg.scalar("SELECT count(*) FROM fdwdb_a") >= 2
     # bob has no USAGE on the server: refused.
     code, _ = as_role(pg, "bob", "SELECT mongo_river.create_river('fdw_bob', 'server:shop')")
