@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # reliability.sh [--rounds N]: the reliability suites (test/reliability: source faults, hostile
-# documents, hostile SQL, privileges) plus the crash test of test/integration/test_river.py with N
+# documents, hostile SQL, privileges, secrets) plus the crash test of test/integration/test_river.py with N
 # crash rounds (default 3), then one figures block: rounds passed, faults injected, hostile inputs
 # tried, rows lost, duplicates, crashes (the last three must be 0). Exit status 0 when all is well.
 #

@@ -116,8 +116,8 @@ SELECT code, message FROM regress.try($$SELECT mongo_river.unmap_collection('sho
 -- Privileges: a plain role can neither read URIs nor manage rivers; an admin manages only the
 -- rivers it owns (or whose owner's privileges it has).
 CREATE ROLE regress_plain;
-CREATE ROLE regress_admin IN ROLE mongo_river_admin;
-CREATE ROLE regress_admin2 IN ROLE mongo_river_admin;
+CREATE ROLE regress_admin LOGIN IN ROLE mongo_river_admin;  -- an owner must be able to log in
+CREATE ROLE regress_admin2 LOGIN IN ROLE mongo_river_admin;
 GRANT CREATE ON SCHEMA public TO regress_admin;
 SET ROLE regress_plain;
 SELECT code, message, detail, hint FROM regress.try($$SELECT mongo_river.create_river('p', 'mongodb://h/')$$);

@@ -1,6 +1,8 @@
 // mongo_river.cpp: module magic, _PG_init and the configuration parameters.
 #include <climits>
 
+#include "mongo_river/api/secrets.hpp"
+#include "mongo_river/catalog/identity.hpp"
 #include "mongo_river/settings.hpp"
 #include "mongo_river/worker/launcher.hpp"
 #include "mongo_river/worker/live_status.hpp"
@@ -49,6 +51,8 @@ void DefineSettings() {
 // launcher. Nothing here touches libmongoc: this runs in the postmaster.
 void _PG_init(void) {
 	mongo_river::DefineSettings();
+	mongo_river::api::InstallLogFilter();
+	mongo_river::catalog::InstallOwnerUtilityHook();
 	if (process_shared_preload_libraries_in_progress) {
 		mongo_river::worker::RequestLiveStatus();
 		mongo_river::worker::RegisterLauncher();

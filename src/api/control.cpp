@@ -3,6 +3,7 @@
 #include <string>
 
 #include "mongo_river/api/checks.hpp"
+#include "mongo_river/catalog/credentials.hpp"
 #include "mongo_river/mongo/source.hpp"
 #include "mongo_river/pg/boundary.hpp"
 #include "mongo_river/pg/datum.hpp"
@@ -23,16 +24,6 @@ extern "C" {
 namespace mongo_river::api {
 
 namespace {
-
-// RiverUri returns the URI of river (the caller needs the catalog privileges an admin has).
-std::string RiverUri(const std::string &river) {
-	pg::SpiConnection spi;
-	if (pg::SpiExecute("SELECT uri FROM mongo_river.river WHERE river = $1", {{NAMEOID, pg::NameDatum(river)}}, true) ==
-		0)
-		throw Error(sqlstate::kUndefinedObject, "wait_for_sync: river \"" + river + "\" does not exist", {},
-					"SELECT river FROM mongo_river.rivers lists the rivers.");
-	return pg::SpiText(0, 1).value_or("");
-}
 
 // SyncedUpTo tells whether the river has applied everything up to source time target and copied
 // every mapped collection (a fresh snapshot each call).
@@ -63,8 +54,8 @@ MONGO_RIVER_FUNCTION(mongo_river_wait_for_sync) {
 		pg::EnsureMongocInitialized();
 		uint64 target;
 		{
-			mongo::Source source(api::RiverUri(river));
-			target = source.OperationTime().AsUint64();
+			api::RequireRiverOwner("wait_for_sync", river);                                            // secrets
+			target = catalog::OpenSource(catalog::RiverConnection(river))->OperationTime().AsUint64(); // secrets
 		}
 		TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 		while (true) {

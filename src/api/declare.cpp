@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "mongo_river/catalog/credentials.hpp"
 #include "mongo_river/mapping/connector.hpp"
 #include "mongo_river/mapping/infer.hpp"
 #include "mongo_river/mapping/mapping.hpp"
@@ -36,7 +37,10 @@ using mongo_river::pg::TextDatum;
 MONGO_RIVER_FUNCTION(mongo_river_check_uri) {
 	return Guard([&] {
 		std::string uri = TextArg(PG_GETARG_DATUM(0));
-		mongo_river::mongo::ParseUri(uri);
+		if (mongo_river::catalog::IsServerUri(uri))
+			return TextDatum(uri); // checked with the owner's user mapping by the catalog's trigger
+		// Parses with libmongoc's parser (malformed: 22023), collecting its warnings.
+		mongo_river::mongo::RequireKnownOptions(uri, "MongoDB URI \"" + mongo_river::mongo::RedactUri(uri) + "\"");
 		return TextDatum(mongo_river::mongo::RedactUri(uri));
 	});
 }
@@ -155,7 +159,8 @@ MONGO_RIVER_FUNCTION(mongo_river_infer) {
 		mongo_river::mapping::InferOptions options;
 		options.table = TextArg(PG_GETARG_DATUM(4));
 		mongo_river::pg::EnsureMongocInitialized();
-		mongo_river::mongo::Source source(uri);
+		std::unique_ptr<mongo_river::mongo::Source> opened = mongo_river::catalog::OpenSourceFor(uri); // secrets
+		mongo_river::mongo::Source &source = *opened;
 		std::vector<mongo_river::mongo::Bson> sample = source.Sample(db, collection, sample_size);
 		if (sample.empty()) {
 			// The source answered: an empty sample is a missing collection or an empty one.
@@ -193,8 +198,7 @@ MONGO_RIVER_FUNCTION(mongo_river_list_collections) {
 		mongo_river::pg::EnsureMongocInitialized();
 		std::vector<std::string> names;
 		{
-			mongo_river::mongo::Source source(uri);
-			names = source.ListCollections(db);
+			names = mongo_river::catalog::OpenSourceFor(uri)->ListCollections(db); // secrets
 		}
 		mongo_river::pg::Call([&] {
 			InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);

@@ -4,7 +4,9 @@
 #include <optional>
 #include <string>
 
+#include "mongo_river/catalog/identity.hpp"
 #include "mongo_river/api/checks.hpp"
+#include "mongo_river/catalog/credentials.hpp"
 #include "mongo_river/apply/mapping_writer.hpp"
 #include "mongo_river/catalog/lock.hpp"
 #include "mongo_river/catalog/river.hpp"
@@ -57,6 +59,7 @@ bool RetryOne(mongo::Source &source, apply::MappingWriter &writer, const RejectR
 	});
 	if (error)
 		failure = error->what();
+	catalog::AsCatalogOwner as_catalog_owner; // secrets: admins hold no DML on the catalog
 	if (!failure.empty()) {
 		pg::SpiExecute("UPDATE mongo_river.rejects SET error = $2 WHERE id = $1",
 					   {{INT8OID, Int64GetDatum(reject.id)}, {TEXTOID, pg::TextDatum("retried: " + failure)}});
@@ -104,7 +107,8 @@ MONGO_RIVER_FUNCTION(mongo_river_retry_rejects) {
 						"SELECT id FROM mongo_river.rejects WHERE river = '" + river + "' lists them.");
 		if (rejects.empty())
 			return Int64GetDatum(0);
-		mongo::Source source(row.uri);
+		std::unique_ptr<mongo::Source> opened = catalog::OpenRiverSource(row); // secrets
+		mongo::Source &source = *opened;
 		catalog::LockRiver(river);
 		std::map<std::string, std::unique_ptr<apply::MappingWriter>> writers;
 		for (const catalog::MappingRow &mapping : row.mappings)

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "mongo_river/api/checks.hpp"
+#include "mongo_river/catalog/credentials.hpp"
 #include "mongo_river/apply/mapping_writer.hpp"
 #include "mongo_river/catalog/lock.hpp"
 #include "mongo_river/catalog/river.hpp"
@@ -336,7 +337,8 @@ MONGO_RIVER_FUNCTION(mongo_river_verify) {
 			pg::SpiConnection spi;
 			catalog::RiverRow row = catalog::LoadRiver(river);
 			bool found = !only_source;
-			mongo::Source source(row.uri);
+			std::unique_ptr<mongo::Source> opened = catalog::OpenRiverSource(row); // secrets
+			mongo::Source &source = *opened;
 			std::vector<std::unique_ptr<api::Checker>> checkers;
 			for (const catalog::MappingRow &mapping : row.mappings) {
 				if (only_source && mapping.source != *only_source)

@@ -2,6 +2,7 @@
 // reduced to each document's last change): one statement per table and chunk instead of one per row.
 #include <algorithm>
 
+#include "mongo_river/catalog/identity.hpp"
 #include "mongo_river/apply/mapping_writer.hpp"
 #include "mongo_river/pg/boundary.hpp"
 #include "mongo_river/pg/datum.hpp"
@@ -125,6 +126,7 @@ void MappingWriter::RecordSeenBatch(const std::string &river, const std::vector<
 	std::vector<Datum> texts;
 	for (const convert::Value &key : keys)
 		texts.push_back(pg::TextDatum(convert::ValueText(key)));
+	catalog::AsCatalogOwner as_catalog_owner; // secrets: admins hold no DML on the catalog
 	pg::SpiExecute("INSERT INTO mongo_river.resync_seen (river, source, key) SELECT $1, $2, k FROM unnest($3) k"
 				   " ON CONFLICT DO NOTHING",
 				   {{NAMEOID, pg::NameDatum(river)},

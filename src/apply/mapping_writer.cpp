@@ -1,4 +1,5 @@
 // mapping_writer.cpp: SPI statements that write one mapping's rows.
+#include "mongo_river/catalog/identity.hpp"
 #include "mongo_river/apply/mapping_writer.hpp"
 
 #include "mongo_river/convert/convert.hpp"
@@ -70,6 +71,7 @@ MappingWriter::MappingWriter(const catalog::MappingRow &row)
 }
 
 void MappingWriter::RecordSeen(const std::string &river, const convert::Value &key) {
+	catalog::AsCatalogOwner as_catalog_owner; // secrets: admins hold no DML on the catalog
 	pg::SpiExecute(
 		"INSERT INTO mongo_river.resync_seen (river, source, key) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
 		{{NAMEOID, pg::NameDatum(river)},
@@ -91,6 +93,7 @@ uint64 MappingWriter::DeleteUnseen(const std::string &river, uint64 cluster_time
 			{{NAMEOID, pg::NameDatum(river)},
 			 {TEXTOID, pg::TextDatum(row_.source)},
 			 {INT8OID, Int64GetDatum(int64(cluster_time))}});
+		catalog::AsCatalogOwner as_catalog_owner; // secrets
 		pg::SpiExecute("DELETE FROM mongo_river.resync_seen WHERE river = $1 AND source = $2",
 					   {{NAMEOID, pg::NameDatum(river)}, {TEXTOID, pg::TextDatum(row_.source)}});
 		return deleted;
@@ -100,6 +103,7 @@ uint64 MappingWriter::DeleteUnseen(const std::string &river, uint64 cluster_time
 										" WHERE s.river = $1 AND s.source = $2 AND s.key::" +
 										key_type_name_ + " = t." + key_column_ + ")",
 									{{NAMEOID, pg::NameDatum(river)}, {TEXTOID, pg::TextDatum(row_.source)}});
+	catalog::AsCatalogOwner as_catalog_owner; // secrets
 	pg::SpiExecute("DELETE FROM mongo_river.resync_seen WHERE river = $1 AND source = $2",
 				   {{NAMEOID, pg::NameDatum(river)}, {TEXTOID, pg::TextDatum(row_.source)}});
 	return deleted;

@@ -1,6 +1,8 @@
 // state.cpp: the worker's writes to progress, mapping_state and rejects.
 #include "mongo_river/catalog/state.hpp"
 
+#include "mongo_river/catalog/identity.hpp"
+
 #include "mongo_river/pg/boundary.hpp"
 #include "mongo_river/pg/datum.hpp"
 #include "mongo_river/pg/spi.hpp"
@@ -39,12 +41,15 @@ pg::SpiArg Bytes(const std::string &value) {
 }
 
 // Notify sends NOTIFY mongo_river with a JSON payload describing an event of a river (delivered at
-// commit, with the change it describes) and logs it.
+// commit, with the change it describes). Anyone who can connect may LISTEN, so the payload holds no
+// document content and no error text (which may quote values): river, source, event, phase, and a
+// detail only for events whose detail is ours (the oplog margin).
 void Notify(const std::string &river, const std::string &source, const std::string &event, const std::string &phase,
-			const std::string &detail) {
+			const std::string &detail) { // secrets: detail is dropped unless the event is oplog_margin
 	pg::SpiExecute("SELECT pg_notify('mongo_river', json_strip_nulls(json_build_object('river', $1::text, "
 				   "'source', $2, 'event', $3, 'phase', $4, 'detail', $5))::text)",
-				   {Name(river), OptionalText(source), Text(event), OptionalText(phase), OptionalText(detail)});
+				   {Name(river), OptionalText(source), Text(event), OptionalText(phase),
+					OptionalText(event == "oplog_margin" ? detail : std::string())}); // secrets
 }
 
 } // namespace
@@ -72,6 +77,7 @@ void NotifyPhase(const std::string &river, const std::string &source, const std:
 }
 
 void SavePosition(const std::string &river, const std::string &position_json, uint64_t reached, bool caught_up) {
+	AsCatalogOwner as_catalog_owner; // secrets: admins hold no DML on the catalog
 	pg::SpiConnection spi;
 	pg::SpiExecute("UPDATE mongo_river.progress SET position = $2, reached = $3, caught_up = $4, updated_at = now()"
 				   " WHERE river = $1",
@@ -82,6 +88,7 @@ void SavePosition(const std::string &river, const std::string &position_json, ui
 }
 
 void SetRiverPhase(const std::string &river, const std::string &phase, const std::string &error) {
+	AsCatalogOwner as_catalog_owner; // secrets: admins hold no DML on the catalog
 	pg::SpiConnection spi;
 	uint64 changed = pg::SpiExecute(
 		"UPDATE mongo_river.progress SET phase = $2, last_error = $3, updated_at = now()"
@@ -92,6 +99,7 @@ void SetRiverPhase(const std::string &river, const std::string &phase, const std
 }
 
 void AddMappingProgress(const std::string &river, const std::string &source, const MappingProgress &progress) {
+	AsCatalogOwner as_catalog_owner; // secrets: admins hold no DML on the catalog
 	pg::SpiConnection spi;
 	std::optional<Datum> wall;
 	if (progress.last_wall_ms)
@@ -104,6 +112,7 @@ void AddMappingProgress(const std::string &river, const std::string &source, con
 
 void SaveCopyProgress(const std::string &river, const std::string &source, const std::string &last_id, int64_t copied,
 					  const std::string &phase) {
+	AsCatalogOwner as_catalog_owner; // secrets: admins hold no DML on the catalog
 	pg::SpiConnection spi;
 	pg::SpiArg last = last_id.empty() ? pg::SpiArg{BYTEAOID, std::nullopt} : Bytes(last_id);
 	pg::SpiExecute("UPDATE mongo_river.mapping_state SET copy_last_id = $3, docs_copied = docs_copied + $4,"
@@ -123,6 +132,7 @@ void StartCopy(const std::string &river, const std::string &source, int64_t tota
 
 void SetMappingPhase(const std::string &river, const std::string &source, const std::string &phase,
 					 const std::string &error) {
+	AsCatalogOwner as_catalog_owner; // secrets: admins hold no DML on the catalog
 	pg::SpiConnection spi;
 	uint64 changed =
 		pg::SpiExecute("UPDATE mongo_river.mapping_state SET phase = $3, last_error = $4, updated_at = now()"
@@ -134,6 +144,7 @@ void SetMappingPhase(const std::string &river, const std::string &source, const 
 }
 
 void BeginResync(const std::string &river) {
+	AsCatalogOwner as_catalog_owner; // secrets: admins hold no DML on the catalog
 	pg::SpiConnection spi;
 	pg::SpiExecute("DELETE FROM mongo_river.resync_seen WHERE river = $1", {Name(river)});
 	pg::SpiExecute("UPDATE mongo_river.mapping_state SET phase = 'resync', copy_last_id = NULL, updated_at = now()"
@@ -142,6 +153,7 @@ void BeginResync(const std::string &river) {
 }
 
 void AddReject(const std::string &river, const Reject &reject) {
+	AsCatalogOwner as_catalog_owner; // secrets: admins hold no DML on the catalog
 	pg::SpiConnection spi;
 	pg::SpiArg document{JSONBOID, std::nullopt};
 	if (reject.document_json) {

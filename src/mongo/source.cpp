@@ -1,6 +1,7 @@
 // source.cpp: a river's connection to MongoDB: timeouts, health checks, metadata, lookups.
 #include "mongo_river/mongo/source.hpp"
 
+#include "mongo_river/mongo/credentials.hpp"
 #include "mongo_river/mongo/errors.hpp"
 #include "mongo_river/mongo/uri.hpp"
 
@@ -30,7 +31,11 @@ bool IsSystemDatabase(const std::string &db) {
 
 } // namespace
 
-Source::Source(const std::string &uri) : uri_(ParseUri(uri)), redacted_uri_(RedactUri(uri)) {
+Source::Source(const std::string &uri, const Credentials &credentials)
+	: uri_(ParseUri(uri)), redacted_uri_(RedactUri(uri)) {
+	// The boundary to libmongoc: no NULL or empty password reaches its SCRAM step (a segfault).
+	ApplyCredentials(uri_.get(), credentials);
+	RequirePassword(uri_.get(), redacted_uri_);
 	if (const char *password = mongoc_uri_get_password(uri_.get()))
 		password_ = password;
 	SetDefaultTimeout(uri_.get(), MONGOC_URI_SERVERSELECTIONTIMEOUTMS, kDefaultServerSelectionTimeoutMs);

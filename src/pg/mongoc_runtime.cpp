@@ -1,6 +1,7 @@
 // mongoc_runtime.cpp: libmongoc initialisation and log routing for backends and workers.
 #include <mongoc/mongoc.h>
 
+#include "mongo_river/mongo/credentials.hpp"
 #include "mongo_river/pg/mongoc_runtime.hpp"
 #include "mongo_river/pg/postgres.hpp"
 
@@ -48,7 +49,7 @@ void EnsureMongocInitialized() {
 		return;
 	Assert(IsUnderPostmaster);
 	mongoc_init();
-	mongoc_log_set_handler(LogToServer, nullptr);
+	mongo::SetLogHandler(LogToServer, nullptr);
 	initialized = true;
 	on_proc_exit(CleanupMongoc, 0);
 }

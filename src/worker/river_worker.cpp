@@ -2,9 +2,51 @@
 // with its position in one transaction.
 #include "river_worker_internal.hpp"
 
+#include "mongo_river/catalog/credentials.hpp"
+#include "mongo_river/mongo/uri.hpp"
+
 namespace mongo_river::worker {
 
 namespace internal {
+
+namespace {
+
+// warned_unknown_options is set once this process warned about a river's unknown URI options.
+bool warned_unknown_options = false;
+
+// ConnectSource opens the river's Source with its credentials (user mapping, password_file), read
+// only now. A river that cannot get them is retried like an authentication failure (a user mapping
+// may be created meanwhile). A URI with options libmongoc does not support (declared before
+// create_river refused them) keeps running, with one WARNING.
+std::unique_ptr<mongo::Source> ConnectSource(const catalog::RiverRow &river) {
+	catalog::Connection connection;
+	try {
+		pg::Transaction txn;
+		connection = catalog::ResolveConnection(river.owner, river.uri, river.options.password_file);
+		txn.Commit();
+	} catch (const mongo::SourceError &) {
+		throw;
+	} catch (const Error &error) {
+		throw mongo::SourceError(mongo::SourceErrorKind::kAuthentication, 0, error.Sqlstate(), error.Message(),
+								 error.Detail(), error.Hint());
+	} catch (const pg::PgError &error) {
+		throw mongo::SourceError(mongo::SourceErrorKind::kAuthentication, 0, "28000",
+								 std::string("cannot read the river's credentials: ") + error.what());
+	}
+	if (!warned_unknown_options) {
+		warned_unknown_options = true;
+		try {
+			mongo::RequireKnownOptions(connection.uri, "MongoDB URI \"" + mongo::RedactUri(connection.uri) + "\"");
+		} catch (const Error &error) {
+			ereport(WARNING,
+					(errmsg("mongo_river: river \"%s\": %s; ignored", river.name.c_str(), error.Message().c_str()),
+					 errhint("alter_river refuses unknown options: correct the URI with it.")));
+		}
+	}
+	return catalog::OpenSource(connection);
+}
+
+} // namespace
 
 void RiverWorker::Load() {
 	pg::Transaction txn;
@@ -63,8 +105,7 @@ mongo::Timestamp RiverWorker::StartTime() {
 }
 
 void RiverWorker::Connect() {
-	std::string uri = river_.uri;
-	source_ = std::make_unique<mongo::Source>(uri);
+	source_ = ConnectSource(river_);
 	source_->Check();
 	if (river_.position_json.empty()) {
 		// Record the start point before copying: every change after it is streamed, and the copy
@@ -144,7 +185,7 @@ void RiverWorker::StartResync(const std::string &reason) {
 	}
 	ereport(LOG, (errmsg("mongo_river: river \"%s\": %s; resyncing its collections", name_.c_str(), reason.c_str())));
 	Disconnect();
-	source_ = std::make_unique<mongo::Source>(river_.uri);
+	source_ = ConnectSource(river_);
 	source_->Check();
 	mongo::Timestamp now = StartTime();
 	position_ = mongo::Position::OplogAfter(now);

@@ -1,7 +1,8 @@
 """figures: the reliability suites' counters, one JSON line per record in the file named by the
 environment variable RELIABILITY_FIGURES (nothing is written when it is unset).
 
-Keys: faults (source faults injected), hostile (hostile inputs tried), lost (rows lost),
+Keys: faults (source faults injected), hostile (hostile inputs tried), attacks (attacks of the
+secrets suite refused: test_secrets.py), lost (rows lost),
 duplicates (duplicate rows), crashes (server processes terminated by signal 6/11), rounds (crash
 rounds passed). scripts/reliability.sh adds them up."""
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "mongo_river/mongo/bson_util.hpp"
+#include "mongo_river/mongo/credentials.hpp"
 #include "mongo_river/mongo/handles.hpp"
 
 namespace mongo_river::mongo {
@@ -34,8 +35,10 @@ struct ServerInfo {
 
 class Source {
 public:
-	// Source parses uri (Error 22023 if malformed) and prepares the client; no I/O happens yet.
-	explicit Source(const std::string &uri);
+	// Source parses uri (Error 22023 if malformed), applies credentials (a password_file's or a
+	// user mapping's) and prepares the client; no I/O happens yet. A URI whose auth mechanism needs
+	// a password and has none is refused here (Error 22023), before libmongoc sees it.
+	explicit Source(const std::string &uri, const Credentials &credentials = {});
 
 	Source(const Source &) = delete;
 	Source &operator=(const Source &) = delete;
