@@ -321,8 +321,10 @@ void RiverWorker::Run() {
 	while (!ShutdownRequested()) {
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending) {
+			// start() and alter_river() send SIGHUP too (signals.cpp): re-read the river at once.
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			last_reload_check_ = 0;
 		}
 		try {
 			MaybeDiscover();
