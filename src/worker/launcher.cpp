@@ -164,8 +164,10 @@ void RunLauncher() {
 					wait_ms = int(std::min<long>(wait_ms, secs * 1000 + usecs / 1000 + 1));
 				}
 			} catch (const pg::PgError &error) {
-				// E.g. the extension was dropped between the check and the read: try again next pass.
-				ereport(LOG, (errmsg("mongo_river launcher: could not read the rivers: %s", error.what())));
+				// E.g. the extension was dropped between the check and the read (then quietly): try
+				// again next pass.
+				if (ExtensionReady())
+					ereport(LOG, (errmsg("mongo_river launcher: could not read the rivers: %s", error.what())));
 			}
 		}
 		pgstat_report_activity(STATE_IDLE, nullptr);
