@@ -264,7 +264,8 @@ def test_sql_fuzz(fuzz_pg, mongo, figures):
     for line, count in internal.most_common(30):
         print(f"internal error x{count}: {line}")
     figures(hostile=total)
-    record("test_sql_fuzz", sql_fuzz_calls=total, sql_fuzz_internal=sum(internal.values()))
+    record("test_sql_fuzz", sql_fuzz_calls=total, sql_fuzz_internal=sum(internal.values()),
+           sql_fuzz_seconds=int(SECONDS))
     assert not any(s.is_alive() for s in sessions), "a fuzz session did not finish"
     assert pg.scalar("SELECT pg_postmaster_start_time()") == started, "the postmaster restarted"
     assert not crash_lines(pg), "\n".join(crash_lines(pg))
