@@ -373,6 +373,13 @@ void RiverWorker::Run() {
 								 backoff_ms_)));
 			SetPhase("retrying", message);
 			Wait(backoff_ms_);
+		} catch (const pg::PgError &) {
+			// stop() cancels a worker that does not end on SIGTERM (waiting for a lock): the batch
+			// rolled back and is read again next time; end as asked, without an error.
+			if (!ShutdownRequested() || once_)
+				throw;
+			Disconnect();
+			return;
 		}
 	}
 }

@@ -28,6 +28,10 @@ namespace {
 constexpr const char *kWorkerType = "mongo_river worker";
 constexpr const char *kLauncherType = "mongo_river launcher";
 
+// kCancelAfterMs: a worker not gone this long after SIGTERM (which it honours between batches and
+// reads of at most maxAwaitTimeMS) is waiting for something, most likely a lock: cancel it.
+constexpr int kCancelAfterMs = 3000;
+
 // kMaxWake bounds the processes one transaction wakes at its end (more are not needed: the
 // launcher and a river's worker; a transaction touching many rivers wakes the launcher anyway).
 constexpr int kMaxWake = 32;
@@ -135,12 +139,13 @@ void StopProcesses(const std::vector<pid_t> &pids, const char *fn, const std::st
 			throw Error("55006",
 						std::string(fn) + ": " + what + " (pid " + std::to_string(running.front()) +
 							") did not exit within " + std::to_string(timeout_ms / 1000) + " s",
-						"It was sent SIGTERM, then cancelled every 0.5 s after the first second.",
+						"It was sent SIGTERM, then cancelled every 0.5 s after 3 s.",
 						"It may be waiting on the source or on a lock this transaction or another session holds; "
 						"try again, or end it with pg_terminate_backend(" +
 							std::to_string(running.front()) + ").");
-		// Past the first second: cancel what it waits for (a lock this transaction holds, a query).
-		if (TimestampDifferenceExceeds(start, now, 1000) && TimestampDifferenceExceeds(last_cancel, now, 500)) {
+		// Past kCancelAfterMs: cancel what it waits for (a lock this transaction holds, a query).
+		if (TimestampDifferenceExceeds(start, now, kCancelAfterMs) &&
+			TimestampDifferenceExceeds(last_cancel, now, 500)) {
 			last_cancel = now;
 			for (pid_t pid : running)
 				(void)kill(pid, SIGINT);

@@ -267,3 +267,34 @@ def test_drop_extension(mongo):
         assert not pg.crashes()
     finally:
         pg.destroy()
+
+
+def test_stop_while_the_worker_waits_for_our_lock(river_pg, mongo):
+    """16.5: stop() ends a worker that waits for a lock the caller's own transaction holds."""
+    pg = river_pg
+    client = mongo.client()
+    client.drop_database("hs_lock")
+    client.hs_lock.c.insert_one({"_id": "a", "n": 1})
+    create_river(pg, "hs_lock", mongo.uri)
+    map_small(pg, "hs_lock", "hs_lock.c", "hs_lock_c")
+    wait_synced(pg, "hs_lock")
+    conn = pg.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("LOCK TABLE hs_lock_c IN ACCESS EXCLUSIVE MODE")
+            client.hs_lock.c.insert_one({"_id": "b", "n": 2})
+            wait_for(lambda: pg.scalar("SELECT count(*) FROM pg_stat_activity WHERE backend_type = "
+                                       "'mongo_river worker' AND wait_event_type = 'Lock'"), 20,
+                     what="the worker to wait for the lock")
+            t0 = time.monotonic()
+            cur.execute("SELECT mongo_river.stop('hs_lock')")
+            assert time.monotonic() - t0 < 8
+            assert worker_pid(pg, "hs_lock") is None
+        conn.commit()
+    finally:
+        conn.close()
+    pg.query("CALL mongo_river.sync_once('hs_lock', '30 s')")
+    assert pg.query("SELECT error FROM mongo_river.rejects WHERE river = 'hs_lock'") == [], \
+        "the cancelled write became a reject"
+    assert pg.scalar("SELECT count(*) FROM hs_lock_c") == 2
+    pg.query("SELECT mongo_river.drop_river('hs_lock', true)")

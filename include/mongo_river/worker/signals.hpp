@@ -12,7 +12,7 @@ namespace mongo_river::worker {
 // river (every river when river is empty).
 std::vector<pid_t> FindRiverWorkers(const std::string &river);
 
-// StopProcesses sends SIGTERM to each pid and waits until all have exited. Past a second it also
+// StopProcesses sends SIGTERM to each pid and waits until all have exited. Past 3 s it also
 // cancels what they wait for (SIGINT: a lock held by the caller's transaction, for example). After
 // timeout_ms it throws a 55006 Error naming fn and what; returns at once for an empty list.
 void StopProcesses(const std::vector<pid_t> &pids, const char *fn, const std::string &what, int timeout_ms);
