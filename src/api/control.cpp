@@ -106,8 +106,10 @@ MONGO_RIVER_FUNCTION(mongo_river_sync_once) {
 		{
 			pg::SpiConnection spi;
 			api::RequireRiverOwner("sync_once", river);
-			pg::SpiExecute("SELECT r.enabled FROM mongo_river.river r WHERE r.river = $1",
-						   {{NAMEOID, pg::NameDatum(river)}});
+			if (pg::SpiExecute("SELECT r.enabled FROM mongo_river.river r WHERE r.river = $1",
+							   {{NAMEOID, pg::NameDatum(river)}}) == 0)
+				throw Error(sqlstate::kUndefinedObject, "sync_once: river \"" + river + "\" was dropped", {},
+							"Another session ran drop_river; SELECT river FROM mongo_river.rivers lists the rivers.");
 			bool enabled = pg::SpiText(0, 1).value_or("f") == "t";
 			// A stopped river's worker may still be exiting (the launcher stops it within naptime):
 			// stop it here and wait for it, rather than refusing.
