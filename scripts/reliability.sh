@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # reliability.sh [--rounds N]: the reliability suites (test/reliability: source faults, hostile
-# documents, hostile SQL, privileges, secrets) plus the crash test of test/integration/test_river.py with N
+# documents, hostile SQL, SQL fuzz, host safety, privileges, secrets) plus the crash test of test/integration/test_river.py with N
 # crash rounds (default 3), then one figures block: rounds passed, faults injected, hostile inputs
 # tried, rows lost, duplicates, crashes (the last three must be 0). Exit status 0 when all is well.
 #
@@ -9,7 +9,8 @@
 # Environment: MONGO_URI (a real replica set instead of the repo's MongoDB peer; peer-only tests
 # skip visibly), RELIABILITY_DOCS (documents per fault test, default 2000), RIVER_TEST_DOCS (the
 # crash test loads a fifth of it, at least 5000; default 25000), RELIABILITY_SEED / RIVER_TEST_SEED
-# (replay a printed seed), KEEP_TEST_DIRS.
+# (replay a printed seed), SQL_FUZZ_SECONDS (the SQL fuzz stage's length, default 60) and
+# SQL_FUZZ_SEED, KEEP_TEST_DIRS.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +19,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) rounds=${2:?--rounds needs a number}; shift 2 ;;
         --rounds=*) rounds=${1#--rounds=}; shift ;;
-        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "reliability.sh: unknown argument $1 (usage: reliability.sh [--rounds N])" >&2; exit 2 ;;
     esac
 done
@@ -32,6 +33,7 @@ if [ "$(id -u)" = 0 ]; then
     runuser -u postgres -- env HOME="$work" PATH="$PATH" MONGO_URI="${MONGO_URI:-}" \
         RELIABILITY_DOCS="${RELIABILITY_DOCS:-}" RIVER_TEST_DOCS="${RIVER_TEST_DOCS:-}" \
         RELIABILITY_SEED="${RELIABILITY_SEED:-}" RIVER_TEST_SEED="${RIVER_TEST_SEED:-}" \
+        SQL_FUZZ_SECONDS="${SQL_FUZZ_SECONDS:-}" SQL_FUZZ_SEED="${SQL_FUZZ_SEED:-}" \
         KEEP_TEST_DIRS="${KEEP_TEST_DIRS:-}" bash "$work/scripts/reliability.sh" --rounds "$rounds"
     status=$?
     [ -n "${KEEP_TEST_DIRS:-}" ] || rm -rf "$work"
@@ -39,7 +41,8 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 # Empty values from the root branch mean "default".
-for var in MONGO_URI RELIABILITY_DOCS RIVER_TEST_DOCS RELIABILITY_SEED RIVER_TEST_SEED KEEP_TEST_DIRS; do
+for var in MONGO_URI RELIABILITY_DOCS RIVER_TEST_DOCS RELIABILITY_SEED RIVER_TEST_SEED KEEP_TEST_DIRS \
+    SQL_FUZZ_SECONDS SQL_FUZZ_SEED; do
     [ -n "${!var:-}" ] || unset "$var"
 done
 

@@ -7,6 +7,7 @@
 #include "mongo_river/worker/launcher.hpp"
 #include "mongo_river/worker/live_status.hpp"
 #include "mongo_river/pg/postgres.hpp"
+#include "mongo_river/pg/utility_hook.hpp"
 
 extern "C" {
 #include "utils/guc.h"
@@ -47,12 +48,14 @@ void DefineSettings() {
 
 } // namespace mongo_river
 
-// _PG_init defines the settings and, when loaded through shared_preload_libraries, registers the
-// launcher. Nothing here touches libmongoc: this runs in the postmaster.
+// _PG_init defines the settings, installs the utility hook that guards DROP EXTENSION and, when
+// loaded through shared_preload_libraries, registers the launcher. Nothing here touches libmongoc:
+// this runs in the postmaster.
 void _PG_init(void) {
 	mongo_river::DefineSettings();
 	mongo_river::api::InstallLogFilter();
 	mongo_river::catalog::InstallOwnerUtilityHook();
+	mongo_river::pg::InstallUtilityHook();
 	if (process_shared_preload_libraries_in_progress) {
 		mongo_river::worker::RequestLiveStatus();
 		mongo_river::worker::RegisterLauncher();

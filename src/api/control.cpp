@@ -1,4 +1,5 @@
-// control.cpp: SQL-callable river control that needs C++: wait_for_sync.
+// control.cpp: SQL-callable river control that needs C++: wait_for_sync, sync_once, and the
+// helpers of stop, start and alter_river that stop or wake workers directly.
 #include <memory>
 #include <string>
 
@@ -11,6 +12,7 @@
 #include "mongo_river/pg/spi.hpp"
 #include "mongo_river/pg/transaction.hpp"
 #include "mongo_river/worker/river_worker.hpp"
+#include "mongo_river/worker/signals.hpp"
 
 extern "C" {
 #include "access/htup_details.h"
@@ -26,15 +28,23 @@ namespace mongo_river::api {
 namespace {
 
 // SyncedUpTo tells whether the river has applied everything up to source time target and copied
-// every mapped collection (a fresh snapshot each call).
+// every mapped collection (a fresh snapshot each call). A river dropped meanwhile (by another
+// session) is an error, never a read past the end of an empty result.
 bool SyncedUpTo(const std::string &river, uint64 target) {
 	pg::SpiConnection spi;
-	pg::SpiExecute("SELECT coalesce(p.reached, 0) >= $2 AND NOT EXISTS (SELECT 1 FROM mongo_river.mapping_state s"
-				   " WHERE s.river = p.river AND s.phase IN ('pending', 'initial_copy', 'resync'))"
-				   " FROM mongo_river.progress p WHERE p.river = $1",
-				   {{NAMEOID, pg::NameDatum(river)}, {INT8OID, Int64GetDatum(int64(target))}});
+	uint64 rows =
+		pg::SpiExecute("SELECT coalesce(p.reached, 0) >= $2 AND NOT EXISTS (SELECT 1 FROM mongo_river.mapping_state s"
+					   " WHERE s.river = p.river AND s.phase IN ('pending', 'initial_copy', 'resync'))"
+					   " FROM mongo_river.progress p WHERE p.river = $1",
+					   {{NAMEOID, pg::NameDatum(river)}, {INT8OID, Int64GetDatum(int64(target))}});
+	if (rows == 0)
+		throw Error(sqlstate::kUndefinedObject, "wait_for_sync: river \"" + river + "\" was dropped while waiting", {},
+					"Another session ran drop_river; SELECT river FROM mongo_river.rivers lists the rivers.");
 	return pg::SpiText(0, 1).value_or("f") == "t";
 }
+
+// kStopTimeoutMs bounds how long stop() and sync_once wait for a river's worker to exit.
+constexpr int kStopTimeoutMs = 10000;
 
 } // namespace
 
@@ -87,11 +97,17 @@ MONGO_RIVER_FUNCTION(mongo_river_sync_once) {
 		{
 			pg::SpiConnection spi;
 			api::RequireRiverOwner("sync_once", river);
-			pg::SpiExecute("SELECT r.enabled, EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = "
-						   "'mongo_river worker' AND application_name = 'mongo_river ' || r.river)"
-						   " FROM mongo_river.river r WHERE r.river = $1",
-						   {{NAMEOID, pg::NameDatum(river)}});
-			if (pg::SpiText(0, 1).value_or("f") == "t" || pg::SpiText(0, 2).value_or("f") == "t")
+			if (pg::SpiExecute("SELECT r.enabled FROM mongo_river.river r WHERE r.river = $1",
+							   {{NAMEOID, pg::NameDatum(river)}}) == 0)
+				throw Error(sqlstate::kUndefinedObject, "sync_once: river \"" + river + "\" was dropped", {},
+							"Another session ran drop_river; SELECT river FROM mongo_river.rivers lists the rivers.");
+			bool enabled = pg::SpiText(0, 1).value_or("f") == "t";
+			// A stopped river's worker may still be exiting (the launcher stops it within naptime):
+			// stop it here and wait for it, rather than refusing.
+			if (!enabled)
+				worker::StopProcesses(worker::FindRiverWorkers(river), "sync_once",
+									  "the exiting worker of river \"" + river + "\"", api::kStopTimeoutMs);
+			if (enabled || !worker::FindRiverWorkers(river).empty())
 				throw Error("55006", "sync_once: river \"" + river + "\" is run by its worker", {},
 							"sync_once is for stopped rivers: SELECT mongo_river.stop('" + river +
 								"') first, and wait until its worker has exited.");
@@ -111,5 +127,37 @@ MONGO_RIVER_FUNCTION(mongo_river_sync_once) {
 			bool nulls[1] = {false};
 			return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
 		});
+	});
+}
+
+// mongo_river_stop_worker(river name) is stop()'s second half: it ends the river's worker at once
+// (SIGTERM, then cancels; see StopProcesses) and returns when it has exited, so that status never
+// says stopped while it runs and sync_once can follow. If the caller's transaction rolls back, the
+// river stays enabled and the launcher starts its worker again (woken at the rollback).
+MONGO_RIVER_FUNCTION(mongo_river_stop_worker) {
+	using namespace mongo_river;
+	return pg::Guard([&] {
+		if (PG_ARGISNULL(0))
+			throw Error("22004", "stop: argument river must not be NULL");
+		std::string river = NameStr(*PG_GETARG_NAME(0));
+		api::RequireRiverOwner("stop", river);
+		worker::WakeAtTransactionEnd(river);
+		worker::StopProcesses(worker::FindRiverWorkers(river), "stop", "the worker of river \"" + river + "\"",
+							  api::kStopTimeoutMs);
+		PG_RETURN_VOID();
+	});
+}
+
+// mongo_river_wake(river name) makes the end of the caller's transaction wake the launcher and
+// the river's worker (start and alter_river take effect at once, not within naptime).
+MONGO_RIVER_FUNCTION(mongo_river_wake) {
+	using namespace mongo_river;
+	return pg::Guard([&] {
+		if (PG_ARGISNULL(0))
+			throw Error("22004", "wake: argument river must not be NULL");
+		std::string river = NameStr(*PG_GETARG_NAME(0));
+		api::RequireRiverOwner("wake", river);
+		worker::WakeAtTransactionEnd(river);
+		PG_RETURN_VOID();
 	});
 }

@@ -80,7 +80,17 @@ uint64 SpiExecute(const std::string &sql, const std::vector<SpiArg> &args, bool 
 	});
 }
 
+// CheckRow raises an internal error instead of reading past the end of the last result.
+static void CheckRow(uint64 row) {
+	if (!SPI_tuptable || row >= SPI_processed)
+		Call([&] {
+			elog(ERROR, "mongo_river: row %lu read of a result with %lu rows", (unsigned long)row,
+				 (unsigned long)SPI_processed);
+		});
+}
+
 std::optional<Datum> SpiDatum(uint64 row, int column) {
+	CheckRow(row);
 	bool isnull = true;
 	Datum value = Call([&] { return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, column, &isnull); });
 	if (isnull)
@@ -89,6 +99,7 @@ std::optional<Datum> SpiDatum(uint64 row, int column) {
 }
 
 std::optional<std::string> SpiText(uint64 row, int column) {
+	CheckRow(row);
 	char *text = Call([&] { return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, column); });
 	if (!text)
 		return std::nullopt;

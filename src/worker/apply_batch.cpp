@@ -5,6 +5,21 @@
 
 namespace mongo_river::worker::internal {
 
+namespace {
+
+// Interrupted tells whether error is about this process or the server (a cancel, as stop() sends
+// to a worker waiting for a lock, a shutdown, a deadlock, lack of resources), not about the
+// document: such an error ends the batch (retried later) and never makes a reject.
+bool Interrupted(const pg::PgError &error) {
+	int code = error.Sqlstate();
+	int category = ERRCODE_TO_CATEGORY(code);
+	return category == ERRCODE_OPERATOR_INTERVENTION || category == ERRCODE_INSUFFICIENT_RESOURCES ||
+		   category == ERRCODE_TRANSACTION_ROLLBACK || category == ERRCODE_SYSTEM_ERROR ||
+		   code == ERRCODE_LOCK_NOT_AVAILABLE;
+}
+
+} // namespace
+
 void RiverWorker::RejectOrStop(const Mapped &mapped, const char *operation, const bson_t *doc, const bson_t *key,
 							   const std::string &error) {
 	const std::string &source = mapped.writer->Row().source;
@@ -58,6 +73,8 @@ void RiverWorker::ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::
 		return;
 	}
 	std::optional<pg::PgError> error = pg::TrySubtransaction(write);
+	if (error && Interrupted(*error))
+		throw std::move(*error);
 	if (error)
 		RejectOrStop(mapped, operation, &doc, nullptr, error->what());
 }

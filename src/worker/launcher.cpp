@@ -90,7 +90,8 @@ int RunningCount(const std::map<std::string, RiverSlot> &slots) {
 
 // Reconcile starts a worker for every runnable river that has none (within max_workers, with capped
 // backoff after failures) and stops the workers of rivers that are gone, stopped or in error.
-void Reconcile(std::map<std::string, RiverSlot> &slots) {
+// Returns when the launcher should look again at the latest: the earliest delayed start.
+TimestampTz Reconcile(std::map<std::string, RiverSlot> &slots) {
 	std::vector<catalog::LauncherEntry> rivers;
 	{
 		pg::Transaction txn;
@@ -98,6 +99,7 @@ void Reconcile(std::map<std::string, RiverSlot> &slots) {
 		txn.Commit();
 	}
 	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz next_pass = 0;
 	std::map<std::string, bool> wanted;
 	for (const catalog::LauncherEntry &river : rivers)
 		wanted[river.name] = river.runnable;
@@ -127,8 +129,10 @@ void Reconcile(std::map<std::string, RiverSlot> &slots) {
 			int delay = std::min(kMaxRestartDelayMs, 1000 << std::min(slot.failures, 6));
 			slot.next_start = TimestampTzPlusMilliseconds(now, delay);
 		}
-		if (now < slot.next_start)
+		if (now < slot.next_start) {
+			next_pass = next_pass ? std::min(next_pass, slot.next_start) : slot.next_start;
 			continue;
+		}
 		if (RunningCount(slots) >= setting_max_workers) {
 			ReportWaiting(
 				river.name, slot,
@@ -149,6 +153,7 @@ void Reconcile(std::map<std::string, RiverSlot> &slots) {
 		else
 			ReportWaiting(river.name, slot, "");
 	}
+	return next_pass;
 }
 
 // ReloadSettings re-reads the configuration after SIGHUP and says so in the log.
@@ -176,17 +181,28 @@ void RunLauncher() {
 									   : "mongo_river launcher: extension not created in database \"%s\", waiting",
 								 setting_database)));
 		was_ready = ready;
+		int wait_ms = setting_naptime_ms;
 		if (ready) {
 			try {
-				Reconcile(slots);
+				TimestampTz next_pass = Reconcile(slots);
+				if (next_pass) {
+					// A worker's delayed start comes before the next naptime: wake up for it.
+					long secs;
+					int usecs;
+					TimestampDifference(GetCurrentTimestamp(), next_pass, &secs, &usecs);
+					wait_ms = int(std::min<long>(wait_ms, secs * 1000 + usecs / 1000 + 1));
+				}
 			} catch (const pg::PgError &error) {
-				// E.g. the extension was dropped between the check and the read: try again next pass.
-				ereport(LOG, (errmsg("mongo_river launcher: could not read the rivers: %s", error.what())));
+				// E.g. the extension was dropped between the check and the read (then quietly): try
+				// again next pass.
+				if (ExtensionReady())
+					ereport(LOG, (errmsg("mongo_river launcher: could not read the rivers: %s", error.what())));
 			}
 		}
 		pgstat_report_activity(STATE_IDLE, nullptr);
-		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, setting_naptime_ms,
-						PG_WAIT_EXTENSION);
+		// Backends set the latch at the end of a transaction that started, stopped or altered a
+		// river (signals.cpp), so such changes take effect at once.
+		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}

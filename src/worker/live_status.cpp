@@ -47,6 +47,7 @@ struct Entry {
 	TimestampTz oldest_pending; // 0: none
 	TimestampTz newest_seen;    // 0: none
 	char waiting[kErrorBytes];
+	bool overflow; // river entry: some of its collections found the table full (status says so)
 };
 
 struct Table {
@@ -138,6 +139,14 @@ void ReportLive(const std::string &river, const std::string &source, const LiveU
 	pg::Call([&] {
 		LWLockAcquire(table->lock, LW_EXCLUSIVE);
 		Entry *entry = FindEntry(river, source, true);
+		bool full = !entry;
+		if (full) {
+			// Past mongo_river.max_collections: status reads this collection's state from the
+			// catalog; the river's entry tells status (and the log, once per process) why.
+			Entry *river_entry = source.empty() ? nullptr : FindEntry(river, "", false);
+			if (river_entry)
+				river_entry->overflow = true;
+		}
 		if (entry) {
 			if (!update.phase.empty())
 				Copy(entry->phase, sizeof(entry->phase), update.phase);
@@ -170,6 +179,15 @@ void ReportLive(const std::string &river, const std::string &source, const LiveU
 			entry->updated_at = GetCurrentTimestamp();
 		}
 		LWLockRelease(table->lock);
+		static bool warned = false;
+		if (full && !warned) {
+			warned = true;
+			ereport(WARNING, (errmsg("mongo_river: river \"%s\": the live status table is full "
+									 "(mongo_river.max_collections = %d rivers and collections); the status of "
+									 "collection \"%s\" and others beyond it is read from the catalog",
+									 river.c_str(), table->capacity, source.c_str()),
+							  errhint("Raise mongo_river.max_collections (needs a restart).")));
+		}
 	});
 }
 
@@ -214,6 +232,13 @@ MONGO_RIVER_FUNCTION(mongo_river_live_status) {
 				values[7] = Int32GetDatum(e.pid);
 				values[8] = CStringGetTextDatum(e.last_error);
 				nulls[8] = e.last_error[0] == '\0';
+				if (e.overflow && nulls[8]) {
+					values[8] = CStringGetTextDatum(
+						psprintf("mongo_river.max_collections (%d) is full: the status of some collections is read "
+								 "from the catalog (raise it; needs a restart)",
+								 table->capacity));
+					nulls[8] = false;
+				}
 				values[9] = Int64GetDatum(e.oplog_margin_s);
 				nulls[9] = e.oplog_margin_s < 0;
 				values[10] = TimestampTzGetDatum(e.updated_at);

@@ -382,8 +382,10 @@ void RiverWorker::Run() {
 	while (!ShutdownRequested()) {
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending) {
+			// start() and alter_river() send SIGHUP too (signals.cpp): re-read the river at once.
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			last_reload_check_ = 0;
 		}
 		try {
 			MaybeDiscover();
@@ -433,6 +435,13 @@ void RiverWorker::Run() {
 								 backoff_ms_)));
 			SetPhase("retrying", message);
 			Wait(backoff_ms_);
+		} catch (const pg::PgError &) {
+			// stop() cancels a worker that does not end on SIGTERM (waiting for a lock): the batch
+			// rolled back and is read again next time; end as asked, without an error.
+			if (!ShutdownRequested() || once_)
+				throw;
+			Disconnect();
+			return;
 		}
 	}
 }

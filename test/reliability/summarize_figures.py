@@ -41,7 +41,8 @@ def junit(path):
 
 def main():
     figures_path, reliability_xml, crash_xml, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    totals = {"faults": 0, "hostile": 0, "attacks": 0, "lost": 0, "duplicates": 0, "crashes": 0}
+    totals = {"faults": 0, "hostile": 0, "attacks": 0, "lost": 0, "duplicates": 0, "crashes": 0, "sql_fuzz_calls": 0,
+              "sql_fuzz_internal": 0, "sql_fuzz_seconds": 0}
     try:
         with open(figures_path) as f:
             for line in f:
@@ -71,6 +72,8 @@ def main():
     print(f"faults injected:     {totals['faults']}")
     print(f"hostile inputs tried: {totals['hostile']}")
     print(f"secrets attacks refused: {totals['attacks']} (test/reliability/test_secrets.py)")
+    print(f"SQL fuzz:            {totals['sql_fuzz_calls']} calls in {totals['sql_fuzz_seconds']} s, "
+          f"{totals['sql_fuzz_internal']} internal errors (XX000)")
     print(f"rows lost:           {totals['lost']}")
     print(f"duplicates:          {totals['duplicates']}")
     print(f"crashes:             {totals['crashes']}")

@@ -1,0 +1,9 @@
+// utility_hook.hpp: the ProcessUtility_hook that guards DROP EXTENSION mongo_river.
+#pragma once
+
+namespace mongo_river::pg {
+
+// InstallUtilityHook chains our ProcessUtility_hook in front of the current one (from _PG_init).
+void InstallUtilityHook();
+
+} // namespace mongo_river::pg
