@@ -22,7 +22,7 @@ SELECT count(*) AS database_maps FROM mongo_river.database_map;
 SELECT to_regnamespace('mirror') AS schema_rolled_back;
 
 -- Glob patterns: * any run, ? one character, everything else literal.
-SELECT mongo_river._glob_matches('orders_2024', 'orders_*'), mongo_river._glob_matches('orders', 'orders_*'),
-       mongo_river._glob_matches('a.b', 'a?b'), mongo_river._glob_matches('axb', 'a.b'),
-       mongo_river._glob_matches('(x)+', '(x)+'), mongo_river._glob_matches('tmp', '*');
+SELECT mongo_river_internal._glob_matches('orders_2024', 'orders_*'), mongo_river_internal._glob_matches('orders', 'orders_*'),
+       mongo_river_internal._glob_matches('a.b', 'a?b'), mongo_river_internal._glob_matches('axb', 'a.b'),
+       mongo_river_internal._glob_matches('(x)+', '(x)+'), mongo_river_internal._glob_matches('tmp', '*');
 SELECT mongo_river.drop_river('dbr');

@@ -124,7 +124,7 @@ SELECT code, message, detail, hint FROM regress.try($$SELECT mongo_river.create_
 SELECT code, message FROM regress.try($$SELECT uri FROM mongo_river.river$$);
 SELECT code, message FROM regress.try($$SELECT uri FROM mongo_river.rivers$$);
 SELECT code, message FROM regress.try($$SELECT mongo_river.drop_river('shop')$$);
-SELECT code, message FROM regress.try($$SELECT mongo_river._check_uri('mongodb://h/')$$);
+SELECT code, message FROM regress.try($$SELECT mongo_river_internal._check_uri('mongodb://h/')$$);
 RESET ROLE;
 SET ROLE regress_admin;
 SELECT mongo_river.create_river('admins', 'mongodb://h/?replicaSet=rs0');

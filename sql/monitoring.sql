@@ -17,3 +17,12 @@ ORDER BY 1;
 SELECT attname FROM pg_attribute WHERE attrelid = 'mongo_river.status'::regclass AND attnum > 0 ORDER BY attnum;
 SELECT attname FROM pg_attribute WHERE attrelid = 'mongo_river.copy_progress'::regclass AND attnum > 0 ORDER BY attnum;
 SELECT attname FROM pg_attribute WHERE attrelid = 'mongo_river.sync_runs'::regclass AND attnum > 0 ORDER BY attnum;
+
+-- Schema mongo_river holds only the public API (\df mongo_river.* lists what users call); the
+-- internals live in mongo_river_internal, each with a comment.
+SELECT p.oid::regprocedure::text AS internal_in_public_schema
+FROM pg_proc p WHERE p.pronamespace = 'mongo_river'::regnamespace AND p.proname LIKE '\_%';
+SELECT count(*) > 20 AS has_internals,
+       count(*) FILTER (WHERE obj_description(p.oid, 'pg_proc') IS NULL) AS internals_without_comment
+FROM pg_proc p WHERE p.pronamespace = 'mongo_river_internal'::regnamespace;
+SELECT p.proname AS public_function FROM pg_proc p WHERE p.pronamespace = 'mongo_river'::regnamespace ORDER BY 1;

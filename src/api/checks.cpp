@@ -12,7 +12,7 @@ namespace mongo_river::api {
 
 void RequireRiverOwner(const char *fn, const std::string &river) {
 	pg::SpiConnection spi;
-	pg::SpiExecute("SELECT mongo_river._owned_river($1, $2)",
+	pg::SpiExecute("SELECT mongo_river_internal._owned_river($1, $2)",
 				   {{TEXTOID, pg::TextDatum(fn)}, {NAMEOID, pg::NameDatum(river)}});
 }
 

@@ -3,6 +3,7 @@
 #include "river_worker_internal.hpp"
 
 #include "mongo_river/catalog/credentials.hpp"
+#include "mongo_river/catalog/identity.hpp"
 #include "mongo_river/mongo/uri.hpp"
 
 namespace mongo_river::worker {
@@ -347,7 +348,7 @@ void RiverWorker::MaybeDiscover() {
 		pg::Transaction txn;
 		{
 			pg::SpiConnection spi;
-			pg::SpiExecute("SELECT mongo_river._discover($1)", {{NAMEOID, pg::NameDatum(name_)}});
+			pg::SpiExecute("SELECT mongo_river_internal._discover($1)", {{NAMEOID, pg::NameDatum(name_)}});
 			mapped = SPI_processed;
 		}
 		txn.Commit();
@@ -456,14 +457,19 @@ void RecordSyncRun(const std::string &river, TimestampTz started, int64 applied,
 				   const std::string &error) {
 	pg::Transaction txn;
 	{
+		// The caller, taken before the switch: admins hold no DML on the catalog (sync_runs included).
+		std::string run_by = GetUserNameFromId(GetUserId(), false);
+		catalog::AsCatalogOwner as_catalog_owner;
 		pg::SpiConnection spi;
-		pg::SpiExecute("INSERT INTO mongo_river.sync_runs (river, started_at, finished_at, applied, outcome, error)"
-					   " VALUES ($1, $2, clock_timestamp(), $3, $4, $5)",
-					   {{NAMEOID, pg::NameDatum(river)},
-						{TIMESTAMPTZOID, TimestampTzGetDatum(started)},
-						{INT8OID, Int64GetDatum(applied)},
-						{TEXTOID, pg::TextDatum(outcome)},
-						{TEXTOID, error.empty() ? std::nullopt : std::optional<Datum>(pg::TextDatum(error))}});
+		pg::SpiExecute(
+			"INSERT INTO mongo_river.sync_runs (river, started_at, finished_at, applied, outcome, error, run_by)"
+			" VALUES ($1, $2, clock_timestamp(), $3, $4, $5, $6)",
+			{{NAMEOID, pg::NameDatum(river)},
+			 {TIMESTAMPTZOID, TimestampTzGetDatum(started)},
+			 {INT8OID, Int64GetDatum(applied)},
+			 {TEXTOID, pg::TextDatum(outcome)},
+			 {TEXTOID, error.empty() ? std::nullopt : std::optional<Datum>(pg::TextDatum(error))},
+			 {NAMEOID, pg::NameDatum(run_by)}});
 	}
 	txn.Commit();
 }

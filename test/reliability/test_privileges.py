@@ -92,9 +92,9 @@ def test_plain_role_reads_no_uris_and_manages_nothing(priv, mongo, figures):
         "SELECT mongo_river.wait_for_sync('alice_r', '1 s')",
         "CALL mongo_river.sync_once('pw_r', '1 s')",
         # internal functions and direct catalog writes
-        "SELECT mongo_river._check_uri('mongodb://h/')",
-        "SELECT mongo_river._live_status()",
-        "SELECT mongo_river._list_collections('alice_r', 'priv')",
+        "SELECT mongo_river_internal._check_uri('mongodb://h/')",
+        "SELECT mongo_river_internal._live_status()",
+        "SELECT mongo_river_internal._list_collections('alice_r', 'priv')",
         "INSERT INTO mongo_river.river (river, owner, uri) VALUES ('carol_r', 'carol', 'mongodb://h/')",
         "UPDATE mongo_river.river SET owner = 'carol'",
         "DELETE FROM mongo_river.rejects",

@@ -288,9 +288,9 @@ def test_admin_cannot_write_the_catalog(sec, figures):
         ("INSERT INTO mongo_river.river (river, owner, uri) VALUES ('bob2', 'bob', 'mongodb://h/')", None),
         ("DELETE FROM mongo_river.rejects", None),
         ("UPDATE mongo_river.collection_map SET target = %s WHERE river = 'bob_r'", (alice_a,)),
-        ("SELECT mongo_river._infer('mongodb://h/', 'a', 'b', 1, 't')", None),
-        ("SELECT mongo_river._list_collections('mongodb://h/', 'a')", None),
-        ("SELECT mongo_river._act_for('bob')", None),
+        ("SELECT mongo_river_internal._infer('mongodb://h/', 'a', 'b', 1, 't')", None),
+        ("SELECT mongo_river_internal._list_collections('mongodb://h/', 'a')", None),
+        ("SELECT mongo_river_internal._act_for('bob')", None),
         ("SELECT mongo_river.alter_river('bob_r', options => '{\"password_file\": \"/etc/passwd\"}')", None),
     ]
     problems = []
@@ -312,7 +312,7 @@ def test_admin_cannot_write_the_catalog(sec, figures):
 def test_caller_is_the_outer_role(sec):
     """_caller() names the calling role inside our SECURITY DEFINER functions (GetOuterUserId)."""
     pg = sec
-    assert as_role(pg, "postgres", "SET ROLE alice; SELECT mongo_river._caller()")[1] == [("alice",)]
+    assert as_role(pg, "postgres", "SET ROLE alice; SELECT mongo_river_internal._caller()")[1] == [("alice",)]
     assert pg.scalar("SELECT prosecdef FROM pg_proc WHERE oid = 'mongo_river.drop_river(name, boolean)'"
                      "::regprocedure")
     # bob, though an admin, reaches no function of alice's river through SECURITY DEFINER.
