@@ -508,7 +508,7 @@ void ChangeStreamReader::KillCursor() {
 
 void ChangeStreamReader::Recover(const bson_error_t &error, const bson_t *reply) {
 	const std::string what = "cannot read the change stream of \"" + name_ + "\"";
-	if (!IsResumable(error, reply))
+	if (!IsResumable(error, reply) || InterruptRequested())
 		source_.Fail(what, error, reply);
 	const auto code = static_cast<int32_t>(error.code);
 	std::string detail = source_.Scrubbed(error.message);

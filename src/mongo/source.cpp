@@ -2,6 +2,7 @@
 #include "mongo_river/mongo/source.hpp"
 
 #include "mongo_river/mongo/errors.hpp"
+#include "mongo_river/mongo/stream_guard.hpp"
 #include "mongo_river/mongo/uri.hpp"
 
 namespace mongo_river::mongo {
@@ -44,6 +45,7 @@ Source::Source(const std::string &uri) : uri_(ParseUri(uri)), redacted_uri_(Reda
 		throw SourceError(SourceErrorKind::kServer, 0, sqlstate::kInvalidParameterValue,
 						  "cannot use MongoDB URI \"" + redacted_uri_ + "\"", Scrub(error.message, password_));
 	mongoc_client_set_error_api(client_.get(), MONGOC_ERROR_API_VERSION_2);
+	GuardClient(client_.get());
 }
 
 std::string Source::Scrubbed(const std::string &text) const {
