@@ -145,15 +145,14 @@ template <typename Fn> bool Remember(Fn &slot, Fn function) {
 // Guard replaces readv of the stream under the top one (the default initiator's top is always a
 // buffered stream) and poll of the root.
 void Guard(mongoc_stream_t *top) {
-	mongoc_stream_t *reader = mongoc_stream_get_base_stream(top);
-	if (!reader)
-		reader = top;
+	// (mongoc_stream_get_base_stream returns the stream itself when it has no base.)
+	mongoc_stream_t *reader = top->get_base_stream ? top->get_base_stream(top) : top;
 	if (reader->type >= 0 && reader->type < kMaxStreamType && reader->readv && reader->readv != GuardedReadv &&
 		Remember(originals[reader->type].readv, reader->readv))
 		reader->readv = GuardedReadv;
 	mongoc_stream_t *root = reader;
-	while (mongoc_stream_t *base = mongoc_stream_get_base_stream(root))
-		root = base;
+	while (root->get_base_stream && root->get_base_stream(root))
+		root = root->get_base_stream(root);
 	if (root && root->type >= 0 && root->type < kMaxStreamType && root->poll && root->poll != GuardedPoll &&
 		Remember(originals[root->type].poll, root->poll))
 		root->poll = GuardedPoll;
