@@ -10,6 +10,7 @@
 
 #include "mongo_river/mongo/errors.hpp"
 #include "mongo_river/mongo/source.hpp"
+#include "mongo_river/mongo/stream_guard.hpp"
 
 namespace mongo_river::mongo {
 
@@ -192,6 +193,10 @@ ChangeEvent ParseChangeEvent(const bson_t *doc) {
 		throw MalformedEvent("no _id (resume token)", doc);
 	if (!has_type)
 		throw MalformedEvent("no operationType", doc);
+	const bool crud = event.op == OperationType::kInsert || event.op == OperationType::kUpdate ||
+					  event.op == OperationType::kReplace || event.op == OperationType::kDelete;
+	if (crud && (event.db.empty() || event.coll.empty()))
+		throw MalformedEvent("no ns (database and collection)", doc);
 	if (!event.txn_number)
 		event.lsid.reset(); // an lsid alone (a retryable write) is not a transaction
 	event.raw = CopyBson(doc);
@@ -399,8 +404,10 @@ void ChangeStreamReader::LoadBatch(Reply reply, const char *batch) {
 			cursor_id_ = bson_iter_as_int64(&field);
 		else if (std::strcmp(key, "postBatchResumeToken") == 0 && BSON_ITER_HOLDS_DOCUMENT(&field))
 			batch_token_ = BsonFromIter(&field);
-		else if (std::strcmp(key, batch) == 0 && BSON_ITER_HOLDS_ARRAY(&field))
+		else if (std::strcmp(key, batch) == 0 && BSON_ITER_HOLDS_ARRAY(&field)) {
 			batch_left_ = bson_iter_recurse(&field, &batch_);
+			bson_iter_array(&field, &batch_len_, &batch_data_);
+		}
 	}
 	if (!batch_left_)
 		throw SourceError(SourceErrorKind::kMalformed, 0, sourcestate::kDataException,
@@ -414,33 +421,78 @@ void ChangeStreamReader::LoadBatch(Reply reply, const char *batch) {
 
 bool ChangeStreamReader::BatchEmpty() const {
 	bson_iter_t peek = batch_;
-	return !batch_left_ || !bson_iter_next(&peek);
+	// A rest that is not valid BSON (err_off set) is not empty: NextInBatch reports it.
+	return !batch_left_ || (!bson_iter_next(&peek) && peek.err_off == 0);
 }
 
 bool ChangeStreamReader::NextInBatch(ChangeEvent *out) {
-	if (!batch_left_ || !bson_iter_next(&batch_)) {
-		batch_left_ = false;
+	if (!batch_left_)
 		return false;
+	if (!bson_iter_next(&batch_)) {
+		batch_left_ = false;
+		if (batch_.err_off == 0)
+			return false;
+		// The rest of the batch is not valid BSON: nothing in it can be read, not even where its
+		// events end. It becomes one unreadable event holding the whole batch as received; the
+		// stream goes on after the batch's postBatchResumeToken.
+		*out = ChangeEvent();
+		out->unreadable = "the source sent a batch of the change stream of \"" + name_ +
+						  "\" that is not valid BSON (from byte " + std::to_string(batch_.err_off) +
+						  " of the batch on; cursor " + std::to_string(cursor_id_) + ")";
+		if (batch_data_)
+			out->raw = Bson(bson_new_from_data(batch_data_, batch_len_));
+		if (!out->raw && batch_data_) {
+			// bson_new_from_data refuses invalid BSON: keep the bytes in a binary field instead.
+			out->raw = NewBson();
+			bson_append_binary(out->raw.get(), "batch", -1, BSON_SUBTYPE_BINARY, batch_data_, batch_len_);
+		}
+		if (batch_token_)
+			cached_token_ = CopyBson(batch_token_.get());
+		returned_any_ = true;
+		failures_in_row_ = 0;
+		return true;
 	}
 	uint32_t len = 0;
 	const uint8_t *data = nullptr;
 	bson_t doc;
 	if (BSON_ITER_HOLDS_DOCUMENT(&batch_))
 		bson_iter_document(&batch_, &len, &data);
-	if (!data || !bson_init_static(&doc, data, len))
-		throw SourceError(
-			SourceErrorKind::kMalformed, 0, sourcestate::kDataException, "malformed change event: not a document",
-			std::string("element ") + bson_iter_key(&batch_) + " of a batch of cursor " + std::to_string(cursor_id_));
-	*out = ParseChangeEvent(&doc);
+	if (!data || !bson_init_static(&doc, data, len)) {
+		*out = ChangeEvent();
+		out->unreadable = std::string("malformed change event: element ") + bson_iter_key(&batch_) +
+						  " of a batch of cursor " + std::to_string(cursor_id_) + " is not a document";
+		out->raw = WrapValue("event", bson_iter_value(&batch_));
+	} else {
+		try {
+			*out = ParseChangeEvent(&doc);
+		} catch (const SourceError &e) {
+			if (e.Kind() != SourceErrorKind::kMalformed)
+				throw;
+			// Keep what can be read: the namespace (for the reject's source) and a readable token.
+			*out = ChangeEvent();
+			out->unreadable = e.Message();
+			out->raw = CopyBson(&doc);
+			out->db = FindString(&doc, "ns.db");
+			out->coll = FindString(&doc, "ns.coll");
+			bson_iter_t id;
+			if (bson_iter_init_find(&id, &doc, "_id") && BSON_ITER_HOLDS_DOCUMENT(&id))
+				out->resume_token = BsonFromIter(&id);
+			bson_iter_t type;
+			if (bson_iter_init_find(&type, &doc, "operationType") && BSON_ITER_HOLDS_UTF8(&type))
+				out->op = ParseOperationType(bson_iter_utf8(&type, nullptr));
+		}
+	}
 	bson_iter_t peek = batch_;
-	const bool last = !bson_iter_next(&peek);
+	const bool last = !bson_iter_next(&peek) && peek.err_off == 0;
 	// Change streams specification, "Updating the Cached Resume Token": the batch's
 	// postBatchResumeToken after its last document, else the document's _id. The cached token is
 	// used only once the batch is used up (a resume, a caught-up position), so with a
-	// postBatchResumeToken the _ids in between need not be copied.
+	// postBatchResumeToken the _ids in between need not be copied. An event whose _id cannot be read
+	// leaves the cached token as it was (the next event's, or the batch's postBatchResumeToken, moves
+	// past it).
 	if (last && batch_token_)
 		cached_token_ = CopyBson(batch_token_.get());
-	else if (!batch_token_)
+	else if (!batch_token_ && out->resume_token)
 		cached_token_ = CopyBson(out->resume_token.get());
 	returned_any_ = true;
 	failures_in_row_ = 0;      // the (resumed) cursor works
@@ -603,11 +655,17 @@ Batch ChangeStreamReader::NextBatch(size_t max_events, int64_t max_ms) {
 }
 
 void ChangeStreamReader::Finish(Batch *batch) {
-	const ChangeEvent *last = batch->events.empty() ? nullptr : &batch->events.back();
-	if (batch->invalidated) {
+	// last is the last event with a resume token (an unreadable event may have none).
+	const ChangeEvent *last = nullptr;
+	for (auto it = batch->events.rbegin(); it != batch->events.rend() && !last; ++it)
+		if (it->resume_token)
+			last = &*it;
+	const bool ends_unreadable = !batch->events.empty() && !batch->events.back().resume_token;
+	if (batch->invalidated && last) {
 		position_ = Position::StartAfter(last->resume_token.get());
-	} else if (batch->caught_up && !pending_) {
-		// Nothing read ahead: the cached token is the high-water mark of the last (empty) batch.
+	} else if ((batch->caught_up || (ends_unreadable && BatchEmpty())) && !pending_) {
+		// Nothing read ahead: the cached token is the high-water mark of the last server batch (past
+		// an unreadable event that ended it).
 		if (cached_token_)
 			position_ = Position::ResumeAfter(cached_token_.get());
 		else if (last)

@@ -167,6 +167,9 @@ private:
 	void ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::ChangeInfo &change, bool isolate);
 	void HandleDdl(const mongo::ChangeEvent &event);
 	std::string ChangePosition(const mongo::ChangeEvent &event, BatchEffect *effect);
+	// RejectUnreadable rejects a change event the reader could not read (source: its namespace when
+	// readable, else "*"; raw: the bytes as received), or stops the river (on_error 'stop').
+	void RejectUnreadable(const mongo::ChangeEvent &event);
 	void RejectOrStop(const Mapped &mapped, const char *operation, const bson_t *doc, const bson_t *key,
 					  const std::string &error);
 	Mapped *Find(const std::string &db, const std::string &coll);
