@@ -446,6 +446,10 @@ bool ChangeStreamReader::NextInBatch(ChangeEvent *out) {
 			out->raw = NewBson();
 			bson_append_binary(out->raw.get(), "batch", -1, BSON_SUBTYPE_BINARY, batch_data_, batch_len_);
 		}
+		if (!cluster_) { // the stream's scope is all that is known of its namespace
+			out->db = db_;
+			out->coll = coll_;
+		}
 		if (batch_token_)
 			cached_token_ = CopyBson(batch_token_.get());
 		returned_any_ = true;
@@ -474,6 +478,10 @@ bool ChangeStreamReader::NextInBatch(ChangeEvent *out) {
 			out->raw = CopyBson(&doc);
 			out->db = FindString(&doc, "ns.db");
 			out->coll = FindString(&doc, "ns.coll");
+			if (out->db.empty() && !cluster_) { // the stream's scope is all that is known of it
+				out->db = db_;
+				out->coll = coll_;
+			}
 			bson_iter_t id;
 			if (bson_iter_init_find(&id, &doc, "_id") && BSON_ITER_HOLDS_DOCUMENT(&id))
 				out->resume_token = BsonFromIter(&id);

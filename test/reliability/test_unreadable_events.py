@@ -47,11 +47,11 @@ def arrives(pg, river, doc_id, timeout=30):
 
 CASES = {
     # kind: (expected source, operation, words of the error)
-    "noNs": ("*", "insert", "no ns"),
+    "noNs": ("{db}.posts", "insert", "no ns"),
     "badId": ("{db}.posts", "insert", "no _id (resume token)"),
     "noType": ("{db}.posts", "unreadable", "no operationType"),
     "noDocId": ("{db}.posts", "insert", "has no _id"),
-    "truncated": ("*", "unreadable", "not valid BSON"),
+    "truncated": ("{db}.posts", "unreadable", "not valid BSON"),
 }
 
 
@@ -115,7 +115,7 @@ def test_on_error_stop_names_the_unreadable_event(river_pg, peer):
             "SELECT last_error FROM mongo_river.status WHERE river = %s AND phase = 'error'", (river,)), 30, 0.1,
             "phase error")
         print(f"on_error stop: {error!r}")
-        assert "unreadable change event" in error and "no ns" in error
+        assert "unreadable change event" in error and "no ns" in error and river in error
         assert rejects(pg, river) == []
     finally:
         pg.query("SELECT mongo_river.drop_river(%s, true)", (river,))
