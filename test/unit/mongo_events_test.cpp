@@ -153,6 +153,17 @@ TEST(ChangeEvent, CrudEventWithoutNsIsMalformed) {
 	EXPECT_NO_THROW(ParseChangeEvent(J(R"({"_id": {"_data": "82"}, "operationType": "invalidate"})").get()));
 }
 
+TEST(OplogEntry, UnreadableEntryOfAMappedNamespaceBecomesAnUnreadableEvent) {
+	Bson entry = J(R"({"ts": {"$timestamp": {"t": 5, "i": 1}}, "op": "i", "ns": "d.c"})");
+	OplogEntryEvents out = ConvertOplogEntry(entry.get(), {{"d", "c"}});
+	ASSERT_EQ(out.events.size(), 1u);
+	EXPECT_NE(out.events[0].unreadable.find("no document"), std::string::npos);
+	EXPECT_EQ(out.events[0].db, "d");
+	EXPECT_EQ(out.events[0].cluster_time.t, 5u);
+	EXPECT_TRUE(bson_equal(out.events[0].raw.get(), entry.get()));
+	EXPECT_TRUE(ConvertOplogEntry(entry.get(), {{"d", "other"}}).events.empty());
+}
+
 TEST(ChooseScope, NarrowestCoveringScope) {
 	EXPECT_EQ(ChooseScope({{"a", "x"}}, StreamScope::kAuto), StreamScope::kCollection);
 	EXPECT_EQ(ChooseScope({{"a", "x"}, {"a", "y"}}, StreamScope::kAuto), StreamScope::kDatabase);
