@@ -142,9 +142,11 @@ template <typename Fn> bool Remember(Fn &slot, Fn function) {
 	return slot == function;
 }
 
-// Guard replaces readv of the stream under the top one (the default initiator's top is always a
-// buffered stream) and poll of the root.
-void Guard(mongoc_stream_t *top) {
+} // namespace
+
+// GuardStream replaces readv of the stream under the top one (the default initiator's top is always
+// a buffered stream) and poll of the root.
+void GuardStream(mongoc_stream_t *top) {
 	// (mongoc_stream_get_base_stream returns the stream itself when it has no base.)
 	mongoc_stream_t *reader = top->get_base_stream ? top->get_base_stream(top) : top;
 	if (reader->type >= 0 && reader->type < kMaxStreamType && reader->readv && reader->readv != GuardedReadv &&
@@ -158,6 +160,8 @@ void Guard(mongoc_stream_t *top) {
 		root->poll = GuardedPoll;
 }
 
+namespace {
+
 // Initiate opens a connection as libmongoc does by default (user_data is the client), refusing
 // while an interrupt is pending, and guards it.
 mongoc_stream_t *Initiate(const mongoc_uri_t *uri, const mongoc_host_list_t *host, void *user_data,
@@ -169,7 +173,7 @@ mongoc_stream_t *Initiate(const mongoc_uri_t *uri, const mongoc_host_list_t *hos
 	}
 	mongoc_stream_t *stream = mongoc_client_default_stream_initiator(uri, host, user_data, error);
 	if (stream)
-		Guard(stream);
+		GuardStream(stream);
 	return stream;
 }
 

@@ -398,6 +398,8 @@ void RiverWorker::Run() {
 					StartResync(message);
 				} catch (const mongo::SourceError &again) {
 					Disconnect();
+					if (again.Kind() == mongo::SourceErrorKind::kInterrupted)
+						continue;
 					SetPhase("retrying", again.Message());
 					Wait(kMinBackoffMs);
 				}

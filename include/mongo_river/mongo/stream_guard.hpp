@@ -36,6 +36,10 @@ void SetWaitReporter(WaitReporter reporter, void *data);
 // a source call made while it does is the interrupt's doing (SourceErrorKind::kInterrupted).
 bool InterruptRequested();
 
+// GuardStream makes one stream (libmongoc's buffered(socket) or buffered(tls(socket)), as the
+// default stream initiator opens it) give up its waits like GuardClient's connections.
+void GuardStream(mongoc_stream_t *stream);
+
 // GuardClient makes client's connections (including the ones it opens later) give up their waits
 // when InterruptRequested() says so.
 void GuardClient(mongoc_client_t *client);
