@@ -40,6 +40,9 @@ struct Originals {
 	PollFn poll = nullptr;
 };
 constexpr int kMaxStreamType = 16;
+// kSliceSlackMs: a slice whose wait ended this much before its end did not time out (libmongoc
+// rounds the remaining wait down to whole milliseconds).
+constexpr int64_t kSliceSlackMs = 10;
 Originals originals[kMaxStreamType];
 
 int64_t NowMs() {
@@ -72,15 +75,14 @@ ssize_t GuardedReadv(mongoc_stream_t *stream, mongoc_iovec_t *iov, size_t iovcnt
 			errno = EINTR;
 			return -1;
 		}
+		// The last slice waits at least 2 ms: libmongoc then reports its end as a timeout (ETIMEDOUT,
+		// what mongoc_stream_timed_out looks for), where a wait of under 1 ms reads as EAGAIN.
 		int32_t slice = kGuardSliceMs;
-		const int64_t now = NowMs();
-		if (deadline >= 0) {
-			if (now >= deadline)
-				break;
-			slice = static_cast<int32_t>(std::min<int64_t>(slice, deadline - now));
-		}
+		if (deadline >= 0)
+			slice = static_cast<int32_t>(std::clamp<int64_t>(deadline - NowMs(), 2, kGuardSliceMs));
 		// The original may move the iovecs it is given: hand it a copy.
 		scratch.assign(rest.begin() + static_cast<std::ptrdiff_t>(first), rest.end());
+		const int64_t slice_start = NowMs();
 		ssize_t n = original(stream, scratch.data(), scratch.size(), 1, slice);
 		if (n > 0) {
 			total += static_cast<size_t>(n);
@@ -98,14 +100,18 @@ ssize_t GuardedReadv(mongoc_stream_t *stream, mongoc_iovec_t *iov, size_t iovcnt
 				return static_cast<ssize_t>(total);
 			continue;
 		}
-		if (!SliceTimedOut(stream))
-			return -1; // closed or failed: as the original reports it
+		// A slice that ended early did not time out: the connection was closed (the socket's errno
+		// may then be a stale one from an earlier wait) or failed. Report it as the original does.
+		if (!SliceTimedOut(stream) || NowMs() - slice_start + kSliceSlackMs < slice)
+			return -1;
+		if (deadline >= 0 && NowMs() >= deadline) {
+			// The whole timeout passed: fail as the original does (the caller closes the connection).
+			errno = ETIMEDOUT;
+			return -1;
+		}
 		if (wait_reporter)
 			wait_reporter(NowMs() - last_byte, wait_reporter_data);
 	}
-	// The whole timeout passed: fail as the original does (the connection is closed by the caller).
-	errno = ETIMEDOUT;
-	return -1;
 }
 
 // GuardedPoll polls like the root stream's own poll, in slices; when InterruptRequested() says so it

@@ -133,5 +133,19 @@ TEST(StreamGuard, GivesUpASilentReadWhenInterrupted) {
 	SetInterruptCheck(nullptr);
 }
 
+TEST(StreamGuard, AClosedConnectionFailsAtOnceEvenAfterSilentSlices) {
+	SetInterruptCheck(Check);
+	interrupt = false;
+	Server server;
+	server.Serve([](int) { std::this_thread::sleep_for(std::chrono::milliseconds(3 * kGuardSliceMs)); });
+	mongoc_stream_t *stream = Connect(server.port);
+	char buffer[16];
+	auto start = std::chrono::steady_clock::now();
+	EXPECT_EQ(mongoc_stream_read(stream, buffer, sizeof(buffer), sizeof(buffer), 20000), -1);
+	EXPECT_LT(Seconds(start), 3.0 * kGuardSliceMs / 1000 + 1.0);
+	mongoc_stream_destroy(stream);
+	SetInterruptCheck(nullptr);
+}
+
 } // namespace
 } // namespace mongo_river::mongo
