@@ -1,9 +1,12 @@
-// change_event.cpp: positions (with their text form), resume token decoding and event helpers.
+// change_event.cpp: positions (with their text form), resume token decoding, change event parsing
+// and event helpers.
 #include "mongo_river/mongo/change_event.hpp"
 
 #include <cstring>
 
 #include "mongo_river/error.hpp"
+#include "mongo_river/mongo/change_stream.hpp"
+#include "mongo_river/mongo/errors.hpp"
 
 namespace mongo_river::mongo {
 
@@ -41,6 +44,68 @@ const char *KindKey(Position::Kind kind) {
 Error BadPosition(const std::string &json, const std::string &why) {
 	return Error(sqlstate::kInvalidTextRepresentation, "invalid stream position", why + ": " + json,
 				 "A position looks like {\"resumeAfter\": {...}} or {\"oplogAfter\": {\"$timestamp\": ...}}.");
+}
+
+// MalformedEvent returns the error for a change event we cannot read.
+SourceError MalformedEvent(const std::string &why, const bson_t *doc) {
+	return SourceError(SourceErrorKind::kMalformed, 0, sourcestate::kDataException, "malformed change event: " + why,
+					   ToRelaxedJson(doc));
+}
+
+// ReadUpdateDescription fills the event's updatedFields, removedFields and truncatedArrays.
+void ReadUpdateDescription(const bson_iter_t *desc, ChangeEvent *event) {
+	bson_iter_t iter;
+	if (!bson_iter_recurse(desc, &iter))
+		return;
+	while (bson_iter_next(&iter)) {
+		const std::string key = bson_iter_key(&iter);
+		bson_iter_t item;
+		if (key == "updatedFields") {
+			event->updated_fields = BsonFromIter(&iter);
+		} else if (key == "removedFields" && bson_iter_recurse(&iter, &item)) {
+			while (bson_iter_next(&item)) {
+				if (BSON_ITER_HOLDS_UTF8(&item))
+					event->removed_fields.emplace_back(bson_iter_utf8(&item, nullptr));
+			}
+		} else if (key == "truncatedArrays" && bson_iter_recurse(&iter, &item)) {
+			while (bson_iter_next(&item)) {
+				Bson entry = BsonFromIter(&item);
+				bson_iter_t size;
+				TruncatedArray truncated{FindString(entry.get(), "field"), 0};
+				if (entry && bson_iter_init_find(&size, entry.get(), "newSize") && BSON_ITER_HOLDS_NUMBER(&size))
+					truncated.new_size = bson_iter_as_int64(&size);
+				event->truncated_arrays.push_back(std::move(truncated));
+			}
+		}
+	}
+}
+
+// ReadEventField stores one top-level field of a change event document into event.
+void ReadEventField(bson_iter_t *iter, ChangeEvent *event) {
+	const std::string key = bson_iter_key(iter);
+	if (key == "_id") {
+		event->resume_token = BsonFromIter(iter);
+	} else if (key == "operationType" && BSON_ITER_HOLDS_UTF8(iter)) {
+		event->op = ParseOperationType(bson_iter_utf8(iter, nullptr));
+	} else if (key == "ns" || key == "to") {
+		Bson ns = BsonFromIter(iter);
+		(key == "ns" ? event->db : event->to_db) = FindString(ns.get(), "db");
+		(key == "ns" ? event->coll : event->to_coll) = FindString(ns.get(), "coll");
+	} else if (key == "documentKey") {
+		event->document_key = BsonFromIter(iter);
+	} else if (key == "fullDocument") {
+		event->full_document = BsonFromIter(iter); // null (deleted since) stays nullptr
+	} else if (key == "updateDescription") {
+		ReadUpdateDescription(iter, event);
+	} else if (key == "clusterTime" && BSON_ITER_HOLDS_TIMESTAMP(iter)) {
+		bson_iter_timestamp(iter, &event->cluster_time.t, &event->cluster_time.i);
+	} else if (key == "wallTime" && BSON_ITER_HOLDS_DATE_TIME(iter)) {
+		event->wall_time_ms = bson_iter_date_time(iter);
+	} else if (key == "lsid") {
+		event->lsid = BsonFromIter(iter);
+	} else if (key == "txnNumber" && BSON_ITER_HOLDS_INT(iter)) {
+		event->txn_number = bson_iter_as_int64(iter);
+	}
 }
 
 } // namespace
@@ -200,6 +265,30 @@ OperationType ParseOperationType(const std::string &name) {
 bool ChangeEvent::SameTransaction(const ChangeEvent &other) const {
 	return InTransaction() && other.InTransaction() && *txn_number == *other.txn_number &&
 		   bson_equal(lsid.get(), other.lsid.get());
+}
+
+ChangeEvent ParseChangeEvent(const bson_t *doc) {
+	ChangeEvent event;
+	bson_iter_t iter;
+	if (!bson_iter_init(&iter, doc))
+		throw MalformedEvent("not a valid BSON document", doc);
+	bool has_type = false;
+	while (bson_iter_next(&iter)) {
+		has_type = has_type || std::string(bson_iter_key(&iter)) == "operationType";
+		ReadEventField(&iter, &event);
+	}
+	if (!event.resume_token)
+		throw MalformedEvent("no _id (resume token)", doc);
+	if (!has_type)
+		throw MalformedEvent("no operationType", doc);
+	const bool crud = event.op == OperationType::kInsert || event.op == OperationType::kUpdate ||
+					  event.op == OperationType::kReplace || event.op == OperationType::kDelete;
+	if (crud && (event.db.empty() || event.coll.empty()))
+		throw MalformedEvent("no ns (database and collection)", doc);
+	if (!event.txn_number)
+		event.lsid.reset(); // an lsid alone (a retryable write) is not a transaction
+	event.raw = CopyBson(doc);
+	return event;
 }
 
 } // namespace mongo_river::mongo

@@ -10,6 +10,7 @@
 
 #include "mongo_river/mongo/errors.hpp"
 #include "mongo_river/mongo/source.hpp"
+#include "mongo_river/mongo/stream_guard.hpp"
 
 namespace mongo_river::mongo {
 
@@ -32,12 +33,6 @@ bool IsServerError(const bson_error_t &error) {
 		   error.domain == MONGOC_ERROR_WRITE_CONCERN;
 }
 
-// MalformedEvent returns the error for a change event we cannot read.
-SourceError MalformedEvent(const std::string &why, const bson_t *doc) {
-	return SourceError(SourceErrorKind::kMalformed, 0, sourcestate::kDataException, "malformed change event: " + why,
-					   ToRelaxedJson(doc));
-}
-
 // AppendClause appends {key1: v1[, key2: v2]} as the next element of the $or array.
 void AppendClause(bson_t *array, int *count, const char *key1, const std::string &v1, const char *key2 = nullptr,
 				  const std::string &v2 = {}) {
@@ -48,62 +43,6 @@ void AppendClause(bson_t *array, int *count, const char *key1, const std::string
 	if (key2)
 		bson_append_utf8(&clause, key2, -1, v2.c_str(), -1);
 	bson_append_document_end(array, &clause);
-}
-
-// ReadUpdateDescription fills the event's updatedFields, removedFields and truncatedArrays.
-void ReadUpdateDescription(const bson_iter_t *desc, ChangeEvent *event) {
-	bson_iter_t iter;
-	if (!bson_iter_recurse(desc, &iter))
-		return;
-	while (bson_iter_next(&iter)) {
-		const std::string key = bson_iter_key(&iter);
-		bson_iter_t item;
-		if (key == "updatedFields") {
-			event->updated_fields = BsonFromIter(&iter);
-		} else if (key == "removedFields" && bson_iter_recurse(&iter, &item)) {
-			while (bson_iter_next(&item)) {
-				if (BSON_ITER_HOLDS_UTF8(&item))
-					event->removed_fields.emplace_back(bson_iter_utf8(&item, nullptr));
-			}
-		} else if (key == "truncatedArrays" && bson_iter_recurse(&iter, &item)) {
-			while (bson_iter_next(&item)) {
-				Bson entry = BsonFromIter(&item);
-				bson_iter_t size;
-				TruncatedArray truncated{FindString(entry.get(), "field"), 0};
-				if (entry && bson_iter_init_find(&size, entry.get(), "newSize") && BSON_ITER_HOLDS_NUMBER(&size))
-					truncated.new_size = bson_iter_as_int64(&size);
-				event->truncated_arrays.push_back(std::move(truncated));
-			}
-		}
-	}
-}
-
-// ReadEventField stores one top-level field of a change event document into event.
-void ReadEventField(bson_iter_t *iter, ChangeEvent *event) {
-	const std::string key = bson_iter_key(iter);
-	if (key == "_id") {
-		event->resume_token = BsonFromIter(iter);
-	} else if (key == "operationType" && BSON_ITER_HOLDS_UTF8(iter)) {
-		event->op = ParseOperationType(bson_iter_utf8(iter, nullptr));
-	} else if (key == "ns" || key == "to") {
-		Bson ns = BsonFromIter(iter);
-		(key == "ns" ? event->db : event->to_db) = FindString(ns.get(), "db");
-		(key == "ns" ? event->coll : event->to_coll) = FindString(ns.get(), "coll");
-	} else if (key == "documentKey") {
-		event->document_key = BsonFromIter(iter);
-	} else if (key == "fullDocument") {
-		event->full_document = BsonFromIter(iter); // null (deleted since) stays nullptr
-	} else if (key == "updateDescription") {
-		ReadUpdateDescription(iter, event);
-	} else if (key == "clusterTime" && BSON_ITER_HOLDS_TIMESTAMP(iter)) {
-		bson_iter_timestamp(iter, &event->cluster_time.t, &event->cluster_time.i);
-	} else if (key == "wallTime" && BSON_ITER_HOLDS_DATE_TIME(iter)) {
-		event->wall_time_ms = bson_iter_date_time(iter);
-	} else if (key == "lsid") {
-		event->lsid = BsonFromIter(iter);
-	} else if (key == "txnNumber" && BSON_ITER_HOLDS_INT(iter)) {
-		event->txn_number = bson_iter_as_int64(iter);
-	}
 }
 
 // AfterOplogTime returns the timestamp just after ts (startAtOperationTime is inclusive).
@@ -176,26 +115,6 @@ Bson BuildStreamPipeline(const std::vector<Namespace> &namespaces) {
 	bson_append_document_end(&stages, &stage);
 	bson_append_array_end(pipeline.get(), &stages);
 	return pipeline;
-}
-
-ChangeEvent ParseChangeEvent(const bson_t *doc) {
-	ChangeEvent event;
-	bson_iter_t iter;
-	if (!bson_iter_init(&iter, doc))
-		throw MalformedEvent("not a valid BSON document", doc);
-	bool has_type = false;
-	while (bson_iter_next(&iter)) {
-		has_type = has_type || std::string(bson_iter_key(&iter)) == "operationType";
-		ReadEventField(&iter, &event);
-	}
-	if (!event.resume_token)
-		throw MalformedEvent("no _id (resume token)", doc);
-	if (!has_type)
-		throw MalformedEvent("no operationType", doc);
-	if (!event.txn_number)
-		event.lsid.reset(); // an lsid alone (a retryable write) is not a transaction
-	event.raw = CopyBson(doc);
-	return event;
 }
 
 ChangeStreamReader::ChangeStreamReader(Source &source, StreamOptions options, const Position &start)
@@ -399,8 +318,10 @@ void ChangeStreamReader::LoadBatch(Reply reply, const char *batch) {
 			cursor_id_ = bson_iter_as_int64(&field);
 		else if (std::strcmp(key, "postBatchResumeToken") == 0 && BSON_ITER_HOLDS_DOCUMENT(&field))
 			batch_token_ = BsonFromIter(&field);
-		else if (std::strcmp(key, batch) == 0 && BSON_ITER_HOLDS_ARRAY(&field))
+		else if (std::strcmp(key, batch) == 0 && BSON_ITER_HOLDS_ARRAY(&field)) {
 			batch_left_ = bson_iter_recurse(&field, &batch_);
+			bson_iter_array(&field, &batch_len_, &batch_data_);
+		}
 	}
 	if (!batch_left_)
 		throw SourceError(SourceErrorKind::kMalformed, 0, sourcestate::kDataException,
@@ -414,33 +335,86 @@ void ChangeStreamReader::LoadBatch(Reply reply, const char *batch) {
 
 bool ChangeStreamReader::BatchEmpty() const {
 	bson_iter_t peek = batch_;
-	return !batch_left_ || !bson_iter_next(&peek);
+	// A rest that is not valid BSON (err_off set) is not empty: NextInBatch reports it.
+	return !batch_left_ || (!bson_iter_next(&peek) && peek.err_off == 0);
 }
 
 bool ChangeStreamReader::NextInBatch(ChangeEvent *out) {
-	if (!batch_left_ || !bson_iter_next(&batch_)) {
-		batch_left_ = false;
+	if (!batch_left_)
 		return false;
+	if (!bson_iter_next(&batch_)) {
+		batch_left_ = false;
+		if (batch_.err_off == 0)
+			return false;
+		// The rest of the batch is not valid BSON: nothing in it can be read, not even where its
+		// events end. It becomes one unreadable event holding the whole batch as received; the
+		// stream goes on after the batch's postBatchResumeToken.
+		*out = ChangeEvent();
+		out->unreadable = "the source sent a batch of the change stream of \"" + name_ +
+						  "\" that is not valid BSON (from byte " + std::to_string(batch_.err_off) +
+						  " of the batch on; cursor " + std::to_string(cursor_id_) + ")";
+		if (batch_data_)
+			out->raw = Bson(bson_new_from_data(batch_data_, batch_len_));
+		if (!out->raw && batch_data_) {
+			// bson_new_from_data refuses invalid BSON: keep the bytes in a binary field instead.
+			out->raw = NewBson();
+			bson_append_binary(out->raw.get(), "batch", -1, BSON_SUBTYPE_BINARY, batch_data_, batch_len_);
+		}
+		if (!cluster_) { // the stream's scope is all that is known of its namespace
+			out->db = db_;
+			out->coll = coll_;
+		}
+		if (batch_token_)
+			cached_token_ = CopyBson(batch_token_.get());
+		returned_any_ = true;
+		failures_in_row_ = 0;
+		return true;
 	}
 	uint32_t len = 0;
 	const uint8_t *data = nullptr;
 	bson_t doc;
 	if (BSON_ITER_HOLDS_DOCUMENT(&batch_))
 		bson_iter_document(&batch_, &len, &data);
-	if (!data || !bson_init_static(&doc, data, len))
-		throw SourceError(
-			SourceErrorKind::kMalformed, 0, sourcestate::kDataException, "malformed change event: not a document",
-			std::string("element ") + bson_iter_key(&batch_) + " of a batch of cursor " + std::to_string(cursor_id_));
-	*out = ParseChangeEvent(&doc);
+	if (!data || !bson_init_static(&doc, data, len)) {
+		*out = ChangeEvent();
+		out->unreadable = std::string("malformed change event: element ") + bson_iter_key(&batch_) +
+						  " of a batch of cursor " + std::to_string(cursor_id_) + " is not a document";
+		out->raw = WrapValue("event", bson_iter_value(&batch_));
+	} else {
+		try {
+			*out = ParseChangeEvent(&doc);
+		} catch (const SourceError &e) {
+			if (e.Kind() != SourceErrorKind::kMalformed)
+				throw;
+			// Keep what can be read: the namespace (for the reject's source) and a readable token.
+			*out = ChangeEvent();
+			out->unreadable = e.Message();
+			out->raw = CopyBson(&doc);
+			out->db = FindString(&doc, "ns.db");
+			out->coll = FindString(&doc, "ns.coll");
+			if (out->db.empty() && !cluster_) { // the stream's scope is all that is known of it
+				out->db = db_;
+				out->coll = coll_;
+			}
+			bson_iter_t id;
+			if (bson_iter_init_find(&id, &doc, "_id") && BSON_ITER_HOLDS_DOCUMENT(&id))
+				out->resume_token = BsonFromIter(&id);
+			bson_iter_t type;
+			if (bson_iter_init_find(&type, &doc, "operationType") && BSON_ITER_HOLDS_UTF8(&type))
+				out->op = ParseOperationType(bson_iter_utf8(&type, nullptr));
+		}
+	}
 	bson_iter_t peek = batch_;
-	const bool last = !bson_iter_next(&peek);
+	const bool last = !bson_iter_next(&peek) && peek.err_off == 0;
 	// Change streams specification, "Updating the Cached Resume Token": the batch's
 	// postBatchResumeToken after its last document, else the document's _id. The cached token is
 	// used only once the batch is used up (a resume, a caught-up position), so with a
-	// postBatchResumeToken the _ids in between need not be copied.
+	// postBatchResumeToken the _ids in between need not be copied. An event whose _id cannot be read
+	// leaves the cached token as it was (the next event's, or the batch's postBatchResumeToken, moves
+	// past it).
 	if (last && batch_token_)
 		cached_token_ = CopyBson(batch_token_.get());
-	else if (!batch_token_)
+	else if (!batch_token_ && out->resume_token)
 		cached_token_ = CopyBson(out->resume_token.get());
 	returned_any_ = true;
 	failures_in_row_ = 0;      // the (resumed) cursor works
@@ -508,7 +482,7 @@ void ChangeStreamReader::KillCursor() {
 
 void ChangeStreamReader::Recover(const bson_error_t &error, const bson_t *reply) {
 	const std::string what = "cannot read the change stream of \"" + name_ + "\"";
-	if (!IsResumable(error, reply))
+	if (!IsResumable(error, reply) || InterruptRequested())
 		source_.Fail(what, error, reply);
 	const auto code = static_cast<int32_t>(error.code);
 	std::string detail = source_.Scrubbed(error.message);
@@ -603,11 +577,17 @@ Batch ChangeStreamReader::NextBatch(size_t max_events, int64_t max_ms) {
 }
 
 void ChangeStreamReader::Finish(Batch *batch) {
-	const ChangeEvent *last = batch->events.empty() ? nullptr : &batch->events.back();
-	if (batch->invalidated) {
+	// last is the last event with a resume token (an unreadable event may have none).
+	const ChangeEvent *last = nullptr;
+	for (auto it = batch->events.rbegin(); it != batch->events.rend() && !last; ++it)
+		if (it->resume_token)
+			last = &*it;
+	const bool ends_unreadable = !batch->events.empty() && !batch->events.back().resume_token;
+	if (batch->invalidated && last) {
 		position_ = Position::StartAfter(last->resume_token.get());
-	} else if (batch->caught_up && !pending_) {
-		// Nothing read ahead: the cached token is the high-water mark of the last (empty) batch.
+	} else if ((batch->caught_up || (ends_unreadable && BatchEmpty())) && !pending_) {
+		// Nothing read ahead: the cached token is the high-water mark of the last server batch (past
+		// an unreadable event that ended it).
 		if (cached_token_)
 			position_ = Position::ResumeAfter(cached_token_.get());
 		else if (last)

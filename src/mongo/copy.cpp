@@ -246,10 +246,10 @@ void CollectionScan::Open() {
 
 void CollectionScan::Remember(const bson_t *doc) {
 	bson_iter_t iter;
-	if (!bson_iter_init_find(&iter, doc, "_id"))
-		throw SourceError(SourceErrorKind::kMalformed, 0, sourcestate::kDataException,
-						  "a document of \"" + db_ + "." + coll_ + "\" has no _id", ToRelaxedJson(doc));
-	last_id_ = WrapValue("_id", bson_iter_value(&iter));
+	// A document without _id (it sorts first) is returned like the others, for the caller to reject;
+	// the copy's resume point stays at the last _id.
+	if (bson_iter_init_find(&iter, doc, "_id"))
+		last_id_ = WrapValue("_id", bson_iter_value(&iter));
 }
 
 std::vector<Bson> CollectionScan::NextBatch(size_t max_docs, size_t max_bytes) {

@@ -3,6 +3,8 @@
 
 #include <utility>
 
+#include "mongo_river/mongo/stream_guard.hpp"
+
 namespace mongo_river::mongo {
 
 namespace {
@@ -83,6 +85,9 @@ void ThrowDriverError(const std::string &what, const bson_error_t &error, const 
 	std::string detail = Scrub(error.message, password);
 	if (code != 0)
 		detail += " (server error code " + std::to_string(code) + ")";
+	if (InterruptRequested())
+		throw SourceError(SourceErrorKind::kInterrupted, code, sourcestate::kQueryCanceled,
+						  what + ": interrupted while waiting for the MongoDB server", detail);
 
 	// 280 (ChangeStreamFatalError) is history lost only as "the resume token was not found".
 	const bool history_lost = IsHistoryLostCode(code) &&

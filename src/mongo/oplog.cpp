@@ -255,7 +255,21 @@ OplogEntryEvents ConvertOplogEntry(const bson_t *entry, const std::vector<Namesp
 	Bson lsid = SubDocument(entry, "lsid");
 	ctx.lsid = lsid.get();
 	OplogEntryEvents out;
-	ConvertOp(entry, ctx, namespaces, &out);
+	try {
+		ConvertOp(entry, ctx, namespaces, &out);
+	} catch (const SourceError &e) {
+		if (e.Kind() != SourceErrorKind::kMalformed)
+			throw;
+		// An entry of a mapped namespace that cannot be read becomes one unreadable event (the apply
+		// stage rejects it); the position moves past it with the entry's ts.
+		auto [db, coll] = SplitNs(FindString(entry, "ns"));
+		out = OplogEntryEvents();
+		ChangeEvent event = NewEvent(OperationType::kOther, ctx, entry, db, coll);
+		event.lsid.reset();
+		event.txn_number.reset();
+		event.unreadable = e.Message();
+		out.events.push_back(std::move(event));
+	}
 	return out;
 }
 

@@ -3,6 +3,7 @@
 
 #include "mongo_river/mongo/credentials.hpp"
 #include "mongo_river/mongo/errors.hpp"
+#include "mongo_river/mongo/stream_guard.hpp"
 #include "mongo_river/mongo/uri.hpp"
 
 namespace mongo_river::mongo {
@@ -49,6 +50,7 @@ Source::Source(const std::string &uri, const Credentials &credentials)
 		throw SourceError(SourceErrorKind::kServer, 0, sqlstate::kInvalidParameterValue,
 						  "cannot use MongoDB URI \"" + redacted_uri_ + "\"", Scrub(error.message, password_));
 	mongoc_client_set_error_api(client_.get(), MONGOC_ERROR_API_VERSION_2);
+	GuardClient(client_.get());
 }
 
 std::string Source::Scrubbed(const std::string &text) const {

@@ -92,6 +92,9 @@ void RaiseCaptured(Captured &captured) {
 	char *message = Take(captured.message);
 	char *detail = Take(captured.detail);
 	char *hint = Take(captured.hint);
+	// A C++ error raised while an interrupt is pending (a source wait that gave up for it) is the
+	// interrupt's doing: report the cancel or terminate as PostgreSQL does.
+	CHECK_FOR_INTERRUPTS();
 	ereport(ERROR, (errcode(code), errmsg_internal("%s", message ? message : "mongo_river error"),
 					detail ? errdetail_internal("%s", detail) : 0, hint ? errhint("%s", hint) : 0));
 	pg_unreachable();

@@ -2,10 +2,13 @@
 #include <mongoc/mongoc.h>
 
 #include "mongo_river/mongo/credentials.hpp"
+#include "mongo_river/mongo/stream_guard.hpp"
 #include "mongo_river/pg/mongoc_runtime.hpp"
 #include "mongo_river/pg/postgres.hpp"
 
 extern "C" {
+#include "miscadmin.h"
+#include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 }
 
@@ -36,6 +39,18 @@ void LogToServer(mongoc_log_level_t level, const char *domain, const char *messa
 	ereport(elevel, (errmsg_internal("libmongoc %s: %s: %s", mongoc_log_level_str(level), domain, message)));
 }
 
+// InterruptPendingNow is the source connections' interrupt check (mongo::SetInterruptCheck): true
+// when a worker's SIGTERM asked it to stop, or when CHECK_FOR_INTERRUPTS would now end the statement
+// or the session (a query cancel, statement_timeout, pg_terminate_backend). It only reads flags: it
+// runs inside libmongoc's reads.
+bool InterruptPendingNow() {
+	if (ShutdownRequestPending)
+		return true;
+	if (!InterruptPending || InterruptHoldoffCount != 0 || CritSectionCount != 0)
+		return false;
+	return ProcDiePending || (QueryCancelPending && QueryCancelHoldoffCount == 0);
+}
+
 void CleanupMongoc(int, Datum) {
 	if (initialized)
 		mongoc_cleanup();
@@ -50,6 +65,7 @@ void EnsureMongocInitialized() {
 	Assert(IsUnderPostmaster);
 	mongoc_init();
 	mongo::SetLogHandler(LogToServer, nullptr);
+	mongo::SetInterruptCheck(InterruptPendingNow);
 	initialized = true;
 	on_proc_exit(CleanupMongoc, 0);
 }

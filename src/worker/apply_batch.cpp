@@ -46,8 +46,27 @@ void RiverWorker::RejectOrStop(const Mapped &mapped, const char *operation, cons
 							reject.document_id.c_str(), source.c_str(), error.c_str())));
 }
 
+void RiverWorker::RejectUnreadable(const mongo::ChangeEvent &event) {
+	const std::string source = event.db.empty() ? "*" : event.db + (event.coll.empty() ? "" : "." + event.coll);
+	if (river_.options.on_error == "stop")
+		throw StopRiver("22000", "an unreadable change event in \"" + source + "\": " + event.unreadable);
+	catalog::Reject reject;
+	reject.source = source;
+	reject.operation = event.op == mongo::OperationType::kOther ? "unreadable" : mongo::OperationTypeName(event.op);
+	reject.raw = RawBytes(event.raw.get());
+	reject.error = event.unreadable;
+	if (!river_.options.dry_run)
+		catalog::AddReject(name_, reject);
+	ereport(LOG, (errmsg("mongo_river: river \"%s\": rejected an unreadable change event in \"%s\": %s", name_.c_str(),
+						 source.c_str(), event.unreadable.c_str())));
+}
+
 void RiverWorker::ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::ChangeInfo &change, bool isolate) {
 	const char *operation = change.operation.c_str();
+	if (!bson_has_field(&doc, "_id")) {
+		RejectOrStop(mapped, operation, &doc, nullptr, "the document has no _id, so it has no key");
+		return;
+	}
 	convert::ConvertedDocument converted = mapped.writer->Convert(doc);
 	if (!converted.errors.empty()) {
 		std::string message;
@@ -119,6 +138,10 @@ std::string RiverWorker::ChangePosition(const mongo::ChangeEvent &event, BatchEf
 
 void RiverWorker::ApplyEvent(const mongo::ChangeEvent &event, bool isolate, BatchEffect *effect) {
 	using Op = mongo::OperationType;
+	if (!event.unreadable.empty()) {
+		RejectUnreadable(event);
+		return;
+	}
 	if (event.op == Op::kDrop || event.op == Op::kRename || event.op == Op::kDropDatabase) {
 		HandleDdl(event);
 		return;

@@ -362,6 +362,32 @@ void RiverWorker::MaybeDiscover() {
 							 (unsigned long)mapped)));
 }
 
+void RiverWorker::ReportSilence(int64_t silent_ms, void *data) {
+	auto *self = static_cast<RiverWorker *>(data);
+	const int64_t seconds = silent_ms / 1000;
+	if (silent_ms < kSilenceReportMs || seconds == self->silence_reported_s_)
+		return;
+	self->silence_reported_s_ = seconds;
+	try {
+		worker::LiveUpdate live;
+		live.phase = "retrying";
+		live.error = "no reply from the source for " + std::to_string(seconds) + " s";
+		worker::ReportLive(self->name_, "", live);
+	} catch (...) {
+		// Inside a libmongoc read nothing may be thrown; the next report tries again.
+	}
+}
+
+void RiverWorker::EndSilence() {
+	if (silence_reported_s_ == 0)
+		return;
+	silence_reported_s_ = 0;
+	worker::LiveUpdate live;
+	live.phase = phase_.empty() ? "streaming" : phase_;
+	live.error = "";
+	worker::ReportLive(name_, "", live);
+}
+
 void RiverWorker::Wait(int ms) {
 	if (ms <= 0)
 		return;
@@ -380,6 +406,14 @@ void RiverWorker::Run() {
 	Load();
 	if (!river_.enabled && !once_)
 		return;
+	// SilenceReporting installs ReportSilence for the worker's run (not for sync_once's backend).
+	struct SilenceReporting {
+		explicit SilenceReporting(RiverWorker *worker) { mongo::SetWaitReporter(ReportSilence, worker); }
+		~SilenceReporting() { mongo::SetWaitReporter(nullptr, nullptr); }
+	};
+	std::optional<SilenceReporting> reporting;
+	if (!once_)
+		reporting.emplace(this);
 	while (!ShutdownRequested()) {
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending) {
@@ -401,6 +435,7 @@ void RiverWorker::Run() {
 			}
 			bool copying = CopyStep();
 			StreamStep(copying);
+			EndSilence();
 			CheckOplogMargin();
 			backoff_ms_ = 0;
 			if (!copying) {
@@ -418,6 +453,8 @@ void RiverWorker::Run() {
 			return;
 		} catch (const mongo::SourceError &error) {
 			Disconnect();
+			if (error.Kind() == mongo::SourceErrorKind::kInterrupted && !once_)
+				continue; // SIGTERM (the loop ends) or a cancel (CHECK_FOR_INTERRUPTS raises it)
 			if (once_ && error.Kind() != mongo::SourceErrorKind::kHistoryLost)
 				throw; // sync_once reports the problem to its caller (batches so far are committed)
 			std::string message = error.Message() + (error.Detail().empty() ? "" : ": " + error.Detail());
@@ -426,6 +463,8 @@ void RiverWorker::Run() {
 					StartResync(message);
 				} catch (const mongo::SourceError &again) {
 					Disconnect();
+					if (again.Kind() == mongo::SourceErrorKind::kInterrupted)
+						continue;
 					SetPhase("retrying", again.Message());
 					Wait(kMinBackoffMs);
 				}

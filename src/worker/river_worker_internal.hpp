@@ -20,6 +20,7 @@
 #include "mongo_river/mongo/errors.hpp"
 #include "mongo_river/mongo/oplog.hpp"
 #include "mongo_river/mongo/source.hpp"
+#include "mongo_river/mongo/stream_guard.hpp"
 #include "mongo_river/pg/boundary.hpp"
 #include "mongo_river/pg/mongoc_runtime.hpp"
 #include "mongo_river/pg/datum.hpp"
@@ -58,6 +59,9 @@ constexpr int kCopyStreamIntervalMs = 1000;
 // the reader's usual wait for new events (500 ms) would otherwise idle the copy at every stream read
 // of a quiet source. The stream is reopened with the usual wait once the copies are done.
 constexpr int32_t kCopyStreamAwaitMs = 5;
+// kSilenceReportMs: a worker whose read has had no byte from the source for this long shows it in the
+// status (phase retrying, last_error "no reply from the source for N s") until the read ends.
+constexpr int64_t kSilenceReportMs = 10000;
 // kCopyBatchFactor: a copy transaction holds up to this many times batch_size documents.
 constexpr size_t kCopyBatchFactor = 10;
 
@@ -160,6 +164,10 @@ private:
 	void StopWithError(const std::string &message);
 	void StartResync(const std::string &reason);
 	void SetPhase(const std::string &phase, const std::string &error);
+	// ReportSilence is the worker's mongo::WaitReporter (data: the worker): past kSilenceReportMs
+	// without a byte from the source it shows the wait in the live status; EndSilence takes it back.
+	static void ReportSilence(int64_t silent_ms, void *data);
+	void EndSilence();
 
 	void ApplyBatch(const mongo::Batch &batch);
 	void ReportBatch(const BatchEffect &effect);
@@ -171,6 +179,9 @@ private:
 	void ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::ChangeInfo &change, bool isolate);
 	void HandleDdl(const mongo::ChangeEvent &event);
 	std::string ChangePosition(const mongo::ChangeEvent &event, BatchEffect *effect);
+	// RejectUnreadable rejects a change event the reader could not read (source: its namespace when
+	// readable, else "*"; raw: the bytes as received), or stops the river (on_error 'stop').
+	void RejectUnreadable(const mongo::ChangeEvent &event);
 	void RejectOrStop(const Mapped &mapped, const char *operation, const bson_t *doc, const bson_t *key,
 					  const std::string &error);
 	Mapped *Find(const std::string &db, const std::string &coll);
@@ -214,6 +225,7 @@ private:
 	CopyRate copy_rate_;          // of the copy in progress (scan_source_)
 	bool once_caught_up_ = false; // sync_once reached its target
 	TimestampTz last_discovery_ = 0;
+	int64_t silence_reported_s_ = 0; // seconds of silence the status shows (0: none)
 };
 
 } // namespace mongo_river::worker::internal

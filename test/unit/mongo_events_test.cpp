@@ -131,15 +131,37 @@ TEST(ParseChangeEvent, ReadsRenameAndRejectsEventsWithoutToken) {
 
 TEST(ChangeEvent, SameTransactionNeedsSameLsidAndNumber) {
 	auto make = [](const char *lsid, int txn) {
-		return ParseChangeEvent(J(std::string(R"({"_id": {"_data": "82"}, "operationType": "insert", "lsid": )") +
-								  lsid + R"(, "txnNumber": )" + std::to_string(txn) + "}")
-									.get());
+		return ParseChangeEvent(
+			J(std::string(
+				  R"({"_id": {"_data": "82"}, "operationType": "insert", "ns": {"db": "d", "coll": "c"}, "lsid": )") +
+			  lsid + R"(, "txnNumber": )" + std::to_string(txn) + "}")
+				.get());
 	};
 	EXPECT_TRUE(make(R"({"id": 1})", 1).SameTransaction(make(R"({"id": 1})", 1)));
 	EXPECT_FALSE(make(R"({"id": 1})", 1).SameTransaction(make(R"({"id": 1})", 2)));
 	EXPECT_FALSE(make(R"({"id": 1})", 1).SameTransaction(make(R"({"id": 2})", 1)));
-	ChangeEvent plain = ParseChangeEvent(J(R"({"_id": {"_data": "82"}, "operationType": "insert"})").get());
+	ChangeEvent plain = ParseChangeEvent(
+		J(R"({"_id": {"_data": "82"}, "operationType": "insert", "ns": {"db": "d", "coll": "c"}})").get());
 	EXPECT_FALSE(plain.SameTransaction(plain));
+}
+
+TEST(ChangeEvent, CrudEventWithoutNsIsMalformed) {
+	EXPECT_THROW(ParseChangeEvent(J(R"({"_id": {"_data": "82"}, "operationType": "insert"})").get()),
+				 mongo_river::Error);
+	EXPECT_THROW(ParseChangeEvent(J(R"({"_id": {"_data": "82"}, "operationType": "delete", "ns": {"db": "d"}})").get()),
+				 mongo_river::Error);
+	EXPECT_NO_THROW(ParseChangeEvent(J(R"({"_id": {"_data": "82"}, "operationType": "invalidate"})").get()));
+}
+
+TEST(OplogEntry, UnreadableEntryOfAMappedNamespaceBecomesAnUnreadableEvent) {
+	Bson entry = J(R"({"ts": {"$timestamp": {"t": 5, "i": 1}}, "op": "i", "ns": "d.c"})");
+	OplogEntryEvents out = ConvertOplogEntry(entry.get(), {{"d", "c"}});
+	ASSERT_EQ(out.events.size(), 1u);
+	EXPECT_NE(out.events[0].unreadable.find("no document"), std::string::npos);
+	EXPECT_EQ(out.events[0].db, "d");
+	EXPECT_EQ(out.events[0].cluster_time.t, 5u);
+	EXPECT_TRUE(bson_equal(out.events[0].raw.get(), entry.get()));
+	EXPECT_TRUE(ConvertOplogEntry(entry.get(), {{"d", "other"}}).events.empty());
 }
 
 TEST(ChooseScope, NarrowestCoveringScope) {

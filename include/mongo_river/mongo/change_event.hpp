@@ -108,6 +108,10 @@ struct ChangeEvent {
 	std::string to_coll;
 	Bson raw;          // the change event (or oplog entry) as received
 	Bson resume_token; // change stream: the event's _id; oplog: nullptr
+	// unreadable, when not empty, says why the reader could not read this event: raw then holds the
+	// bytes as received (an event document, or the rest of a server batch that is not valid BSON),
+	// db/coll/op/resume_token whatever could be read of it. The apply stage rejects it (or stops).
+	std::string unreadable;
 
 	// InTransaction tells whether the event belongs to a MongoDB transaction.
 	bool InTransaction() const { return lsid != nullptr && txn_number.has_value(); }

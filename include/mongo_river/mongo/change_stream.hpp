@@ -123,7 +123,10 @@ private:
 	// LoadBatch makes reply (batch: "firstBatch" or "nextBatch") the batch to read events from and
 	// caches the postBatchResumeToken of an empty batch.
 	void LoadBatch(Reply reply, const char *batch);
-	// NextInBatch parses the batch's next event into out; false when the batch is used up.
+	// NextInBatch parses the batch's next event into out; false when the batch is used up. An event
+	// it cannot read (not a document, no readable _id, operationType or ns) comes out as an
+	// unreadable ChangeEvent, and so does the rest of a batch that is not valid BSON (the stream then
+	// goes on after the batch's postBatchResumeToken).
 	bool NextInBatch(ChangeEvent *out);
 	// BatchEmpty tells whether the loaded batch has no event left to read.
 	bool BatchEmpty() const;
@@ -153,11 +156,13 @@ private:
 	Session session_;        // the session of every command on the cursor (nullptr if none)
 	uint32_t server_id_ = 0; // the server that answered the aggregate: getMores go there
 	int32_t max_wire_version_ = 0;
-	int64_t cursor_id_ = 0;     // 0: no server cursor open
-	std::string cursor_coll_;   // getMore's "collection": the cursor's ns after the database
-	bool connection_ok_ = true; // false after a network error (no killCursors then)
-	Reply reply_;               // the last aggregate/getMore reply: its batch is read in place
-	bson_iter_t batch_{};       // the batch's event before the next one to read
+	int64_t cursor_id_ = 0;               // 0: no server cursor open
+	std::string cursor_coll_;             // getMore's "collection": the cursor's ns after the database
+	bool connection_ok_ = true;           // false after a network error (no killCursors then)
+	Reply reply_;                         // the last aggregate/getMore reply: its batch is read in place
+	bson_iter_t batch_{};                 // the batch's event before the next one to read
+	const uint8_t *batch_data_ = nullptr; // the batch array's bytes (inside reply_), for an unreadable rest
+	uint32_t batch_len_ = 0;
 	bool batch_left_ = false;   // whether batch_ may have more events
 	Bson batch_token_;          // that batch's postBatchResumeToken (nullptr when absent)
 	Bson cached_token_;         // the resume token to resume from (spec: "cached resume token")

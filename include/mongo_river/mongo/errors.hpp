@@ -24,6 +24,7 @@ inline constexpr const char *kInvalidPassword = "28P01";
 inline constexpr const char *kNotInPrerequisiteState = "55000"; // history lost, standalone server
 inline constexpr const char *kDataException = "22000";          // malformed event, diff or token
 inline constexpr const char *kSystemError = "58000";            // any other server-side failure
+inline constexpr const char *kQueryCanceled = "57014";          // a wait on the source given up for an interrupt
 } // namespace sourcestate
 
 // SourceErrorKind says how a caller recovers from a SourceError.
@@ -34,6 +35,7 @@ enum class SourceErrorKind {
 	kNotReplicaSet,  // the server cannot serve change streams or an oplog
 	kMalformed,      // a reply, event, diff or token we cannot read
 	kServer,         // any other server or driver failure (the server's code is in the detail)
+	kInterrupted,    // the process was asked to stop (InterruptRequested): a wait on the source gave up
 };
 
 // SourceError is a classified failure of the MongoDB source; ServerCode() is the server's (or the
@@ -64,7 +66,8 @@ bool IsResumableCode(int32_t code);
 // overtaken by the capped collection) and 40576 (4.0's "resume point may no longer be in the oplog").
 bool IsHistoryLostCode(int32_t code);
 
-// ThrowDriverError throws the SourceError for a failed driver call: what names the operation
+// ThrowDriverError throws the SourceError for a failed driver call (kInterrupted whenever
+// InterruptRequested() holds, whatever the driver said): what names the operation
 // (e.g. "cannot read collection \"db.c\""), error/reply are what the driver returned, and password
 // (may be empty) is scrubbed from every text.
 [[noreturn]] void ThrowDriverError(const std::string &what, const bson_error_t &error, const bson_t *reply,

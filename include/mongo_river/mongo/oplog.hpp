@@ -56,7 +56,8 @@ struct OplogEntryEvents {
 	TxnStep txn_step = TxnStep::kNone;
 };
 
-// ConvertOplogEntry turns one oplog entry into change events of namespaces (see the file comment).
+// ConvertOplogEntry turns one oplog entry into change events of namespaces (see the file comment); an
+// entry of a mapped namespace that cannot be read becomes one event with `unreadable` set.
 OplogEntryEvents ConvertOplogEntry(const bson_t *entry, const std::vector<Namespace> &namespaces);
 
 // BuildOplogFilter returns the find filter for entries after (inclusive: at or after) ts.

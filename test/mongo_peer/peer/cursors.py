@@ -254,6 +254,13 @@ class CursorRegistry:
 def batch_reply(server, cur, batch_size, max_time_ms, first, keep=True):
     """batch_reply produces {cursor: {firstBatch|nextBatch, id, ns, ...}} and registers/kills."""
     docs, done, extra = cur.next_batch(server, batch_size, max_time_ms, first)
+    if docs and server.failpoints.corrupt_batch is not None:
+        from .failpoints import corrupt_document
+        kind = "changeStream" if type(cur).__name__ == "ChangeStreamCursor" else "find"
+        data = server.failpoints.corrupt_check(cur.ns, kind)
+        if data is not None:
+            docs = [as_bytes(d) for d in docs]
+            docs[0] = corrupt_document(docs[0], data["kind"])
     if done:
         if cur.id:
             server.cursors.kill(cur.id)

@@ -83,3 +83,23 @@ def test_app_name_filter(peer_uri, db, fp):
             other[db.name].command("find", "c")
     finally:
         other.close()
+
+
+def test_corrupt_cursor_batch_is_peer_only_and_damages_one_batch(client, db):
+    """corruptCursorBatch (peer only): the next batch's first document loses its _id, once."""
+    if "mongo-peer" not in client.admin.command("buildInfo").get("version", ""):
+        pytest.skip("corruptCursorBatch is the peer's own fail point")
+    db.cc.delete_many({})
+    db.cc.insert_many([{"_id": i, "v": i} for i in range(3)])
+    client.admin.command("configureFailPoint", "corruptCursorBatch", mode={"times": 1},
+                         data={"kind": "noDocId", "db": db.name, "cursor": "find"})
+    try:
+        first = db.command("find", "cc", sort={"_id": 1})["cursor"]["firstBatch"]
+        assert "_id" not in first[0] and first[0]["v"] == 0 and first[1]["_id"] == 1
+        again = db.command("find", "cc", sort={"_id": 1})["cursor"]["firstBatch"]
+        assert again[0]["_id"] == 0
+        with pytest.raises(OperationFailure):
+            client.admin.command("configureFailPoint", "corruptCursorBatch", mode="alwaysOn",
+                                 data={"kind": "nonsense"})
+    finally:
+        client.admin.command("configureFailPoint", "corruptCursorBatch", mode="off")

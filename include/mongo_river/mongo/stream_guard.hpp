@@ -1,0 +1,47 @@
+// stream_guard.hpp: connections to MongoDB whose waits give up when the process is asked to stop
+// (PG-free).
+//
+// libmongoc blocks in a read for as long as socketTimeoutMS allows, and a signal does not end that
+// wait. A source that goes silent would then hold a worker past SIGTERM, or a backend past its
+// query cancel, for the whole socket timeout, and a shorter socketTimeoutMS would cut legitimate
+// slow commands (a large $sample, a long first batch). GuardClient installs a stream initiator on a
+// client: its connections are libmongoc's usual ones (TCP, TLS, buffering), except that every wait
+// for the source (a read, the handshake's poll) is cut into slices of kGuardSliceMs, between which
+// the installed InterruptCheck is asked whether to give up; a read that gives up fails like a
+// broken connection (the driver closes it), and a new connection is refused while the check holds.
+// A WaitReporter, if installed, is told after every slice how long the current read has had no byte
+// from the source. Neither hook may throw or longjmp: they run inside libmongoc's frames.
+#pragma once
+
+#include <cstdint>
+
+#include <mongoc/mongoc.h>
+
+namespace mongo_river::mongo {
+
+// kGuardSliceMs is the longest a read on a guarded connection waits before asking InterruptCheck.
+inline constexpr int32_t kGuardSliceMs = 100;
+
+// InterruptCheck tells whether the process wants every wait on a source to give up now.
+using InterruptCheck = bool (*)();
+// WaitReporter is told how long (ms) the current read has waited for the source's next byte.
+using WaitReporter = void (*)(int64_t silent_ms, void *data);
+
+// SetInterruptCheck installs the process's interrupt check (nullptr: reads are never cut short).
+void SetInterruptCheck(InterruptCheck check);
+// SetWaitReporter installs (or, with nullptr, removes) the process's wait reporter.
+void SetWaitReporter(WaitReporter reporter, void *data);
+
+// InterruptRequested tells whether the installed InterruptCheck asks to give up now; a failure of
+// a source call made while it does is the interrupt's doing (SourceErrorKind::kInterrupted).
+bool InterruptRequested();
+
+// GuardStream makes one stream (libmongoc's buffered(socket) or buffered(tls(socket)), as the
+// default stream initiator opens it) give up its waits like GuardClient's connections.
+void GuardStream(mongoc_stream_t *stream);
+
+// GuardClient makes client's connections (including the ones it opens later) give up their waits
+// when InterruptRequested() says so.
+void GuardClient(mongoc_client_t *client);
+
+} // namespace mongo_river::mongo

@@ -1,0 +1,205 @@
+// stream_guard.cpp: connections to MongoDB whose waits give up when the process is asked to stop.
+//
+// libmongoc's default stream initiator builds buffered(socket) or buffered(tls(socket)) streams. The
+// guard keeps those streams and replaces two entries of their function tables: readv of the stream
+// under the buffered one (the buffered stream itself ignores min_bytes and would lose a partly read
+// reply if cut short), and poll of the root socket stream (the single-threaded topology scanner
+// waits for the handshake's reply with mongoc_stream_poll, which goes to the root stream). The
+// replaced functions call the originals in slices. mongoc_stream_t is libmongoc's public stream
+// interface; all streams of one type share one function table, so the originals are kept per type.
+#include "mongo_river/mongo/stream_guard.hpp"
+
+#include <poll.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <vector>
+
+// mongoc_client_default_stream_initiator is libmongoc's own initiator (what a client uses unless
+// told otherwise; user_data is the client). libmongoc 1.23 exports it but declares it only in a
+// private header; its type is the public mongoc_stream_initiator_t.
+extern "C" mongoc_stream_t *mongoc_client_default_stream_initiator(const mongoc_uri_t *uri,
+																   const mongoc_host_list_t *host, void *user_data,
+																   bson_error_t *error);
+
+namespace mongo_river::mongo {
+
+namespace {
+
+using ReadvFn = ssize_t (*)(mongoc_stream_t *, mongoc_iovec_t *, size_t, size_t, int32_t);
+using PollFn = ssize_t (*)(mongoc_stream_poll_t *, size_t, int32_t);
+
+InterruptCheck interrupt_check = nullptr;
+WaitReporter wait_reporter = nullptr;
+void *wait_reporter_data = nullptr;
+
+// Originals holds a stream type's own readv and poll (libmongoc's stream types are small numbers).
+struct Originals {
+	ReadvFn readv = nullptr;
+	PollFn poll = nullptr;
+};
+constexpr int kMaxStreamType = 16;
+// kSliceSlackMs: a slice whose wait ended this much before its end did not time out (libmongoc
+// rounds the remaining wait down to whole milliseconds).
+constexpr int64_t kSliceSlackMs = 10;
+Originals originals[kMaxStreamType];
+
+int64_t NowMs() {
+	return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+		.count();
+}
+
+// SliceTimedOut tells whether a failed original read only ran out of its slice.
+bool SliceTimedOut(mongoc_stream_t *stream) {
+	return mongoc_stream_timed_out(stream) || errno == ETIMEDOUT || errno == EAGAIN || errno == EWOULDBLOCK;
+}
+
+// GuardedReadv reads like the stream's own readv (at least min_bytes within timeout_msec), in
+// slices: it asks the original for at least one byte per slice, so no byte is lost between slices,
+// and gives up (-1, errno EINTR) as soon as InterruptRequested() says so.
+ssize_t GuardedReadv(mongoc_stream_t *stream, mongoc_iovec_t *iov, size_t iovcnt, size_t min_bytes,
+					 int32_t timeout_msec) {
+	ReadvFn original = originals[stream->type].readv;
+	if (min_bytes == 0 || timeout_msec == 0 || !interrupt_check)
+		return original(stream, iov, iovcnt, min_bytes, timeout_msec);
+	std::vector<mongoc_iovec_t> rest(iov, iov + iovcnt);
+	std::vector<mongoc_iovec_t> scratch;
+	size_t first = 0;
+	size_t total = 0;
+	const int64_t start = NowMs();
+	const int64_t deadline = timeout_msec < 0 ? -1 : start + timeout_msec;
+	int64_t last_byte = start;
+	while (true) {
+		if (InterruptRequested()) {
+			errno = EINTR;
+			return -1;
+		}
+		// The last slice waits at least 2 ms: libmongoc then reports its end as a timeout (ETIMEDOUT,
+		// what mongoc_stream_timed_out looks for), where a wait of under 1 ms reads as EAGAIN.
+		int32_t slice = kGuardSliceMs;
+		if (deadline >= 0)
+			slice = static_cast<int32_t>(std::clamp<int64_t>(deadline - NowMs(), 2, kGuardSliceMs));
+		// The original may move the iovecs it is given: hand it a copy.
+		scratch.assign(rest.begin() + static_cast<std::ptrdiff_t>(first), rest.end());
+		const int64_t slice_start = NowMs();
+		ssize_t n = original(stream, scratch.data(), scratch.size(), 1, slice);
+		if (n > 0) {
+			total += static_cast<size_t>(n);
+			last_byte = NowMs();
+			size_t left = static_cast<size_t>(n);
+			while (left > 0 && first < rest.size()) {
+				size_t take = std::min(left, rest[first].iov_len);
+				rest[first].iov_base = static_cast<char *>(rest[first].iov_base) + take;
+				rest[first].iov_len -= take;
+				left -= take;
+				if (rest[first].iov_len == 0)
+					++first;
+			}
+			if (total >= min_bytes || first == rest.size())
+				return static_cast<ssize_t>(total);
+			continue;
+		}
+		// A slice that ended early did not time out: the connection was closed (the socket's errno
+		// may then be a stale one from an earlier wait) or failed. Report it as the original does.
+		if (!SliceTimedOut(stream) || NowMs() - slice_start + kSliceSlackMs < slice)
+			return -1;
+		if (deadline >= 0 && NowMs() >= deadline) {
+			// The whole timeout passed: fail as the original does (the caller closes the connection).
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if (wait_reporter)
+			wait_reporter(NowMs() - last_byte, wait_reporter_data);
+	}
+}
+
+// GuardedPoll polls like the root stream's own poll, in slices; when InterruptRequested() says so it
+// reports every stream as failed (POLLERR), which ends the scanner's wait for a handshake reply.
+ssize_t GuardedPoll(mongoc_stream_poll_t *streams, size_t nstreams, int32_t timeout_msec) {
+	PollFn original = originals[streams[0].stream->type].poll;
+	if (timeout_msec == 0 || !interrupt_check)
+		return original(streams, nstreams, timeout_msec);
+	const int64_t deadline = timeout_msec < 0 ? -1 : NowMs() + timeout_msec;
+	while (true) {
+		if (InterruptRequested()) {
+			for (size_t i = 0; i < nstreams; ++i)
+				streams[i].revents = POLLERR;
+			return static_cast<ssize_t>(nstreams);
+		}
+		int32_t slice = kGuardSliceMs;
+		if (deadline >= 0) {
+			const int64_t left = deadline - NowMs();
+			if (left <= 0)
+				return 0;
+			slice = static_cast<int32_t>(std::min<int64_t>(slice, left));
+		}
+		ssize_t n = original(streams, nstreams, slice);
+		if (n != 0)
+			return n;
+	}
+}
+
+// Remember records type's original function (the first stream of a type seen) and tells whether
+// function is it: a stream whose table differs from its type's is left alone.
+template <typename Fn> bool Remember(Fn &slot, Fn function) {
+	if (!slot)
+		slot = function;
+	return slot == function;
+}
+
+} // namespace
+
+// GuardStream replaces readv of the stream under the top one (the default initiator's top is always
+// a buffered stream) and poll of the root.
+void GuardStream(mongoc_stream_t *top) {
+	// (mongoc_stream_get_base_stream returns the stream itself when it has no base.)
+	mongoc_stream_t *reader = top->get_base_stream ? top->get_base_stream(top) : top;
+	if (reader->type >= 0 && reader->type < kMaxStreamType && reader->readv && reader->readv != GuardedReadv &&
+		Remember(originals[reader->type].readv, reader->readv))
+		reader->readv = GuardedReadv;
+	mongoc_stream_t *root = reader;
+	while (root->get_base_stream && root->get_base_stream(root))
+		root = root->get_base_stream(root);
+	if (root && root->type >= 0 && root->type < kMaxStreamType && root->poll && root->poll != GuardedPoll &&
+		Remember(originals[root->type].poll, root->poll))
+		root->poll = GuardedPoll;
+}
+
+namespace {
+
+// Initiate opens a connection as libmongoc does by default (user_data is the client), refusing
+// while an interrupt is pending, and guards it.
+mongoc_stream_t *Initiate(const mongoc_uri_t *uri, const mongoc_host_list_t *host, void *user_data,
+						  bson_error_t *error) {
+	if (InterruptRequested()) {
+		bson_set_error(error, MONGOC_ERROR_STREAM, MONGOC_ERROR_STREAM_CONNECT,
+					   "connection to %s not opened: the process is asked to stop", host->host_and_port);
+		return nullptr;
+	}
+	mongoc_stream_t *stream = mongoc_client_default_stream_initiator(uri, host, user_data, error);
+	if (stream)
+		GuardStream(stream);
+	return stream;
+}
+
+} // namespace
+
+void SetInterruptCheck(InterruptCheck check) {
+	interrupt_check = check;
+}
+
+void SetWaitReporter(WaitReporter reporter, void *data) {
+	wait_reporter = reporter;
+	wait_reporter_data = data;
+}
+
+bool InterruptRequested() {
+	return interrupt_check && interrupt_check();
+}
+
+void GuardClient(mongoc_client_t *client) {
+	mongoc_client_set_stream_initiator(client, Initiate, client);
+}
+
+} // namespace mongo_river::mongo

@@ -1,0 +1,151 @@
+// stream_guard_test.cpp: guarded streams read every byte across slices and give up on an interrupt.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "mongo_river/mongo/stream_guard.hpp"
+
+namespace mongo_river::mongo {
+namespace {
+
+std::atomic<bool> interrupt{false};
+bool Check() {
+	return interrupt.load();
+}
+
+// Server listens on a loopback port; Serve(send) accepts one connection and runs send on it.
+struct Server {
+	int listener = -1;
+	uint16_t port = 0;
+	std::thread thread;
+	Server() {
+		listener = socket(AF_INET, SOCK_STREAM, 0);
+		sockaddr_in addr{};
+		addr.sin_family = AF_INET;
+		addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		bind(listener, reinterpret_cast<sockaddr *>(&addr), sizeof(addr));
+		listen(listener, 1);
+		socklen_t len = sizeof(addr);
+		getsockname(listener, reinterpret_cast<sockaddr *>(&addr), &len);
+		port = ntohs(addr.sin_port);
+	}
+	template <typename F> void Serve(F send) {
+		thread = std::thread([this, send] {
+			int conn = accept(listener, nullptr, nullptr);
+			send(conn);
+			close(conn);
+		});
+	}
+	~Server() {
+		if (thread.joinable())
+			thread.join();
+		close(listener);
+	}
+};
+
+// Connect returns buffered(socket) to port, guarded, as the default initiator builds it.
+mongoc_stream_t *Connect(uint16_t port) {
+	mongoc_socket_t *sock = mongoc_socket_new(AF_INET, SOCK_STREAM, 0);
+	sockaddr_in addr{};
+	addr.sin_family = AF_INET;
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	addr.sin_port = htons(port);
+	EXPECT_EQ(mongoc_socket_connect(sock, reinterpret_cast<sockaddr *>(&addr), sizeof(addr), 1000), 0);
+	mongoc_stream_t *stream = mongoc_stream_buffered_new(mongoc_stream_socket_new(sock), 1024);
+	GuardStream(stream);
+	return stream;
+}
+
+double Seconds(std::chrono::steady_clock::time_point since) {
+	return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
+
+TEST(StreamGuard, ReadsEveryByteOfAReplyThatArrivesInPiecesAcrossSlices) {
+	SetInterruptCheck(Check);
+	interrupt = false;
+	std::string expected;
+	for (int i = 0; i < 3000; ++i)
+		expected += static_cast<char>('a' + i % 26);
+	Server server;
+	server.Serve([&](int conn) {
+		for (size_t at = 0; at < expected.size(); at += 700) {
+			std::this_thread::sleep_for(std::chrono::milliseconds(3 * kGuardSliceMs / 2));
+			send(conn, expected.data() + at, std::min<size_t>(700, expected.size() - at), 0);
+		}
+	});
+	mongoc_stream_t *stream = Connect(server.port);
+	std::string got(expected.size(), '\0');
+	ssize_t n = mongoc_stream_read(stream, got.data(), got.size(), got.size(), 10000);
+	EXPECT_EQ(n, static_cast<ssize_t>(expected.size()));
+	EXPECT_EQ(got, expected);
+	mongoc_stream_destroy(stream);
+	SetInterruptCheck(nullptr);
+}
+
+TEST(StreamGuard, TimesOutAsTheSocketTimeoutSays) {
+	SetInterruptCheck(Check);
+	interrupt = false;
+	Server server;
+	server.Serve([](int conn) {
+		char byte;
+		recv(conn, &byte, 1, 0); // silent until the client closes
+	});
+	mongoc_stream_t *stream = Connect(server.port);
+	char buffer[16];
+	auto start = std::chrono::steady_clock::now();
+	EXPECT_EQ(mongoc_stream_read(stream, buffer, sizeof(buffer), sizeof(buffer), 450), -1);
+	EXPECT_GE(Seconds(start), 0.4);
+	EXPECT_LT(Seconds(start), 1.0);
+	EXPECT_TRUE(mongoc_stream_timed_out(mongoc_stream_get_base_stream(stream)));
+	mongoc_stream_destroy(stream);
+	SetInterruptCheck(nullptr);
+}
+
+TEST(StreamGuard, GivesUpASilentReadWhenInterrupted) {
+	SetInterruptCheck(Check);
+	interrupt = false;
+	Server server;
+	server.Serve([](int conn) {
+		char byte;
+		recv(conn, &byte, 1, 0);
+	});
+	mongoc_stream_t *stream = Connect(server.port);
+	std::thread interrupter([] {
+		std::this_thread::sleep_for(std::chrono::milliseconds(300));
+		interrupt = true;
+	});
+	char buffer[16];
+	auto start = std::chrono::steady_clock::now();
+	EXPECT_EQ(mongoc_stream_read(stream, buffer, sizeof(buffer), sizeof(buffer), 30000), -1);
+	EXPECT_LT(Seconds(start), 0.3 + 3.0 * kGuardSliceMs / 1000);
+	EXPECT_TRUE(InterruptRequested());
+	interrupter.join();
+	mongoc_stream_destroy(stream);
+	interrupt = false;
+	SetInterruptCheck(nullptr);
+}
+
+TEST(StreamGuard, AClosedConnectionFailsAtOnceEvenAfterSilentSlices) {
+	SetInterruptCheck(Check);
+	interrupt = false;
+	Server server;
+	server.Serve([](int) { std::this_thread::sleep_for(std::chrono::milliseconds(3 * kGuardSliceMs)); });
+	mongoc_stream_t *stream = Connect(server.port);
+	char buffer[16];
+	auto start = std::chrono::steady_clock::now();
+	EXPECT_EQ(mongoc_stream_read(stream, buffer, sizeof(buffer), sizeof(buffer), 20000), -1);
+	EXPECT_LT(Seconds(start), 3.0 * kGuardSliceMs / 1000 + 1.0);
+	mongoc_stream_destroy(stream);
+	SetInterruptCheck(nullptr);
+}
+
+} // namespace
+} // namespace mongo_river::mongo
