@@ -11,6 +11,7 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 		{
 			pg::SpiConnection spi;
 			catalog::LockRiver(name_);
+			RequireRiver();
 			pending_.clear();
 			for (const mongo::Bson &doc : docs) {
 				apply::ChangeInfo change{"copy", scan_started_.AsUint64(), std::nullopt, {}};
@@ -26,11 +27,12 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 									 name_.c_str(), mapped.writer->Row().source.c_str(), (unsigned long)deleted)));
 			}
 			catalog::SaveCopyProgress(name_, mapped.writer->Row().source, RawBytes(scan_->LastId()),
-									  int64_t(docs.size()), phase);
+									  int64_t(docs.size()), phase, scan_cut_);
 			if (phase != mapped.phase)
 				catalog::NotifyPhase(name_, mapped.writer->Row().source, phase, "");
 		}
 		txn.Commit();
+		scan_cut_.reset(); // saved with the copy's first batch
 		mapped.phase = phase;
 		applied_ += int64(docs.size());
 		worker::LiveUpdate live;
@@ -62,6 +64,14 @@ bool RiverWorker::CopyStep() {
 										  row.copy_last_id.size()));
 		scan_ = std::make_unique<mongo::CollectionScan>(*source_, row.db, row.coll, last.get(),
 														river_.options.batch_size * int32_t(kCopyBatchFactor));
+		// A fresh copy's start is the mapping's cut: the copy reads later than the majority commit
+		// point, so no change at or before it can be missing from it, and no DDL before it applies.
+		scan_cut_.reset();
+		if (!last) {
+			scan_cut_ = StartTime().AsUint64();
+			mapped.cut = scan_cut_;
+			mapped.catch_up = false;
+		}
 		scan_source_ = row.source;
 		scan_started_ = source_->OperationTime();
 		ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": %s initial copy", name_.c_str(),

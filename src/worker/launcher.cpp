@@ -49,6 +49,7 @@ constexpr int kMaxRestartDelayMs = 60000;
 
 // RiverSlot is the launcher's view of one river's worker.
 struct RiverSlot {
+	std::string id; // the river the worker runs (river.id): a river created again is another one
 	BackgroundWorkerHandle *handle = nullptr;
 	TimestampTz started_at = 0;
 	TimestampTz next_start = 0;
@@ -81,12 +82,13 @@ void Reconcile(std::map<std::string, RiverSlot> &slots) {
 		txn.Commit();
 	}
 	TimestampTz now = GetCurrentTimestamp();
-	std::map<std::string, bool> wanted;
+	std::map<std::string, const catalog::LauncherEntry *> wanted;
 	for (const catalog::LauncherEntry &river : rivers)
-		wanted[river.name] = river.runnable;
+		wanted[river.name] = &river;
 	for (auto it = slots.begin(); it != slots.end();) {
 		auto found = wanted.find(it->first);
-		if (found == wanted.end() || !found->second) {
+		// A river dropped and created again under the same name is another river: its slot starts over.
+		if (found == wanted.end() || !found->second->runnable || found->second->id != it->second.id) {
 			StopSlot(it->second);
 			it = slots.erase(it);
 		} else {
@@ -97,6 +99,7 @@ void Reconcile(std::map<std::string, RiverSlot> &slots) {
 		if (!river.runnable)
 			continue;
 		RiverSlot &slot = slots[river.name];
+		slot.id = river.id;
 		if (slot.handle) {
 			pid_t pid;
 			if (GetBackgroundWorkerPid(slot.handle, &pid) != BGWH_STOPPED)
@@ -111,7 +114,7 @@ void Reconcile(std::map<std::string, RiverSlot> &slots) {
 		}
 		if (now < slot.next_start || RunningCount(slots) >= setting_max_workers)
 			continue;
-		slot.handle = StartRiverWorker(river.name.c_str(), river.owner);
+		slot.handle = StartRiverWorker(river.name.c_str(), river.owner, river.id);
 		slot.started_at = now;
 		if (!slot.handle)
 			ereport(WARNING,
