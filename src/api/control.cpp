@@ -34,12 +34,12 @@ std::string RiverUri(const std::string &river) {
 	return pg::SpiText(0, 1).value_or("");
 }
 
-// SyncedUpTo tells whether the river has applied everything up to source time target and copied
-// every mapped collection (a fresh snapshot each call).
+// SyncedUpTo tells whether the river has applied everything up to source time target, copied every
+// mapped collection and caught up every copy: false one (a fresh snapshot each call).
 bool SyncedUpTo(const std::string &river, uint64 target) {
 	pg::SpiConnection spi;
 	pg::SpiExecute("SELECT coalesce(p.reached, 0) >= $2 AND NOT EXISTS (SELECT 1 FROM mongo_river.mapping_state s"
-				   " WHERE s.river = p.river AND s.phase IN ('pending', 'initial_copy', 'resync'))"
+				   " WHERE s.river = p.river AND (s.phase IN ('pending', 'initial_copy', 'resync') OR s.catch_up))"
 				   " FROM mongo_river.progress p WHERE p.river = $1",
 				   {{NAMEOID, pg::NameDatum(river)}, {INT8OID, Int64GetDatum(int64(target))}});
 	return pg::SpiText(0, 1).value_or("f") == "t";

@@ -83,15 +83,20 @@ def test_copy_false_river_started_after_its_mappings(river_pg, mongo, capture):
     coll = client[db].posts
     coll.insert_one({"_id": "old", "title": "old"})
     river = f"nocopy_start_{capture}"
-    create_river(pg, river, mongo.uri, {"capture": capture})
-    stop_and_wait(pg, river)
+    # Created stopped (one transaction): no worker has recorded a position before the mapping.
+    conn = pg.connect()
+    with conn.cursor() as cur:
+        cur.execute("SELECT mongo_river.create_river(%s, %s, %s)", (river, mongo.uri, json.dumps({"capture": capture})))
+        cur.execute("SELECT mongo_river.stop(%s)", (river,))
+    conn.commit()
+    conn.close()
     table = f"nocopy_start_{capture}"
     map_posts(pg, river, f"{db}.posts", table, {"copy": False})
     coll.insert_many([{"_id": f"n{i}", "title": "new"} for i in range(3)])
     coll.update_one({"_id": "old"}, {"$set": {"title": "touched"}})
     pg.query("SELECT mongo_river.start(%s)", (river,))
     wait_synced(pg, river)
-    assert ids(pg, table) == ["n0", "n1", "n2", "old"]
+    assert ids(pg, table) == ["n0", "n1", "n2", "old"], pg.query("SELECT * FROM mongo_river.rejects")
     assert pg.scalar(f'SELECT title FROM "{table}" WHERE id = %s', ("old",)) == "touched"
     pg.query("SELECT mongo_river.drop_river(%s, true)", (river,))
 
