@@ -28,13 +28,13 @@ namespace mongo_river::api {
 namespace {
 
 // SyncedUpTo tells whether the river has applied everything up to source time target and copied
-// every mapped collection (a fresh snapshot each call). A river dropped meanwhile (by another
-// session) is an error, never a read past the end of an empty result.
+// every mapped collection and caught up every copy: false one (a fresh snapshot each call). A river dropped meanwhile
+// (by another session) is an error, never a read past the end of an empty result.
 bool SyncedUpTo(const std::string &river, uint64 target) {
 	pg::SpiConnection spi;
 	uint64 rows =
 		pg::SpiExecute("SELECT coalesce(p.reached, 0) >= $2 AND NOT EXISTS (SELECT 1 FROM mongo_river.mapping_state s"
-					   " WHERE s.river = p.river AND s.phase IN ('pending', 'initial_copy', 'resync'))"
+					   " WHERE s.river = p.river AND (s.phase IN ('pending', 'initial_copy', 'resync') OR s.catch_up))"
 					   " FROM mongo_river.progress p WHERE p.river = $1",
 					   {{NAMEOID, pg::NameDatum(river)}, {INT8OID, Int64GetDatum(int64(target))}});
 	if (rows == 0)

@@ -17,7 +17,7 @@ namespace {
 
 // kDigestSql is the declaration digest: everything the worker reads that a user can change.
 constexpr const char *kDigestSql =
-	"SELECT md5(r.uri || r.options::text || r.enabled::text || coalesce(("
+	"SELECT md5(r.id::text || r.uri || r.options::text || r.enabled::text || coalesce(("
 	"  SELECT string_agg(m.source || m.target::oid::text || m.mapping::text || m.options::text, ',' ORDER BY m.source)"
 	"  FROM mongo_river.collection_map m WHERE m.river = r.river), '')"
 	" || coalesce((SELECT string_agg(d.database || d.options::text || d.unmapped::text, ',' ORDER BY d.database)"
@@ -48,7 +48,8 @@ RiverRow LoadRiver(const std::string &name) {
 		"SELECT r.owner::oid, r.uri, r.enabled, coalesce(r.options->>'capture', 'change_stream'),"
 		" coalesce((r.options->>'batch_size')::int, 1000), coalesce((r.options->>'batch_ms')::int, 100),"
 		" coalesce((r.options->>'dry_run')::boolean, false), coalesce(r.options->>'on_error', 'reject'),"
-		" coalesce(r.options->>'password_file', ''), coalesce(p.position, ''), coalesce(p.phase, 'pending')"
+		" coalesce(r.options->>'password_file', ''), coalesce(p.position, ''), coalesce(p.phase, 'pending'),"
+		" r.id::text, coalesce(p.reached, 0)"
 		" FROM mongo_river.river r LEFT JOIN mongo_river.progress p USING (river) WHERE r.river = $1",
 		{{NAMEOID, name_datum}}, true);
 	if (found == 0)
@@ -64,11 +65,14 @@ RiverRow LoadRiver(const std::string &name) {
 	river.options.password_file = TextOr(0, 9);
 	river.position_json = TextOr(0, 10);
 	river.phase = TextOr(0, 11);
+	river.id = TextOr(0, 12);
+	river.reached = uint64(std::stoll(TextOr(0, 13, "0")));
 
 	uint64 rows =
 		pg::SpiExecute("SELECT m.source, m.source_db, m.source_collection, m.target::oid, m.mapping::text,"
 					   " coalesce(m.options->>'mode', 'upsert'), coalesce(s.phase, 'pending'), s.copy_last_id,"
-					   " coalesce(s.docs_copied, 0), coalesce(s.changes_applied, 0)"
+					   " coalesce(s.docs_copied, 0), coalesce(s.changes_applied, 0), coalesce(s.cut, 0),"
+					   " coalesce(s.catch_up, false)"
 					   " FROM mongo_river.collection_map m LEFT JOIN mongo_river.mapping_state s USING (river, source)"
 					   " WHERE m.river = $1 ORDER BY m.source",
 					   {{NAMEOID, name_datum}}, true);
@@ -87,6 +91,8 @@ RiverRow LoadRiver(const std::string &name) {
 		}
 		mapping.docs_copied = std::stoll(TextOr(row, 9, "0"));
 		mapping.changes_applied = std::stoll(TextOr(row, 10, "0"));
+		mapping.cut = uint64(std::stoll(TextOr(row, 11, "0")));
+		mapping.catch_up = TextOr(row, 12) == "t";
 		river.mappings.push_back(std::move(mapping));
 	}
 	uint64 databases = pg::SpiExecute("SELECT database FROM mongo_river.database_map WHERE river = $1 ORDER BY 1",
@@ -99,13 +105,15 @@ RiverRow LoadRiver(const std::string &name) {
 
 std::vector<LauncherEntry> ListRivers() {
 	pg::SpiConnection spi;
-	uint64 rows = pg::SpiExecute("SELECT r.river::text, r.owner::oid, r.enabled AND coalesce(p.phase, '') <> 'error'"
+	uint64 rows = pg::SpiExecute("SELECT r.river::text, r.owner::oid, r.enabled AND coalesce(p.phase, '') <> 'error',"
+								 " r.id::text"
 								 " FROM mongo_river.river r LEFT JOIN mongo_river.progress p USING (river)"
 								 " ORDER BY r.river",
 								 {}, true);
 	std::vector<LauncherEntry> result;
 	for (uint64 row = 0; row < rows; row++)
-		result.push_back({TextOr(row, 1), DatumGetObjectId(*pg::SpiDatum(row, 2)), TextOr(row, 3) == "t"});
+		result.push_back(
+			{TextOr(row, 1), TextOr(row, 4), DatumGetObjectId(*pg::SpiDatum(row, 2)), TextOr(row, 3) == "t"});
 	return result;
 }
 

@@ -76,15 +76,34 @@ void NotifyPhase(const std::string &river, const std::string &source, const std:
 							 source.c_str(), phase.c_str(), error.empty() ? "" : ": ", error.c_str())));
 }
 
-void SavePosition(const std::string &river, const std::string &position_json, uint64_t reached, bool caught_up) {
+bool SavePosition(const std::string &river, const std::string &river_id, const std::string &position_json,
+				  uint64_t reached, bool caught_up) {
 	AsCatalogOwner as_catalog_owner; // secrets: admins hold no DML on the catalog
 	pg::SpiConnection spi;
-	pg::SpiExecute("UPDATE mongo_river.progress SET position = $2, reached = $3, caught_up = $4, updated_at = now()"
-				   " WHERE river = $1",
-				   {Name(river),
-					Text(position_json),
-					{INT8OID, Int64GetDatum(int64(reached))},
-					{BOOLOID, BoolGetDatum(caught_up)}});
+	// The id check is in the statement itself: a river dropped (and created again) after an earlier
+	// check leaves no row to update here, under any snapshot (a concurrently deleted row is skipped).
+	return pg::SpiExecute("UPDATE mongo_river.progress p SET position = $2, reached = $3, caught_up = $4,"
+						  " updated_at = now() FROM mongo_river.river r"
+						  " WHERE p.river = $1 AND r.river = p.river AND r.id = $5::uuid",
+						  {Name(river),
+						   Text(position_json),
+						   {INT8OID, Int64GetDatum(int64(reached))},
+						   {BOOLOID, BoolGetDatum(caught_up)},
+						   Text(river_id)}) > 0;
+}
+
+bool RiverIs(const std::string &river, const std::string &river_id) {
+	pg::SpiConnection spi;
+	return pg::SpiExecute("SELECT 1 FROM mongo_river.river WHERE river = $1 AND id = $2::uuid",
+						  {Name(river), Text(river_id)}, true) > 0;
+}
+
+void SaveCatchUp(const std::string &river, const std::string &source, uint64_t cut, bool done) {
+	AsCatalogOwner as_catalog_owner; // secrets: admins hold no DML on the catalog
+	pg::SpiConnection spi;
+	pg::SpiExecute("UPDATE mongo_river.mapping_state SET cut = $3, catch_up = NOT $4, updated_at = now()"
+				   " WHERE river = $1 AND source = $2",
+				   {Name(river), Text(source), {INT8OID, Int64GetDatum(int64(cut))}, {BOOLOID, BoolGetDatum(done)}});
 }
 
 void SetRiverPhase(const std::string &river, const std::string &phase, const std::string &error) {
@@ -111,16 +130,21 @@ void AddMappingProgress(const std::string &river, const std::string &source, con
 }
 
 void SaveCopyProgress(const std::string &river, const std::string &source, const std::string &last_id, int64_t copied,
-					  const std::string &phase) {
+					  const std::string &phase, std::optional<uint64_t> cut) {
 	AsCatalogOwner as_catalog_owner; // secrets: admins hold no DML on the catalog
 	pg::SpiConnection spi;
 	pg::SpiArg last = last_id.empty() ? pg::SpiArg{BYTEAOID, std::nullopt} : Bytes(last_id);
+	pg::SpiArg new_cut{INT8OID, std::nullopt};
+	if (cut)
+		new_cut.value = Int64GetDatum(int64(*cut));
 	pg::SpiExecute("UPDATE mongo_river.mapping_state SET copy_last_id = $3, docs_copied = docs_copied + $4,"
-				   " phase = $5, updated_at = now() WHERE river = $1 AND source = $2",
-				   {Name(river), Text(source), last, {INT8OID, Int64GetDatum(copied)}, Text(phase)});
+				   " phase = $5, cut = coalesce($6, cut), catch_up = catch_up AND $6 IS NULL, updated_at = now()"
+				   " WHERE river = $1 AND source = $2",
+				   {Name(river), Text(source), last, {INT8OID, Int64GetDatum(copied)}, Text(phase), new_cut});
 }
 
 void StartCopy(const std::string &river, const std::string &source, int64_t total, TimestampTz started) {
+	AsCatalogOwner as_catalog_owner; // secrets: admins hold no DML on the catalog
 	pg::SpiConnection spi;
 	pg::SpiExecute("UPDATE mongo_river.mapping_state SET docs_copied = 0, copy_total = $3, copy_started_at = $4,"
 				   " updated_at = now() WHERE river = $1 AND source = $2",

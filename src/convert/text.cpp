@@ -97,9 +97,26 @@ void CheckDocumentStrings(const std::uint8_t *data, std::uint32_t len, const bso
 		Fail(sqlstate::kInvalidTextRepresentation, outer, path, target, "malformed BSON");
 }
 
+// ShortestDouble re-renders a double that libbson printed with %.20g (relaxed Extended JSON) in its
+// shortest round-trip form, the form FormatDouble gives numeric and text columns: 0.1, not
+// 0.10000000000000000555. An integral value keeps libbson's ".0" (3.0, not 3), so that a double stays
+// one in the text. The text parses back to the same double, so nothing is lost.
+std::string ShortestDouble(std::string_view token) {
+	double d = 0;
+	auto parsed = std::from_chars(token.data(), token.data() + token.size(), d);
+	if (parsed.ec != std::errc() || parsed.ptr != token.data() + token.size() || !std::isfinite(d))
+		return std::string(token);
+	std::string out = internal::FormatDouble(d);
+	if (out.find_first_not_of("-0123456789") == std::string::npos)
+		out += ".0";
+	return out;
+}
+
 // CompactJson drops the blanks libbson puts between JSON tokens (never inside strings), so that
-// Extended JSON text has one compact form everywhere: {"$oid":"..."}, not { "$oid" : "..." }.
-std::string CompactJson(std::string_view json) {
+// Extended JSON text has one compact form everywhere: {"$oid":"..."}, not { "$oid" : "..." }. With
+// shortest_doubles (relaxed Extended JSON), every number with a fraction or an exponent, which in
+// relaxed output is always a double (integers print without either), gets its ShortestDouble form.
+std::string CompactJson(std::string_view json, bool shortest_doubles) {
 	std::string out;
 	out.reserve(json.size());
 	bool in_string = false;
@@ -114,6 +131,14 @@ std::string CompactJson(std::string_view json) {
 		} else if (c == '"') {
 			in_string = true;
 			out.push_back(c);
+		} else if (shortest_doubles && (c == '-' || (c >= '0' && c <= '9'))) {
+			std::size_t end = json.find_first_not_of("+-0123456789.eE", i);
+			std::string_view token = json.substr(i, end == std::string_view::npos ? json.size() - i : end - i);
+			if (token.find_first_of(".eE") == std::string_view::npos)
+				out.append(token);
+			else
+				out += ShortestDouble(token);
+			i += token.size() - 1;
 		} else if (c != ' ' && c != '\n' && c != '\t' && c != '\r') {
 			out.push_back(c);
 		}
@@ -121,15 +146,16 @@ std::string CompactJson(std::string_view json) {
 	return out;
 }
 
-// StripWrapper removes the `{ "" : ` ... ` }` wrapper ExtendedJson puts around a lone value.
-std::string StripWrapper(const char *json, std::size_t len) {
+// StripWrapper removes the `{ "" : ` ... ` }` wrapper ExtendedJson puts around a lone value and
+// compacts the rest (CompactJson).
+std::string StripWrapper(const char *json, std::size_t len, bool shortest_doubles) {
 	static const std::string_view kPrefix = "{ \"\" : ";
 	static const std::string_view kSuffix = " }";
 	std::string_view text(json, len);
 	if (text.size() < kPrefix.size() + kSuffix.size() || text.substr(0, kPrefix.size()) != kPrefix ||
 		text.substr(text.size() - kSuffix.size()) != kSuffix)
 		throw Error(sqlstate::kInternalError, "unexpected Extended JSON layout from libbson", std::string(text));
-	return CompactJson(text.substr(kPrefix.size(), text.size() - kPrefix.size() - kSuffix.size()));
+	return CompactJson(text.substr(kPrefix.size(), text.size() - kPrefix.size() - kSuffix.size()), shortest_doubles);
 }
 
 // EscapeForId renders a string that is not clean text with \xNN escapes, for messages only.
@@ -309,7 +335,7 @@ std::string internal::RenderJson(const bson_value_t &value, bool canonical, cons
 												   : bson_as_relaxed_extended_json(&wrapper.bson, &len));
 	if (!json)
 		Fail(sqlstate::kInvalidTextRepresentation, value, path, target, "malformed BSON");
-	return StripWrapper(json.get(), len);
+	return StripWrapper(json.get(), len, !canonical);
 }
 
 std::string ExtendedJson(const bson_value_t &value, bool canonical, const std::string &path) {

@@ -104,7 +104,8 @@ void RiverWorker::HandleDdl(const mongo::ChangeEvent &event) {
 					   (event.coll.empty() ? "" : "." + event.coll);
 	for (auto it = mapped_.begin(); it != mapped_.end();) {
 		const catalog::MappingRow &row = it->second.writer->Row();
-		bool affected = row.db == event.db && (event.coll.empty() || row.coll == event.coll);
+		bool affected = row.db == event.db && (event.coll.empty() || row.coll == event.coll) &&
+						Touches(it->second, event, true); // never a DDL older than the mapping's cut
 		if (!affected) {
 			++it;
 			continue;
@@ -158,6 +159,8 @@ void RiverWorker::ApplyEvent(const mongo::ChangeEvent &event, bool isolate, Batc
 	Mapped *mapped = Find(event.db, event.coll);
 	if (!mapped && std::find(river_.databases.begin(), river_.databases.end(), event.db) != river_.databases.end())
 		discover_ = true; // a collection of a mapped database that is not mapped (yet)
+	if (mapped && !Touches(*mapped, event, false))
+		mapped = nullptr; // older than the mapping's cut (or its catch-up's business)
 	ereport(DEBUG2, (errmsg_internal("mongo_river: river \"%s\": %s on %s.%s%s%s", name_.c_str(),
 									 mongo::OperationTypeName(event.op), event.db.c_str(), event.coll.c_str(),
 									 event.full_document ? " with document" : "", mapped ? "" : " (not mapped)")));
@@ -227,8 +230,18 @@ bool RiverWorker::TryApplyBatch(const mongo::Batch &batch, bool isolate) {
 				progress.changes -= txn_rejects_[source]; // a rejected change is not applied
 				catalog::AddMappingProgress(name_, source, progress);
 			}
-			if (!river_.options.dry_run)
-				catalog::SavePosition(name_, batch.position.ToJson(), batch.reached.AsUint64(), batch.caught_up);
+			if (catch_up_) {
+				RequireRiver();
+				if (!river_.options.dry_run)
+					catalog::SaveCatchUp(name_, catch_up_->source,
+										 std::min(uint64(batch.reached.AsUint64()), catch_up_->limit),
+										 CatchUpDone(batch, catch_up_->limit));
+			} else if (river_.options.dry_run) {
+				RequireRiver();
+			} else if (!catalog::SavePosition(name_, id_, batch.position.ToJson(), batch.reached.AsUint64(),
+											  batch.caught_up)) {
+				throw RiverGone(sqlstate::kUndefinedObject, "river \"" + name_ + "\" was dropped");
+			}
 			txn_effect = std::move(effect);
 		}
 		txn.Commit();
@@ -331,9 +344,21 @@ void RiverWorker::ApplyBatch(const mongo::Batch &batch) {
 	if (!TryApplyBatch(batch, false))
 		TryApplyBatch(batch, true);
 	ReportPending(batch, true);
+	applied_ += int64(batch.events.size());
+	if (catch_up_) {
+		// A catch-up moves its mapping's cut, never the river's position.
+		auto it = mapped_.find(catch_up_->source);
+		bool done = CatchUpDone(batch, catch_up_->limit) || it == mapped_.end();
+		if (it != mapped_.end()) {
+			it->second.cut = std::min(uint64(batch.reached.AsUint64()), catch_up_->limit);
+			it->second.catch_up = !done;
+		}
+		if (done)
+			catch_up_.reset();
+		return;
+	}
 	position_ = batch.position;
 	reached_ = std::max(reached_, uint64(batch.reached.AsUint64()));
-	applied_ += int64(batch.events.size());
 }
 
 } // namespace mongo_river::worker::internal

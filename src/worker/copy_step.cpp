@@ -12,6 +12,7 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 		{
 			pg::SpiConnection spi;
 			catalog::LockRiver(name_);
+			RequireRiver();
 			pending_.clear();
 			txn_rejects_.clear();
 			for (const mongo::Bson &doc : docs) {
@@ -28,11 +29,13 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 									 name_.c_str(), mapped.writer->Row().source.c_str(), (unsigned long)deleted)));
 			}
 			copied = int64(docs.size()) - txn_rejects_[mapped.writer->Row().source]; // rejects apart
-			catalog::SaveCopyProgress(name_, mapped.writer->Row().source, RawBytes(scan_->LastId()), copied, phase);
+			catalog::SaveCopyProgress(name_, mapped.writer->Row().source, RawBytes(scan_->LastId()), copied, phase,
+									  scan_cut_);
 			if (phase != mapped.phase)
 				catalog::NotifyPhase(name_, mapped.writer->Row().source, phase, "");
 		}
 		txn.Commit();
+		scan_cut_.reset(); // saved with the copy's first batch
 		mapped.phase = phase;
 		applied_ += int64(docs.size());
 		ReportCopyRate(mapped.writer->Row().source, totals_[mapped.writer->Row().source].first += copied);
@@ -82,6 +85,14 @@ bool RiverWorker::CopyStep() {
 										  row.copy_last_id.size()));
 		scan_ = std::make_unique<mongo::CollectionScan>(*source_, row.db, row.coll, last.get(),
 														river_.options.batch_size * int32_t(kCopyBatchFactor));
+		// A fresh copy's start is the mapping's cut: the copy reads later than the majority commit
+		// point, so no change at or before it can be missing from it, and no DDL before it applies.
+		scan_cut_.reset();
+		if (!last) {
+			scan_cut_ = StartTime().AsUint64();
+			mapped.cut = scan_cut_;
+			mapped.catch_up = false;
+		}
 		scan_source_ = row.source;
 		scan_started_ = source_->OperationTime();
 		TimestampTz started = GetCurrentTimestamp();

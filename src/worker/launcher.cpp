@@ -50,6 +50,7 @@ constexpr int kMaxRestartDelayMs = 60000;
 
 // RiverSlot is the launcher's view of one river's worker.
 struct RiverSlot {
+	std::string id; // the river the worker runs (river.id): a river created again is another one
 	BackgroundWorkerHandle *handle = nullptr;
 	TimestampTz started_at = 0;
 	TimestampTz next_start = 0;
@@ -100,12 +101,13 @@ TimestampTz Reconcile(std::map<std::string, RiverSlot> &slots) {
 	}
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz next_pass = 0;
-	std::map<std::string, bool> wanted;
+	std::map<std::string, const catalog::LauncherEntry *> wanted;
 	for (const catalog::LauncherEntry &river : rivers)
-		wanted[river.name] = river.runnable;
+		wanted[river.name] = &river;
 	for (auto it = slots.begin(); it != slots.end();) {
 		auto found = wanted.find(it->first);
-		if (found == wanted.end() || !found->second) {
+		// A river dropped and created again under the same name is another river: its slot starts over.
+		if (found == wanted.end() || !found->second->runnable || found->second->id != it->second.id) {
 			ReportWaiting(it->first, it->second, "");
 			StopSlot(it->second);
 			it = slots.erase(it);
@@ -117,6 +119,7 @@ TimestampTz Reconcile(std::map<std::string, RiverSlot> &slots) {
 		if (!river.runnable)
 			continue;
 		RiverSlot &slot = slots[river.name];
+		slot.id = river.id;
 		if (slot.handle) {
 			pid_t pid;
 			if (GetBackgroundWorkerPid(slot.handle, &pid) != BGWH_STOPPED)
@@ -140,7 +143,7 @@ TimestampTz Reconcile(std::map<std::string, RiverSlot> &slots) {
 					" are taken (raise mongo_river.max_workers, and max_worker_processes with it)");
 			continue;
 		}
-		slot.handle = StartRiverWorker(river.name.c_str(), river.owner);
+		slot.handle = StartRiverWorker(river.name.c_str(), river.owner, river.id);
 		slot.started_at = now;
 		if (!slot.handle)
 			ReportWaiting(river.name, slot,

@@ -52,6 +52,12 @@ std::unique_ptr<mongo::Source> ConnectSource(const catalog::RiverRow &river) {
 void RiverWorker::Load() {
 	pg::Transaction txn;
 	river_ = catalog::LoadRiver(name_);
+	if (id_.empty())
+		id_ = river_.id;
+	else if (river_.id != id_)
+		throw RiverGone(sqlstate::kUndefinedObject,
+						"river \"" + name_ + "\" was dropped and created again while its worker ran");
+	reached_ = std::max(reached_, river_.reached);
 	mapped_.clear();
 	LoadWriters();
 	txn.Commit();
@@ -80,7 +86,12 @@ void RiverWorker::LoadWriters() {
 			catalog::SetMappingPhase(name_, row.source, "error", failure);
 			continue;
 		}
-		mapped_[row.source] = Mapped{std::move(writer), row.phase};
+		Mapped &mapped = mapped_[row.source] = Mapped{std::move(writer), row.phase};
+		// A copy that has not started yet gets its cut when it starts; any other mapping has one
+		// (0 for mappings declared before cuts existed: every change touches them).
+		if (row.phase != "pending" && !(Copying(row.phase) && row.copy_last_id.empty()))
+			mapped.cut = row.cut;
+		mapped.catch_up = row.catch_up && row.phase == "streaming";
 		totals_[row.source] = {row.docs_copied, row.changes_applied};
 		// Shared memory starts from the catalog (a resync() or a new mapping may have changed it).
 		worker::LiveUpdate live;
@@ -118,9 +129,11 @@ void RiverWorker::Connect() {
 		mongo::Timestamp now = StartTime();
 		position_ = mongo::Position::OplogAfter(now);
 		pg::Transaction txn;
-		catalog::SavePosition(name_, position_.ToJson(), now.AsUint64(), false);
+		if (!catalog::SavePosition(name_, id_, position_.ToJson(), now.AsUint64(), false))
+			throw RiverGone(sqlstate::kUndefinedObject, "river \"" + name_ + "\" was dropped");
 		txn.Commit();
 		river_.position_json = position_.ToJson();
+		reached_ = std::max(reached_, uint64(now.AsUint64()));
 	} else {
 		position_ = mongo::Position::FromJson(river_.position_json);
 	}
@@ -132,7 +145,8 @@ void RiverWorker::OpenReader() {
 	oplog_.reset();
 	std::vector<mongo::Namespace> namespaces;
 	for (const auto &[source, mapped] : mapped_)
-		namespaces.push_back({mapped.writer->Row().db, mapped.writer->Row().coll});
+		if (!mapped.catch_up) // joins once caught up (CatchUp)
+			namespaces.push_back({mapped.writer->Row().db, mapped.writer->Row().coll});
 	// A mapped database is followed whole, so that changes to collections that appear in it later
 	// reveal them (libmongoc 1.23 cannot ask for the "create" events of showExpandedEvents).
 	for (const std::string &db : river_.databases)
@@ -193,7 +207,8 @@ void RiverWorker::StartResync(const std::string &reason) {
 	{
 		pg::Transaction txn;
 		catalog::BeginResync(name_);
-		catalog::SavePosition(name_, position_.ToJson(), 0, false);
+		if (!catalog::SavePosition(name_, id_, position_.ToJson(), now.AsUint64(), false))
+			throw RiverGone(sqlstate::kUndefinedObject, "river \"" + name_ + "\" was dropped");
 		catalog::SetRiverPhase(name_, "resync", reason);
 		txn.Commit();
 	}
@@ -266,6 +281,7 @@ void RiverWorker::CheckOplogMargin() {
 
 void RiverWorker::StreamStep(bool copying) {
 	if (!stream_ && !oplog_) {
+		KeepPositionCurrent();
 		Wait(copying ? 0 : setting_naptime_ms);
 		return;
 	}
@@ -403,7 +419,12 @@ int64 RiverWorker::RunOnce(int64 timeout_ms) {
 }
 
 void RiverWorker::Run() {
-	Load();
+	try {
+		Load();
+	} catch (const RiverGone &gone) {
+		ereport(LOG, (errmsg("mongo_river: %s; this worker exits", gone.Message().c_str())));
+		return;
+	}
 	if (!river_.enabled && !once_)
 		return;
 	// SilenceReporting installs ReportSilence for the worker's run (not for sync_once's backend).
@@ -433,6 +454,7 @@ void RiverWorker::Run() {
 					once_target_ = source_->OperationTime().AsUint64();
 				SetPhase(phase_ == "resync" ? "resync" : "streaming", "");
 			}
+			CatchUpMappings();
 			bool copying = CopyStep();
 			StreamStep(copying);
 			EndSilence();
@@ -445,6 +467,13 @@ void RiverWorker::Run() {
 			once_caught_up_ = once_ && !copying && reached_ >= once_target_;
 			if (once_ && (once_caught_up_ || GetCurrentTimestamp() >= once_deadline_))
 				return;
+		} catch (const RiverGone &gone) {
+			catch_up_.reset();
+			Disconnect();
+			if (once_)
+				throw;
+			ereport(LOG, (errmsg("mongo_river: %s; this worker exits", gone.Message().c_str())));
+			return;
 		} catch (const StopRiver &stop) {
 			Disconnect();
 			StopWithError(stop.Message());
@@ -452,6 +481,7 @@ void RiverWorker::Run() {
 				throw;
 			return;
 		} catch (const mongo::SourceError &error) {
+			catch_up_.reset();
 			Disconnect();
 			if (error.Kind() == mongo::SourceErrorKind::kInterrupted && !once_)
 				continue; // SIGTERM (the loop ends) or a cancel (CHECK_FOR_INTERRUPTS raises it)
@@ -534,7 +564,7 @@ int64 SyncOnce(const std::string &river, int64 timeout_ms) {
 	}
 }
 
-BackgroundWorkerHandle *StartRiverWorker(const char *river, Oid owner) {
+BackgroundWorkerHandle *StartRiverWorker(const char *river, Oid owner, const std::string &river_id) {
 	BackgroundWorker worker = {};
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
@@ -548,6 +578,7 @@ BackgroundWorkerHandle *StartRiverWorker(const char *river, Oid owner) {
 	WorkerArgs args = {};
 	args.database = MyDatabaseId;
 	strlcpy(args.river, river, NAMEDATALEN);
+	strlcpy(args.river_id, river_id.c_str(), sizeof(args.river_id));
 	static_assert(sizeof(WorkerArgs) <= BGW_EXTRALEN, "WorkerArgs must fit in bgw_extra");
 	memcpy(worker.bgw_extra, &args, sizeof(args));
 	BackgroundWorkerHandle *handle = nullptr;
@@ -573,7 +604,8 @@ void mongo_river_worker_main(unsigned long arg) {
 	pgstat_report_appname(appname);
 	mongo_river::pg::EnsureMongocInitialized();
 	ereport(LOG, (errmsg("mongo_river: worker for river \"%s\" started", args.river)));
-	mongo_river::pg::Guard([&] { mongo_river::worker::internal::RiverWorker(river).Run(); });
+	std::string river_id(args.river_id);
+	mongo_river::pg::Guard([&] { mongo_river::worker::internal::RiverWorker(river, river_id).Run(); });
 	mongo_river::worker::ForgetRiverLive(river);
 	ereport(LOG, (errmsg("mongo_river: worker for river \"%s\" stopped", args.river)));
 	proc_exit(0);

@@ -71,10 +71,29 @@ public:
 	using Error::Error;
 };
 
+// RiverGone ends the worker quietly: its river was dropped, or dropped and created again under the
+// same name (another id), so nothing it holds in memory belongs to the river of that name now.
+class RiverGone : public Error {
+public:
+	using Error::Error;
+};
+
 // Mapped is one active mapping: its writer and its phase as the worker knows it.
 struct Mapped {
 	std::unique_ptr<apply::MappingWriter> writer;
 	std::string phase;
+	// cut: no change at or before this source time touches the mapping (see catalog::MappingRow);
+	// nullopt while its copy has not started (the copy's start will be its cut: no DDL seen before
+	// then applies to it).
+	std::optional<uint64> cut;
+	bool catch_up = false; // copy: false mapping still to be caught up to the river's position
+};
+
+// CatchUpRun is the catch-up of one copy: false mapping in progress: its own reader's changes up to
+// limit (the river's reached time) are applied to it alone, and its cut records how far it got.
+struct CatchUpRun {
+	std::string source;
+	uint64 limit = 0;
 };
 
 // PendingWrite is a document's last change in the batch being applied: its converted rows, or a
@@ -104,6 +123,12 @@ inline bool Copying(const std::string &phase) {
 // ShutdownRequested tells whether SIGTERM asked the worker to stop.
 inline bool ShutdownRequested() {
 	return ShutdownRequestPending;
+}
+
+// CatchUpDone tells whether a catch-up batch ends the catch-up: the limit is reached, the source has
+// nothing more, or the stream ended.
+inline bool CatchUpDone(const mongo::Batch &batch, uint64 limit) {
+	return batch.reached.AsUint64() >= limit || batch.caught_up || batch.invalidated;
 }
 
 // IdText returns the _id of document_key (or of a document) as rejects show it.
@@ -136,7 +161,9 @@ inline std::string TokenData(const bson_t *token) {
 
 class RiverWorker {
 public:
-	explicit RiverWorker(std::string name) : name_(std::move(name)) {}
+	// RiverWorker runs river name; a non-empty id is the identity of the river it was started for
+	// (the worker acts for no other river of that name).
+	explicit RiverWorker(std::string name, std::string id = {}) : name_(std::move(name)), id_(std::move(id)) {}
 
 	void Run();
 	// RunOnce catches the river up to the source's current time (or until timeout_ms passes) in
@@ -157,6 +184,11 @@ private:
 	bool CopyStep();
 	bool CopyPending() const;
 	void StreamStep(bool copying);
+	void KeepPositionCurrent();
+	void CatchUpMappings();
+	void CatchUp(Mapped &mapped);
+	bool Touches(const Mapped &mapped, const mongo::ChangeEvent &event, bool ddl) const;
+	void RequireRiver();
 	bool MaybeReload();
 	void MaybeDiscover();
 	void Wait(int ms);
@@ -190,6 +222,7 @@ private:
 	void FlushPending(bool fresh = false);
 
 	std::string name_;
+	std::string id_; // the river's identity (river.id), fixed at the first load
 	catalog::RiverRow river_;
 	std::map<std::string, Mapped> mapped_; // by source "db.coll"
 	std::unique_ptr<mongo::Source> source_;
@@ -199,6 +232,9 @@ private:
 	std::unique_ptr<mongo::CollectionScan> scan_;
 	std::string scan_source_;
 	mongo::Timestamp scan_started_;
+	std::optional<uint64> scan_cut_;        // a fresh copy's cut, saved with its first batch
+	std::optional<CatchUpRun> catch_up_;    // set while a copy: false mapping is being caught up
+	TimestampTz last_position_refresh_ = 0; // KeepPositionCurrent's last pass
 	TimestampTz last_reload_check_ = 0;
 	TimestampTz last_stream_read_ = 0;
 	int backoff_ms_ = 0;

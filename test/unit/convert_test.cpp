@@ -414,6 +414,37 @@ TEST(ExtendedJson, ValuesAndDocumentIds) {
 	EXPECT_EQ(DocumentJson(*Doc(R"({"a": 1})")), R"({"a":1})");
 }
 
+TEST(ExtendedJson, RelaxedDoublesInShortestForm) {
+	// libbson prints relaxed doubles with %.20g (0.10000000000000000555); jsonb gets the shortest form
+	// that reads back as the same double, as numeric and text columns do.
+	EXPECT_EQ(DocumentJson(*Doc(R"({"x": 0.1, "y": 1e-7})")), R"({"x":0.1,"y":1e-07})");
+	EXPECT_EQ(DocumentJson(*Doc(R"({"a": [0.1, -2.5, 3.0, -0.0, 1e300, 5e-324], "n": 7, "l": {"$numberLong": "-9"}})")),
+			  R"({"a":[0.1,-2.5,3.0,-0.0,1e+300,5e-324],"n":7,"l":-9})");
+	EXPECT_EQ(DocumentJson(*Doc(R"({"s": "0.10000000000000000555 1e-7", "k": {"0.1": 0.30000000000000004}})")),
+			  R"({"s":"0.10000000000000000555 1e-7","k":{"0.1":0.30000000000000004}})");
+	EXPECT_EQ(DocumentJson(*Doc(R"({"nan": {"$numberDouble": "NaN"}, "inf": {"$numberDouble": "-Infinity"}})")),
+			  R"({"nan":{"$numberDouble":"NaN"},"inf":{"$numberDouble":"-Infinity"}})");
+	EXPECT_EQ(As<JsonText>(ConvertJson(R"({"v": 0.1})", "jsonb")).text, "0.1");
+	EXPECT_EQ(As<JsonText>(ConvertJson(R"({"v": {"w": 1e-7}})", "jsonb")).text, R"({"w":1e-07})");
+	// Every double reads back unchanged.
+	for (double d : {0.1, 1.0 / 3.0, 123456.789e200, 2.2250738585072014e-308, 4.9e-324, 1.7976931348623157e308}) {
+		bson_t doc = BSON_INITIALIZER;
+		BSON_APPEND_DOUBLE(&doc, "d", d);
+		std::string json = DocumentJson(doc);
+		bson_destroy(&doc);
+		EXPECT_EQ(std::strtod(json.substr(5, json.size() - 6).c_str(), nullptr), d) << json;
+	}
+	// Canonical Extended JSON (document ids, "format": "extjson") is unchanged.
+	EXPECT_EQ(ExtendedJson(*bson_iter_value([] {
+				  static mongo::Bson d = Doc(R"({"d": 0.1})");
+				  static bson_iter_t iter;
+				  bson_iter_init_find(&iter, d.get(), "d");
+				  return &iter;
+			  }()),
+						   true, "d"),
+			  R"({"$numberDouble":"0.10000000000000000555"})");
+}
+
 TEST(DefaultTypeName, Section3Table) {
 	mongo::Bson doc = Doc(R"({"s": "x", "o": {"$oid": "5f1d7a3e9b1e8a0012345678"}, "i": 1, "l": {"$numberLong": "1"},
 	    "d": 1.5, "m": {"$numberDecimal": "1"}, "b": true, "t": {"$date": {"$numberLong": "0"}},

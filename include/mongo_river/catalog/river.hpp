@@ -30,16 +30,23 @@ struct MappingRow {
 	std::string copy_last_id; // BSON bytes of {_id: value}, empty when the copy has not started
 	int64 docs_copied = 0;
 	int64 changes_applied = 0;
+	// cut is the source time (t << 32 | i) at or before which no change touches the mapping (its
+	// copy's start, or copy: false's operation time at map_collection); 0 when not set yet.
+	uint64 cut = 0;
+	// catch_up: a copy: false mapping whose changes from cut to the river's position are still to be read.
+	bool catch_up = false;
 };
 
 // RiverRow is a river and its mappings.
 struct RiverRow {
 	std::string name;
+	std::string id; // the river's immutable identity (river.id): a river created again gets another
 	Oid owner = InvalidOid;
 	std::string uri;
 	RiverOptions options;
 	bool enabled = true;
 	std::string position_json; // empty: no position yet
+	uint64 reached = 0;        // source time up to which everything is read (progress.reached)
 	std::string phase;
 	std::vector<MappingRow> mappings;
 	// databases lists the source databases mapped whole (map_database).
@@ -52,12 +59,14 @@ struct RiverRow {
 // with a snapshot; connects to SPI itself.
 RiverRow LoadRiver(const std::string &name);
 
-// RiverDigest returns the current declaration digest of a river (empty when it is gone).
+// RiverDigest returns the current declaration digest of a river (empty when it is gone); the river's
+// id is part of it.
 std::string RiverDigest(const std::string &name);
 
 // LauncherEntry is what the launcher needs to run a river.
 struct LauncherEntry {
 	std::string name;
+	std::string id;
 	Oid owner = InvalidOid;
 	bool runnable = false; // enabled and not stopped by an error
 };

@@ -10,8 +10,18 @@
 
 namespace mongo_river::catalog {
 
-// SavePosition stores the river's stream position (Extended JSON) and the source time reached.
-void SavePosition(const std::string &river, const std::string &position_json, uint64_t reached, bool caught_up);
+// SavePosition stores the river's stream position (Extended JSON) and the source time reached, if the
+// river named river is still the one whose id is river_id; false (nothing written) when it is gone
+// or was created again (another id): the caller must then roll back and stop acting for it.
+[[nodiscard]] bool SavePosition(const std::string &river, const std::string &river_id, const std::string &position_json,
+								uint64_t reached, bool caught_up);
+
+// RiverIs tells whether river exists with the id river_id (a fresh snapshot of the catalog).
+bool RiverIs(const std::string &river, const std::string &river_id);
+
+// SaveCatchUp records how far a copy: false mapping's catch-up has read (its new cut) and whether it
+// is done (catch_up cleared).
+void SaveCatchUp(const std::string &river, const std::string &source, uint64_t cut, bool done);
 
 // SetRiverPhase records the river's phase and last error (empty: cleared).
 void SetRiverPhase(const std::string &river, const std::string &phase, const std::string &error);
@@ -26,9 +36,10 @@ struct MappingProgress {
 void AddMappingProgress(const std::string &river, const std::string &source, const MappingProgress &progress);
 
 // SaveCopyProgress records a copy batch: the last copied {_id} (BSON bytes), the documents copied
-// and the phase ('initial_copy' while copying, 'streaming' when done).
+// and the phase ('initial_copy' while copying, 'streaming' when done); cut (the copy's start), when
+// given, becomes the mapping's cut (and ends a pending catch-up: the copy covers it).
 void SaveCopyProgress(const std::string &river, const std::string &source, const std::string &last_id, int64_t copied,
-					  const std::string &phase);
+					  const std::string &phase, std::optional<uint64_t> cut = std::nullopt);
 
 // StartCopy records that a copy of a mapping starts from the beginning at started: docs_copied
 // restarts at 0 and total (the source's estimated count, -1 unknown) is kept for copy_progress.

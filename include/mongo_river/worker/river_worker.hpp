@@ -13,11 +13,12 @@ namespace mongo_river::worker {
 struct WorkerArgs {
 	Oid database;
 	char river[NAMEDATALEN];
+	char river_id[40]; // river.id (a uuid's text): the worker acts for this river only
 };
 
-// StartRiverWorker registers a dynamic worker for river, connecting as owner; returns its handle
-// (nullptr when no slot is free).
-::BackgroundWorkerHandle *StartRiverWorker(const char *river, Oid owner);
+// StartRiverWorker registers a dynamic worker for river (whose id is river_id), connecting as owner;
+// returns its handle (nullptr when no slot is free).
+::BackgroundWorkerHandle *StartRiverWorker(const char *river, Oid owner, const std::string &river_id);
 
 // SyncOnce runs river in the calling backend until every change up to the source's current time is
 // applied (or timeout_ms passes), committing per batch; returns the changes and documents applied.
