@@ -1,9 +1,11 @@
 // cut.cpp: what map_collection asks the source at declaration time: the operation time that is a
 // copy: false mapping's cut, and whether the collection exists.
 #include <algorithm>
+#include <memory>
 #include <optional>
 #include <string>
 
+#include "mongo_river/catalog/credentials.hpp"
 #include "mongo_river/mongo/errors.hpp"
 #include "mongo_river/mongo/source.hpp"
 #include "mongo_river/pg/boundary.hpp"
@@ -31,8 +33,19 @@ MONGO_RIVER_FUNCTION(mongo_river_source_cut) {
 		mongo_river::pg::EnsureMongocInitialized();
 		std::optional<uint64_t> cut;
 		bool exists = true;
+		// uri is a URI or a river reference ('river:<name>', resolved with its owner's credentials).
+		std::unique_ptr<mongo_river::mongo::Source> opened;
 		try {
-			mongo_river::mongo::Source source(uri);
+			opened = mongo_river::catalog::OpenSourceFor(uri);
+		} catch (const mongo_river::mongo::SourceError &) {
+			throw;
+		} catch (const std::exception &) {
+			if (required)
+				throw;
+			PG_RETURN_NULL(); // no usable credentials now: say nothing about the collection
+		}
+		try {
+			mongo_river::mongo::Source &source = *opened;
 			cut = source.OperationTime().AsUint64();
 			try {
 				std::vector<std::string> names = source.ListCollections(db, true);
