@@ -5,6 +5,7 @@
 
 #include "mongo_river/api/checks.hpp"
 #include "mongo_river/catalog/credentials.hpp"
+#include "mongo_river/catalog/identity.hpp"
 #include "mongo_river/mongo/source.hpp"
 #include "mongo_river/pg/boundary.hpp"
 #include "mongo_river/pg/datum.hpp"
@@ -94,14 +95,16 @@ MONGO_RIVER_FUNCTION(mongo_river_sync_once) {
 		std::string river = NameStr(*PG_GETARG_NAME(0));
 		Interval *timeout = PG_GETARG_INTERVAL_P(1);
 		int64 timeout_ms = (timeout->time + (int64(timeout->day) + int64(timeout->month) * 30) * USECS_PER_DAY) / 1000;
+		Oid owner = InvalidOid;
 		{
 			pg::SpiConnection spi;
 			api::RequireRiverOwner("sync_once", river);
-			if (pg::SpiExecute("SELECT r.enabled FROM mongo_river.river r WHERE r.river = $1",
+			if (pg::SpiExecute("SELECT r.enabled, r.owner::oid FROM mongo_river.river r WHERE r.river = $1",
 							   {{NAMEOID, pg::NameDatum(river)}}) == 0)
 				throw Error(sqlstate::kUndefinedObject, "sync_once: river \"" + river + "\" was dropped", {},
 							"Another session ran drop_river; SELECT river FROM mongo_river.rivers lists the rivers.");
 			bool enabled = pg::SpiText(0, 1).value_or("f") == "t";
+			owner = DatumGetObjectId(*pg::SpiDatum(0, 2));
 			// A stopped river's worker may still be exiting (the launcher stops it within naptime):
 			// stop it here and wait for it, rather than refusing.
 			if (!enabled)
@@ -115,6 +118,9 @@ MONGO_RIVER_FUNCTION(mongo_river_sync_once) {
 		pg::EnsureMongocInitialized();
 		int64 applied;
 		{
+			// The river's user tables are written as its owner, never as the caller (a superuser's
+			// call must not run the owner's triggers with the superuser's rights).
+			catalog::AsRole as_owner(owner);
 			pg::ProcedureTransactions transactions;
 			applied = worker::SyncOnce(river, timeout_ms);
 		}

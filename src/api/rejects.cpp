@@ -90,6 +90,9 @@ MONGO_RIVER_FUNCTION(mongo_river_retry_rejects) {
 		int64 resolved = 0;
 		pg::SpiConnection spi;
 		catalog::RiverRow row = catalog::LoadRiver(river);
+		// The river's user tables are written as its owner, never as the caller (a superuser's call
+		// must not run the owner's triggers with the superuser's rights).
+		catalog::AsRole as_owner(row.owner);
 		uint64 count = pg::SpiExecute(
 			"SELECT id, source, raw FROM mongo_river.rejects WHERE river = $1 AND ($2::bigint IS NULL OR id = $2)"
 			" AND raw IS NOT NULL ORDER BY id",

@@ -10,6 +10,7 @@
 
 #include "mongo_river/api/checks.hpp"
 #include "mongo_river/catalog/credentials.hpp"
+#include "mongo_river/catalog/identity.hpp"
 #include "mongo_river/apply/mapping_writer.hpp"
 #include "mongo_river/catalog/lock.hpp"
 #include "mongo_river/catalog/river.hpp"
@@ -336,6 +337,9 @@ MONGO_RIVER_FUNCTION(mongo_river_verify) {
 		{
 			pg::SpiConnection spi;
 			catalog::RiverRow row = catalog::LoadRiver(river);
+			// Reads and repairs the river's user tables as its owner, never as the caller (a
+			// superuser's call must not run the owner's triggers with the superuser's rights).
+			catalog::AsRole as_owner(row.owner);
 			bool found = !only_source;
 			std::unique_ptr<mongo::Source> opened = catalog::OpenRiverSource(row); // secrets
 			mongo::Source &source = *opened;

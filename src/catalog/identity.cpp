@@ -90,6 +90,18 @@ AsCatalogOwner::~AsCatalogOwner() {
 	SetUserIdAndSecContext(saved_user_, saved_context_);
 }
 
+AsRole::AsRole(Oid role) {
+	if (!OidIsValid(role))
+		throw Error("42704", "mongo_river: the river's owner does not exist", {},
+					"The river's owner role was dropped; drop the river.");
+	GetUserIdAndSecContext(&saved_user_, &saved_context_);
+	SetUserIdAndSecContext(role, saved_context_ | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+AsRole::~AsRole() {
+	SetUserIdAndSecContext(saved_user_, saved_context_);
+}
+
 void InstallOwnerUtilityHook() {
 	previous_utility_hook = ProcessUtility_hook;
 	ProcessUtility_hook = OwnerUtility;

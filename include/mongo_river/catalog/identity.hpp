@@ -23,6 +23,22 @@ private:
 	int saved_context_ = 0;
 };
 
+// AsRole switches the current user to role (a river's owner) for its lifetime, like AsCatalogOwner:
+// the C entry points that write a river's user tables (sync_once, retry_rejects, verify with repair)
+// run as the river's owner, so that a superuser's call never runs the owner's triggers with the
+// superuser's rights. AsCatalogOwner nests inside it for catalog writes.
+class AsRole {
+public:
+	explicit AsRole(Oid role);
+	~AsRole();
+	AsRole(const AsRole &) = delete;
+	AsRole &operator=(const AsRole &) = delete;
+
+private:
+	Oid saved_user_ = InvalidOid;
+	int saved_context_ = 0;
+};
+
 // InstallOwnerUtilityHook installs the ProcessUtility hook that runs utility statements (CREATE
 // TABLE, DROP TABLE, CREATE SCHEMA, ...) issued inside mongo_river's SECURITY DEFINER functions as
 // the owner of the river they act for (set by _act_for).

@@ -1,0 +1,131 @@
+"""Secrets, the hostile review: every break it found is a test here.
+
+- CALL sync_once, retry_rejects and verify(repair => true) called by a superuser for an admin's
+  river write the river's user tables as the river's owner: the owner's triggers never run with
+  the superuser's rights."""
+
+import json
+import sys
+
+import psycopg2
+import pytest
+
+import fixtures
+from mongo_source import MongoSource
+from pgcluster import wait_for
+from river import wait_synced
+
+PASSWORD = "Sup3r-Secret-9"
+MAPPING = {"pk": "id", "columns": {"id": {"path": "_id", "type": "text"}, "n": {"path": "n", "type": "int"},
+                                   "ssn": {"path": "ssn", "type": "int"}}}
+
+
+def as_role(pg, role, sql, params=None):
+    """as_role runs sql in a login session of role: (None, rows) or (sqlstate, message)."""
+    try:
+        return None, pg.query(sql, params, user=role)
+    except psycopg2.Error as e:
+        return e.pgcode, (e.pgerror or str(e)).strip()
+
+
+def ok(result):
+    assert result[0] is None, result
+    return result[1]
+
+
+def host_intact(pg, postmaster):
+    assert pg.postmaster_pid() == postmaster, "the postmaster restarted"
+    crashed = [line for line in pg.log().splitlines() if "terminated by signal" in line]
+    assert not crashed, "\n".join(crashed[:5])
+
+
+@pytest.fixture(scope="module")
+def auth_peer(mongo):
+    if not mongo.is_peer:
+        pytest.skip("needs the MongoDB peer (--auth)")
+    from mongo_source import PEER_DIR
+    sys.path.insert(0, PEER_DIR)
+    from peer_process import start_peer, stop_peer
+    process, port = start_peer(extra_args=("--auth", f"root:{PASSWORD}"))
+    source = MongoSource(f"mongodb://root:{PASSWORD}@127.0.0.1:{port}/?replicaSet=rs0&authSource=admin",
+                         None, is_peer=True)
+    source.port = port
+    client = source.client()
+    client.sec.a.insert_many([{"_id": "a1", "n": 1, "ssn": 5}, {"_id": "a2", "n": 2, "ssn": 6}])
+    client.sec.b.insert_many([{"_id": "b1", "n": 1, "ssn": 7}])
+    client.close()
+    yield source
+    stop_peer(process)
+
+
+@pytest.fixture(scope="module")
+def sec(pg, auth_peer):
+    fixtures.with_extension(pg)
+    pg.query("CREATE ROLE alice LOGIN; CREATE ROLE bob LOGIN; CREATE ROLE carol LOGIN; "
+             "GRANT mongo_river_admin TO alice, bob; GRANT CREATE ON SCHEMA public TO alice, bob")
+    ok(as_role(pg, "alice", "SELECT mongo_river.create_river('alice_r', %s)", (auth_peer.uri,)))
+    ok(as_role(pg, "alice", "SELECT mongo_river.map_collection('alice_r', 'sec.a', 'alice_a', %s)",
+               (json.dumps(MAPPING),)))
+    wait_synced(pg, "alice_r")
+    pg.postmaster = pg.postmaster_pid()
+    return pg
+
+
+ESCALATE = ("CREATE FUNCTION public.bob_trg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "BEGIN EXECUTE 'ALTER ROLE bob SUPERUSER'; EXCEPTION WHEN OTHERS THEN NULL; END; "
+            "RETURN NEW; END $$; "
+            "CREATE TRIGGER t BEFORE INSERT OR UPDATE ON bob_e FOR EACH ROW EXECUTE FUNCTION public.bob_trg()")
+
+
+def bob_is_superuser(pg):
+    return pg.scalar("SELECT rolsuper FROM pg_roles WHERE rolname = 'bob'")
+
+
+def setup_bob(pg, auth_peer):
+    ok(as_role(pg, "bob", "SELECT mongo_river.create_river('bob_t', %s)", (auth_peer.uri,)))
+    ok(as_role(pg, "bob", "SELECT mongo_river.map_collection('bob_t', 'sec.e', 'bob_e', %s)", (json.dumps(MAPPING),)))
+    ok(as_role(pg, "bob", ESCALATE))
+    ok(as_role(pg, "bob", "SELECT mongo_river.stop('bob_t')"))
+
+
+def test_superuser_sync_once_runs_bobs_trigger_as_superuser(sec, auth_peer):
+    pg = sec
+    setup_bob(pg, auth_peer)
+    auth_peer.client().sec.e.insert_one({"_id": "e1", "n": 1})
+    pg.query("CALL mongo_river.sync_once('bob_t', '10 s')")  # a superuser (or its pg_cron job) helps bob
+    assert pg.scalar("SELECT count(*) FROM bob_e") == 1
+    escalated = bob_is_superuser(pg)
+    pg.query("ALTER ROLE bob NOSUPERUSER")
+    assert not escalated, "bob's trigger ran as the superuser who called sync_once: bob is now superuser"
+    host_intact(pg, pg.postmaster)
+
+
+def test_superuser_retry_rejects_runs_bobs_trigger_as_superuser(sec, auth_peer):
+    pg = sec
+    client = auth_peer.client()
+    ok(as_role(pg, "bob", "SELECT mongo_river.start('bob_t')"))
+    client.sec.e.insert_one({"_id": "e2", "n": 1, "ssn": "not a number"})
+    wait_for(lambda: pg.scalar("SELECT count(*) FROM mongo_river.rejects WHERE river = 'bob_t'"), 30, 0.1, "the reject")
+    client.sec.e.update_one({"_id": "e2"}, {"$set": {"ssn": 5}})
+    ok(as_role(pg, "bob", "SELECT mongo_river.stop('bob_t')"))
+    pg.query("ALTER ROLE bob NOSUPERUSER")
+    assert pg.scalar("SELECT mongo_river.retry_rejects('bob_t')") >= 1
+    escalated = bob_is_superuser(pg)
+    pg.query("ALTER ROLE bob NOSUPERUSER")
+    assert not escalated, "bob's trigger ran as the superuser who called retry_rejects: bob is now superuser"
+
+
+def test_superuser_verify_repair_runs_bobs_trigger_as_superuser(sec, auth_peer):
+    pg = sec
+    auth_peer.client().sec.f.insert_one({"_id": "f1", "n": 1})
+    ok(as_role(pg, "bob", "SELECT mongo_river.create_river('bob_v', %s)", (auth_peer.uri,)))
+    ok(as_role(pg, "bob", "SELECT mongo_river.map_collection('bob_v', 'sec.f', 'bob_f', %s)", (json.dumps(MAPPING),)))
+    wait_for(lambda: pg.scalar("SELECT count(*) FROM bob_f"), 30, 0.1, "the copy")
+    ok(as_role(pg, "bob", ESCALATE.replace("bob_e", "bob_f").replace("bob_trg", "bob_trg_f").replace("TRIGGER t ", "TRIGGER tf ")))
+    ok(as_role(pg, "bob", "ALTER TABLE bob_f DISABLE TRIGGER tf; DELETE FROM bob_f; ALTER TABLE bob_f ENABLE TRIGGER tf"))
+    pg.query("ALTER ROLE bob NOSUPERUSER")
+    rows = pg.query("SELECT * FROM mongo_river.verify('bob_v', repair => true)")  # a superuser checks bob's river
+    assert rows and rows[0][3], rows
+    escalated = bob_is_superuser(pg)
+    pg.query("ALTER ROLE bob NOSUPERUSER")
+    assert not escalated, "bob's trigger ran as the superuser who called verify(repair): bob is now superuser"
