@@ -2,8 +2,11 @@
 #include "mongo_river/worker/live_status.hpp"
 
 #include <cstring>
+#include <set>
+#include <string>
 
 #include "mongo_river/pg/boundary.hpp"
+#include "mongo_river/pg/spi.hpp"
 #include "mongo_river/settings.hpp"
 
 extern "C" {
@@ -201,6 +204,17 @@ void ForgetRiverLive(const std::string &river) {
 	LWLockRelease(table->lock);
 }
 
+// VisibleRivers lists the rivers whose rows the current user may see: mongo_river.river's read
+// policy (_may_see) filters them; a superuser sees every river.
+static std::set<std::string> VisibleRivers() {
+	pg::SpiConnection spi;
+	uint64 rows = pg::SpiExecute("SELECT r.river::text FROM mongo_river.river r", {}, true);
+	std::set<std::string> rivers;
+	for (uint64 i = 0; i < rows; i++)
+		rivers.insert(pg::SpiText(i, 1).value_or(""));
+	return rivers;
+}
+
 } // namespace mongo_river::worker
 
 // mongo_river_live_status() returns the shared-memory table: river, source, phase, docs_copied,
@@ -208,6 +222,8 @@ void ForgetRiverLive(const std::string &river) {
 MONGO_RIVER_FUNCTION(mongo_river_live_status) {
 	using mongo_river::worker::Entry;
 	return mongo_river::pg::Guard([&]() -> Datum {
+		// Only the rows of the rivers the caller may see (last_error can quote a document's values).
+		std::set<std::string> visible = mongo_river::worker::VisibleRivers();
 		mongo_river::pg::Call([&] {
 			InitMaterializedSRF(fcinfo, 0);
 			ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
@@ -217,7 +233,7 @@ MONGO_RIVER_FUNCTION(mongo_river_live_status) {
 			LWLockAcquire(table->lock, LW_SHARED);
 			for (int i = 0; i < table->capacity; i++) {
 				const Entry &e = table->entries[i];
-				if (!e.in_use)
+				if (!e.in_use || !visible.count(e.river))
 					continue;
 				Datum values[11];
 				bool nulls[11] = {};
@@ -255,6 +271,8 @@ MONGO_RIVER_FUNCTION(mongo_river_live_status) {
 MONGO_RIVER_FUNCTION(mongo_river_live_progress) {
 	using mongo_river::worker::Entry;
 	return mongo_river::pg::Guard([&]() -> Datum {
+		// Only the rows of the rivers the caller may see (last_error can quote a document's values).
+		std::set<std::string> visible = mongo_river::worker::VisibleRivers();
 		mongo_river::pg::Call([&] {
 			InitMaterializedSRF(fcinfo, 0);
 			ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
@@ -264,7 +282,7 @@ MONGO_RIVER_FUNCTION(mongo_river_live_progress) {
 			LWLockAcquire(table->lock, LW_SHARED);
 			for (int i = 0; i < table->capacity; i++) {
 				const Entry &e = table->entries[i];
-				if (!e.in_use)
+				if (!e.in_use || !visible.count(e.river))
 					continue;
 				Datum values[8];
 				bool nulls[8] = {};

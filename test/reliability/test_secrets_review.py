@@ -2,7 +2,10 @@
 
 - CALL sync_once, retry_rejects and verify(repair => true) called by a superuser for an admin's
   river write the river's user tables as the river's owner: the owner's triggers never run with
-  the superuser's rights."""
+  the superuser's rights;
+- the catalog tables under status (progress, mapping_state, ...) and the workers' live state show an
+  admin only the rivers it may see;
+- a plain role cannot ask _may_see who owns which river."""
 
 import json
 import sys
@@ -129,3 +132,45 @@ def test_superuser_verify_repair_runs_bobs_trigger_as_superuser(sec, auth_peer):
     escalated = bob_is_superuser(pg)
     pg.query("ALTER ROLE bob NOSUPERUSER")
     assert not escalated, "bob's trigger ran as the superuser who called verify(repair): bob is now superuser"
+
+
+def test_bob_reads_alices_last_error_from_progress(sec, auth_peer):
+    pg = sec
+    client = auth_peer.client()
+    client.sec.c.insert_one({"_id": "c1", "n": 1, "ssn": "SSN-123-45-6789"})
+    ok(as_role(pg, "alice", "SELECT mongo_river.create_river('alice_s', %s, '{\"on_error\": \"stop\"}')",
+               (auth_peer.uri,)))
+    ok(as_role(pg, "alice", "SELECT mongo_river.map_collection('alice_s', 'sec.c', 'alice_c', %s)",
+               (json.dumps(MAPPING),)))
+    wait_for(lambda: pg.scalar("SELECT last_error FROM mongo_river.progress WHERE river = 'alice_s' "
+                               "AND last_error LIKE '%SSN-123%'"), 30, 0.1, "alice_s's error")
+    # The status view, read as bob, shows nothing of alice's rivers ...
+    assert ok(as_role(pg, "bob", "SELECT * FROM mongo_river.status WHERE river = 'alice_s'")) == []
+    # ... but the table beneath it does.
+    code, rows = as_role(pg, "bob", "SELECT river, last_error FROM mongo_river.progress WHERE river = 'alice_s'")
+    assert code == "42501" or not rows, f"bob reads alice's last_error: {rows}"
+    # alice still sees her river's error in status and in the tables; so does a superuser.
+    assert "SSN-123" in str(ok(as_role(pg, "alice", "SELECT last_error FROM mongo_river.status WHERE river = 'alice_s'")))
+    assert ok(as_role(pg, "alice", "SELECT last_error FROM mongo_river.progress WHERE river = 'alice_s'"))
+    assert pg.scalar("SELECT count(*) FROM mongo_river.status WHERE river = 'alice_s'") >= 1
+    host_intact(pg, pg.postmaster)
+
+
+def test_bob_reads_alices_live_state(sec):
+    pg = sec
+    assert ok(as_role(pg, "bob", "SELECT * FROM mongo_river.status WHERE river = 'alice_r'")) == []
+    code, rows = as_role(pg, "bob", "SELECT * FROM mongo_river_internal._live_status() WHERE river = 'alice_r'")
+    assert code == "42501" or not rows, f"bob reads alice's live state: {rows}"
+    assert ok(as_role(pg, "alice", "SELECT * FROM mongo_river.status WHERE river = 'alice_r'"))
+    ok(as_role(pg, "alice", "SELECT * FROM mongo_river.copy_progress"))
+    # bob's own reads of the catalog tables still work (the policies call _may_see as bob).
+    ok(as_role(pg, "bob", "SELECT * FROM mongo_river.progress"))
+
+
+def test_carol_probes_rivers_and_owners(sec):
+    pg = sec
+    code, _ = as_role(pg, "carol", "SELECT * FROM mongo_river.rivers")
+    assert code == "42501"
+    code, rows = as_role(pg, "carol", "SELECT mongo_river_internal._may_see('alice_r', 'alice'), "
+                                      "mongo_river_internal._may_see('nosuch', 'alice')")
+    assert code == "42501", f"carol learns that alice owns river alice_r: {rows}"
