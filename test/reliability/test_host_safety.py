@@ -97,8 +97,14 @@ def test_drop_river_drops_only_tables_of_the_rivers_owner(river_pg):
     pg.query("SELECT mongo_river.create_river('hs_forge', 'mongodb://127.0.0.1:1/')", user="hs_alice")
     pg.query("SELECT mongo_river.map_collection('hs_forge', 'hs.f', 'hs_forge_f', %s)", (json.dumps(MAPPING),),
              user="hs_alice")
-    pg.query("INSERT INTO mongo_river.mapped_table (river, source, relation, kind, created) "
-             "VALUES ('hs_forge', 'hs.f', 'hs_bobs', 'child', true)", user="hs_alice")
+    # Forged by a superuser with the catalog's triggers off (admins hold no DML on the catalog), as a
+    # catalog from before 0.3.0 could hold.
+    pg.query("ALTER TABLE mongo_river.mapped_table DISABLE TRIGGER USER")
+    try:
+        pg.query("INSERT INTO mongo_river.mapped_table (river, source, relation, kind, created) "
+                 "VALUES ('hs_forge', 'hs.f', 'hs_bobs', 'child', true)")
+    finally:
+        pg.query("ALTER TABLE mongo_river.mapped_table ENABLE TRIGGER USER")
     conn = pg.connect()
     conn.autocommit = True
     with conn.cursor() as cur:
