@@ -72,7 +72,10 @@ bool IsHistoryLostCode(int32_t code) {
 }
 
 std::string Scrub(std::string text, const std::string &secret) {
-	if (secret.empty())
+	// A password of fewer than 4 characters is not replaced: replacing every "a" of a message would
+	// garble it ("No suit****ble servers") and show the reader what the password is. libmongoc's
+	// messages do not quote the password; this only catches the rare one that does.
+	if (secret.size() < 4)
 		return text;
 	for (std::string::size_type at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 4))
 		text.replace(at, secret.size(), "****");

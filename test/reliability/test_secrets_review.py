@@ -5,7 +5,9 @@
   the superuser's rights;
 - the catalog tables under status (progress, mapping_state, ...) and the workers' live state show an
   admin only the rivers it may see;
-- a plain role cannot ask _may_see who owns which river."""
+- a plain role cannot ask _may_see who owns which river;
+- redaction reads a URI's password as libmongoc does (a '?' in it), hides the TLS key's password
+  and authMechanismProperties, and never garbles error texts with a short password."""
 
 import json
 import sys
@@ -174,3 +176,41 @@ def test_carol_probes_rivers_and_owners(sec):
     code, rows = as_role(pg, "carol", "SELECT mongo_river_internal._may_see('alice_r', 'alice'), "
                                       "mongo_river_internal._may_see('nosuch', 'alice')")
     assert code == "42501", f"carol learns that alice owns river alice_r: {rows}"
+
+
+SECRET = "Qq7SecretZ"
+
+
+def test_password_with_question_mark(sec, auth_peer):
+    pg = sec
+    uri = f"mongodb://root:a?{SECRET}@127.0.0.1:{auth_peer.port}/?replicaSet=rs0"
+    ok(as_role(pg, "alice", "SELECT mongo_river.create_river('qmark', %s)", (uri,)))
+    shown = ok(as_role(pg, "bob", "SELECT uri FROM mongo_river.rivers WHERE river = 'qmark'"))
+    wait_for(lambda: pg.scalar("SELECT last_error FROM mongo_river.progress WHERE river = 'qmark'"), 30, 0.1,
+             "the worker's connection error")
+    logged = [line for line in pg.log().splitlines() if SECRET in line and "STATEMENT" not in line]
+    ok(as_role(pg, "alice", "SELECT mongo_river.drop_river('qmark')"))
+    assert SECRET not in repr(shown), f"bob sees alice's password in mongo_river.rivers: {shown}"
+    assert not logged, logged[:3]
+    host_intact(pg, pg.postmaster)
+
+
+def test_tls_key_password_not_redacted(sec, auth_peer):
+    pg = sec
+    uri = f"mongodb://127.0.0.1:{auth_peer.port}/?replicaSet=rs0&tlsCertificateKeyFilePassword={SECRET}"
+    assert SECRET not in ok(as_role(pg, "bob", "SELECT mongo_river.redact_uri(%s)", (uri,)))[0][0]
+    # A failing statement with it goes to the log with its STATEMENT: line.
+    as_role(pg, "alice", "SELECT mongo_river.create_river('tlspw', %s, '{\"batch_size\": 0}')", (uri,))
+    logged = [line for line in pg.log().splitlines() if SECRET in line]
+    assert not logged, logged[:3]
+
+
+def test_short_password_mangles_and_reveals(sec):
+    pg = sec
+    # An unreachable host: the worker's error text goes through the redaction.
+    ok(as_role(pg, "alice", "SELECT mongo_river.create_river('shortpw', 'mongodb://root:a@127.0.0.1:1/?replicaSet=rs0"
+                            "&serverSelectionTimeoutMS=200')"))
+    error = wait_for(lambda: pg.scalar("SELECT last_error FROM mongo_river.progress WHERE river = 'shortpw'"), 30, 0.1,
+                     "the worker's connection error")
+    ok(as_role(pg, "alice", "SELECT mongo_river.drop_river('shortpw')"))
+    assert "suit****ble" not in error and "F****iled" not in error, error

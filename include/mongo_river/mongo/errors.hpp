@@ -73,7 +73,8 @@ bool IsHistoryLostCode(int32_t code);
 [[noreturn]] void ThrowDriverError(const std::string &what, const bson_error_t &error, const bson_t *reply,
 								   const std::string &password);
 
-// Scrub returns text with every occurrence of secret replaced by "****" (secret empty: unchanged).
+// Scrub returns text with every occurrence of secret replaced by "****"; a secret of fewer than 4
+// characters leaves text unchanged (replacing it would garble the text and reveal it).
 std::string Scrub(std::string text, const std::string &secret);
 
 } // namespace mongo_river::mongo
