@@ -110,7 +110,8 @@ void RiverWorker::HandleDdl(const mongo::ChangeEvent &event) {
 			++it;
 			continue;
 		}
-		std::string message = "the source saw a " + what + "; this mapping stopped (map it again to resume)";
+		std::string message = "the source saw a " + what + "; this mapping stopped (SELECT mongo_river.resync('" +
+							  name_ + "', '" + row.source + "') copies it again and resumes it)";
 		catalog::SetMappingPhase(name_, row.source, "stopped", message);
 		ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": %s", name_.c_str(), row.source.c_str(),
 							 message.c_str())));
