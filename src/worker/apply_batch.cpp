@@ -104,13 +104,21 @@ void RiverWorker::HandleDdl(const mongo::ChangeEvent &event) {
 					   (event.coll.empty() ? "" : "." + event.coll);
 	for (auto it = mapped_.begin(); it != mapped_.end();) {
 		const catalog::MappingRow &row = it->second.writer->Row();
-		bool affected = row.db == event.db && (event.coll.empty() || row.coll == event.coll) &&
+		// A rename onto a mapped collection (dropTarget) drops it: its event's ns is the renamed one.
+		bool target = event.op == mongo::OperationType::kRename && !event.to_coll.empty() && row.db == event.to_db &&
+					  row.coll == event.to_coll;
+		bool affected = ((row.db == event.db && (event.coll.empty() || row.coll == event.coll)) || target) &&
 						Touches(it->second, event, true); // never a DDL older than the mapping's cut
 		if (!affected) {
 			++it;
 			continue;
 		}
-		std::string message = "the source saw a " + what + "; this mapping stopped (SELECT mongo_river.resync('" +
+		std::string seen = target ? what + " onto " + event.to_db + "." + event.to_coll + ", which replaced it"
+						   : event.op == mongo::OperationType::kInvalidate
+							   ? "change stream end on " + event.db + "." + event.coll +
+									 " (invalidate: the collection was dropped or replaced, e.g. by a rename onto it)"
+							   : what;
+		std::string message = "the source saw a " + seen + "; this mapping stopped (SELECT mongo_river.resync('" +
 							  name_ + "', '" + row.source + "') copies it again and resumes it)";
 		catalog::SetMappingPhase(name_, row.source, "stopped", message);
 		ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": %s", name_.c_str(), row.source.c_str(),
@@ -149,6 +157,8 @@ void RiverWorker::ApplyEvent(const mongo::ChangeEvent &event, bool isolate, Batc
 		return;
 	}
 	if (event.op == Op::kInvalidate) {
+		if (!event.coll.empty()) // a collection stream's end: its collection was dropped or replaced
+			HandleDdl(event);
 		reopen_ = true;
 		return;
 	}

@@ -2,6 +2,8 @@
 as the way back, and resync() of the stopped mapping ends equal to MongoDB."""
 import json
 
+import pytest
+
 from pgcluster import wait_for
 from river import create_river, wait_synced
 
@@ -78,3 +80,39 @@ def test_resync_after_drop_ends_equal_to_mongodb(river_pg, mongo):
                  "PostgreSQL to equal MongoDB")
     finally:
         pg.query("SELECT mongo_river.drop_river('rm_drop', true)")
+
+
+@pytest.mark.parametrize("capture", ["change_stream", "oplog"])
+def test_rename_onto_a_mapped_collection_stops_it(river_pg, mongo, capture):
+    """renameCollection(tmp -> c, dropTarget) drops the mapped c: its event's ns is tmp, `to` is c.
+    The mapping stops as for a drop (last_error names the rename and resync()), and resync() then
+    ends equal to MongoDB."""
+    pg = river_pg
+    river = f"ren_{capture}"
+    client = mongo.client()
+    client.drop_database(river)
+    db = client[river]
+    db.c.insert_many([{"_id": "old1", "n": 1}, {"_id": "old2", "n": 2}])
+    create_river(pg, river, mongo.uri, {"capture": capture})
+    try:
+        pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)",
+                 (river, f"{river}.c", f"{river}_c", json.dumps(SMALL)))
+        wait_synced(pg, river)
+        db.tmp.insert_one({"_id": "new1", "n": 3})
+        client.admin.command("renameCollection", f"{river}.tmp", to=f"{river}.c", dropTarget=True)
+        db.c.insert_one({"_id": "new2", "n": 4})
+        wait_for(lambda: phase(pg, river) == "stopped", 30, 0.1, "the mapping to stop")
+        error = pg.scalar("SELECT last_error FROM mongo_river.status WHERE river = %s", (river,))
+        # The oplog has the rename (onto c); a stream on c alone may get only its invalidate.
+        seen = (f"rename of {river}.tmp onto {river}.c" in error
+                or f"change stream end on {river}.c (invalidate" in error and capture == "change_stream")
+        assert seen and f"SELECT mongo_river.resync('{river}', '{river}.c')" in error, error
+        pg.query("SELECT mongo_river.resync(%s, %s)", (river, f"{river}.c"))
+        wait_for(lambda: phase(pg, river) == "streaming", 30, 0.1, "streaming again")
+        wait_synced(pg, river)
+        mongo_ids = sorted(d["_id"] for d in db.c.find())
+        assert mongo_ids == ["new1", "new2"]
+        wait_for(lambda: sorted(r[0] for r in pg.query(f"SELECT id FROM {river}_c")) == mongo_ids, 30, 0.1,
+                 "PostgreSQL to equal MongoDB")
+    finally:
+        pg.query("SELECT mongo_river.drop_river(%s, true)", (river,))
