@@ -189,12 +189,25 @@ void RiverWorker::ApplyEvent(const mongo::ChangeEvent &event, bool isolate, Batc
 		// in which case the delete event follows.
 		if (event.full_document) {
 			ApplyDocument(*mapped, *event.full_document, change, isolate);
-		} else if (event.op == Op::kUpdate && lookup_fallback_) {
+		} else if (event.op == Op::kUpdate) {
 			bson_iter_t iter;
-			if (event.document_key && bson_iter_init_find(&iter, event.document_key.get(), "_id")) {
+			if (!event.document_key || !bson_iter_init_find(&iter, event.document_key.get(), "_id"))
+				break;
+			if (lookup_fallback_) {
 				mongo::Bson current = source_->FindById(event.db, event.coll, bson_iter_value(&iter));
-				if (current)
+				if (current) {
 					ApplyDocument(*mapped, *current, change, isolate);
+					break;
+				}
+			}
+			// History keeps every version: an update whose document is gone by now still gets its
+			// version, without the document (upsert mode has nothing to write: the delete follows).
+			if (mapped->writer->History() && !river_.options.dry_run) {
+				try {
+					mapped->writer->AppendBareVersion(mapped->writer->KeyFromId(bson_iter_value(&iter)), change);
+				} catch (const convert::ConversionError &e) {
+					RejectOrStop(*mapped, "update", nullptr, event.document_key.get(), e.Message());
+				}
 			}
 		}
 		break;
