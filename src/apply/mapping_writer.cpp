@@ -164,6 +164,10 @@ void MappingWriter::PrepareTable(size_t index, Oid relation) {
 											  ", _operation, _cluster_time, _source_time, _position)"
 											  " VALUES ($1, 'delete', $2, $3, $4) ON CONFLICT (_position) DO NOTHING",
 										  {key_type, INT8OID, TIMESTAMPTZOID, TEXTOID});
+		table.bare_version = pg::SpiPlan("INSERT INTO " + table.name + " (" + key_column +
+											 ", _operation, _cluster_time, _source_time, _position)"
+											 " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (_position) DO NOTHING",
+										 {key_type, TEXTOID, INT8OID, TIMESTAMPTZOID, TEXTOID});
 	} else if (index == 0) {
 		sql += " ON CONFLICT (" + key_column + ") DO " + (updates.empty() ? "NOTHING" : "UPDATE SET " + updates);
 		Oid key_type = InvalidOid;
@@ -246,6 +250,17 @@ void MappingWriter::Delete(const convert::Value &key, const ChangeInfo &change) 
 	std::string nulls = " ";
 	ChangeDatums(change, &values, &nulls, false);
 	tables_[0].delete_by_key.Execute(values.data(), nulls.c_str());
+}
+
+void MappingWriter::AppendBareVersion(const convert::Value &key, const ChangeInfo &change) {
+	bool isnull = false;
+	Datum datum = ToDatum(key, key_type_, &isnull);
+	if (isnull || !History())
+		return;
+	std::vector<Datum> values{datum};
+	std::string nulls = " ";
+	ChangeDatums(change, &values, &nulls, true);
+	tables_[0].bare_version.Execute(values.data(), nulls.c_str());
 }
 
 convert::Value MappingWriter::KeyFromId(const bson_value_t *id) const {

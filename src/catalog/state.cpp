@@ -171,7 +171,8 @@ void BeginResync(const std::string &river) {
 	AsCatalogOwner as_catalog_owner; // secrets: admins hold no DML on the catalog
 	pg::SpiConnection spi;
 	pg::SpiExecute("DELETE FROM mongo_river.resync_seen WHERE river = $1", {Name(river)});
-	pg::SpiExecute("UPDATE mongo_river.mapping_state SET phase = 'resync', copy_last_id = NULL, updated_at = now()"
+	pg::SpiExecute("UPDATE mongo_river.mapping_state SET phase = 'resync', copy_last_id = NULL, docs_copied = 0,"
+				   " copy_total = NULL, copy_started_at = NULL, updated_at = now()"
 				   " WHERE river = $1 AND phase NOT IN ('stopped', 'error')",
 				   {Name(river)});
 }

@@ -565,6 +565,12 @@ Batch ChangeStreamReader::NextBatch(size_t max_events, int64_t max_ms) {
 			break;
 		}
 		const bool invalidate = event.op == OperationType::kInvalidate;
+		if (invalidate && !coll_.empty() && event.coll.empty()) {
+			// A collection stream ends when its collection goes: the event names it, so that a
+			// replacement no earlier event announced (renameCollection onto it) is seen too.
+			event.db = db_;
+			event.coll = coll_;
+		}
 		bytes += EventBytes(event);
 		batch.events.push_back(std::move(event));
 		if (invalidate) {

@@ -1,4 +1,6 @@
 // mongoc_runtime.cpp: libmongoc initialisation and log routing for backends and workers.
+#include <cstring>
+
 #include <mongoc/mongoc.h>
 
 #include "mongo_river/mongo/credentials.hpp"
@@ -18,6 +20,8 @@ namespace {
 
 bool initialized = false;
 
+bool InterruptPendingNow();
+
 // LogToServer routes a libmongoc log line to elog; it runs on the main thread only, since this
 // extension uses single-threaded mongoc_client_t handles.
 void LogToServer(mongoc_log_level_t level, const char *domain, const char *message, void *) {
@@ -36,6 +40,11 @@ void LogToServer(mongoc_log_level_t level, const char *domain, const char *messa
 		elevel = DEBUG3;
 		break;
 	}
+	// A stream failure or an unsent endSessions while this process is being stopped is the echo of
+	// our own interruption (the interrupt check broke the read), not news for the server log.
+	if (elevel == LOG && InterruptPendingNow() &&
+		(strcmp(domain, "stream") == 0 || strstr(message, "endSessions") != nullptr))
+		elevel = DEBUG1;
 	ereport(elevel, (errmsg_internal("libmongoc %s: %s: %s", mongoc_log_level_str(level), domain, message)));
 }
 

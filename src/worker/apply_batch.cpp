@@ -104,13 +104,22 @@ void RiverWorker::HandleDdl(const mongo::ChangeEvent &event) {
 					   (event.coll.empty() ? "" : "." + event.coll);
 	for (auto it = mapped_.begin(); it != mapped_.end();) {
 		const catalog::MappingRow &row = it->second.writer->Row();
-		bool affected = row.db == event.db && (event.coll.empty() || row.coll == event.coll) &&
+		// A rename onto a mapped collection (dropTarget) drops it: its event's ns is the renamed one.
+		bool target = event.op == mongo::OperationType::kRename && !event.to_coll.empty() && row.db == event.to_db &&
+					  row.coll == event.to_coll;
+		bool affected = ((row.db == event.db && (event.coll.empty() || row.coll == event.coll)) || target) &&
 						Touches(it->second, event, true); // never a DDL older than the mapping's cut
 		if (!affected) {
 			++it;
 			continue;
 		}
-		std::string message = "the source saw a " + what + "; this mapping stopped (map it again to resume)";
+		std::string seen = target ? what + " onto " + event.to_db + "." + event.to_coll + ", which replaced it"
+						   : event.op == mongo::OperationType::kInvalidate
+							   ? "change stream end on " + event.db + "." + event.coll +
+									 " (invalidate: the collection was dropped or replaced, e.g. by a rename onto it)"
+							   : what;
+		std::string message = "the source saw a " + seen + "; this mapping stopped (SELECT mongo_river.resync('" +
+							  name_ + "', '" + row.source + "') copies it again and resumes it)";
 		catalog::SetMappingPhase(name_, row.source, "stopped", message);
 		ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": %s", name_.c_str(), row.source.c_str(),
 							 message.c_str())));
@@ -148,6 +157,8 @@ void RiverWorker::ApplyEvent(const mongo::ChangeEvent &event, bool isolate, Batc
 		return;
 	}
 	if (event.op == Op::kInvalidate) {
+		if (!event.coll.empty()) // a collection stream's end: its collection was dropped or replaced
+			HandleDdl(event);
 		reopen_ = true;
 		return;
 	}
@@ -178,12 +189,25 @@ void RiverWorker::ApplyEvent(const mongo::ChangeEvent &event, bool isolate, Batc
 		// in which case the delete event follows.
 		if (event.full_document) {
 			ApplyDocument(*mapped, *event.full_document, change, isolate);
-		} else if (event.op == Op::kUpdate && lookup_fallback_) {
+		} else if (event.op == Op::kUpdate) {
 			bson_iter_t iter;
-			if (event.document_key && bson_iter_init_find(&iter, event.document_key.get(), "_id")) {
+			if (!event.document_key || !bson_iter_init_find(&iter, event.document_key.get(), "_id"))
+				break;
+			if (lookup_fallback_) {
 				mongo::Bson current = source_->FindById(event.db, event.coll, bson_iter_value(&iter));
-				if (current)
+				if (current) {
 					ApplyDocument(*mapped, *current, change, isolate);
+					break;
+				}
+			}
+			// History keeps every version: an update whose document is gone by now still gets its
+			// version, without the document (upsert mode has nothing to write: the delete follows).
+			if (mapped->writer->History() && !river_.options.dry_run) {
+				try {
+					mapped->writer->AppendBareVersion(mapped->writer->KeyFromId(bson_iter_value(&iter)), change);
+				} catch (const convert::ConversionError &e) {
+					RejectOrStop(*mapped, "update", nullptr, event.document_key.get(), e.Message());
+				}
 			}
 		}
 		break;

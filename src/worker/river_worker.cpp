@@ -69,6 +69,17 @@ void RiverWorker::LoadWriters() {
 	for (const catalog::MappingRow &row : river_.mappings) {
 		if (row.phase == "stopped" || row.phase == "error")
 			continue;
+		if (Copying(row.phase) && row.copy_last_id.empty()) {
+			// A copy from the start (a resync() or a new mapping): the previous copy's live counters
+			// go at once, before anything below may wait for the table's lock.
+			worker::LiveUpdate fresh;
+			fresh.phase = row.phase;
+			fresh.docs_copied = 0;
+			fresh.copy_total = -1;
+			fresh.copy_started = 0;
+			fresh.copy_rate = -1;
+			worker::ReportLive(name_, row.source, fresh);
+		}
 		std::unique_ptr<apply::MappingWriter> writer;
 		std::string failure;
 		std::optional<pg::PgError> error = pg::TrySubtransaction([&] {

@@ -44,6 +44,9 @@ public:
 	// Delete removes the row with this key (child rows go with it: ON DELETE CASCADE); in history
 	// mode it appends a 'delete' version.
 	void Delete(const convert::Value &key, const ChangeInfo &change);
+	// AppendBareVersion (history mode) appends a version of key with change's operation and no
+	// document: a change whose document the source no longer has (an update deleted since).
+	void AppendBareVersion(const convert::Value &key, const ChangeInfo &change);
 	bool History() const { return row_.mode == "history"; }
 	// UpsertBatch is Upsert for many documents of distinct keys at once (upsert mode only): the old
 	// child rows of all of them are deleted with one statement, then target and child rows are
@@ -88,6 +91,7 @@ private:
 		std::vector<ColumnType> columns;
 		pg::SpiPlan insert;        // root: INSERT ... ON CONFLICT (pk) DO UPDATE; children: plain INSERT
 		pg::SpiPlan delete_by_key; // root: by pk; top-level children: by fk
+		pg::SpiPlan bare_version;  // history root: a version of a key without its document
 		pg::SpiPlan select_by_key; // root: by pk; children: by fk (nested ones: fk starting with it)
 		int parent = -1;
 		// Multi-row statements (UpsertBatch): "INSERT INTO t (cols) VALUES " + rows + tail, one
