@@ -282,7 +282,7 @@ def test_uri_userinfo_shapes(userinfo):
     """Every odd userinfo shape is refused or fails cleanly, never crashes: from a backend
     (infer_mapping, verify, wait_for_sync) and from the river's worker. Each shape runs in its own
     cluster and source, so that a crash restarts only this test's server. The shapes with a user and
-    no password crash libmongoc's SCRAM step today (issue 14.1, fixed on the secrets branch)."""
+    no password used to crash libmongoc's SCRAM step (issue 14.1): they are refused now."""
     source = start_source(extra_peer_args=["--auth", "root:secret"])
     if source is None or not source.is_peer:
         if source:
