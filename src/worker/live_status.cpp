@@ -215,49 +215,24 @@ static std::set<std::string> VisibleRivers() {
 	return rivers;
 }
 
-} // namespace mongo_river::worker
-
-// mongo_river_live_status() returns the shared-memory table: river, source, phase, docs_copied,
-// changes_applied, last_source_time, caught_up, worker_pid, last_error, oplog_margin, updated_at.
-MONGO_RIVER_FUNCTION(mongo_river_live_status) {
-	using mongo_river::worker::Entry;
-	return mongo_river::pg::Guard([&]() -> Datum {
-		// Only the rows of the rivers the caller may see (last_error can quote a document's values).
-		std::set<std::string> visible = mongo_river::worker::VisibleRivers();
-		mongo_river::pg::Call([&] {
+// ReturnVisibleEntries returns one row per entry of the shared-memory table whose river the caller
+// may see (last_error can quote a document's values); fill(entry, values, nulls) makes the row.
+template <size_t Columns, typename Fill> Datum ReturnVisibleEntries(FunctionCallInfo fcinfo, Fill fill) {
+	return pg::Guard([&]() -> Datum {
+		std::set<std::string> visible = VisibleRivers();
+		pg::Call([&] {
 			InitMaterializedSRF(fcinfo, 0);
 			ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
-			if (!mongo_river::worker::table)
+			if (!table)
 				return;
-			auto *table = mongo_river::worker::table;
 			LWLockAcquire(table->lock, LW_SHARED);
 			for (int i = 0; i < table->capacity; i++) {
 				const Entry &e = table->entries[i];
 				if (!e.in_use || !visible.count(e.river))
 					continue;
-				Datum values[11];
-				bool nulls[11] = {};
-				values[0] = CStringGetTextDatum(e.river);
-				values[1] = CStringGetTextDatum(e.source);
-				values[2] = CStringGetTextDatum(e.phase);
-				values[3] = Int64GetDatum(e.docs_copied);
-				values[4] = Int64GetDatum(e.changes_applied);
-				values[5] = TimestampTzGetDatum(e.last_source_time);
-				nulls[5] = e.last_source_time == 0;
-				values[6] = BoolGetDatum(e.caught_up);
-				values[7] = Int32GetDatum(e.pid);
-				values[8] = CStringGetTextDatum(e.last_error);
-				nulls[8] = e.last_error[0] == '\0';
-				if (e.overflow && nulls[8]) {
-					values[8] = CStringGetTextDatum(
-						psprintf("mongo_river.max_collections (%d) is full: the status of some collections is read "
-								 "from the catalog (raise it; needs a restart)",
-								 table->capacity));
-					nulls[8] = false;
-				}
-				values[9] = Int64GetDatum(e.oplog_margin_s);
-				nulls[9] = e.oplog_margin_s < 0;
-				values[10] = TimestampTzGetDatum(e.updated_at);
+				Datum values[Columns];
+				bool nulls[Columns] = {};
+				fill(e, values, nulls);
 				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 			}
 			LWLockRelease(table->lock);
@@ -266,44 +241,55 @@ MONGO_RIVER_FUNCTION(mongo_river_live_status) {
 	});
 }
 
+} // namespace mongo_river::worker
+
+// mongo_river_live_status() returns the shared-memory table: river, source, phase, docs_copied,
+// changes_applied, last_source_time, caught_up, worker_pid, last_error, oplog_margin, updated_at.
+MONGO_RIVER_FUNCTION(mongo_river_live_status) {
+	using mongo_river::worker::Entry;
+	return mongo_river::worker::ReturnVisibleEntries<11>(fcinfo, [](const Entry &e, Datum *values, bool *nulls) {
+		values[0] = CStringGetTextDatum(e.river);
+		values[1] = CStringGetTextDatum(e.source);
+		values[2] = CStringGetTextDatum(e.phase);
+		values[3] = Int64GetDatum(e.docs_copied);
+		values[4] = Int64GetDatum(e.changes_applied);
+		values[5] = TimestampTzGetDatum(e.last_source_time);
+		nulls[5] = e.last_source_time == 0;
+		values[6] = BoolGetDatum(e.caught_up);
+		values[7] = Int32GetDatum(e.pid);
+		values[8] = CStringGetTextDatum(e.last_error);
+		nulls[8] = e.last_error[0] == '\0';
+		if (e.overflow && nulls[8]) {
+			values[8] = CStringGetTextDatum(
+				psprintf("mongo_river.max_collections (%d) is full: the status of some collections is read "
+						 "from the catalog (raise it; needs a restart)",
+						 mongo_river::worker::table->capacity));
+			nulls[8] = false;
+		}
+		values[9] = Int64GetDatum(e.oplog_margin_s);
+		nulls[9] = e.oplog_margin_s < 0;
+		values[10] = TimestampTzGetDatum(e.updated_at);
+	});
+}
+
 // mongo_river_live_progress() returns the copy progress and stream state of the shared-memory table:
 // river, source, copy_started_at, copy_total, copy_rate, oldest_pending, newest_seen, waiting.
 MONGO_RIVER_FUNCTION(mongo_river_live_progress) {
 	using mongo_river::worker::Entry;
-	return mongo_river::pg::Guard([&]() -> Datum {
-		// Only the rows of the rivers the caller may see (last_error can quote a document's values).
-		std::set<std::string> visible = mongo_river::worker::VisibleRivers();
-		mongo_river::pg::Call([&] {
-			InitMaterializedSRF(fcinfo, 0);
-			ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
-			if (!mongo_river::worker::table)
-				return;
-			auto *table = mongo_river::worker::table;
-			LWLockAcquire(table->lock, LW_SHARED);
-			for (int i = 0; i < table->capacity; i++) {
-				const Entry &e = table->entries[i];
-				if (!e.in_use || !visible.count(e.river))
-					continue;
-				Datum values[8];
-				bool nulls[8] = {};
-				values[0] = CStringGetTextDatum(e.river);
-				values[1] = CStringGetTextDatum(e.source);
-				values[2] = TimestampTzGetDatum(e.copy_started);
-				nulls[2] = e.copy_started == 0;
-				values[3] = Int64GetDatum(e.copy_total);
-				nulls[3] = e.copy_total < 0;
-				values[4] = Float8GetDatum(e.copy_rate);
-				nulls[4] = e.copy_rate < 0;
-				values[5] = TimestampTzGetDatum(e.oldest_pending);
-				nulls[5] = e.oldest_pending == 0;
-				values[6] = TimestampTzGetDatum(e.newest_seen);
-				nulls[6] = e.newest_seen == 0;
-				values[7] = CStringGetTextDatum(e.waiting);
-				nulls[7] = e.waiting[0] == '\0';
-				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-			}
-			LWLockRelease(table->lock);
-		});
-		return Datum(0);
+	return mongo_river::worker::ReturnVisibleEntries<8>(fcinfo, [](const Entry &e, Datum *values, bool *nulls) {
+		values[0] = CStringGetTextDatum(e.river);
+		values[1] = CStringGetTextDatum(e.source);
+		values[2] = TimestampTzGetDatum(e.copy_started);
+		nulls[2] = e.copy_started == 0;
+		values[3] = Int64GetDatum(e.copy_total);
+		nulls[3] = e.copy_total < 0;
+		values[4] = Float8GetDatum(e.copy_rate);
+		nulls[4] = e.copy_rate < 0;
+		values[5] = TimestampTzGetDatum(e.oldest_pending);
+		nulls[5] = e.oldest_pending == 0;
+		values[6] = TimestampTzGetDatum(e.newest_seen);
+		nulls[6] = e.newest_seen == 0;
+		values[7] = CStringGetTextDatum(e.waiting);
+		nulls[7] = e.waiting[0] == '\0';
 	});
 }
