@@ -10,57 +10,15 @@
   and authMechanismProperties, and never garbles error texts with a short password."""
 
 import json
-import sys
 
-import psycopg2
 import pytest
 
 import fixtures
-from mongo_source import MongoSource
 from pgcluster import wait_for
 from river import wait_synced
 
-PASSWORD = "Sup3r-Secret-9"
-MAPPING = {"pk": "id", "columns": {"id": {"path": "_id", "type": "text"}, "n": {"path": "n", "type": "int"},
-                                   "ssn": {"path": "ssn", "type": "int"}}}
-
-
-def as_role(pg, role, sql, params=None):
-    """as_role runs sql in a login session of role: (None, rows) or (sqlstate, message)."""
-    try:
-        return None, pg.query(sql, params, user=role)
-    except psycopg2.Error as e:
-        return e.pgcode, (e.pgerror or str(e)).strip()
-
-
-def ok(result):
-    assert result[0] is None, result
-    return result[1]
-
-
-def host_intact(pg, postmaster):
-    assert pg.postmaster_pid() == postmaster, "the postmaster restarted"
-    crashed = [line for line in pg.log().splitlines() if "terminated by signal" in line]
-    assert not crashed, "\n".join(crashed[:5])
-
-
-@pytest.fixture(scope="module")
-def auth_peer(mongo):
-    if not mongo.is_peer:
-        pytest.skip("needs the MongoDB peer (--auth)")
-    from mongo_source import PEER_DIR
-    sys.path.insert(0, PEER_DIR)
-    from peer_process import start_peer, stop_peer
-    process, port = start_peer(extra_args=("--auth", f"root:{PASSWORD}"))
-    source = MongoSource(f"mongodb://root:{PASSWORD}@127.0.0.1:{port}/?replicaSet=rs0&authSource=admin",
-                         None, is_peer=True)
-    source.port = port
-    client = source.client()
-    client.sec.a.insert_many([{"_id": "a1", "n": 1, "ssn": 5}, {"_id": "a2", "n": 2, "ssn": 6}])
-    client.sec.b.insert_many([{"_id": "b1", "n": 1, "ssn": 7}])
-    client.close()
-    yield source
-    stop_peer(process)
+# The source with a known user and the session helpers are the secrets suite's own.
+from test_secrets import MAPPING, as_role, auth_peer, host_intact, ok  # noqa: F401 (auth_peer: a fixture)
 
 
 @pytest.fixture(scope="module")
