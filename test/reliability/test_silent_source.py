@@ -262,8 +262,17 @@ def proxied(silent_pg, mongo):
 
 
 def stalled_since(proxy):
-    before = proxy.stalled
-    return lambda: proxy.stalled > before
+    """stalled_since returns a condition that is true once per new stalled connection counted since
+    stalled_since was called: take it before the worker can stall (a stall that happened before the
+    baseline would never be seen), and each later wait needs a stall of its own."""
+    seen = [proxy.stalled]
+
+    def stuck():
+        if proxy.stalled > seen[0]:
+            seen[0] = proxy.stalled
+            return True
+        return False
+    return stuck
 
 
 def test_worker_copying_from_a_source_gone_silent(proxied):
@@ -273,10 +282,11 @@ def test_worker_copying_from_a_source_gone_silent(proxied):
     client.drop_database(river)
     load_posts(client[river].posts, 3000, seed=3)
     proxy.stall = {"find"}
+    stuck = stalled_since(proxy)
     try:
         create_river(pg, river, proxy.uri(), {"batch_size": 100})
         map_posts(pg, river, f"{river}.posts", river)
-        terminate_and_stop(pg, river, stalled_since(proxy))
+        terminate_and_stop(pg, river, stuck)
         assert "find" in proxy.stalled_commands
     finally:
         proxy.stall = set()
@@ -310,8 +320,9 @@ def test_worker_streaming_from_a_source_gone_silent(proxied):
                  "the river to stream again after the silence")
         wait_for(lambda: pg.scalar("SELECT phase FROM mongo_river.status WHERE river = %s", (river,))
                  == "streaming", 30, 0.1, "phase streaming again")
+        stuck = stalled_since(proxy)
         proxy.stall = {"getMore"}
-        terminate_and_stop(pg, river, stalled_since(proxy))
+        terminate_and_stop(pg, river, stuck)
     finally:
         proxy.stall = set()
         pg.query("SELECT mongo_river.drop_river(%s, true)", (river,))
