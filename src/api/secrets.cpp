@@ -4,6 +4,7 @@
 
 #include "mongo_river/api/secrets.hpp"
 #include "mongo_river/catalog/credentials.hpp"
+#include "mongo_river/catalog/identity.hpp"
 #include "mongo_river/mongo/uri.hpp"
 #include "mongo_river/pg/boundary.hpp"
 #include "mongo_river/pg/datum.hpp"
@@ -159,13 +160,12 @@ MONGO_RIVER_FUNCTION(mongo_river_check_uri_options) {
 	});
 }
 
-// mongo_river_caller() returns the role that called us: GetOuterUserId(), the session's role as
-// SET ROLE left it, which a SECURITY DEFINER function does not change (current_user would be the
-// function's owner there).
+// mongo_river_caller() returns the role the running call acts for (catalog::CallerOid: the role
+// that called the public mongo_river function, as recorded at its boundary).
 MONGO_RIVER_FUNCTION(mongo_river_caller) {
 	using namespace mongo_river;
 	return pg::Guard([&] {
-		Oid caller = GetOuterUserId();
+		Oid caller = pg::Call([] { return catalog::CallerOid(); });
 		return pg::Call([&] { return DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(caller, false))); });
 	});
 }

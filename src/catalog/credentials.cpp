@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "mongo_river/catalog/identity.hpp"
 #include "mongo_river/catalog/river.hpp"
 #include "mongo_river/error.hpp"
 #include "mongo_river/mongo/uri.hpp"
@@ -114,7 +115,7 @@ std::unique_ptr<mongo::Source> OpenSourceFor(const std::string &uri_or_river) {
 		return OpenSource(Connection{InvalidOid, uri_or_river, {}});
 	std::string river = uri_or_river.substr(strlen(kRiverPrefix));
 	Connection connection = RiverConnection(river);
-	Oid caller = GetOuterUserId();
+	Oid caller = pg::Call([] { return CallerOid(); });
 	bool allowed = pg::Call([&] { return superuser_arg(caller) || has_privs_of_role(caller, connection.owner); });
 	if (!allowed)
 		throw Error(sqlstate::kInsufficientPrivilege, "must be owner of river \"" + river + "\"", {},

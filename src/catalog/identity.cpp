@@ -23,6 +23,17 @@ ProcessUtility_hook_type previous_utility_hook = nullptr;
 Oid acting_owner = InvalidOid;
 bool callback_registered = false;
 
+// The caller stack: every call of a public mongo_river function (and the worker, for its whole run)
+// records the role it acts for, with the acting owner to restore when it returns. A plain array:
+// a frame is pushed and popped around one function call (PG_FINALLY pops it on errors too).
+constexpr int kMaxCallerDepth = 32;
+struct CallerFrame {
+	Oid caller;
+	Oid acting_owner;
+};
+CallerFrame caller_stack[kMaxCallerDepth];
+int caller_depth = 0;
+
 // CatalogOwnerOid returns the owner of mongo_river.river (the extension's tables' owner), or
 // InvalidOid when the extension is missing.
 Oid CatalogOwnerOid() {
@@ -76,6 +87,47 @@ void OwnerUtility(PlannedStmt *pstmt, const char *query, bool read_only_tree, Pr
 }
 
 } // namespace
+
+int PushCaller(Oid role) {
+	if (caller_depth == kMaxCallerDepth)
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						errmsg("mongo_river functions are nested more than %d deep", kMaxCallerDepth)));
+	Oid caller = OidIsValid(role) ? role : GetUserId();
+	// A call made by mongo_river's own code (running as the catalog's owner) acts for the role the
+	// enclosing call acts for.
+	if (!OidIsValid(role) && caller_depth > 0 && InLocalUserIdChange() && caller == CatalogOwnerOid())
+		caller = caller_stack[caller_depth - 1].caller;
+	caller_stack[caller_depth] = {caller, acting_owner};
+	return caller_depth++;
+}
+
+void PopCaller(int depth) {
+	if (depth < 0 || depth >= caller_depth)
+		return;
+	acting_owner = caller_stack[depth].acting_owner;
+	caller_depth = depth;
+}
+
+Oid CallerOid() {
+	Oid user = GetUserId();
+	if (caller_depth > 0 && (user == caller_stack[caller_depth - 1].caller || user == CatalogOwnerOid()))
+		return caller_stack[caller_depth - 1].caller;
+	if (InLocalUserIdChange() && user == CatalogOwnerOid())
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						errmsg("mongo_river's internal functions are not entry points"),
+						errdetail("They run as the owner of mongo_river's catalog and check the role that called a "
+								  "function of schema mongo_river."),
+						errhint("Call the functions of schema mongo_river.")));
+	return user;
+}
+
+CallerScope::CallerScope(Oid role) {
+	depth_ = pg::Call([&] { return PushCaller(role); });
+}
+
+CallerScope::~CallerScope() {
+	PopCaller(depth_);
+}
 
 AsCatalogOwner::AsCatalogOwner() {
 	Oid owner = pg::Call([] { return CatalogOwnerOid(); });

@@ -375,6 +375,7 @@ void RiverWorker::MaybeDiscover() {
 		pg::Transaction txn;
 		{
 			pg::SpiConnection spi;
+			catalog::AsCatalogOwner as_catalog_owner; // _discover checks the recorded caller: the owner
 			pg::SpiExecute("SELECT mongo_river_internal._discover($1)", {{NAMEOID, pg::NameDatum(name_)}});
 			mapped = SPI_processed;
 		}
@@ -537,8 +538,8 @@ void RecordSyncRun(const std::string &river, TimestampTz started, int64 applied,
 				   const std::string &error) {
 	pg::Transaction txn;
 	{
-		// The caller, taken before the switch: admins hold no DML on the catalog (sync_runs included).
-		std::string run_by = GetUserNameFromId(GetUserId(), false);
+		// The role the call acts for: admins hold no DML on the catalog (sync_runs included).
+		std::string run_by = GetUserNameFromId(catalog::CallerOid(), false);
 		catalog::AsCatalogOwner as_catalog_owner;
 		pg::SpiConnection spi;
 		pg::SpiExecute(
@@ -616,7 +617,11 @@ void mongo_river_worker_main(unsigned long arg) {
 	mongo_river::pg::EnsureMongocInitialized();
 	ereport(LOG, (errmsg("mongo_river: worker for river \"%s\" started", args.river)));
 	std::string river_id(args.river_id);
-	mongo_river::pg::Guard([&] { mongo_river::worker::internal::RiverWorker(river, river_id).Run(); });
+	mongo_river::pg::Guard([&] {
+		// The worker acts for the river's owner (the role it logged in as) in every check it meets.
+		mongo_river::catalog::CallerScope caller(GetUserId());
+		mongo_river::worker::internal::RiverWorker(river, river_id).Run();
+	});
 	mongo_river::worker::ForgetRiverLive(river);
 	ereport(LOG, (errmsg("mongo_river: worker for river \"%s\" stopped", args.river)));
 	proc_exit(0);

@@ -310,11 +310,15 @@ def test_admin_cannot_write_the_catalog(sec, figures):
 
 
 def test_caller_is_the_outer_role(sec):
-    """_caller() names the calling role inside our SECURITY DEFINER functions (GetOuterUserId)."""
+    """_caller() names the role that called the public function (its boundary's current_user), also
+    inside the implementation, which runs as the catalog's owner (SECURITY DEFINER) and which only
+    the entry point may run."""
     pg = sec
     assert as_role(pg, "postgres", "SET ROLE alice; SELECT mongo_river_internal._caller()")[1] == [("alice",)]
-    assert pg.scalar("SELECT prosecdef FROM pg_proc WHERE oid = 'mongo_river.drop_river(name, boolean)'"
-                     "::regprocedure")
+    assert not pg.scalar("SELECT prosecdef FROM pg_proc WHERE oid = 'mongo_river.drop_river(name, boolean)'"
+                         "::regprocedure")
+    assert pg.scalar("SELECT prosecdef AND NOT has_function_privilege('alice', p.oid, 'EXECUTE') FROM pg_proc p "
+                     "WHERE oid = 'mongo_river_internal.drop_river(name, boolean)'::regprocedure")
     # bob, though an admin, reaches no function of alice's river through SECURITY DEFINER.
     code, _ = as_role(pg, "bob", "SELECT mongo_river.drop_river('alice_r', true)")
     assert code == "42501"

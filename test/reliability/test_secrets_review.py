@@ -10,6 +10,7 @@
   and authMechanismProperties, and never garbles error texts with a short password."""
 
 import json
+import os
 
 import pytest
 
@@ -172,3 +173,81 @@ def test_short_password_mangles_and_reveals(sec):
                      "the worker's connection error")
     ok(as_role(pg, "alice", "SELECT mongo_river.drop_river('shortpw')"))
     assert "suit****ble" not in error and "F****iled" not in error, error
+
+
+# A SECURITY DEFINER function acts with its owner's rights, never with its caller's: bob's function,
+# called by alice, reaches nothing of alice's river; alice's function, called by carol (a plain role
+# alice lets run it), manages alice's river as alice.
+BOB_DEPUTY = {
+    "drop_river": "SELECT mongo_river.drop_river('alice_r', true)",
+    "stop": "SELECT mongo_river.stop('alice_r')",
+    "wait_for_sync": "SELECT mongo_river.wait_for_sync('alice_r', '1 s')",
+    "verify": "SELECT count(*) FROM mongo_river.verify('alice_r')",
+    "retry_rejects": "SELECT mongo_river.retry_rejects('alice_r')",
+    "infer_mapping": "SELECT mongo_river.infer_mapping('alice_r', 'sec.a')",
+    "river_for_owner": "SELECT (mongo_river_internal._river_for_owner('x', 'alice_r')).owner",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BOB_DEPUTY))
+def test_definer_function_does_not_borrow_its_callers_rights(sec, name):
+    pg = sec
+    fn = f"bob_deputy_{name}"
+    ok(as_role(pg, "bob", f"CREATE FUNCTION public.{fn}() RETURNS void LANGUAGE plpgsql SECURITY DEFINER "
+                          f"AS $$ BEGIN PERFORM ({BOB_DEPUTY[name]}); END $$"))
+    enabled = pg.scalar("SELECT enabled FROM mongo_river.river WHERE river = 'alice_r'")
+    code, detail = as_role(pg, "alice", f"SELECT public.{fn}()")
+    # The same refusal bob meets when he calls it himself (42704 where he may not even see the river).
+    direct, _ = as_role(pg, "bob", BOB_DEPUTY[name])
+    assert code == direct and code in ("42501", "42704"), \
+        f"bob's SECURITY DEFINER function, called by alice, ran {name} on her river: {code} {detail}"
+    assert pg.scalar("SELECT to_regclass('alice_a') IS NOT NULL")
+    assert pg.scalar("SELECT enabled FROM mongo_river.river WHERE river = 'alice_r'") == enabled
+
+
+def test_definer_function_acts_as_its_owner(sec):
+    pg = sec
+    ok(as_role(pg, "alice", "CREATE FUNCTION public.alice_pause() RETURNS void LANGUAGE sql SECURITY DEFINER "
+                            "AS $$ SELECT mongo_river.stop('alice_r'); SELECT mongo_river.start('alice_r') $$; "
+                            "GRANT EXECUTE ON FUNCTION public.alice_pause() TO carol"))
+    # carol is no admin: directly she may not; through alice's function she acts as alice.
+    code, _ = as_role(pg, "carol", "SELECT mongo_river.stop('alice_r')")
+    assert code == "42501"
+    ok(as_role(pg, "carol", "SELECT public.alice_pause()"))
+    assert pg.scalar("SELECT enabled FROM mongo_river.river WHERE river = 'alice_r'")
+
+
+def test_internal_functions_are_not_entry_points(sec):
+    """The implementations behind mongo_river's functions run as the catalog's owner: nobody calls
+    them directly, not even a superuser (the checks would see the catalog's owner)."""
+    pg = sec
+    for role in ("bob", "postgres"):
+        code, detail = as_role(pg, role, "SELECT mongo_river_internal.drop_river('alice_r', true)")
+        assert code == "42501", (role, detail)
+    assert pg.scalar("SELECT to_regclass('alice_a') IS NOT NULL")
+
+
+def test_owner_cannot_point_a_password_file_at_another_host(sec, auth_peer):
+    """A superuser gave alice's river a password_file: alice may not change where that password is
+    sent (the URI's hosts, user or mechanism) — the file's password is the superuser's secret."""
+    pg = sec
+    path = os.path.join(pg.base, "deputy.pw")
+    with open(path, "w") as f:
+        f.write("pw\n")
+    uri = f"mongodb://root@127.0.0.1:{auth_peer.port}/?replicaSet=rs0&authSource=admin"
+    ok(as_role(pg, "postgres", "SELECT mongo_river.create_river('pwf_alice', %s, %s)",
+               (uri, json.dumps({"password_file": path}))))
+    ok(as_role(pg, "postgres", "ALTER TABLE mongo_river.river DISABLE TRIGGER USER; "
+                               "UPDATE mongo_river.river SET owner = 'alice' WHERE river = 'pwf_alice'; "
+                               "ALTER TABLE mongo_river.river ENABLE TRIGGER USER"))
+    before = pg.query("SELECT uri, options FROM mongo_river.river WHERE river = 'pwf_alice'")
+    evil = "mongodb://root@127.0.0.1:9/?replicaSet=rs0&authMechanism=PLAIN"
+    code, detail = as_role(pg, "alice", "SELECT mongo_river.alter_river('pwf_alice', %s)", (evil,))
+    assert code == "42501", detail
+    # Nor its options: the river is a superuser's to alter.
+    code, detail = as_role(pg, "alice", "SELECT mongo_river.alter_river('pwf_alice', options => '{\"batch_size\": 5}')")
+    assert code == "42501", detail
+    ok(as_role(pg, "postgres", "SELECT mongo_river.alter_river('pwf_alice', options => '{\"batch_size\": 50}')"))
+    after = pg.query("SELECT uri, options->>'password_file' FROM mongo_river.river WHERE river = 'pwf_alice'")
+    assert after[0][0] == before[0][0] and after[0][1] == path
+    pg.query("SELECT mongo_river.drop_river('pwf_alice')")

@@ -39,6 +39,34 @@ private:
 	int saved_context_ = 0;
 };
 
+// The role a call acts for. Every public function of schema mongo_river records, when called, the
+// role that called it: GetUserId() at its boundary, i.e. the session's role or, inside a SECURITY
+// DEFINER function, that function's owner (never the outer session's role: a definer function
+// acts with its owner's rights only). A call made by mongo_river's own code acts for the role of
+// the call that made it. The worker records the river's owner.
+//
+// PushCaller records role (InvalidOid: the current user, as above) and returns the depth to give
+// PopCaller, which also restores the acting owner (_act_for) of the time of the push. Both are
+// plain C (PG_TRY frames); CallerScope is the same for C++ code.
+int PushCaller(Oid role);
+void PopCaller(int depth);
+
+// CallerOid returns the role the running call acts for: the innermost record when the current
+// user is that role or the catalog's owner (our SECURITY DEFINER code), else the current user.
+// Our SECURITY DEFINER code with no record (an internal function called directly) raises 42501.
+Oid CallerOid();
+
+class CallerScope {
+public:
+	explicit CallerScope(Oid role);
+	~CallerScope();
+	CallerScope(const CallerScope &) = delete;
+	CallerScope &operator=(const CallerScope &) = delete;
+
+private:
+	int depth_ = 0;
+};
+
 // InstallOwnerUtilityHook installs the ProcessUtility hook that runs utility statements (CREATE
 // TABLE, DROP TABLE, CREATE SCHEMA, ...) issued inside mongo_river's SECURITY DEFINER functions as
 // the owner of the river they act for (set by _act_for).

@@ -1,0 +1,92 @@
+-- 98: entry points (issue 15, the SECURITY DEFINER deputy). Runs after every fragment that defines
+-- or patches a public function.
+--
+-- A SECURITY DEFINER function acts with its owner's rights: bob's definer function, called by
+-- alice, must not manage alice's river. The implementations run as the catalog's owner and cannot
+-- tell who called them (the session's role is alice there). So each public function that checks
+-- its caller becomes an entry point: a SECURITY INVOKER C function (mongo_river_entry) with the
+-- same signature, defaults and comment, that records GetUserId() -- the role at its boundary, bob
+-- in the example -- and runs the implementation, moved to mongo_river_internal under the same name
+-- and no longer executable by PUBLIC. _caller() reads the record (src/api/entry.cpp,
+-- src/catalog/identity.cpp).
+DO $entry$
+DECLARE
+    f record;
+    kind text;
+BEGIN
+    FOR f IN SELECT p.oid, p.proname, p.prokind,
+                    pg_catalog.pg_get_function_arguments(p.oid) AS args,
+                    pg_catalog.pg_get_function_identity_arguments(p.oid) AS identity_args,
+                    pg_catalog.pg_get_function_result(p.oid) AS result,
+                    pg_catalog.obj_description(p.oid, 'pg_proc') AS comment
+             FROM pg_catalog.pg_proc p
+             WHERE p.pronamespace = 'mongo_river'::regnamespace AND p.proname <> 'redact_uri'
+             ORDER BY p.proname LOOP
+        kind := CASE f.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END;
+        EXECUTE pg_catalog.format('ALTER %s mongo_river.%I(%s) SET SCHEMA mongo_river_internal',
+                                  kind, f.proname, f.identity_args);
+        EXECUTE pg_catalog.format('REVOKE ALL ON %s mongo_river_internal.%I(%s) FROM PUBLIC',
+                                  kind, f.proname, f.identity_args);
+        EXECUTE pg_catalog.format('COMMENT ON %s mongo_river_internal.%I(%s) IS %L', kind, f.proname,
+                                  f.identity_args, 'implementation of mongo_river.' || f.proname
+                                  || ' (runs only through it: the entry point records the calling role)');
+        IF f.prokind = 'p' THEN
+            EXECUTE pg_catalog.format('CREATE PROCEDURE mongo_river.%I(%s) LANGUAGE C '
+                                      'AS ''MODULE_PATHNAME'', ''mongo_river_entry''', f.proname, f.args);
+        ELSE
+            EXECUTE pg_catalog.format('CREATE FUNCTION mongo_river.%I(%s) RETURNS %s LANGUAGE C '
+                                      'AS ''MODULE_PATHNAME'', ''mongo_river_entry''', f.proname, f.args, f.result);
+        END IF;
+        EXECUTE pg_catalog.format('COMMENT ON %s mongo_river.%I(%s) IS %L', kind, f.proname, f.identity_args,
+                                  f.comment);
+    END LOOP;
+END
+$entry$;
+
+-- The internal functions that decide from _caller() are reached only from mongo_river's own code,
+-- which calls them as the catalog's owner: nobody else may call them (inside another role's call
+-- they would otherwise act for that call's role).
+REVOKE ALL ON FUNCTION mongo_river_internal._river_for_owner(text, name),
+    mongo_river_internal._owned_river(text, name), mongo_river_internal._require_admin(text),
+    mongo_river_internal._discover(name, text) FROM PUBLIC, mongo_river_admin;
+
+-- _caller() is the recorded role (catalog::CallerOid).
+COMMENT ON FUNCTION mongo_river_internal._caller() IS
+    'the role the running mongo_river call acts for: the role that called the public function (its boundary''s current_user)';
+
+-- _check_river: a river's owner may not change where the password of a superuser's password_file
+-- is sent: the URI (its hosts, user, mechanism) of such a river is a superuser's to change.
+CREATE OR REPLACE FUNCTION mongo_river_internal._check_river() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    caller name := mongo_river_internal._caller();
+    caller_is_super boolean := (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = caller);
+BEGIN
+    IF TG_OP = 'INSERT' OR NEW.owner IS DISTINCT FROM OLD.owner THEN
+        IF NOT (SELECT rolcanlogin FROM pg_catalog.pg_roles WHERE oid = NEW.owner) THEN
+            RAISE EXCEPTION 'role % cannot own a river: it cannot log in', NEW.owner
+                USING ERRCODE = 'insufficient_privilege',
+                      DETAIL = 'A river''s worker logs in as the river''s owner.',
+                      HINT = 'Create rivers as a role with LOGIN (not through SET ROLE to a group role).';
+        END IF;
+    END IF;
+    IF (TG_OP = 'INSERT' OR NEW.options->'password_file' IS DISTINCT FROM OLD.options->'password_file')
+       AND NEW.options ? 'password_file' AND NOT coalesce(caller_is_super, false) THEN
+        RAISE EXCEPTION 'only superusers may set password_file'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Use a foreign server and user mapping (see the README), or ask a superuser.';
+    END IF;
+    IF TG_OP = 'UPDATE' AND OLD.options ? 'password_file' AND NEW.options ? 'password_file'
+       AND NEW.uri IS DISTINCT FROM OLD.uri AND NOT coalesce(caller_is_super, false) THEN
+        RAISE EXCEPTION 'only superusers may change the URI of river "%": it reads a password_file', NEW.river
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'A superuser set the password_file; the URI decides where its password is sent.',
+                  HINT = 'Ask a superuser, or use a foreign server and user mapping of your own (see the README).';
+    END IF;
+    IF TG_OP = 'INSERT' OR NEW.uri IS DISTINCT FROM OLD.uri OR NEW.owner IS DISTINCT FROM OLD.owner
+       OR NEW.options->'password_file' IS DISTINCT FROM OLD.options->'password_file' THEN
+        PERFORM mongo_river_internal._check_connection(NEW.owner, NEW.uri, coalesce(NEW.options->>'password_file', ''));
+    END IF;
+    RETURN NEW;
+END
+$$;
