@@ -84,8 +84,11 @@ class PeerMeter:
             self.share = self.cpu / self.wall if self.wall > 0 else None
         return False
 
-    def as_dict(self):
-        return {"peer_wall_s": self.wall, "peer_cpu_s": self.cpu, "peer_share": self.share}
+    def as_dict(self, window=None):
+        """as_dict returns the figures; window: the seconds to divide by instead of the wall time (a
+        copy's own window inside the metered one)."""
+        share = self.share if window is None or self.cpu is None else self.cpu / window
+        return {"peer_wall_s": self.wall, "peer_cpu_s": self.cpu, "peer_share": share}
 
 
 class Session:
@@ -172,9 +175,11 @@ class WorkerWatcher:
         return False
 
 
-def worker_share(worker, meter):
-    """worker_share returns the worker's CPU seconds and share (cores) over meter's run."""
-    return {"worker_cpu_s": worker.cpu_s, "worker_share": worker.cpu_s / meter.wall if meter.wall else None}
+def worker_share(worker, meter, window=None):
+    """worker_share returns the worker's CPU seconds and share (cores) over meter's run (or window
+    seconds)."""
+    window = window or meter.wall
+    return {"worker_cpu_s": worker.cpu_s, "worker_share": worker.cpu_s / window if window else None}
 
 
 def copy_phase_seconds(pg, river, source_name):
@@ -206,7 +211,8 @@ def river_copy(pg, source, river, collection, table, mapping, count, capture="ch
     """river_copy creates river (capture: change_stream or oplog), maps collection onto table and
     waits for the copy. Returns a dict: seconds (the worker's own, first to last copied batch, from
     its log), end_to_end_seconds (map_collection until status shows streaming: adds the worker
-    noticing the mapping), rss_anon_kb (peak) and the peer's CPU over the end-to-end window."""
+    noticing the mapping), rss_anon_kb (peak), and the peer's and the worker's CPU over the end-to-end
+    window, their shares taken over the copy's own seconds (neither has much to do outside them)."""
     create_river(pg, source, river, capture)
     poll = Session(pg)
     with WorkerWatcher(pg, river) as rss, PeerMeter(source) as meter:
@@ -218,7 +224,7 @@ def river_copy(pg, source, river, collection, table, mapping, count, capture="ch
     assert got == count, f"river {river} copied {got} of {count} documents"
     seconds = copy_phase_seconds(pg, river, collection) or meter.wall
     return {"docs": count, "seconds": seconds, "end_to_end_seconds": meter.wall, "docs_s": count / seconds,
-            "rss_anon_kb": rss.peak_kb, **meter.as_dict(), **worker_share(rss, meter)}
+            "rss_anon_kb": rss.peak_kb, **meter.as_dict(seconds), **worker_share(rss, meter, seconds)}
 
 
 def copy_baseline(pg, table, columns, rows, foreign_key=""):
