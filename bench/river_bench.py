@@ -64,6 +64,8 @@ def parse_args():
     parser.add_argument("--rates", default="5000,20000", help="offered changes/s for the lag figure")
     parser.add_argument("--lag-seconds", type=float)
     parser.add_argument("--seed", type=int, default=random.randrange(10**6))
+    parser.add_argument("--results", default=os.path.join(HERE, "results"),
+                        help="where river_bench.json and .png go (default bench/results)")
     args = parser.parse_args()
     args.form = args.form or "short"
     for key, value in FORMS[args.form].items():
@@ -149,7 +151,24 @@ def main():
     finally:
         source.stop()
         pg.destroy()
-    report(results, os.path.join(HERE, "results"))
+    report(results, args.results)
+    wrong = list(differing(results))
+    if wrong or results.get("server_crashes"):
+        print(f"river_bench: FAILED: rows differ from the baseline in {wrong}; "
+              f"server crashes: {results.get('server_crashes')}", flush=True)
+        sys.exit(1)
+
+
+def differing(value, where="results"):
+    """differing yields the places in the results whose rows differ from their baseline's."""
+    if isinstance(value, dict):
+        if value.get("same_rows_as_baseline") is False:
+            yield where
+        for key, item in value.items():
+            yield from differing(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from differing(item, f"{where}[{i}]")
 
 
 def step(what):

@@ -27,6 +27,9 @@ else
 fi
 stage reliability env RELIABILITY_REPORTS="$reports" bash scripts/reliability.sh --rounds "${RELIABILITY_ROUNDS:-3}"
 stage source $PY -m pytest -q -p no:cacheprovider --junitxml="$reports/source.xml" test/source
+# The bench's whole pipeline at smoke sizes (its figures are not judged here, only that it runs and
+# that every river table ends equal to its baseline's): bash bench/run.sh prints the real figures.
+stage bench-smoke bash -c "$PY bench/river_bench.py --quick --results '$reports/bench' > '$reports/bench.txt' 2>&1; rc=\$?; tail -25 '$reports/bench.txt'; exit \$rc"
 stage fuzz bash -c "make --no-print-directory fuzz >/dev/null && bash fuzz/run.sh '${FUZZ_SECONDS:-10}'"
 
 $PY test/summarize.py "$reports" "${failed_stages[@]}"
