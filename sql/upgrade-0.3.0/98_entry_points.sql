@@ -54,39 +54,24 @@ REVOKE ALL ON FUNCTION mongo_river_internal._river_for_owner(text, name),
 COMMENT ON FUNCTION mongo_river_internal._caller() IS
     'the role the running mongo_river call acts for: the role that called the public function (its boundary''s current_user)';
 
--- _check_river: a river's owner may not change where the password of a superuser's password_file
--- is sent: the URI (its hosts, user, mechanism) of such a river is a superuser's to change.
-CREATE OR REPLACE FUNCTION mongo_river_internal._check_river() RETURNS trigger
+-- A river's owner may not change where the password of a superuser's password_file is sent: the
+-- URI (its hosts, user, mechanism) of such a river is a superuser's to change (its options already
+-- are: _check_river_options refuses password_file to others).
+CREATE FUNCTION mongo_river_internal._check_password_file_uri() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    caller name := mongo_river_internal._caller();
-    caller_is_super boolean := (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = caller);
 BEGIN
-    IF TG_OP = 'INSERT' OR NEW.owner IS DISTINCT FROM OLD.owner THEN
-        IF NOT (SELECT rolcanlogin FROM pg_catalog.pg_roles WHERE oid = NEW.owner) THEN
-            RAISE EXCEPTION 'role % cannot own a river: it cannot log in', NEW.owner
-                USING ERRCODE = 'insufficient_privilege',
-                      DETAIL = 'A river''s worker logs in as the river''s owner.',
-                      HINT = 'Create rivers as a role with LOGIN (not through SET ROLE to a group role).';
-        END IF;
-    END IF;
-    IF (TG_OP = 'INSERT' OR NEW.options->'password_file' IS DISTINCT FROM OLD.options->'password_file')
-       AND NEW.options ? 'password_file' AND NOT coalesce(caller_is_super, false) THEN
-        RAISE EXCEPTION 'only superusers may set password_file'
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'Use a foreign server and user mapping (see the README), or ask a superuser.';
-    END IF;
-    IF TG_OP = 'UPDATE' AND OLD.options ? 'password_file' AND NEW.options ? 'password_file'
-       AND NEW.uri IS DISTINCT FROM OLD.uri AND NOT coalesce(caller_is_super, false) THEN
+    IF OLD.options ? 'password_file' AND NEW.options ? 'password_file' AND NEW.uri IS DISTINCT FROM OLD.uri
+       AND NOT coalesce((SELECT rolsuper FROM pg_catalog.pg_roles
+                         WHERE rolname = mongo_river_internal._caller()), false) THEN
         RAISE EXCEPTION 'only superusers may change the URI of river "%": it reads a password_file', NEW.river
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = 'A superuser set the password_file; the URI decides where its password is sent.',
                   HINT = 'Ask a superuser, or use a foreign server and user mapping of your own (see the README).';
     END IF;
-    IF TG_OP = 'INSERT' OR NEW.uri IS DISTINCT FROM OLD.uri OR NEW.owner IS DISTINCT FROM OLD.owner
-       OR NEW.options->'password_file' IS DISTINCT FROM OLD.options->'password_file' THEN
-        PERFORM mongo_river_internal._check_connection(NEW.owner, NEW.uri, coalesce(NEW.options->>'password_file', ''));
-    END IF;
     RETURN NEW;
 END
 $$;
+COMMENT ON FUNCTION mongo_river_internal._check_password_file_uri() IS
+    'trigger: only superusers change the URI of a river that reads a password_file';
+CREATE TRIGGER check_password_file_uri BEFORE UPDATE OF uri ON mongo_river.river
+    FOR EACH ROW EXECUTE FUNCTION mongo_river_internal._check_password_file_uri();
