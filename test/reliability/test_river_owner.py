@@ -83,7 +83,8 @@ def own(river_pg, mongo):
     pg = river_pg
     pg.query("CREATE ROLE writers NOLOGIN; CREATE ROLE rolemgr LOGIN CREATEROLE; "
              "CREATE ROLE dave LOGIN; CREATE ROLE erin LOGIN; CREATE ROLE gina LOGIN; CREATE ROLE hank LOGIN; "
-             "GRANT mongo_river_admin TO dave, erin, gina, hank; GRANT writers TO dave, erin, gina, hank")
+             "GRANT mongo_river_admin TO dave, erin, gina, hank; GRANT writers TO dave, erin, gina, hank; "
+             "GRANT CREATE ON SCHEMA public TO writers")
     pg.postmaster = pg.postmaster_pid()
     return pg
 
@@ -125,6 +126,12 @@ def test_other_role_drops_still_work(own):
 
 def test_reassign_owned_moves_rivers(own, mongo, figures):
     pg = own
+    # A table the river created belongs to dave: REASSIGN OWNED moves it with the river.
+    mongo.client().own.a2.insert_one({"_id": "made-1", "n": 1})
+    ok(as_role(pg, "dave", "SELECT mongo_river.map_collection('dave_r', 'own.a2', 'dave_made', %s)",
+               (json.dumps(MAPPING),)))
+    wait_synced(pg, "dave_r")
+    assert pg.scalar("SELECT tableowner FROM pg_tables WHERE tablename = 'dave_made'") == "dave"
     before = catalog(pg)
     # The new owner must be able to log in: refused before anything changes.
     code, detail = as_role(pg, "postgres", "REASSIGN OWNED BY dave TO writers")
@@ -138,9 +145,14 @@ def test_reassign_owned_moves_rivers(own, mongo, figures):
     mongo.client().own.a.insert_one({"_id": "after-reassign", "n": 2})
     ok(as_role(pg, "erin", "SELECT mongo_river.wait_for_sync('dave_r', '60 s')"))
     assert pg.scalar("SELECT n FROM owned_a WHERE id = 'after-reassign'") == 2
+    assert pg.scalar("SELECT tableowner FROM pg_tables WHERE tablename = 'dave_made'") == "erin"
     code, _ = as_role(pg, "dave", "SELECT mongo_river.stop('dave_r')")
     assert code == "42501"
     ok(as_role(pg, "postgres", "DROP ROLE dave"))
+    # The new owner drops the river with the table it created, now hers.
+    ok(as_role(pg, "erin", "SELECT mongo_river.drop_river('dave_r', true)"))
+    assert pg.scalar("SELECT to_regclass('dave_made') IS NULL")
+    assert pg.scalar("SELECT to_regclass('owned_a') IS NOT NULL")
     host_intact(pg, pg.postmaster)
 
 
@@ -185,6 +197,10 @@ def test_orphaned_river_waits_and_can_be_dropped(own, mongo):
         wait_for(lambda: worker_user(pg, river) is None, 30, 0.1, f"{river}'s worker to stop")
     pg.query("SELECT mongo_river.stop('hank_r'); SELECT mongo_river.start('hank_r')")
     wait_for(lambda: "does not exist" in (last_error(pg, "hank_r") or ""), 30, 0.1, "the reason in status")
+    # A superuser's sync_once of the orphan says what is wrong.
+    pg.query("SELECT mongo_river.stop('hank_r')")
+    code, detail = as_role(pg, "postgres", "CALL mongo_river.sync_once('hank_r', '5 s')")
+    assert code == "42704" and "owner" in detail and "drop_river" in detail, f"{code}: {detail}"
     # A superuser drops the orphans; drop_tables keeps the tables the gone owner did not own.
     pg.query("SELECT mongo_river.drop_river('hank_r')")
     conn = pg.connect()
