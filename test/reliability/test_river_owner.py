@@ -4,7 +4,7 @@
   it (a CREATEROLE role that cannot see the rivers' rows too); `IF EXISTS`, missing roles and roles
   owning nothing behave as always; `DROP OWNED BY` leaves rivers alone.
 - `REASSIGN OWNED BY old TO new` moves the rivers (their workers then run as new), and is refused
-  (42501, nothing changed) when new cannot log in.
+  (42501, nothing changed) when new cannot log in or cannot use a river's foreign server.
 - A river whose owner cannot log in (`ALTER ROLE ... NOLOGIN`) or is gone (dropped from another
   database, where our guard does not see the catalog) gets no worker: status says why in last_error
   and the log says it once, never a FATAL loop; `LOGIN` again and it runs; a superuser can drop an
@@ -154,6 +154,29 @@ def test_reassign_owned_moves_rivers(own, mongo, figures):
     assert pg.scalar("SELECT to_regclass('dave_made') IS NULL")
     assert pg.scalar("SELECT to_regclass('owned_a') IS NOT NULL")
     host_intact(pg, pg.postmaster)
+
+
+def test_reassign_owned_to_a_role_without_the_rivers_server(own, mongo, figures):
+    """The new owner is checked as any owner: a river reading a foreign server needs USAGE on it."""
+    pg = own
+    pg.query("CREATE ROLE ivy LOGIN; GRANT mongo_river_admin TO ivy; GRANT writers TO ivy; "
+             "CREATE TABLE owned_e (id text PRIMARY KEY, n int); "
+             "GRANT SELECT, INSERT, UPDATE, DELETE ON owned_e TO writers")
+    pg.query("CREATE SERVER own_srv FOREIGN DATA WRAPPER mongo_river OPTIONS (uri %s); "
+             "CREATE USER MAPPING FOR PUBLIC SERVER own_srv; GRANT USAGE ON FOREIGN SERVER own_srv TO ivy",
+             (mongo.uri,))
+    mongo.client().own.e.insert_one({"_id": "e-1", "n": 1})
+    ok(as_role(pg, "ivy", "SELECT mongo_river.create_river('ivy_r', 'server:own_srv')"))
+    ok(as_role(pg, "ivy", "SELECT mongo_river.map_collection('ivy_r', 'own.e', 'owned_e', %s)", (json.dumps(MAPPING),)))
+    wait_synced(pg, "ivy_r")
+    before = catalog(pg)
+    code, detail = as_role(pg, "postgres", "REASSIGN OWNED BY ivy TO erin")
+    figures(attacks=1)
+    assert code == "42501" and "own_srv" in detail, f"{code}: {detail}"
+    assert catalog(pg) == before
+    pg.query("GRANT USAGE ON FOREIGN SERVER own_srv TO erin; REASSIGN OWNED BY ivy TO erin")
+    wait_for(lambda: worker_user(pg, "ivy_r") == "erin", 30, 0.1, "ivy_r's worker to run as erin")
+    ok(as_role(pg, "erin", "SELECT mongo_river.drop_river('ivy_r')"))
 
 
 def test_nologin_owner_waits_with_a_reason(own, mongo):
