@@ -113,8 +113,14 @@ bool ExtensionHere() {
 	return Call([] { return OidIsValid(get_extension_oid(kExtension, true)); });
 }
 
-// RoleName returns role's name quoted as an identifier when needed (dave, "Dave").
+// RoleName returns role's name.
 std::string RoleName(Oid role) {
+	return Call([&] { return GetUserNameFromId(role, false); });
+}
+
+// QuotedRoleName returns role's name quoted as an identifier when needed (dave, "Dave"), for SQL
+// in hints.
+std::string QuotedRoleName(Oid role) {
 	return Call([&] { return quote_identifier(GetUserNameFromId(role, false)); });
 }
 
@@ -158,7 +164,7 @@ void BeforeDropRole(DropRoleStmt *stmt) {
 		std::string rivers = RiversOwnedBy(role);
 		if (rivers.empty())
 			continue;
-		std::string name = RoleName(role);
+		std::string name = QuotedRoleName(role);
 		std::string database = Call([] { return get_database_name(MyDatabaseId); });
 		throw Error("2BP01",
 					"role \"" + std::string(spec->rolename) +
@@ -207,11 +213,11 @@ void BeforeReassign(ReassignOwnedStmt *stmt) {
 		std::string rivers = RiversOwnedBy(role);
 		if (rivers.empty())
 			continue;
-		std::string name = RoleName(new_owner);
-		throw Error(sqlstate::kInsufficientPrivilege, "role " + name + " cannot own rivers: it cannot log in",
-					"Role " + RoleName(role) + " owns rivers in this database (" + rivers +
+		throw Error(sqlstate::kInsufficientPrivilege,
+					"role \"" + RoleName(new_owner) + "\" cannot own rivers: it cannot log in",
+					"Role \"" + RoleName(role) + "\" owns rivers in this database (" + rivers +
 						"); a river's worker logs in as the river's owner.",
-					"Reassign to a role with LOGIN, or first run: ALTER ROLE " + name + " LOGIN;");
+					"Reassign to a role with LOGIN, or first run: ALTER ROLE " + QuotedRoleName(new_owner) + " LOGIN;");
 	}
 }
 

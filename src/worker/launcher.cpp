@@ -88,8 +88,8 @@ std::string OwnerProblem(const catalog::LauncherEntry &river) {
 			   "a superuser can drop the river (mongo_river.drop_river)";
 	if (!river.owner_can_login) {
 		const char *name = pg::Call([&] { return quote_identifier(river.owner_name.c_str()); });
-		return "has no worker: its owner " + river.owner_name +
-			   " cannot log in (NOLOGIN) and the worker logs in as the owner; ALTER ROLE " + name +
+		return "has no worker: its owner \"" + river.owner_name +
+			   "\" cannot log in (NOLOGIN) and the worker logs in as the owner; ALTER ROLE " + name +
 			   " LOGIN lets it run again, REASSIGN OWNED BY " + name + " TO another role gives it away";
 	}
 	return {};
