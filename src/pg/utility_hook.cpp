@@ -11,6 +11,7 @@
 #include "mongo_river/pg/utility_hook.hpp"
 
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@ extern "C" {
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
+#include "commands/defrem.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
@@ -136,15 +138,25 @@ bool RoleCanLogIn(Oid role) {
 	});
 }
 
-// RiversOwnedBy returns the rivers of this database owned by role ("a, b"; empty: none), read as
-// the catalog's owner: the river table's row-level security may hide them from the caller.
-std::string RiversOwnedBy(Oid role) {
+// RiversOwnedBy returns the rivers of this database owned by role, read as the catalog's owner:
+// the river table's row-level security may hide them from the caller.
+std::vector<std::string> RiversOwnedBy(Oid role) {
 	catalog::AsCatalogOwner as_catalog_owner;
 	SpiConnection spi;
-	SpiExecute("SELECT string_agg(format('%I', river), ', ' ORDER BY river) FROM mongo_river.river"
-			   " WHERE owner::oid = $1",
-			   {{OIDOID, ObjectIdGetDatum(role)}}, true);
-	return SpiText(0, 1).value_or("");
+	uint64 rows = SpiExecute("SELECT river::text FROM mongo_river.river WHERE owner::oid = $1 ORDER BY river",
+							 {{OIDOID, ObjectIdGetDatum(role)}}, true);
+	std::vector<std::string> rivers;
+	for (uint64 row = 0; row < rows; row++)
+		rivers.push_back(SpiText(row, 1).value_or(""));
+	return rivers;
+}
+
+// RiverList joins river names for a message: a, "B c".
+std::string RiverList(const std::vector<std::string> &rivers) {
+	std::string list;
+	for (const std::string &river : rivers)
+		list += (list.empty() ? "" : ", ") + std::string(Call([&] { return quote_identifier(river.c_str()); }));
+	return list;
 }
 
 // BeforeDropRole refuses DROP ROLE of a role that owns rivers in this database (2BP01), as
@@ -161,14 +173,15 @@ void BeforeDropRole(DropRoleStmt *stmt) {
 		Oid role = Call([&] { return get_role_oid(spec->rolename, true); });
 		if (!OidIsValid(role))
 			continue;
-		std::string rivers = RiversOwnedBy(role);
+		std::vector<std::string> rivers = RiversOwnedBy(role);
 		if (rivers.empty())
 			continue;
 		std::string name = QuotedRoleName(role);
 		std::string database = Call([] { return get_database_name(MyDatabaseId); });
 		throw Error("2BP01",
 					"role \"" + std::string(spec->rolename) +
-						"\" cannot be dropped because it owns rivers in database \"" + database + "\": " + rivers,
+						"\" cannot be dropped because it owns rivers in database \"" + database +
+						"\": " + RiverList(rivers),
 					"A river's worker logs in as the river's owner; mongo_river.river.owner is no dependency "
 					"PostgreSQL tracks.",
 					"Drop the rivers (mongo_river.drop_river), or give them and the role's other objects to a role "
@@ -210,12 +223,12 @@ void BeforeReassign(ReassignOwnedStmt *stmt) {
 	for (Oid role : roles) {
 		if (role == new_owner)
 			continue;
-		std::string rivers = RiversOwnedBy(role);
+		std::vector<std::string> rivers = RiversOwnedBy(role);
 		if (rivers.empty())
 			continue;
 		throw Error(sqlstate::kInsufficientPrivilege,
 					"role \"" + RoleName(new_owner) + "\" cannot own rivers: it cannot log in",
-					"Role \"" + RoleName(role) + "\" owns rivers in this database (" + rivers +
+					"Role \"" + RoleName(role) + "\" owns rivers in this database (" + RiverList(rivers) +
 						"); a river's worker logs in as the river's owner.",
 					"Reassign to a role with LOGIN, or first run: ALTER ROLE " + QuotedRoleName(new_owner) + " LOGIN;");
 	}
@@ -246,6 +259,39 @@ void AfterReassign(ReassignOwnedStmt *stmt) {
 		worker::WakeAtTransactionEnd(river);
 }
 
+// AfterAlterRole: ALTER ROLE ... NOLOGIN of a role owning rivers warns that their workers stop (the
+// launcher stops them: they log in as the owner); NOLOGIN and LOGIN wake the launcher at commit,
+// so that it acts at once rather than within mongo_river.naptime.
+void AfterAlterRole(AlterRoleStmt *stmt) {
+	std::optional<bool> can_login;
+	ListCell *cell;
+	foreach (cell, stmt->options) {
+		DefElem *option = static_cast<DefElem *>(lfirst(cell));
+		if (strcmp(option->defname, "canlogin") == 0)
+			can_login = Call([&] { return defGetBoolean(option); });
+	}
+	if (!can_login || !ExtensionHere())
+		return;
+	Oid role = Call([&] { return get_rolespec_oid(stmt->role, false); });
+	std::vector<std::string> rivers = RiversOwnedBy(role);
+	if (rivers.empty())
+		return;
+	if (!*can_login) {
+		std::string name = RoleName(role), quoted = QuotedRoleName(role), list = RiverList(rivers);
+		Call([&] {
+			ereport(WARNING,
+					(errmsg("role \"%s\" owns rivers whose workers stop while it cannot log in: %s", name.c_str(),
+							list.c_str()),
+					 errdetail("A river's worker logs in as the river's owner."),
+					 errhint("ALTER ROLE %s LOGIN lets them run again; REASSIGN OWNED BY %s TO another role gives "
+							 "them away.",
+							 quoted.c_str(), quoted.c_str())));
+		});
+	}
+	for (const std::string &river : rivers)
+		worker::WakeAtTransactionEnd(river);
+}
+
 // UtilityHook is our ProcessUtility_hook: it guards DROP EXTENSION mongo_river and DROP ROLE, runs
 // the statement as the previous hook (or PostgreSQL) would, then moves the rivers of REASSIGN OWNED.
 // No C++ object lives in this frame: the statement may raise an ERROR (longjmp).
@@ -266,6 +312,8 @@ void UtilityHook(PlannedStmt *pstmt, const char *query_string, bool read_only_tr
 		standard_ProcessUtility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
 	if (IsA(stmt, ReassignOwnedStmt))
 		Guard([&] { AfterReassign(reinterpret_cast<ReassignOwnedStmt *>(stmt)); });
+	else if (IsA(stmt, AlterRoleStmt))
+		Guard([&] { AfterAlterRole(reinterpret_cast<AlterRoleStmt *>(stmt)); });
 }
 
 } // namespace

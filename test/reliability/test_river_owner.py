@@ -66,6 +66,18 @@ def login_failures(pg):
         "is not permitted to log in" in line or "does not exist" in line and "role" in line)]
 
 
+def notices_of(pg, sql):
+    """notices_of runs sql as postgres and returns its NOTICE and WARNING messages."""
+    conn = pg.connect()
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+        return "".join(conn.notices)
+    finally:
+        conn.close()
+
+
 def declare(pg, mongo, owner, river, coll, table):
     """declare makes owner's river read own.<coll> into table (owned by postgres, written through writers)."""
     pg.query(f"CREATE TABLE {table} (id text PRIMARY KEY, n int); "
@@ -183,7 +195,8 @@ def test_nologin_owner_waits_with_a_reason(own, mongo):
     pg = own
     declare(pg, mongo, "gina", "gina_r", "b", "owned_b")
     # A running worker whose owner may no longer log in stops; status says why.
-    pg.query("ALTER ROLE gina NOLOGIN")
+    warned = notices_of(pg, "ALTER ROLE gina NOLOGIN")
+    assert "WARNING" in warned and "gina_r" in warned and "LOGIN" in warned, warned
     error = wait_for(lambda: (last_error(pg, "gina_r") or "") if "log in" in (last_error(pg, "gina_r") or "")
                      else None, 30, 0.1, "gina_r's status to say its owner cannot log in")
     assert "gina" in error, error
@@ -202,7 +215,7 @@ def test_nologin_owner_waits_with_a_reason(own, mongo):
     assert pg.scalar("SELECT n FROM owned_b WHERE id = 'while-nologin'") == 3
     failures = login_failures(pg)
     assert not failures, failures[:5]
-    said = [line for line in pg.log().splitlines() if "gina_r" in line and "log in" in line]
+    said = [line for line in pg.log().splitlines() if "launcher: river \"gina_r\"" in line and "log in" in line]
     assert len(said) == 2, said  # once per wait
     host_intact(pg, pg.postmaster)
 
