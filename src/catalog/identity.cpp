@@ -1,6 +1,8 @@
 // identity.cpp: catalog writes as the catalog's owner; DDL as the river's owner.
 #include "mongo_river/catalog/identity.hpp"
 
+#include <string>
+
 #include "mongo_river/pg/boundary.hpp"
 
 extern "C" {
@@ -143,9 +145,11 @@ AsCatalogOwner::~AsCatalogOwner() {
 }
 
 AsRole::AsRole(Oid role) {
-	if (!OidIsValid(role))
-		throw Error("42704", "mongo_river: the river's owner does not exist", {},
-					"The river's owner role was dropped; drop the river.");
+	if (!pg::Call([&] { return OidIsValid(role) && SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(role)); }))
+		throw Error("42704",
+					"mongo_river: the river's owner (role with OID " + std::to_string(role) + ") does not exist",
+					"It was dropped from another database, where DROP ROLE cannot see the rivers.",
+					"A superuser can drop the river (mongo_river.drop_river).");
 	GetUserIdAndSecContext(&saved_user_, &saved_context_);
 	SetUserIdAndSecContext(role, saved_context_ | SECURITY_LOCAL_USERID_CHANGE);
 }

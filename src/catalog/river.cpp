@@ -106,14 +106,22 @@ RiverRow LoadRiver(const std::string &name) {
 std::vector<LauncherEntry> ListRivers() {
 	pg::SpiConnection spi;
 	uint64 rows = pg::SpiExecute("SELECT r.river::text, r.owner::oid, r.enabled AND coalesce(p.phase, '') <> 'error',"
-								 " r.id::text"
+								 " r.id::text, a.rolname::text, coalesce(a.rolcanlogin, false)"
 								 " FROM mongo_river.river r LEFT JOIN mongo_river.progress p USING (river)"
+								 " LEFT JOIN pg_catalog.pg_roles a ON a.oid = r.owner::oid"
 								 " ORDER BY r.river",
 								 {}, true);
 	std::vector<LauncherEntry> result;
-	for (uint64 row = 0; row < rows; row++)
-		result.push_back(
-			{TextOr(row, 1), TextOr(row, 4), DatumGetObjectId(*pg::SpiDatum(row, 2)), TextOr(row, 3) == "t"});
+	for (uint64 row = 0; row < rows; row++) {
+		LauncherEntry entry;
+		entry.name = TextOr(row, 1);
+		entry.id = TextOr(row, 4);
+		entry.owner = DatumGetObjectId(*pg::SpiDatum(row, 2));
+		entry.runnable = TextOr(row, 3) == "t";
+		entry.owner_name = TextOr(row, 5);
+		entry.owner_can_login = TextOr(row, 6) == "t";
+		result.push_back(std::move(entry));
+	}
 	return result;
 }
 

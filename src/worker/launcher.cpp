@@ -22,6 +22,7 @@ extern "C" {
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -55,22 +56,43 @@ struct RiverSlot {
 	TimestampTz started_at = 0;
 	TimestampTz next_start = 0;
 	int failures = 0;
-	bool waiting = false; // no worker slot for it yet (said once in the log and in status)
+	Oid owner = InvalidOid; // the role the worker logged in as
+	bool stopping = false;  // the launcher ended the worker (its owner changed or cannot log in): no failure
+	std::string waiting;    // why it has no worker (said once in the log, and in status while it lasts)
 };
 
-// ReportWaiting says in mongo_river.status (last_error) and, once per wait, in the log why a
-// river has no worker: every slot of mongo_river.max_workers is taken, or the server has no
-// background worker slot left (max_worker_processes); an empty reason clears it.
+// ReportWaiting says in mongo_river.status (last_error) and, once per wait and reason, in the log
+// why a river has no worker: every slot of mongo_river.max_workers is taken, the server has no
+// background worker slot left (max_worker_processes), or its owner cannot log in; an empty reason
+// clears it. The status is written again on every pass: an exiting worker clears its river's
+// live entries.
 void ReportWaiting(const std::string &river, RiverSlot &slot, const std::string &reason) {
-	if (reason.empty() && !slot.waiting)
+	if (reason.empty() && slot.waiting.empty())
 		return;
 	LiveUpdate live;
 	live.as_worker = false;
 	live.waiting = reason;
 	ReportLive(river, "", live);
-	if (!reason.empty() && !slot.waiting)
+	if (!reason.empty() && reason != slot.waiting)
 		ereport(LOG, (errmsg("mongo_river launcher: river \"%s\" %s", river.c_str(), reason.c_str())));
-	slot.waiting = !reason.empty();
+	slot.waiting = reason;
+}
+
+// OwnerProblem says why river's owner cannot run its worker (empty: it can). The worker logs in as
+// the owner (BackgroundWorkerInitializeConnectionByOid), which fails with FATAL for a role that
+// does not exist or has NOLOGIN; the launcher does not start it then.
+std::string OwnerProblem(const catalog::LauncherEntry &river) {
+	if (river.owner_name.empty())
+		return "has no worker: its owner (role with OID " + std::to_string(river.owner) +
+			   ") does not exist, it was dropped (from another database, where DROP ROLE cannot see the rivers); "
+			   "a superuser can drop the river (mongo_river.drop_river)";
+	if (!river.owner_can_login) {
+		const char *name = pg::Call([&] { return quote_identifier(river.owner_name.c_str()); });
+		return "has no worker: its owner \"" + river.owner_name +
+			   "\" cannot log in (NOLOGIN) and the worker logs in as the owner; ALTER ROLE " + name +
+			   " LOGIN lets it run again, REASSIGN OWNED BY " + name + " TO another role gives it away";
+	}
+	return {};
 }
 
 // StopSlot asks a river's worker to stop (SIGTERM) and forgets its handle.
@@ -120,18 +142,35 @@ TimestampTz Reconcile(std::map<std::string, RiverSlot> &slots) {
 			continue;
 		RiverSlot &slot = slots[river.name];
 		slot.id = river.id;
+		std::string owner_problem = OwnerProblem(river);
+		// A worker whose owner cannot log in any more, or runs as the river's previous owner
+		// (REASSIGN OWNED): end it; the next one starts (as the new owner) once it has exited.
+		if (slot.handle && !slot.stopping && (!owner_problem.empty() || slot.owner != river.owner)) {
+			TerminateBackgroundWorker(slot.handle);
+			slot.stopping = true;
+		}
+		if (!owner_problem.empty())
+			ReportWaiting(river.name, slot, owner_problem);
 		if (slot.handle) {
 			pid_t pid;
 			if (GetBackgroundWorkerPid(slot.handle, &pid) != BGWH_STOPPED)
 				continue;
-			// The worker ended: quickly means it failed; back off before the next start.
 			pfree(slot.handle);
 			slot.handle = nullptr;
-			bool ran_long = TimestampDifferenceExceeds(slot.started_at, now, kMaxRestartDelayMs);
-			slot.failures = ran_long ? 1 : slot.failures + 1;
-			int delay = std::min(kMaxRestartDelayMs, 1000 << std::min(slot.failures, 6));
-			slot.next_start = TimestampTzPlusMilliseconds(now, delay);
+			if (slot.stopping) {
+				slot.stopping = false;
+				slot.failures = 0;
+				slot.next_start = 0;
+			} else {
+				// The worker ended: quickly means it failed; back off before the next start.
+				bool ran_long = TimestampDifferenceExceeds(slot.started_at, now, kMaxRestartDelayMs);
+				slot.failures = ran_long ? 1 : slot.failures + 1;
+				int delay = std::min(kMaxRestartDelayMs, 1000 << std::min(slot.failures, 6));
+				slot.next_start = TimestampTzPlusMilliseconds(now, delay);
+			}
 		}
+		if (!owner_problem.empty())
+			continue;
 		if (now < slot.next_start) {
 			next_pass = next_pass ? std::min(next_pass, slot.next_start) : slot.next_start;
 			continue;
@@ -145,6 +184,7 @@ TimestampTz Reconcile(std::map<std::string, RiverSlot> &slots) {
 		}
 		slot.handle = StartRiverWorker(river.name.c_str(), river.owner, river.id);
 		slot.started_at = now;
+		slot.owner = river.owner;
 		if (!slot.handle)
 			ReportWaiting(river.name, slot,
 						  "waits for a worker slot: the server has no background worker slot left "

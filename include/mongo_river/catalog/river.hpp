@@ -69,6 +69,10 @@ struct LauncherEntry {
 	std::string id;
 	Oid owner = InvalidOid;
 	bool runnable = false; // enabled and not stopped by an error
+	// The owner's role: its name (empty: the role does not exist any more, dropped from another
+	// database) and whether it may log in (the worker logs in as it).
+	std::string owner_name;
+	bool owner_can_login = false;
 };
 
 // ListRivers lists every river for the launcher.

@@ -1,4 +1,5 @@
-// utility_hook.hpp: the ProcessUtility_hook that guards DROP EXTENSION mongo_river.
+// utility_hook.hpp: the ProcessUtility_hook that guards DROP EXTENSION mongo_river and DROP ROLE of
+// a river's owner, and moves rivers with REASSIGN OWNED.
 #pragma once
 
 namespace mongo_river::pg {
