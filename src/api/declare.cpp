@@ -106,7 +106,13 @@ MONGO_RIVER_FUNCTION(mongo_river_resolve_type) {
 								errmsg("type %s cannot be a mapped column's type", format_type_be(type.oid)),
 								errhint("Use a base, domain, enum, composite or array type; documents go to jsonb.")));
 			Oid element = get_element_type(type.oid);
-			if (TypeNamespace(OidIsValid(element) ? element : type.oid) != PG_CATALOG_NAMESPACE)
+			Oid type_namespace = TypeNamespace(OidIsValid(element) ? element : type.oid);
+			if (isAnyTempNamespace(type_namespace))
+				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								errmsg("type %s is temporary: a mapped column's type must outlive the session",
+									   format_type_be(type.oid)),
+								errhint("Use a permanent type (CREATE TYPE in a schema), schema-qualified.")));
+			if (type_namespace != PG_CATALOG_NAMESPACE)
 				flags |= FORMAT_TYPE_FORCE_QUALIFY;
 			return format_type_extended(type.oid, type.typmod, flags);
 		});

@@ -47,10 +47,14 @@ bool CarriesPassword(const char *text) {
 }
 
 // HideStatementsWithPasswords is the emit_log_hook: a message whose statement carries a password
-// is logged without its STATEMENT: line. It never raises an error.
+// is logged without its STATEMENT: line, and one whose context does (a call made in a DO block or
+// a function: 'SQL statement "SELECT mongo_river.create_river(...)"') without its CONTEXT: line.
+// It never raises an error.
 void HideStatementsWithPasswords(ErrorData *edata) {
 	if (!edata->hide_stmt && debug_query_string && CarriesPassword(debug_query_string))
 		edata->hide_stmt = true;
+	if (!edata->hide_ctx && edata->context && CarriesPassword(edata->context))
+		edata->hide_ctx = true;
 	if (previous_emit_log_hook)
 		previous_emit_log_hook(edata);
 }

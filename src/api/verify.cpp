@@ -248,9 +248,7 @@ void VerifyMapping(mongo::Source &source, Checker &checker, const catalog::Mappi
 				   std::optional<int> sample_size, std::vector<Finding> *findings) {
 	apply::MappingWriter &writer = checker.Writer();
 	std::vector<Finding> suspects;
-	pg::SpiExecute("CREATE TEMP TABLE IF NOT EXISTS mongo_river_verify_seen (key text PRIMARY KEY)"
-				   " ON COMMIT DROP");
-	pg::SpiExecute("TRUNCATE mongo_river_verify_seen");
+	pg::SpiExecute("TRUNCATE pg_temp.mongo_river_verify_seen"); // made by verify() before AsRole
 	auto check_batch = [&](const std::vector<mongo::Bson> &docs) {
 		for (const mongo::Bson &doc : docs) {
 			if (std::optional<Finding> finding = checker.Check(*doc))
@@ -259,7 +257,7 @@ void VerifyMapping(mongo::Source &source, Checker &checker, const catalog::Mappi
 			if (bson_iter_init_find(&iter, doc.get(), "_id")) {
 				try {
 					convert::Value key = writer.KeyFromId(bson_iter_value(&iter));
-					pg::SpiExecute("INSERT INTO mongo_river_verify_seen VALUES ($1) ON CONFLICT DO NOTHING",
+					pg::SpiExecute("INSERT INTO pg_temp.mongo_river_verify_seen VALUES ($1) ON CONFLICT DO NOTHING",
 								   {{TEXTOID, pg::TextDatum(convert::ValueText(key))}});
 				} catch (const convert::ConversionError &) {
 				}
@@ -276,7 +274,7 @@ void VerifyMapping(mongo::Source &source, Checker &checker, const catalog::Mappi
 			check_batch(docs);
 			CHECK_FOR_INTERRUPTS();
 		}
-		extra_sql += " WHERE NOT EXISTS (SELECT 1 FROM mongo_river_verify_seen s WHERE s.key = t." +
+		extra_sql += " WHERE NOT EXISTS (SELECT 1 FROM pg_temp.mongo_river_verify_seen s WHERE s.key = t." +
 					 writer.KeyColumn() + "::text)";
 	} else {
 		check_batch(source.Sample(row.db, row.coll, *sample_size));
@@ -337,6 +335,14 @@ MONGO_RIVER_FUNCTION(mongo_river_verify) {
 		{
 			pg::SpiConnection spi;
 			catalog::RiverRow row = catalog::LoadRiver(river);
+			// The set of keys seen, made as the caller: the owner's code runs as a security-restricted
+			// operation, which may not create temporary tables.
+			pg::SpiExecute("CREATE TEMP TABLE IF NOT EXISTS mongo_river_verify_seen (key text PRIMARY KEY)"
+						   " ON COMMIT DROP");
+			pg::SpiExecute("SELECT pg_catalog.format('GRANT ALL ON TABLE pg_temp.mongo_river_verify_seen TO %s',"
+						   " $1::pg_catalog.regrole)",
+						   {{OIDOID, ObjectIdGetDatum(row.owner)}});
+			pg::SpiExecute(pg::SpiText(0, 1).value_or("SELECT 1"));
 			// Reads and repairs the river's user tables as its owner, never as the caller (a
 			// superuser's call must not run the owner's triggers with the superuser's rights).
 			catalog::AsRole as_owner(row.owner);

@@ -151,7 +151,10 @@ AsRole::AsRole(Oid role) {
 					"It was dropped from another database, where DROP ROLE cannot see the rivers.",
 					"A superuser can drop the river (mongo_river.drop_river).");
 	GetUserIdAndSecContext(&saved_user_, &saved_context_);
-	SetUserIdAndSecContext(role, saved_context_ | SECURITY_LOCAL_USERID_CHANGE);
+	// A security-restricted operation, as PostgreSQL runs a table owner's code in VACUUM or CREATE
+	// INDEX: the owner's triggers may not leave temporary objects, prepared statements or cursors
+	// WITH HOLD in the caller's session (and settings are undone: settings_).
+	SetUserIdAndSecContext(role, saved_context_ | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 }
 
 AsRole::~AsRole() {

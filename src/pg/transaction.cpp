@@ -5,7 +5,9 @@ extern "C" {
 #include "access/xact.h"
 #include "utils/resowner.h"
 #include "executor/spi.h"
+#include "utils/guc.h"
 #include "utils/snapmgr.h"
+#include "storage/proc.h"
 }
 
 namespace mongo_river::pg {
@@ -15,8 +17,39 @@ namespace {
 // procedure_mode is set while a procedure (CALL, non-atomic) runs worker code: transactions are
 // then ended with SPI_commit/SPI_rollback, which start the next one.
 bool procedure_mode = false;
+// owner_code_scopes counts the open OwnerCodeScopes.
+int owner_code_scopes = 0;
 
 } // namespace
+
+GucLevel::GucLevel(const char *search_path) {
+	Call([&] {
+		level_ = NewGUCNestLevel();
+		transaction_ = MyProc->lxid;
+		if (search_path)
+			(void)set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+									false);
+	});
+}
+
+GucLevel::~GucLevel() {
+	// On an error the transaction's (or subtransaction's) abort pops the level; after a commit it
+	// is gone already.
+	if (std::uncaught_exceptions() > 0 || MyProc->lxid != transaction_)
+		return;
+	try {
+		Call([&] { AtEOXact_GUC(false, level_); });
+	} catch (...) {
+	}
+}
+
+OwnerCodeScope::OwnerCodeScope() {
+	owner_code_scopes++;
+}
+
+OwnerCodeScope::~OwnerCodeScope() {
+	owner_code_scopes--;
+}
 
 ProcedureTransactions::ProcedureTransactions() {
 	Call([] {
@@ -43,10 +76,14 @@ Transaction::Transaction() {
 			StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 	});
+	if (procedure_mode && owner_code_scopes > 0)
+		guc_level_ = Call([] { return NewGUCNestLevel(); });
 }
 
 void Transaction::Commit() {
-	Call([] {
+	Call([&] {
+		if (guc_level_ > 0)
+			AtEOXact_GUC(false, guc_level_); // what the owner's code set ends here, not in the session
 		PopActiveSnapshot();
 		if (procedure_mode)
 			SPI_commit();

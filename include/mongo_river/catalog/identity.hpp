@@ -5,12 +5,15 @@
 #pragma once
 
 #include "mongo_river/pg/postgres.hpp"
+#include "mongo_river/pg/transaction.hpp"
 
 namespace mongo_river::catalog {
 
 // AsCatalogOwner switches the current user to the owner of the catalog tables for its lifetime
 // (SetUserIdAndSecContext, as a SECURITY DEFINER function does); it restores the previous one.
-// A transaction abort restores it too.
+// A transaction abort restores it too. Its SQL runs with search_path = pg_catalog, pg_temp (a
+// GucLevel): the caller's search_path (or the worker's owner's role setting) could otherwise put
+// the owner's own now() or = before pg_catalog's, to run as the catalog's owner.
 class AsCatalogOwner {
 public:
 	AsCatalogOwner();
@@ -21,12 +24,15 @@ public:
 private:
 	Oid saved_user_ = InvalidOid;
 	int saved_context_ = 0;
+	pg::GucLevel settings_{"pg_catalog, pg_temp"};
 };
 
 // AsRole switches the current user to role (a river's owner) for its lifetime, like AsCatalogOwner:
 // the C entry points that write a river's user tables (sync_once, retry_rejects, verify with repair)
 // run as the river's owner, so that a superuser's call never runs the owner's triggers with the
-// superuser's rights. AsCatalogOwner nests inside it for catalog writes.
+// superuser's rights. AsCatalogOwner nests inside it for catalog writes. What the owner's code
+// sets (search_path, work_mem, ...) is undone when it ends, and before each commit of sync_once
+// (a GucLevel and an OwnerCodeScope): it never stays in the caller's session.
 class AsRole {
 public:
 	explicit AsRole(Oid role);
@@ -37,6 +43,8 @@ public:
 private:
 	Oid saved_user_ = InvalidOid;
 	int saved_context_ = 0;
+	pg::GucLevel settings_;
+	pg::OwnerCodeScope owner_code_;
 };
 
 // The role a call acts for. Every public function of schema mongo_river records, when called, the
