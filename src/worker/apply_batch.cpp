@@ -193,6 +193,10 @@ void RiverWorker::ApplyEvent(const mongo::ChangeEvent &event, bool isolate, Batc
 			bson_iter_t iter;
 			if (!event.document_key || !bson_iter_init_find(&iter, event.document_key.get(), "_id"))
 				break;
+			if (update_diffs_ && !lookup_fallback_) {
+				ApplyUpdate(*mapped, event, bson_iter_value(&iter), change, isolate);
+				break;
+			}
 			if (lookup_fallback_) {
 				mongo::Bson current = source_->FindById(event.db, event.coll, bson_iter_value(&iter));
 				if (current) {
@@ -245,6 +249,7 @@ bool RiverWorker::TryApplyBatch(const mongo::Batch &batch, bool isolate) {
 			BatchEffect effect;
 			pending_.clear();
 			txn_rejects_.clear();
+			diff_updates_ = lookups_ = 0;
 			for (const mongo::ChangeEvent &event : batch.events)
 				ApplyEvent(event, isolate, &effect);
 			FlushPending();
@@ -270,6 +275,10 @@ bool RiverWorker::TryApplyBatch(const mongo::Batch &batch, bool isolate) {
 		}
 		txn.Commit();
 		ReportBatch(txn_effect);
+		if (diff_updates_ > 0 || lookups_ > 0)
+			ereport(DEBUG1, (errmsg_internal("mongo_river: river \"%s\": applied %lld update(s) from their "
+											 "update descriptions, looked up %lld document(s)",
+											 name_.c_str(), (long long)diff_updates_, (long long)lookups_)));
 		return true;
 	} catch (const pg::PgError &error) {
 		if (isolate)
@@ -335,7 +344,11 @@ void RiverWorker::FlushPending(bool fresh) {
 		std::vector<convert::Value> deletes;
 		std::vector<const convert::ConvertedDocument *> upserts;
 		std::vector<convert::Value> seen;
+		std::deque<convert::ConvertedDocument> looked_up;
+		FlushPatches(mapped->second, writes, &upserts, &seen, &looked_up);
 		for (auto &[key, write] : writes) {
+			if (write.is_patch)
+				continue;
 			if (write.is_delete) {
 				deletes.push_back(write.key);
 			} else {
