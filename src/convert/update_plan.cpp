@@ -74,7 +74,8 @@ UpdateChanges ReadUpdateChanges(const bson_t *updated, const std::vector<std::st
 				changes.unsure = std::string("the updated path \"") + bson_iter_key(&iter) + "\" has an empty key";
 				return changes;
 			}
-			change.value = bson_iter_value(&iter);
+			change.set = true;
+			change.value = *bson_iter_value(&iter); // the iterator's value changes with the next field
 			changes.fields.push_back(std::move(change));
 		}
 	}
@@ -172,10 +173,10 @@ UpdatePlan DocumentConverter::PlanUpdate(const UpdateChanges &changes) const {
 			}
 			bson_iter_t iter;
 			const bson_value_t *value = nullptr;
-			if (change.value) {
+			if (change.set) {
 				mapping::Path rest(column_path.begin() + static_cast<std::ptrdiff_t>(change.path.size()),
 								   column_path.end());
-				value = ValueBelow(change.value, rest, &iter);
+				value = ValueBelow(&change.value, rest, &iter);
 			}
 			try {
 				plan.columns.emplace_back(c,

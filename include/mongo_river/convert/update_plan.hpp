@@ -31,10 +31,12 @@
 
 namespace mongo_river::convert {
 
-// FieldChange is one path an update set (value: its new value) or removed (value nullptr).
+// FieldChange is one path an update set (set: value is its new value, a view into the update's
+// buffer) or removed (set false).
 struct FieldChange {
 	mapping::Path path;
-	const bson_value_t *value = nullptr;
+	bool set = false;
+	bson_value_t value{};
 };
 
 // ArrayTruncation is an array an update truncated to new_size elements.
