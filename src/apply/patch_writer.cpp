@@ -8,7 +8,9 @@
 #include "mongo_river/pg/boundary.hpp"
 
 extern "C" {
+#include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 }
 
 namespace mongo_river::apply {
@@ -110,6 +112,65 @@ std::vector<std::size_t> MappingWriter::PatchRows(const std::vector<RowPatch> &p
 	}
 	std::sort(missing.begin(), missing.end());
 	return missing;
+}
+
+bool MappingWriter::PatchVersion(const convert::Value &key,
+								 const std::vector<std::pair<std::size_t, convert::Value>> &columns,
+								 const ChangeInfo &change) {
+	Table &root = tables_[0];
+	const convert::TableLayout &layout = converter_.Layout()[0];
+	std::vector<std::size_t> changed;
+	for (const auto &[index, value] : columns)
+		changed.push_back(index);
+	const std::string plan_key = "history:" + ColumnSetKey(changed);
+	auto plan = patch_plans_.find(plan_key);
+	if (plan == patch_plans_.end()) {
+		std::vector<Oid> types{key_type_.type};
+		std::string names, values, latest;
+		for (std::size_t c = 0; c < layout.columns.size(); c++) {
+			std::string quoted = pg::Call([&] { return quote_identifier(layout.columns[c].name.c_str()); });
+			names += quoted + ", ";
+			latest += quoted + ", ";
+			auto found = std::find(changed.begin(), changed.end(), c);
+			if (found != changed.end()) {
+				types.push_back(root.columns[c].type);
+				values += "$" + std::to_string(types.size()) + ", ";
+			} else {
+				values += "l." + quoted + ", ";
+			}
+		}
+		const std::size_t n = types.size();
+		types.insert(types.end(), {TEXTOID, INT8OID, TIMESTAMPTZOID, TEXTOID});
+		std::string sql = "INSERT INTO " + root.name + " (" + names +
+						  "_operation, _cluster_time, _source_time, _position) SELECT " + values + "$" +
+						  std::to_string(n + 1) + ", $" + std::to_string(n + 2) + ", $" + std::to_string(n + 3) +
+						  ", $" + std::to_string(n + 4) + " FROM (SELECT " + latest + "_operation FROM " + root.name +
+						  " WHERE " + key_column_ + " = $1 ORDER BY _cluster_time DESC, _position DESC LIMIT 1) l" +
+						  " WHERE l._operation <> 'delete' ON CONFLICT (_position) DO NOTHING";
+		plan = patch_plans_.emplace(plan_key, pg::SpiPlan(sql, types)).first;
+	}
+	std::vector<Datum> values;
+	std::string nulls;
+	bool isnull = false;
+	values.push_back(ToDatum(key, key_type_, &isnull));
+	nulls.push_back(isnull ? 'n' : ' ');
+	for (std::size_t c : changed) {
+		const convert::Value *value = nullptr;
+		for (const auto &[index, v] : columns)
+			if (index == c)
+				value = &v;
+		values.push_back(ToDatum(*value, root.columns[c], &isnull));
+		nulls.push_back(isnull ? 'n' : ' ');
+	}
+	values.push_back(pg::Call([&] { return CStringGetTextDatum(change.operation.c_str()); }));
+	nulls.push_back(' ');
+	values.push_back(Int64GetDatum(int64(change.cluster_time)));
+	nulls.push_back(' ');
+	values.push_back(change.wall_ms ? TimestampTzGetDatum(time_t_to_timestamptz(0) + *change.wall_ms * 1000) : 0);
+	nulls.push_back(change.wall_ms ? ' ' : 'n');
+	values.push_back(pg::Call([&] { return CStringGetTextDatum(change.position.c_str()); }));
+	nulls.push_back(' ');
+	return plan->second.Execute(values.data(), nulls.c_str()) == 1;
 }
 
 } // namespace mongo_river::apply

@@ -65,8 +65,8 @@ void RiverWorker::LookUpUpdate(Mapped &mapped, const mongo::ChangeEvent &event, 
 void RiverWorker::ApplyUpdate(Mapped &mapped, const mongo::ChangeEvent &event, const bson_value_t *id,
 							  const apply::ChangeInfo &change, bool isolate) {
 	// A collection being copied or resynced keeps the lookups (its rows may not be there yet, and a
-	// resync records every key it writes); history mode records whole versions.
-	if (Copying(mapped.phase) || mapped.writer->History()) {
+	// resync records every key it writes).
+	if (Copying(mapped.phase)) {
 		LookUpUpdate(mapped, event, id, change, isolate);
 		return;
 	}
@@ -89,6 +89,23 @@ void RiverWorker::ApplyUpdate(Mapped &mapped, const mongo::ChangeEvent &event, c
 	diff_updates_++;
 	if (river_.options.dry_run)
 		return;
+	if (mapped.writer->History()) {
+		// The version this update makes: the latest one with its changes (none to start from, or
+		// recorded already: from the document).
+		if (!isolate) { // a refusal fails the batch, which is then applied change by change
+			if (!mapped.writer->PatchVersion(key, plan.columns, change))
+				LookUpUpdate(mapped, event, id, change, isolate);
+			return;
+		}
+		bool written = false;
+		std::optional<pg::PgError> error =
+			pg::TrySubtransaction([&] { written = mapped.writer->PatchVersion(key, plan.columns, change); });
+		if (error && IsInterrupted(*error))
+			throw std::move(*error);
+		if (error || !written)
+			LookUpUpdate(mapped, event, id, change, isolate);
+		return;
+	}
 	if (Batched(mapped, isolate)) {
 		auto &writes = pending_[mapped.writer->Row().source];
 		const std::string text = convert::ValueText(key);

@@ -300,3 +300,43 @@ def test_changes_of_one_document_in_one_batch(river_pg, mongo, capture):
         assert pg.query(f'SELECT title, karma FROM "{table}" WHERE id = %s', (bad["_id"],)) == [("i", 3)]
     finally:
         pg.query("SELECT mongo_river.drop_river(%s, true) FROM mongo_river.rivers WHERE river = %s", (river, river))
+
+
+@pytest.mark.parametrize("capture", ["change_stream", "oplog"])
+def test_history_records_each_updates_own_state(river_pg, mongo, capture):
+    """In history mode each update's version is the previous version with that update's changes,
+    not the document as a later lookup finds it."""
+    pg = river_pg
+    client = mongo.client()
+    db = f"hist_{capture}"
+    client.drop_database(db)
+    coll = client[db].posts
+    coll.insert_one({"_id": "h1", "title": "a", "stats": {"score": 1}, "other": 0})
+    river = f"hist_{capture}"
+    table = f"hist_{capture}"
+    spec = {"pk": "id", "columns": {"id": {"path": "_id", "type": "text"}, "title": {"path": "title", "type": "text"},
+                                    "score": {"path": "stats.score", "type": "bigint"}}}
+    try:
+        create_river(pg, river, mongo.uri, {"capture": capture})
+        pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s, %s)",
+                 (river, f"{db}.posts", table, json.dumps(spec), json.dumps({"mode": "history"})))
+        wait_synced(pg, river)
+        pg.query("SELECT mongo_river.stop(%s)", (river,))
+        coll.update_one({"_id": "h1"}, {"$set": {"title": "b"}})
+        coll.update_one({"_id": "h1"}, {"$inc": {"stats.score": 1}})
+        coll.update_one({"_id": "h1"}, {"$set": {"other": 1}})
+        coll.update_one({"_id": "h1"}, {"$set": {"title": "c"}})
+        coll.update_one({"_id": "h2"}, {"$set": {"title": "x"}}, upsert=True)
+        coll.update_one({"_id": "h2"}, {"$set": {"title": "y"}})
+        pg.query("SELECT mongo_river.start(%s)", (river,))
+        wait_synced(pg, river)
+        versions = pg.query(f'SELECT _operation, title, score FROM "{table}" WHERE id = %s '
+                            "ORDER BY _cluster_time, _position", ("h1",))
+        assert versions == [("copy", "a", 1), ("update", "b", 1), ("update", "b", 2), ("update", "b", 2),
+                            ("update", "c", 2)]
+        assert pg.query(f'SELECT _operation, title FROM "{table}" WHERE id = %s ORDER BY _cluster_time, _position',
+                        ("h2",)) == [("insert", "x"), ("update", "y")]
+        assert pg.query(f'SELECT id, title, score FROM "{table}_latest" ORDER BY id') == [("h1", "c", 2),
+                                                                                            ("h2", "y", None)]
+    finally:
+        pg.query("SELECT mongo_river.drop_river(%s, true) FROM mongo_river.rivers WHERE river = %s", (river, river))

@@ -63,6 +63,12 @@ public:
 		const std::vector<std::pair<std::size_t, convert::Value>> *columns;
 	};
 	std::vector<std::size_t> PatchRows(const std::vector<RowPatch> &patches);
+	// PatchVersion (history mode) appends the version an update makes: the key's latest version
+	// with the changed columns replaced, described by change. False when there is no version to
+	// start from (none, or the latest is a delete), or when change is recorded already: then the
+	// caller writes the version from the document.
+	bool PatchVersion(const convert::Value &key, const std::vector<std::pair<std::size_t, convert::Value>> &columns,
+					  const ChangeInfo &change);
 	// CanCopy tells whether CopyRows may write this mapping's rows: upsert mode, and no table with
 	// row-level security enabled (COPY FROM does not apply its policies).
 	bool CanCopy() const;
