@@ -8,13 +8,15 @@ ALTER SYSTEM. The random seed is printed (RIVER_TEST_SEED replays it)."""
 import json
 import os
 import random
+import signal
+import time
 
 import pymongo
 import pytest
 from bson.son import SON
 
 from pgcluster import wait_for
-from river import create_river, wait_synced
+from river import Writer, compare, create_river, fresh_posts, posts_mapping, wait_synced
 
 
 def seed_for(name):
@@ -98,6 +100,12 @@ def random_change(coll, rng, next_id):
     except pymongo.errors.WriteError:
         pass  # e.g. $push onto a tags field a pipeline update set to null
     return next_id
+
+
+def worker_pid(pg, river):
+    rows = pg.query("SELECT pid FROM pg_stat_activity WHERE backend_type = 'mongo_river worker' "
+                    "AND application_name = %s", ("mongo_river " + river,))
+    return rows[0][0] if rows else None
 
 
 def document_lookups(mongo):
@@ -340,3 +348,51 @@ def test_history_records_each_updates_own_state(river_pg, mongo, capture):
                                                                                             ("h2", "y", None)]
     finally:
         pg.query("SELECT mongo_river.drop_river(%s, true) FROM mongo_river.rivers WHERE river = %s", (river, river))
+
+
+@pytest.mark.parametrize("capture", ["change_stream", "oplog"])
+def test_crashes_while_applying_diffs(river_pg, mongo, capture):
+    """SIGKILL of the worker and immediate shutdowns at random instants while a river applies updates
+    from their descriptions under writes: after each, the tables equal the source (progress is
+    committed with the rows, so no update is applied twice or lost)."""
+    pg = river_pg
+    seed = seed_for(f"crashes_with_diffs[{capture}]")
+    rng = random.Random(seed)
+    db = f"crashdiff_{capture}"
+    coll = fresh_posts(mongo, db, 2000, seed)
+    river = f"crashdiff_{capture}"
+    table = f"crashdiff_{capture}"
+    spec = posts_mapping(table)
+    del spec["document"]  # without it, title/score/author updates are applied from their diffs
+    create_river(pg, river, mongo.uri, {"capture": capture, "batch_size": 50})
+    pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)", (river, f"{db}.posts", table, json.dumps(spec)))
+    wait_synced(pg, river)
+    writer = Writer(coll, seed, first_new_id=10**6, pause=0.001)
+    writer.next_id = 10**6
+    writer.start()
+    kinds = []
+    try:
+        for round_no in range(int(os.environ.get("RIVER_CRASH_ROUNDS", "4"))):
+            pid = wait_for(lambda: worker_pid(pg, river), 60, 0.05, "the river worker")
+            time.sleep(rng.uniform(0.05, 0.8))
+            kind = rng.choice(["sigkill", "immediate"])
+            kinds.append(kind)
+            if kind == "sigkill":
+                recoveries = pg.log().count("all server processes terminated; reinitializing")
+                os.kill(pid, signal.SIGKILL)
+                wait_for(lambda: pg.log().count("all server processes terminated; reinitializing") > recoveries,
+                         30, what="crash recovery")
+                pg.wait_ready()
+            else:
+                pg.stop("immediate")
+                pg.start()
+            writer.hold()
+            wait_for(lambda: worker_pid(pg, river), 60, 0.05, "the river worker after the crash")
+            wait_synced(pg, river, 300)
+            problems = compare(pg, table, coll)
+            assert not problems, f"seed {seed}, round {round_no} ({kind}): " + "\n".join(problems[:20])
+            writer.resume()
+    finally:
+        changes = writer.stop()
+    print(f"crashes with diffs: {kinds}, {changes} concurrent changes, all equal")
+    pg.query("SELECT mongo_river.drop_river(%s, true)", (river,))
