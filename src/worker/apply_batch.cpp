@@ -193,7 +193,7 @@ void RiverWorker::ApplyEvent(const mongo::ChangeEvent &event, bool isolate, Batc
 			bson_iter_t iter;
 			if (!event.document_key || !bson_iter_init_find(&iter, event.document_key.get(), "_id"))
 				break;
-			if (update_diffs_ && !lookup_fallback_) {
+			if (!reader_lookups_ && !lookup_fallback_) {
 				ApplyUpdate(*mapped, event, bson_iter_value(&iter), change, isolate);
 				break;
 			}
@@ -345,9 +345,9 @@ void RiverWorker::FlushPending(bool fresh) {
 		std::vector<const convert::ConvertedDocument *> upserts;
 		std::vector<convert::Value> seen;
 		std::deque<convert::ConvertedDocument> looked_up;
-		FlushPatches(mapped->second, writes, &upserts, &seen, &looked_up);
+		FlushLookups(mapped->second, writes, &upserts, &deletes, &seen, &looked_up);
 		for (auto &[key, write] : writes) {
-			if (write.is_patch)
+			if (write.is_patch || write.is_lookup)
 				continue;
 			if (write.is_delete) {
 				deletes.push_back(write.key);

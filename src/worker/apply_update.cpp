@@ -3,6 +3,8 @@
 // columns written in place; otherwise, and whenever the row is missing, the document is looked up.
 #include "river_worker_internal.hpp"
 
+#include <set>
+
 namespace mongo_river::worker::internal {
 
 namespace {
@@ -64,26 +66,38 @@ void RiverWorker::LookUpUpdate(Mapped &mapped, const mongo::ChangeEvent &event, 
 
 void RiverWorker::ApplyUpdate(Mapped &mapped, const mongo::ChangeEvent &event, const bson_value_t *id,
 							  const apply::ChangeInfo &change, bool isolate) {
-	// A collection being copied or resynced keeps the lookups (its rows may not be there yet, and a
-	// resync records every key it writes).
-	if (Copying(mapped.phase)) {
-		LookUpUpdate(mapped, event, id, change, isolate);
-		return;
-	}
-	convert::UpdatePlan plan = mapped.writer->Converter().PlanUpdate(Changes(event));
+	convert::UpdatePlan plan;
+	// A collection being copied or resynced takes documents whole (its rows may not be there yet).
+	if (Copying(mapped.phase))
+		plan.lookup = "its collection is being copied";
+	else
+		plan = mapped.writer->Converter().PlanUpdate(Changes(event));
 	convert::Value key;
-	if (plan.lookup.empty()) {
-		try {
-			key = mapped.writer->KeyFromId(id);
-		} catch (const convert::ConversionError &e) {
-			plan.lookup = "its _id: " + e.Message(); // the lookup rejects the document with the reason
-		}
+	bool have_key = false;
+	try {
+		key = mapped.writer->KeyFromId(id);
+		have_key = true;
+	} catch (const convert::ConversionError &e) {
+		plan.lookup = "its _id: " + e.Message(); // the lookup rejects the document with the reason
 	}
+	const bool batched = Batched(mapped, isolate);
+	std::map<std::string, PendingWrite> *writes = batched ? &pending_[mapped.writer->Row().source] : nullptr;
+	const std::string text = have_key ? convert::ValueText(key) : std::string();
 	if (!plan.lookup.empty()) {
-		ereport(DEBUG2, (errmsg_internal("mongo_river: river \"%s\": update of %s in \"%s\" looked up: %s",
+		ereport(DEBUG2, (errmsg_internal("mongo_river: river \"%s\": update of %s in \"%s\" needs its document: %s",
 										 name_.c_str(), IdText(event.document_key.get()).c_str(),
 										 mapped.writer->Row().source.c_str(), plan.lookup.c_str())));
-		LookUpUpdate(mapped, event, id, change, isolate);
+		if (!batched || !have_key) {
+			LookUpUpdate(mapped, event, id, change, isolate);
+			return;
+		}
+		// Read with the batch's other lookups when it is written: the document as it is then
+		// includes this change and every earlier one, as an upsert needs.
+		PendingWrite write;
+		write.is_lookup = true;
+		write.key = std::move(key);
+		write.id = mongo::WrapValue("_id", id);
+		(*writes)[text] = std::move(write);
 		return;
 	}
 	diff_updates_++;
@@ -106,22 +120,25 @@ void RiverWorker::ApplyUpdate(Mapped &mapped, const mongo::ChangeEvent &event, c
 			LookUpUpdate(mapped, event, id, change, isolate);
 		return;
 	}
-	if (Batched(mapped, isolate)) {
-		auto &writes = pending_[mapped.writer->Row().source];
-		const std::string text = convert::ValueText(key);
-		auto it = writes.find(text);
-		if (it == writes.end()) {
+	if (batched) {
+		auto it = writes->find(text);
+		if (it == writes->end()) {
 			PendingWrite write;
 			write.is_patch = true;
 			write.key = std::move(key);
 			write.columns = std::move(plan.columns);
 			write.id = mongo::WrapValue("_id", id);
-			writes.emplace(text, std::move(write));
+			writes->emplace(text, std::move(write));
 		} else if (it->second.is_delete) {
-			LookUpUpdate(mapped, event, id, change, isolate); // deleted, then updated: read it again
+			// Deleted, then updated (inserted again meanwhile outside what the batch shows): read it.
+			PendingWrite write;
+			write.is_lookup = true;
+			write.key = std::move(key);
+			write.id = mongo::WrapValue("_id", id);
+			it->second = std::move(write);
 		} else if (it->second.is_patch) {
 			MergeColumns(&it->second.columns, std::move(plan.columns));
-		} else {
+		} else if (!it->second.is_lookup) {           // a lookup will read the document with this change
 			for (auto &[index, value] : plan.columns) // the document's last write, with these changes
 				it->second.document.row[index] = std::move(value);
 		}
@@ -139,41 +156,69 @@ void RiverWorker::ApplyUpdate(Mapped &mapped, const mongo::ChangeEvent &event, c
 		LookUpUpdate(mapped, event, id, change, isolate);
 }
 
-void RiverWorker::FlushPatches(Mapped &mapped, std::map<std::string, PendingWrite> &writes,
+void RiverWorker::FlushLookups(Mapped &mapped, std::map<std::string, PendingWrite> &writes,
 							   std::vector<const convert::ConvertedDocument *> *upserts,
-							   std::vector<convert::Value> *seen, std::deque<convert::ConvertedDocument> *storage) {
+							   std::vector<convert::Value> *deletes, std::vector<convert::Value> *seen,
+							   std::deque<convert::ConvertedDocument> *storage) {
 	std::vector<apply::MappingWriter::RowPatch> patches;
-	std::vector<PendingWrite *> owners;
+	std::vector<PendingWrite *> patched;
+	std::vector<PendingWrite *> wanted; // the writes whose documents are read
 	for (auto &[text, write] : writes) {
-		if (!write.is_patch)
-			continue;
-		patches.push_back(apply::MappingWriter::RowPatch{&write.key, &write.columns});
-		owners.push_back(&write);
+		if (write.is_patch) {
+			patches.push_back(apply::MappingWriter::RowPatch{&write.key, &write.columns});
+			patched.push_back(&write);
+		} else if (write.is_lookup) {
+			wanted.push_back(&write);
+		}
 	}
-	if (patches.empty())
+	if (!patches.empty()) {
+		// A patch whose key has no row (rejected earlier, or older than a copy: false mapping's cut):
+		// the document as it is now gives it one.
+		for (std::size_t index : mapped.writer->PatchRows(patches))
+			wanted.push_back(patched[index]);
+	}
+	if (wanted.empty())
 		return;
-	for (std::size_t index : mapped.writer->PatchRows(patches)) {
-		// No row for this key (rejected earlier, or older than a copy: false mapping's cut): the
-		// document as it is now gives it one.
-		const PendingWrite &write = *owners[index];
+	mongo::Bson ids = mongo::NewBson(); // the array {"0": id, "1": id, ...}
+	int64 count = 0;
+	for (PendingWrite *write : wanted) {
 		bson_iter_t iter;
-		if (!write.id || !bson_iter_init_find(&iter, write.id.get(), "_id"))
+		if (!write->id || !bson_iter_init_find(&iter, write->id.get(), "_id"))
 			continue;
-		mongo::Bson current = LookUp(mapped, bson_iter_value(&iter));
-		if (!current)
-			continue; // deleted since: its delete follows
-		convert::ConvertedDocument converted = mapped.writer->Convert(*current);
+		const std::string index = std::to_string(count++);
+		bson_append_iter(ids.get(), index.c_str(), -1, &iter);
+	}
+	lookups_ += count;
+	const catalog::MappingRow &row = mapped.writer->Row();
+	// A change stream delivers majority-committed changes; an oplog tail sees the primary's latest.
+	std::vector<mongo::Bson> found = source_->FindByIds(row.db, row.coll, ids.get(), river_.options.capture != "oplog");
+	std::set<std::string> present;
+	for (const mongo::Bson &doc : found) {
+		bson_iter_t iter;
+		if (!bson_iter_init_find(&iter, doc.get(), "_id"))
+			continue;
+		try {
+			present.insert(convert::ValueText(mapped.writer->KeyFromId(bson_iter_value(&iter))));
+		} catch (const convert::ConversionError &) {
+			continue; // not one of ours: every key looked up converted
+		}
+		convert::ConvertedDocument converted = mapped.writer->Convert(*doc);
 		if (!converted.errors.empty()) {
 			std::string message;
 			for (const convert::ConversionError &error : converted.errors)
 				message += (message.empty() ? "" : "; ") + error.Message();
-			RejectOrStop(mapped, "update", current.get(), nullptr, message);
+			RejectOrStop(mapped, "update", doc.get(), nullptr, message);
 			continue;
 		}
 		storage->push_back(std::move(converted));
 		upserts->push_back(&storage->back());
 		seen->push_back(storage->back().key);
 	}
+	// A lookup whose document is gone: the source deleted it since (its delete follows, or came
+	// before an insert the batch does not show); the row goes now.
+	for (PendingWrite *write : wanted)
+		if (write->is_lookup && !present.count(convert::ValueText(write->key)))
+			deletes->push_back(write->key);
 }
 
 } // namespace mongo_river::worker::internal

@@ -167,17 +167,24 @@ void RiverWorker::OpenReader() {
 		return;
 	reader_for_copy_ = CopyPending();
 	update_diffs_ = setting_apply_update_diffs;
+	// A change stream keeps updateLookup when some mapping needs every updated document anyway (a
+	// document column; a mapped database's collections get one): the server's lookup costs less than
+	// a query per update. An oplog reader would query per update itself, so it never looks up.
+	bool documents_needed = !river_.databases.empty();
+	for (const auto &[source, mapped] : mapped_)
+		documents_needed = documents_needed || !mapped.writer->Converter().Mapping().document.empty();
+	reader_lookups_ = !update_diffs_ || (river_.options.capture != "oplog" && documents_needed);
 	if (river_.options.capture == "oplog") {
 		mongo::OplogOptions options;
 		options.namespaces = namespaces;
-		options.update_lookup = !update_diffs_;
+		options.update_lookup = reader_lookups_;
 		if (reader_for_copy_)
 			options.max_await_ms = kCopyStreamAwaitMs;
 		oplog_ = std::make_unique<mongo::OplogReader>(*source_, options, position_);
 	} else {
 		mongo::StreamOptions options;
 		options.namespaces = namespaces;
-		options.update_lookup = !lookup_fallback_ && !update_diffs_;
+		options.update_lookup = !lookup_fallback_ && reader_lookups_;
 		if (reader_for_copy_)
 			options.max_await_ms = kCopyStreamAwaitMs;
 		stream_ = std::make_unique<mongo::ChangeStreamReader>(*source_, options, position_);
@@ -309,7 +316,7 @@ void RiverWorker::StreamStep(bool copying) {
 	try {
 		batch = stream_ ? stream_->NextBatch(max_events, max_ms) : oplog_->NextBatch(max_events, max_ms);
 	} catch (const mongo::SourceError &error) {
-		if (error.ServerCode() != kBsonObjectTooLarge || !stream_ || lookup_fallback_ || update_diffs_)
+		if (error.ServerCode() != kBsonObjectTooLarge || !stream_ || lookup_fallback_ || !reader_lookups_)
 			throw;
 		// Large-event policy: an update whose event, with the looked-up document, exceeds 16 MiB
 		// cannot be read. Read the stream without updateLookup until past it, looking each updated

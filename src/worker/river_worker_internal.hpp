@@ -101,12 +101,15 @@ struct CatchUpRun {
 // delete of its key. Only upsert-mode mappings reduce a batch this way: the final state of a row is
 // its document's last change, so one multi-row statement per table applies the whole batch.
 // An update applied from its update description is a patch: the root row's changed columns only
-// (is_patch; columns), with the document's {_id} (id) to look it up should its row be missing.
+// (is_patch; columns), with the document's {_id} (id) to look it up should its row be missing. An
+// update that needs its document is a lookup (is_lookup): the batch's documents are read with one
+// query when it is written (FlushLookups).
 struct PendingWrite {
 	bool is_delete = false;
 	convert::ConvertedDocument document;
 	convert::Value key;
 	bool is_patch = false;
+	bool is_lookup = false;
 	std::vector<std::pair<std::size_t, convert::Value>> columns;
 	mongo::Bson id;
 };
@@ -225,11 +228,12 @@ private:
 					  const apply::ChangeInfo &change, bool isolate);
 	// LookUp reads the current document of a mapping by _id (counted in lookups_).
 	mongo::Bson LookUp(const Mapped &mapped, const bson_value_t *id);
-	// FlushPatches writes a mapping's pending patches in place; the documents of those whose row is
-	// missing are looked up and added to upserts (kept in storage).
-	void FlushPatches(Mapped &mapped, std::map<std::string, PendingWrite> &writes,
-					  std::vector<const convert::ConvertedDocument *> *upserts, std::vector<convert::Value> *seen,
-					  std::deque<convert::ConvertedDocument> *storage);
+	// FlushLookups writes a mapping's pending patches in place, then reads with one query the
+	// documents of its pending lookups and of the patches whose row is missing: those found are
+	// added to upserts (kept in storage), the keys of lookups whose document is gone to deletes.
+	void FlushLookups(Mapped &mapped, std::map<std::string, PendingWrite> &writes,
+					  std::vector<const convert::ConvertedDocument *> *upserts, std::vector<convert::Value> *deletes,
+					  std::vector<convert::Value> *seen, std::deque<convert::ConvertedDocument> *storage);
 	void HandleDdl(const mongo::ChangeEvent &event);
 	std::string ChangePosition(const mongo::ChangeEvent &event, BatchEffect *effect);
 	// RejectUnreadable rejects a change event the reader could not read (source: its namespace when
@@ -269,6 +273,9 @@ private:
 	// update_diffs_: the reader was opened without lookups (mongo_river.apply_update_diffs): update
 	// events are applied from their update descriptions where the mapping allows it, else looked up.
 	bool update_diffs_ = false;
+	// reader_lookups_: the reader's update events carry their documents (updateLookup, or the oplog
+	// reader's find by _id): they are applied whole, as read. Otherwise ApplyUpdate applies them.
+	bool reader_lookups_ = true;
 	int64 diff_updates_ = 0; // in the current batch: updates applied from their descriptions
 	int64 lookups_ = 0;      // in the current batch: documents looked up for updates
 	bool discover_ = false;  // look for new collections in mapped databases now

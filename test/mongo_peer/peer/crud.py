@@ -420,9 +420,12 @@ def cmd_find(ctx):
         if c is not None and not c.options.get("capped"):
             raise MongoError(2, "error processing query: ns=%s tailable cursor requested on non "
                                 "capped collection" % ns)
-    if limit == 1 and list(flt) == ["_id"] and not (isinstance(flt["_id"], dict) and
-                                                     any(k.startswith("$") for k in flt["_id"])):
-        ctx.store.document_lookups += 1
+    if list(flt) == ["_id"]:
+        idf = flt["_id"]
+        if isinstance(idf, dict) and list(idf) == ["$in"] and isinstance(idf["$in"], list):
+            ctx.store.document_lookups += len(idf["$in"])
+        elif limit == 1 and not (isinstance(idf, dict) and any(k.startswith("$") for k in idf)):
+            ctx.store.document_lookups += 1
     c = ctx.writer.coll(ctx.db, name)
     sort = b.get("sort")
     proj = b.get("projection")

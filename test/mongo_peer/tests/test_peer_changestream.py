@@ -416,7 +416,8 @@ def test_show_expanded_events(client, db):
 def test_document_lookups_are_counted(db):
     # Peer-only (mongo_river's tests read it to tell which updates were looked up): serverStatus
     # mongoPeer.documentLookups counts documents read by _id: a find {_id: v} with limit 1 (a
-    # driver's lookup) and each update event's fullDocument: updateLookup; other reads do not count.
+    # driver's lookup), each _id of a find {_id: {$in: [...]}}, and each update event's fullDocument:
+    # updateLookup; other reads do not count.
     def count():
         return db.client.admin.command("serverStatus")["mongoPeer"]["documentLookups"]
 
@@ -427,6 +428,9 @@ def test_document_lookups_are_counted(db):
     list(db.c.find({"_id": {"$gte": 0}}).limit(1))
     list(db.c.find({}))
     assert count() == start + 1
+    assert len(list(db.c.find({"_id": {"$in": [0, 2, 7]}}))) == 2
+    assert count() == start + 4
+    start += 3
     with db.c.watch(max_await_time_ms=200) as cs:
         db.c.update_one({"_id": 2}, {"$set": {"n": 1}})
         _next(cs)
