@@ -88,6 +88,9 @@ struct Mapped {
 	// then applies to it).
 	std::optional<uint64> cut;
 	bool catch_up = false; // copy: false mapping still to be caught up to the river's position
+	// copied_id: the last _id (BSON {"": id}) its copy committed in this worker's run: a copy whose
+	// reader failed resumes there (Row() is the catalog as loaded, possibly before the copy began).
+	std::string copied_id;
 };
 
 // CatchUpRun is the catch-up of one copy: false mapping in progress: its own reader's changes up to
