@@ -167,12 +167,14 @@ void RiverWorker::OpenReader() {
 		return;
 	reader_for_copy_ = CopyPending();
 	update_diffs_ = setting_apply_update_diffs;
-	// A change stream keeps updateLookup when some mapping needs every updated document anyway (a
-	// document column; a mapped database's collections get one): the server's lookup costs less than
-	// a query per update. An oplog reader would query per update itself, so it never looks up.
-	bool documents_needed = !river_.databases.empty();
+	// Updates that need their documents are read with one query per batch (FlushLookups), which costs
+	// the source less than updateLookup's lookup per event, except in history mode, where each one is
+	// read on its own: a change stream keeps updateLookup when a history mapping needs every updated
+	// document (a document column). An oplog reader would query per update itself: it never looks up.
+	bool documents_needed = false;
 	for (const auto &[source, mapped] : mapped_)
-		documents_needed = documents_needed || !mapped.writer->Converter().Mapping().document.empty();
+		documents_needed =
+			documents_needed || (mapped.writer->History() && !mapped.writer->Converter().Mapping().document.empty());
 	reader_lookups_ = !update_diffs_ || (river_.options.capture != "oplog" && documents_needed);
 	if (river_.options.capture == "oplog") {
 		mongo::OplogOptions options;
