@@ -258,10 +258,10 @@ Bson Source::FindById(const std::string &db, const std::string &coll, const bson
 	return found;
 }
 
-std::vector<Bson> Source::FindByIds(const std::string &db, const std::string &coll, const bson_t *ids, bool majority) {
-	std::vector<Bson> found;
+void Source::FindByIds(const std::string &db, const std::string &coll, const bson_t *ids, bool majority,
+					   void (*each)(const bson_t *doc, void *data), void *data) {
 	if (!ids || bson_empty(ids))
-		return found;
+		return;
 	Collection collection(mongoc_client_get_collection(client_.get(), db.c_str(), coll.c_str()));
 	Bson filter = NewBson();
 	bson_t id_cond;
@@ -272,12 +272,11 @@ std::vector<Bson> Source::FindByIds(const std::string &db, const std::string &co
 	Cursor cursor(mongoc_collection_find_with_opts(collection.get(), filter.get(), opts.get(), nullptr));
 	const bson_t *doc = nullptr;
 	while (mongoc_cursor_next(cursor.get(), &doc))
-		found.push_back(CopyBson(doc));
+		each(doc, data);
 	bson_error_t error;
 	const bson_t *reply = nullptr;
 	if (mongoc_cursor_error_document(cursor.get(), &error, &reply))
 		Fail("cannot read documents of \"" + db + "." + coll + "\"", error, reply);
-	return found;
 }
 
 } // namespace mongo_river::mongo

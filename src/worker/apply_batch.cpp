@@ -344,8 +344,7 @@ void RiverWorker::FlushPending(bool fresh) {
 		std::vector<convert::Value> deletes;
 		std::vector<const convert::ConvertedDocument *> upserts;
 		std::vector<convert::Value> seen;
-		std::deque<convert::ConvertedDocument> looked_up;
-		FlushLookups(mapped->second, writes, &upserts, &deletes, &seen, &looked_up);
+		FlushLookups(mapped->second, writes, &deletes);
 		for (auto &[key, write] : writes) {
 			if (write.is_patch || write.is_lookup)
 				continue;

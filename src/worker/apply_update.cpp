@@ -157,9 +157,7 @@ void RiverWorker::ApplyUpdate(Mapped &mapped, const mongo::ChangeEvent &event, c
 }
 
 void RiverWorker::FlushLookups(Mapped &mapped, std::map<std::string, PendingWrite> &writes,
-							   std::vector<const convert::ConvertedDocument *> *upserts,
-							   std::vector<convert::Value> *deletes, std::vector<convert::Value> *seen,
-							   std::deque<convert::ConvertedDocument> *storage) {
+							   std::vector<convert::Value> *deletes) {
 	std::vector<apply::MappingWriter::RowPatch> patches;
 	std::vector<PendingWrite *> patched;
 	std::vector<PendingWrite *> wanted; // the writes whose documents are read
@@ -189,36 +187,59 @@ void RiverWorker::FlushLookups(Mapped &mapped, std::map<std::string, PendingWrit
 		bson_append_iter(ids.get(), index.c_str(), -1, &iter);
 	}
 	lookups_ += count;
-	const catalog::MappingRow &row = mapped.writer->Row();
-	// A change stream delivers majority-committed changes; an oplog tail sees the primary's latest.
-	std::vector<mongo::Bson> found = source_->FindByIds(row.db, row.coll, ids.get(), river_.options.capture != "oplog");
+	apply::MappingWriter &writer = *mapped.writer;
+	const bool resync = mapped.phase == "resync";
 	std::set<std::string> present;
-	for (const mongo::Bson &doc : found) {
+	// The documents are written as they come, a few MiB at a time, so that a batch of updates of large
+	// documents never holds them all at once.
+	std::deque<convert::ConvertedDocument> converted;
+	size_t bytes = 0;
+	auto write = [&] {
+		std::vector<const convert::ConvertedDocument *> upserts;
+		std::vector<convert::Value> seen;
+		for (const convert::ConvertedDocument &document : converted) {
+			upserts.push_back(&document);
+			seen.push_back(document.key);
+		}
+		writer.UpsertBatch(upserts);
+		if (resync)
+			writer.RecordSeenBatch(name_, seen);
+		converted.clear();
+		bytes = 0;
+	};
+	auto each = [&](const bson_t &doc) {
 		bson_iter_t iter;
-		if (!bson_iter_init_find(&iter, doc.get(), "_id"))
-			continue;
+		if (!bson_iter_init_find(&iter, &doc, "_id"))
+			return;
 		try {
-			present.insert(convert::ValueText(mapped.writer->KeyFromId(bson_iter_value(&iter))));
+			present.insert(convert::ValueText(writer.KeyFromId(bson_iter_value(&iter))));
 		} catch (const convert::ConversionError &) {
-			continue; // not one of ours: every key looked up converted
+			return; // not one of ours: every key looked up converted
 		}
-		convert::ConvertedDocument converted = mapped.writer->Convert(*doc);
-		if (!converted.errors.empty()) {
+		convert::ConvertedDocument document = writer.Convert(doc);
+		if (!document.errors.empty()) {
 			std::string message;
-			for (const convert::ConversionError &error : converted.errors)
+			for (const convert::ConversionError &error : document.errors)
 				message += (message.empty() ? "" : "; ") + error.Message();
-			RejectOrStop(mapped, "update", doc.get(), nullptr, message);
-			continue;
+			RejectOrStop(mapped, "update", &doc, nullptr, message);
+			return;
 		}
-		storage->push_back(std::move(converted));
-		upserts->push_back(&storage->back());
-		seen->push_back(storage->back().key);
-	}
+		converted.push_back(std::move(document));
+		bytes += doc.len;
+		if (bytes >= mongo::kMaxBatchBytes)
+			write();
+	};
+	using Each = decltype(each);
+	// A change stream delivers majority-committed changes; an oplog tail sees the primary's latest.
+	source_->FindByIds(
+		writer.Row().db, writer.Row().coll, ids.get(), river_.options.capture != "oplog",
+		[](const bson_t *doc, void *data) { (*static_cast<Each *>(data))(*doc); }, &each);
+	write();
 	// A lookup whose document is gone: the source deleted it since (its delete follows, or came
 	// before an insert the batch does not show); the row goes now.
-	for (PendingWrite *write : wanted)
-		if (write->is_lookup && !present.count(convert::ValueText(write->key)))
-			deletes->push_back(write->key);
+	for (PendingWrite *pending : wanted)
+		if (pending->is_lookup && !present.count(convert::ValueText(pending->key)))
+			deletes->push_back(pending->key);
 }
 
 } // namespace mongo_river::worker::internal

@@ -232,11 +232,10 @@ private:
 	// LookUp reads the current document of a mapping by _id (counted in lookups_).
 	mongo::Bson LookUp(const Mapped &mapped, const bson_value_t *id);
 	// FlushLookups writes a mapping's pending patches in place, then reads with one query the
-	// documents of its pending lookups and of the patches whose row is missing: those found are
-	// added to upserts (kept in storage), the keys of lookups whose document is gone to deletes.
+	// documents of its pending lookups and of the patches whose row is missing and upserts those
+	// found; the keys of lookups whose document is gone go to deletes.
 	void FlushLookups(Mapped &mapped, std::map<std::string, PendingWrite> &writes,
-					  std::vector<const convert::ConvertedDocument *> *upserts, std::vector<convert::Value> *deletes,
-					  std::vector<convert::Value> *seen, std::deque<convert::ConvertedDocument> *storage);
+					  std::vector<convert::Value> *deletes);
 	void HandleDdl(const mongo::ChangeEvent &event);
 	std::string ChangePosition(const mongo::ChangeEvent &event, BatchEffect *effect);
 	// RejectUnreadable rejects a change event the reader could not read (source: its namespace when
