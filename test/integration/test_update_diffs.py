@@ -434,3 +434,37 @@ def test_copy_resumes_after_a_source_failure(river_pg, mongo):
     finally:
         client.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
         pg.query("SELECT mongo_river.drop_river(%s, true) FROM mongo_river.rivers WHERE river = %s", (river, river))
+
+
+@pytest.mark.parametrize("capture", ["change_stream", "oplog"])
+def test_refused_patch_is_rejected_with_its_document(river_pg, mongo, capture):
+    """A change PostgreSQL refuses in place (a CHECK constraint) is retried change by change, read
+    whole, and rejected with the whole document; the other changes of the batch are applied."""
+    pg = river_pg
+    client = mongo.client()
+    db = f"refuse_{capture}"
+    client.drop_database(db)
+    coll = client[db].posts
+    rng = random.Random(4)
+    coll.insert_many([make_doc(i, rng) for i in range(10)])
+    river = f"refuse_{capture}"
+    try:
+        create_river(pg, river, mongo.uri, {"capture": capture})
+        pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)",
+                 (river, f"{db}.posts", river, json.dumps(mapping(river))))
+        wait_synced(pg, river)
+        pg.query(f'ALTER TABLE "{river}" ADD CONSTRAINT no_bad CHECK (title <> %s)', ("bad",))
+        pg.query("SELECT mongo_river.stop(%s)", (river,))
+        coll.update_one({"_id": "d00001"}, {"$set": {"title": "good"}})
+        coll.update_one({"_id": "d00002"}, {"$set": {"title": "bad"}})
+        coll.update_one({"_id": "d00003"}, {"$set": {"title": "fine"}})
+        pg.query("SELECT mongo_river.start(%s)", (river,))
+        wait_synced(pg, river)
+        assert pg.query(f'SELECT id, title FROM "{river}" WHERE id IN (%s, %s) ORDER BY id',
+                        ("d00001", "d00003")) == [("d00001", "good"), ("d00003", "fine")]
+        rejects = pg.query("SELECT document_id, operation, document->>'title', error FROM mongo_river.rejects "
+                           "WHERE river = %s", (river,))
+        assert [r[:3] for r in rejects] == [("d00002", "update", "bad")], rejects
+        assert "no_bad" in rejects[0][3]
+    finally:
+        pg.query("SELECT mongo_river.drop_river(%s, true) FROM mongo_river.rivers WHERE river = %s", (river, river))
