@@ -24,6 +24,7 @@ int setting_max_workers = 8;
 int setting_naptime_ms = 1000;
 int setting_max_collections = 1000;
 int setting_oplog_margin_warning_s = 3600;
+bool setting_apply_update_diffs = true;
 
 void DefineSettings() {
 	DefineCustomStringVariable("mongo_river.database", "Database in which the mongo_river launcher runs rivers.",
@@ -43,6 +44,11 @@ void DefineSettings() {
 							"entry of its source's oplog.",
 							nullptr, &setting_oplog_margin_warning_s, 3600, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr,
 							nullptr, nullptr);
+	DefineCustomBoolVariable("mongo_river.apply_update_diffs",
+							 "Apply update events from their update descriptions where the mapping allows it.",
+							 "Off: every update event is applied from the document as the source has it when "
+							 "the change is read (change streams' updateLookup, a find by _id for the oplog).",
+							 &setting_apply_update_diffs, true, PGC_SUSET, 0, nullptr, nullptr, nullptr);
 	MarkGUCPrefixReserved("mongo_river");
 }
 

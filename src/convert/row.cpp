@@ -27,17 +27,7 @@ Value ConvertColumn(const mapping::Column &column, const TargetType &target, con
 					const std::string &path) {
 	bson_iter_t iter;
 	bool found = FindPath(container, column.path, &iter);
-	if (column.format == mapping::Format::kPresence)
-		return Value{found && !BSON_ITER_HOLDS_NULL(&iter) && !BSON_ITER_HOLDS_UNDEFINED(&iter)};
-	if (!found)
-		return Value{};
-	const bson_value_t *value = bson_iter_value(&iter);
-	if (column.format == mapping::Format::kExtendedJson) {
-		if (value->value_type == BSON_TYPE_NULL || value->value_type == BSON_TYPE_UNDEFINED)
-			return Value{};
-		return ConvertExtendedJson(*value, target, path);
-	}
-	return ConvertValue(*value, target, path);
+	return ConvertMappedValue(column, target, found ? bson_iter_value(&iter) : nullptr, path);
 }
 
 // ConvertElementSelf converts the element itself for a column whose path is "$".
@@ -53,6 +43,21 @@ Value ConvertElementSelf(const mapping::Column &column, const TargetType &target
 }
 
 } // namespace
+
+Value ConvertMappedValue(const mapping::Column &column, const TargetType &target, const bson_value_t *value,
+						 const std::string &path) {
+	const bool null = !value || value->value_type == BSON_TYPE_NULL || value->value_type == BSON_TYPE_UNDEFINED;
+	if (column.format == mapping::Format::kPresence)
+		return Value{!null};
+	if (!value)
+		return Value{};
+	if (column.format == mapping::Format::kExtendedJson) {
+		if (null)
+			return Value{};
+		return ConvertExtendedJson(*value, target, path);
+	}
+	return ConvertValue(*value, target, path);
+}
 
 DocumentConverter::DocumentConverter(mapping::Mapping mapping) : mapping_(std::move(mapping)) {
 	mapping::ValidateMapping(mapping_);

@@ -210,17 +210,29 @@ void DescribeSubDiff(const bson_iter_t *iter, const std::string &path, UpdateDes
 		DescribeDoc(&sub, path, out);
 }
 
+// NoteName clears out->exact_paths when a field name holds a dot (its dotted path is ambiguous).
+void NoteName(const std::string &name, UpdateDescription *out) {
+	if (name.find('.') != std::string::npos)
+		out->exact_paths = false;
+}
+
 // DescribeDoc describes a document diff found at path ("" for the root).
 void DescribeDoc(const bson_t *diff, const std::string &path, UpdateDescription *out) {
 	DocDiff parsed = ParseDocDiff(diff);
 	for (const std::vector<Field> *section : {&parsed.updates, &parsed.inserts}) {
-		for (const Field &f : *section)
+		for (const Field &f : *section) {
+			NoteName(f.name, out);
 			bson_append_iter(out->updated_fields.get(), JoinPath(path, f.name).c_str(), -1, &f.iter);
+		}
 	}
-	for (const std::string &name : parsed.deletes)
+	for (const std::string &name : parsed.deletes) {
+		NoteName(name, out);
 		out->removed_fields.push_back(JoinPath(path, name));
-	for (const Field &f : parsed.subdiffs)
+	}
+	for (const Field &f : parsed.subdiffs) {
+		NoteName(f.name, out);
 		DescribeSubDiff(&f.iter, JoinPath(path, f.name), out);
+	}
 }
 
 void ApplyDoc(const bson_t *pre, const bson_t *diff, bson_t *out);

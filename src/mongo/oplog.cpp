@@ -99,6 +99,7 @@ void DescribeUpdate(const bson_t *o, ChangeEvent *event) {
 	event->updated_fields = std::move(desc.updated_fields);
 	event->removed_fields = std::move(desc.removed_fields);
 	event->truncated_arrays = std::move(desc.truncated_arrays);
+	event->exact_paths = desc.exact_paths;
 }
 
 // IsModifierUpdate tells whether an update entry's o describes changes ($v, $set...) rather

@@ -258,4 +258,25 @@ Bson Source::FindById(const std::string &db, const std::string &coll, const bson
 	return found;
 }
 
+void Source::FindByIds(const std::string &db, const std::string &coll, const bson_t *ids, bool majority,
+					   void (*each)(const bson_t *doc, void *data), void *data) {
+	if (!ids || bson_empty(ids))
+		return;
+	Collection collection(mongoc_client_get_collection(client_.get(), db.c_str(), coll.c_str()));
+	Bson filter = NewBson();
+	bson_t id_cond;
+	bson_append_document_begin(filter.get(), "_id", -1, &id_cond);
+	bson_append_array(&id_cond, "$in", -1, ids);
+	bson_append_document_end(filter.get(), &id_cond);
+	Bson opts(BCON_NEW("readConcern", "{", "level", majority ? "majority" : "local", "}"));
+	Cursor cursor(mongoc_collection_find_with_opts(collection.get(), filter.get(), opts.get(), nullptr));
+	const bson_t *doc = nullptr;
+	while (mongoc_cursor_next(cursor.get(), &doc))
+		each(doc, data);
+	bson_error_t error;
+	const bson_t *reply = nullptr;
+	if (mongoc_cursor_error_document(cursor.get(), &error, &reply))
+		Fail("cannot read documents of \"" + db + "." + coll + "\"", error, reply);
+}
+
 } // namespace mongo_river::mongo

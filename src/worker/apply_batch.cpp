@@ -193,6 +193,10 @@ void RiverWorker::ApplyEvent(const mongo::ChangeEvent &event, bool isolate, Batc
 			bson_iter_t iter;
 			if (!event.document_key || !bson_iter_init_find(&iter, event.document_key.get(), "_id"))
 				break;
+			if (!reader_lookups_ && !lookup_fallback_) {
+				ApplyUpdate(*mapped, event, bson_iter_value(&iter), change, isolate);
+				break;
+			}
 			if (lookup_fallback_) {
 				mongo::Bson current = source_->FindById(event.db, event.coll, bson_iter_value(&iter));
 				if (current) {
@@ -245,6 +249,7 @@ bool RiverWorker::TryApplyBatch(const mongo::Batch &batch, bool isolate) {
 			BatchEffect effect;
 			pending_.clear();
 			txn_rejects_.clear();
+			diff_updates_ = lookups_ = 0;
 			for (const mongo::ChangeEvent &event : batch.events)
 				ApplyEvent(event, isolate, &effect);
 			FlushPending();
@@ -270,6 +275,10 @@ bool RiverWorker::TryApplyBatch(const mongo::Batch &batch, bool isolate) {
 		}
 		txn.Commit();
 		ReportBatch(txn_effect);
+		if (diff_updates_ > 0 || lookups_ > 0)
+			ereport(DEBUG1, (errmsg_internal("mongo_river: river \"%s\": applied %lld update(s) from their "
+											 "update descriptions, looked up %lld document(s)",
+											 name_.c_str(), (long long)diff_updates_, (long long)lookups_)));
 		return true;
 	} catch (const pg::PgError &error) {
 		if (isolate)
@@ -335,7 +344,10 @@ void RiverWorker::FlushPending(bool fresh) {
 		std::vector<convert::Value> deletes;
 		std::vector<const convert::ConvertedDocument *> upserts;
 		std::vector<convert::Value> seen;
+		FlushLookups(mapped->second, writes, &deletes);
 		for (auto &[key, write] : writes) {
+			if (write.is_patch || write.is_lookup)
+				continue;
 			if (write.is_delete) {
 				deletes.push_back(write.key);
 			} else {

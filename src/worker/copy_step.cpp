@@ -37,6 +37,7 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 		txn.Commit();
 		scan_cut_.reset(); // saved with the copy's first batch
 		mapped.phase = phase;
+		mapped.copied_id = RawBytes(scan_->LastId());
 		applied_ += int64(docs.size());
 		ReportCopyRate(mapped.writer->Row().source, totals_[mapped.writer->Row().source].first += copied);
 		return true;
@@ -80,9 +81,9 @@ bool RiverWorker::CopyStep() {
 	const catalog::MappingRow &row = mapped.writer->Row();
 	if (!scan_ || scan_source_ != row.source) {
 		mongo::Bson last;
-		if (mapped.phase != "pending" && !row.copy_last_id.empty())
-			last.reset(bson_new_from_data(reinterpret_cast<const uint8_t *>(row.copy_last_id.data()),
-										  row.copy_last_id.size()));
+		const std::string &last_id = mapped.copied_id.empty() ? row.copy_last_id : mapped.copied_id;
+		if (mapped.phase != "pending" && !last_id.empty())
+			last.reset(bson_new_from_data(reinterpret_cast<const uint8_t *>(last_id.data()), last_id.size()));
 		scan_ = std::make_unique<mongo::CollectionScan>(*source_, row.db, row.coll, last.get(),
 														river_.options.batch_size * int32_t(kCopyBatchFactor));
 		// A fresh copy's start is the mapping's cut: the copy reads later than the majority commit

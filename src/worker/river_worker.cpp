@@ -166,17 +166,27 @@ void RiverWorker::OpenReader() {
 	if (namespaces.empty())
 		return;
 	reader_for_copy_ = CopyPending();
+	update_diffs_ = setting_apply_update_diffs;
+	// Updates that need their documents are read with one query per batch (FlushLookups), which costs
+	// the source less than updateLookup's lookup per event, except in history mode, where each one is
+	// read on its own: a change stream keeps updateLookup when a history mapping needs every updated
+	// document (a document column). An oplog reader would query per update itself: it never looks up.
+	bool documents_needed = false;
+	for (const auto &[source, mapped] : mapped_)
+		documents_needed =
+			documents_needed || (mapped.writer->History() && !mapped.writer->Converter().Mapping().document.empty());
+	reader_lookups_ = !update_diffs_ || (river_.options.capture != "oplog" && documents_needed);
 	if (river_.options.capture == "oplog") {
 		mongo::OplogOptions options;
 		options.namespaces = namespaces;
-		options.update_lookup = true;
+		options.update_lookup = reader_lookups_;
 		if (reader_for_copy_)
 			options.max_await_ms = kCopyStreamAwaitMs;
 		oplog_ = std::make_unique<mongo::OplogReader>(*source_, options, position_);
 	} else {
 		mongo::StreamOptions options;
 		options.namespaces = namespaces;
-		options.update_lookup = !lookup_fallback_;
+		options.update_lookup = !lookup_fallback_ && reader_lookups_;
 		if (reader_for_copy_)
 			options.max_await_ms = kCopyStreamAwaitMs;
 		stream_ = std::make_unique<mongo::ChangeStreamReader>(*source_, options, position_);
@@ -308,7 +318,7 @@ void RiverWorker::StreamStep(bool copying) {
 	try {
 		batch = stream_ ? stream_->NextBatch(max_events, max_ms) : oplog_->NextBatch(max_events, max_ms);
 	} catch (const mongo::SourceError &error) {
-		if (error.ServerCode() != kBsonObjectTooLarge || !stream_ || lookup_fallback_)
+		if (error.ServerCode() != kBsonObjectTooLarge || !stream_ || lookup_fallback_ || !reader_lookups_)
 			throw;
 		// Large-event policy: an update whose event, with the looked-up document, exceeds 16 MiB
 		// cannot be read. Read the stream without updateLookup until past it, looking each updated
@@ -454,6 +464,8 @@ void RiverWorker::Run() {
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			last_reload_check_ = 0;
+			if (setting_apply_update_diffs != update_diffs_)
+				reopen_ = true; // the reader asks for lookups or not: open it again after this batch
 		}
 		try {
 			MaybeDiscover();

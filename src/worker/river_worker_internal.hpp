@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -87,6 +88,9 @@ struct Mapped {
 	// then applies to it).
 	std::optional<uint64> cut;
 	bool catch_up = false; // copy: false mapping still to be caught up to the river's position
+	// copied_id: the last _id (BSON {"": id}) its copy committed in this worker's run: a copy whose
+	// reader failed resumes there (Row() is the catalog as loaded, possibly before the copy began).
+	std::string copied_id;
 };
 
 // CatchUpRun is the catch-up of one copy: false mapping in progress: its own reader's changes up to
@@ -99,10 +103,18 @@ struct CatchUpRun {
 // PendingWrite is a document's last change in the batch being applied: its converted rows, or a
 // delete of its key. Only upsert-mode mappings reduce a batch this way: the final state of a row is
 // its document's last change, so one multi-row statement per table applies the whole batch.
+// An update applied from its update description is a patch: the root row's changed columns only
+// (is_patch; columns), with the document's {_id} (id) to look it up should its row be missing. An
+// update that needs its document is a lookup (is_lookup): the batch's documents are read with one
+// query when it is written (FlushLookups).
 struct PendingWrite {
 	bool is_delete = false;
 	convert::ConvertedDocument document;
 	convert::Value key;
+	bool is_patch = false;
+	bool is_lookup = false;
+	std::vector<std::pair<std::size_t, convert::Value>> columns;
+	mongo::Bson id;
 };
 using PendingWrites = std::map<std::string, std::map<std::string, PendingWrite>>; // source -> key text ->
 
@@ -209,6 +221,21 @@ private:
 	bool TryApplyBatch(const mongo::Batch &batch, bool isolate);
 	void ApplyEvent(const mongo::ChangeEvent &event, bool isolate, BatchEffect *effect);
 	void ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::ChangeInfo &change, bool isolate);
+	// ApplyUpdate applies an update event without its document: from its update description when the
+	// mapping allows it (update_plan.hpp), else by looking the document up (LookUpUpdate).
+	void ApplyUpdate(Mapped &mapped, const mongo::ChangeEvent &event, const bson_value_t *id,
+					 const apply::ChangeInfo &change, bool isolate);
+	// LookUpUpdate applies an update event from the document as the source has it now (none when it
+	// was deleted since: then history mode records a bare version, and the delete follows).
+	void LookUpUpdate(Mapped &mapped, const mongo::ChangeEvent &event, const bson_value_t *id,
+					  const apply::ChangeInfo &change, bool isolate);
+	// LookUp reads the current document of a mapping by _id (counted in lookups_).
+	mongo::Bson LookUp(const Mapped &mapped, const bson_value_t *id);
+	// FlushLookups writes a mapping's pending patches in place, then reads with one query the
+	// documents of its pending lookups and of the patches whose row is missing and upserts those
+	// found; the keys of lookups whose document is gone go to deletes.
+	void FlushLookups(Mapped &mapped, std::map<std::string, PendingWrite> &writes,
+					  std::vector<convert::Value> *deletes);
 	void HandleDdl(const mongo::ChangeEvent &event);
 	std::string ChangePosition(const mongo::ChangeEvent &event, BatchEffect *effect);
 	// RejectUnreadable rejects a change event the reader could not read (source: its namespace when
@@ -245,7 +272,15 @@ private:
 	bool reader_for_copy_ = false; // the reader was opened with kCopyStreamAwaitMs
 	PendingWrites pending_;        // the batch's reduced writes (see PendingWrite)
 	bool lookup_fallback_ = false; // reading the stream without updateLookup (large-event policy)
-	bool discover_ = false;        // look for new collections in mapped databases now
+	// update_diffs_: the reader was opened without lookups (mongo_river.apply_update_diffs): update
+	// events are applied from their update descriptions where the mapping allows it, else looked up.
+	bool update_diffs_ = false;
+	// reader_lookups_: the reader's update events carry their documents (updateLookup, or the oplog
+	// reader's find by _id): they are applied whole, as read. Otherwise ApplyUpdate applies them.
+	bool reader_lookups_ = true;
+	int64 diff_updates_ = 0; // in the current batch: updates applied from their descriptions
+	int64 lookups_ = 0;      // in the current batch: documents looked up for updates
+	bool discover_ = false;  // look for new collections in mapped databases now
 	// Once-mode (sync_once): run until everything up to the source's time at the start is applied.
 	bool once_ = false;
 	TimestampTz once_deadline_ = 0;

@@ -118,12 +118,14 @@ def test_rename_onto_a_mapped_collection_stops_it(river_pg, mongo, capture):
         pg.query("SELECT mongo_river.drop_river(%s, true)", (river,))
 
 
-@pytest.mark.parametrize("capture", ["change_stream", "oplog"])
-def test_history_keeps_an_update_followed_by_a_delete(river_pg, mongo, capture):
-    """History keeps every version: an update whose lookup finds the document deleted since still
-    gets its version (the key and the operation, no document)."""
+@pytest.mark.parametrize("capture,document", [("change_stream", False), ("oplog", False), ("change_stream", True),
+                                              ("oplog", True)])
+def test_history_keeps_an_update_followed_by_a_delete(river_pg, mongo, capture, document):
+    """History keeps every version: an update applied from its description records its own state; one
+    that needs its document (a document column) and finds it deleted since still gets its version
+    (the key and the operation, no document)."""
     pg = river_pg
-    db = f"hud_{capture}"
+    db = f"hud_{capture}{'_doc' if document else ''}"
     client = mongo.client()
     client.drop_database(db)
     coll = client[db].h
@@ -131,7 +133,7 @@ def test_history_keeps_an_update_followed_by_a_delete(river_pg, mongo, capture):
     create_river(pg, db, mongo.uri, {"capture": capture})
     try:
         pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s, '{\"mode\": \"history\"}')",
-                 (db, f"{db}.h", f"{db}_h", json.dumps(SMALL)))
+                 (db, f"{db}.h", f"{db}_h", json.dumps(dict(SMALL, document="doc") if document else SMALL)))
         wait_synced(pg, db)
         pg.query("SELECT mongo_river.stop(%s)", (db,))  # the changes wait, as under load
         coll.insert_one({"_id": "a", "n": 1})
@@ -140,6 +142,6 @@ def test_history_keeps_an_update_followed_by_a_delete(river_pg, mongo, capture):
         pg.query("SELECT mongo_river.start(%s)", (db,))
         wait_synced(pg, db)
         got = pg.query(f"SELECT _operation, n FROM {db}_h WHERE id = 'a' ORDER BY _cluster_time")
-        assert got == [("insert", 1), ("update", None), ("delete", None)], got
+        assert got == [("insert", 1), ("update", None if document else 2), ("delete", None)], got
     finally:
         pg.query("SELECT mongo_river.drop_river(%s, true)", (db,))

@@ -53,6 +53,22 @@ public:
 	// written with multi-row statements. DeleteBatch deletes many keys' rows with one statement.
 	void UpsertBatch(const std::vector<const convert::ConvertedDocument *> &documents);
 	void DeleteBatch(const std::vector<convert::Value> &keys);
+	// PatchRows updates, in place, the root-row columns that updates changed (upsert mode; one
+	// statement per set of changed columns and chunk of rows): each patch names the row's key and
+	// its changed columns (index in the root row, new value); a patch without columns only checks
+	// that the row exists. Returns the indexes of the patches whose key has no row: their documents
+	// must be written whole. Keys must be distinct.
+	struct RowPatch {
+		const convert::Value *key;
+		const std::vector<std::pair<std::size_t, convert::Value>> *columns;
+	};
+	std::vector<std::size_t> PatchRows(const std::vector<RowPatch> &patches);
+	// PatchVersion (history mode) appends the version an update makes: the key's latest version
+	// with the changed columns replaced, described by change. False when there is no version to
+	// start from (none, or the latest is a delete), or when change is recorded already: then the
+	// caller writes the version from the document.
+	bool PatchVersion(const convert::Value &key, const std::vector<std::pair<std::size_t, convert::Value>> &columns,
+					  const ChangeInfo &change);
 	// CanCopy tells whether CopyRows may write this mapping's rows: upsert mode, and no table with
 	// row-level security enabled (COPY FROM does not apply its policies).
 	bool CanCopy() const;
@@ -105,6 +121,10 @@ private:
 		pg::SpiPlan delete_any; // DELETE ... WHERE key = ANY($1)
 	};
 
+	// PatchChunk runs the patch statement of the column set columns for patches[first, first + count)
+	// and returns the number of rows it found.
+	uint64 PatchChunk(const std::vector<std::size_t> &columns, const std::vector<RowPatch> &patches,
+					  const std::vector<std::size_t> &members, std::size_t first, std::size_t count);
 	// InsertRows writes rows into table index with multi-row statements (chunked).
 	void InsertRows(size_t index, const std::vector<const std::vector<convert::Value> *> &rows);
 	// DeleteAny deletes the rows of table index whose key column is one of keys.
@@ -128,6 +148,7 @@ private:
 	ColumnType key_type_;
 	std::string key_column_; // quoted
 	std::string key_type_name_;
+	std::map<std::string, pg::SpiPlan> patch_plans_; // PatchChunk's, by column set and row count
 };
 
 } // namespace mongo_river::apply

@@ -7,6 +7,7 @@
 #include <bson/bson.h>
 
 #include "mongo_river/convert/types.hpp"
+#include "mongo_river/convert/update_plan.hpp"
 #include "mongo_river/convert/value.hpp"
 #include "mongo_river/mapping/mapping.hpp"
 
@@ -48,6 +49,11 @@ struct ConvertedDocument {
 	std::vector<ConversionError> errors;
 };
 
+// ConvertMappedValue converts the value found at a column's path (nullptr: missing) per the
+// column's format, as Convert does for the column.
+Value ConvertMappedValue(const mapping::Column &column, const TargetType &target, const bson_value_t *value,
+						 const std::string &path);
+
 // DocumentConverter converts documents by one mapping; build it once per mapping (it classifies
 // every column type up front) and call Convert per document.
 class DocumentConverter {
@@ -68,6 +74,9 @@ public:
 	// then the document column), one ChildRows per child table (possibly without rows), and every
 	// conversion error met, each naming its path, BSON type and column.
 	ConvertedDocument Convert(const bson_t &document) const;
+	// PlanUpdate returns the root row's columns an update changes, or why the whole document is
+	// needed (see update_plan.hpp).
+	UpdatePlan PlanUpdate(const UpdateChanges &changes) const;
 
 private:
 	struct CompiledColumn {

@@ -100,11 +100,15 @@ struct ChangeEvent {
 	Bson updated_fields;                          // update: {"dotted.path": value, ...}
 	std::vector<std::string> removed_fields;      // update: dotted paths
 	std::vector<TruncatedArray> truncated_arrays; // update
-	Timestamp cluster_time;                       // the operation's (for a transaction: its commit's) cluster time
-	std::optional<int64_t> wall_time_ms;          // wallTime (ms since epoch) when the source gave it
-	Bson lsid;                                    // the transaction's session id, nullptr outside a transaction
-	std::optional<int64_t> txn_number;            // the transaction's number
-	std::string to_db;                            // rename: the new namespace
+	// exact_paths (update): splitting the dotted paths above at their dots gives their keys exactly (an
+	// oplog update without dotted field names). A change stream's paths are never known to be exact:
+	// "a.b" may be a field "a.b" (libmongoc 1.23 cannot ask for disambiguatedPaths).
+	bool exact_paths = false;
+	Timestamp cluster_time;              // the operation's (for a transaction: its commit's) cluster time
+	std::optional<int64_t> wall_time_ms; // wallTime (ms since epoch) when the source gave it
+	Bson lsid;                           // the transaction's session id, nullptr outside a transaction
+	std::optional<int64_t> txn_number;   // the transaction's number
+	std::string to_db;                   // rename: the new namespace
 	std::string to_coll;
 	Bson raw;          // the change event (or oplog entry) as received
 	Bson resume_token; // change stream: the event's _id; oplog: nullptr

@@ -25,6 +25,9 @@ struct UpdateDescription {
 	Bson updated_fields; // {"a.b": value, "arr.3": value, ...}
 	std::vector<std::string> removed_fields;
 	std::vector<TruncatedArray> truncated_arrays;
+	// exact_paths: splitting each path at its dots gives its keys (no field name in the diff holds a
+	// dot; always so for $v:1 modifiers, whose paths are dotted paths by definition).
+	bool exact_paths = true;
 };
 
 // ParseDiff turns a $v:2 diff (the oplog entry's o.diff) into the updateDescription a change stream

@@ -94,6 +94,11 @@ public:
 	// none (update lookups, verify, retries); majority reads only majority-committed data (what
 	// a change stream delivers), otherwise the primary's latest (what an oplog tail sees).
 	Bson FindById(const std::string &db, const std::string &coll, const bson_value_t *id, bool majority = true);
+	// FindByIds calls each (with data) for every current document of db.coll whose _id is one of ids (a BSON
+	// array), in any order, read with one query {_id: {$in: ids}}: the lookups of a batch of update
+	// events (each document is valid only during its call: the driver holds one reply at a time).
+	void FindByIds(const std::string &db, const std::string &coll, const bson_t *ids, bool majority,
+				   void (*each)(const bson_t *doc, void *data), void *data);
 
 	// RunCommand runs cmd on db against the primary and returns the reply; a failure throws a
 	// SourceError whose message starts with what.

@@ -314,6 +314,7 @@ class ChangeStreamCursor:
 
     def _lookup(self, store, ns, idv):
         """_lookup returns the current version of a document (fullDocument: updateLookup)."""
+        store.document_lookups += 1
         db, _, coll = ns.partition(".")
         c = store.coll(db, coll)
         if c is None:

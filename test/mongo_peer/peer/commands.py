@@ -357,7 +357,8 @@ def cmd_server_status(ctx):
     return {"host": ctx.server.address, "version": "6.0.99-mongo-peer",
             "process": "mongod", "pid": Int64(ctx.server.pid),
             "uptime": float(time.time() - ctx.server.started), "localTime": _local_now(),
-            "connections": {"current": len(ctx.server.conns), "available": 1000}}
+            "connections": {"current": len(ctx.server.conns), "available": 1000},
+            "mongoPeer": {"documentLookups": Int64(ctx.store.document_lookups)}}
 
 
 def cmd_append_oplog_note(ctx):

@@ -148,6 +148,20 @@ def _id_eq(q):
     return (v,)
 
 
+def _id_in(q):
+    """_id_in returns the values of a query {_id: {$in: [...]}} (or None): a batch of lookups by _id,
+    which mongod answers from the _id index."""
+    if not isinstance(q, dict) or list(q) != ["_id"] or not isinstance(q["_id"], dict) or \
+            list(q["_id"]) != ["$in"] or not isinstance(q["_id"]["$in"], list):
+        return None
+    values = q["_id"]["$in"]
+    for v in values:
+        if (isinstance(v, dict) and v and next(iter(v)).startswith("$")) or canonical_type(v) in (25,) or \
+                hasattr(v, "try_compile"):
+            return None
+    return values
+
+
 def _only_id(q):
     """_only_id tells whether filter q looks at _id alone (through $and/$or/$nor too), as the
     river's copy resume filter ({$or: [{_id: {$gt: last}}, {_id: {$type: ...}}...]}) does."""
@@ -195,6 +209,19 @@ def matching(ctx, c, q, first_only=False, sort=None):
             if matches(d, q):
                 out.append((key, raw, d))
         return out
+    ids = _id_in(q)
+    if ids is not None:
+        found = {}
+        for v in ids:
+            key = id_key(v)
+            if key in found:
+                continue
+            raw = ctx.writer.get(c, key)
+            if raw is not None:
+                found[key] = raw
+        from .findhint import id_sorted
+        out = [(key, raw, decode(raw)) for key, raw in id_sorted(found.items())]
+        return sort_docs(out, sort, key=lambda t: t[2]) if sort else out
     from .query import raw_needles
     needles = raw_needles(q)
     id_only = _only_id(q)
@@ -420,6 +447,12 @@ def cmd_find(ctx):
         if c is not None and not c.options.get("capped"):
             raise MongoError(2, "error processing query: ns=%s tailable cursor requested on non "
                                 "capped collection" % ns)
+    if list(flt) == ["_id"]:
+        idf = flt["_id"]
+        if isinstance(idf, dict) and list(idf) == ["$in"] and isinstance(idf["$in"], list):
+            ctx.store.document_lookups += len(idf["$in"])
+        elif limit == 1 and not (isinstance(idf, dict) and any(k.startswith("$") for k in idf)):
+            ctx.store.document_lookups += 1
     c = ctx.writer.coll(ctx.db, name)
     sort = b.get("sort")
     proj = b.get("projection")

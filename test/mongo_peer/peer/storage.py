@@ -59,6 +59,10 @@ class Store:
         self.dbs = {}
         self.txn_locks = {}
         self.images = {}  # (ts, txnOpIndex) -> (pre-image raw, post-image raw) for pre/post images
+        # document_lookups counts reads of documents by _id (find {_id: v} with limit 1, each _id of
+        # a find {_id: {$in: [...]}}, and fullDocument: updateLookup): serverStatus shows it as
+        # mongoPeer.documentLookups.
+        self.document_lookups = 0
         self.oplog = Oplog(oplog_size)
         with self.lock:
             self.log({"op": "n", "ns": "", "o": {"msg": "initiating set"}})

@@ -411,3 +411,31 @@ def test_show_expanded_events(client, db):
                                                           "name": "_id_"}}
     assert evs[1]["operationDescription"]["indexes"][0]["name"] == "x_1"
     assert evs[3]["operationDescription"] == {"changeStreamPreAndPostImages": {"enabled": True}}
+
+
+def test_document_lookups_are_counted(db):
+    # Peer-only (mongo_river's tests read it to tell which updates were looked up): serverStatus
+    # mongoPeer.documentLookups counts documents read by _id: a find {_id: v} with limit 1 (a
+    # driver's lookup), each _id of a find {_id: {$in: [...]}}, and each update event's fullDocument:
+    # updateLookup; other reads do not count.
+    def count():
+        return db.client.admin.command("serverStatus")["mongoPeer"]["documentLookups"]
+
+    db.c.insert_many([{"_id": i, "n": 0} for i in range(3)])
+    start = count()
+    assert db.c.find_one({"_id": 1}) == {"_id": 1, "n": 0}
+    assert count() == start + 1
+    list(db.c.find({"_id": {"$gte": 0}}).limit(1))
+    list(db.c.find({}))
+    assert count() == start + 1
+    assert len(list(db.c.find({"_id": {"$in": [0, 2, 7]}}))) == 2
+    assert count() == start + 4
+    start += 3
+    with db.c.watch(max_await_time_ms=200) as cs:
+        db.c.update_one({"_id": 2}, {"$set": {"n": 1}})
+        _next(cs)
+    assert count() == start + 1
+    with db.c.watch(full_document="updateLookup", max_await_time_ms=200) as cs:
+        db.c.update_one({"_id": 2}, {"$set": {"n": 2}})
+        assert _next(cs)["fullDocument"] == {"_id": 2, "n": 2}
+    assert count() == start + 2

@@ -462,3 +462,12 @@ def test_find_min_max_errors(db, opts, code):
     with pytest.raises(OperationFailure) as e:
         db.command(dict({"find": "c"}, **opts))
     assert e.value.code == code
+
+
+def test_find_id_in_uses_the_id_index(db):
+    # [manual:reference/operator/query/in/] {_id: {$in: [...]}} returns each matching document once,
+    # in _id order (mongod scans the _id index); numbers match across types; missing ones are absent.
+    db.c.insert_many([{"_id": i, "n": i} for i in range(2000)] + [{"_id": "s"}, {"_id": 2.5}])
+    got = list(db.c.find({"_id": {"$in": [7, "s", 3.0, 7, 99999, 2.5, 1500]}}))
+    assert got == [{"_id": 2.5}, {"_id": 3, "n": 3}, {"_id": 7, "n": 7}, {"_id": 1500, "n": 1500}, {"_id": "s"}]
+    assert db.c.count_documents({"_id": {"$in": list(range(0, 4000, 2))}}) == 1000

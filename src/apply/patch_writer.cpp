@@ -1,0 +1,176 @@
+// patch_writer.cpp: updates applied in place from their update descriptions: only the root-row
+// columns an update changed are written, with one UPDATE ... FROM (VALUES ...) per set of changed
+// columns and chunk of rows (the rows' other columns and child rows are left as they are).
+#include <algorithm>
+
+#include "mongo_river/apply/mapping_writer.hpp"
+#include "mongo_river/convert/row.hpp"
+#include "mongo_river/pg/boundary.hpp"
+
+extern "C" {
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+}
+
+namespace mongo_river::apply {
+
+namespace {
+
+// kMaxPatchParams keeps a statement under PostgreSQL's 65535 bind parameters; kMaxPatchRows bounds its rows.
+constexpr std::size_t kMaxPatchParams = 60000;
+constexpr std::size_t kMaxPatchRows = 500;
+
+// ColumnSetKey names a set of column indexes (for the plan cache and grouping).
+std::string ColumnSetKey(const std::vector<std::size_t> &columns) {
+	std::string key;
+	for (std::size_t c : columns)
+		key += std::to_string(c) + ",";
+	return key;
+}
+
+} // namespace
+
+uint64 MappingWriter::PatchChunk(const std::vector<std::size_t> &columns, const std::vector<RowPatch> &patches,
+								 const std::vector<std::size_t> &members, std::size_t first, std::size_t count) {
+	Table &root = tables_[0];
+	const convert::TableLayout &layout = converter_.Layout()[0];
+	const std::size_t width = columns.size() + 1;
+	const std::string plan_key = ColumnSetKey(columns) + "x" + std::to_string(count);
+	auto plan = patch_plans_.find(plan_key);
+	if (plan == patch_plans_.end()) {
+		std::string values;
+		std::vector<Oid> types;
+		for (std::size_t r = 0; r < count; r++) {
+			values += r ? ", (" : "(";
+			for (std::size_t c = 0; c < width; c++)
+				values += (c ? ", $" : "$") + std::to_string(r * width + c + 1);
+			values += ")";
+			types.push_back(key_type_.type);
+			for (std::size_t c : columns)
+				types.push_back(root.columns[c].type);
+		}
+		std::string names = "k";
+		std::string sets;
+		for (std::size_t i = 0; i < columns.size(); i++) {
+			std::string quoted = pg::Call([&] { return quote_identifier(layout.columns[columns[i]].name.c_str()); });
+			names += ", c" + std::to_string(i);
+			sets += (i ? ", " : "") + quoted + " = v.c" + std::to_string(i);
+		}
+		std::string sql = columns.empty() ? "SELECT 1 FROM " + root.name + " t, (VALUES " + values + ") v(" + names +
+												") WHERE t." + key_column_ + " = v.k"
+										  : "UPDATE " + root.name + " t SET " + sets + " FROM (VALUES " + values +
+												") v(" + names + ") WHERE t." + key_column_ + " = v.k";
+		plan = patch_plans_.emplace(plan_key, pg::SpiPlan(sql, types)).first;
+	}
+	std::vector<Datum> values(count * width);
+	std::string nulls(count * width, ' ');
+	for (std::size_t r = 0; r < count; r++) {
+		const RowPatch &patch = patches[members[first + r]];
+		bool isnull = false;
+		values[r * width] = ToDatum(*patch.key, key_type_, &isnull);
+		if (isnull)
+			nulls[r * width] = 'n';
+		for (std::size_t i = 0; i < columns.size(); i++) {
+			const convert::Value *value = nullptr;
+			for (const auto &[index, v] : *patch.columns)
+				if (index == columns[i])
+					value = &v;
+			values[r * width + i + 1] = ToDatum(*value, root.columns[columns[i]], &isnull);
+			if (isnull)
+				nulls[r * width + i + 1] = 'n';
+		}
+	}
+	return plan->second.Execute(values.data(), nulls.c_str());
+}
+
+std::vector<std::size_t> MappingWriter::PatchRows(const std::vector<RowPatch> &patches) {
+	// Patches with the same changed columns share statements.
+	std::map<std::vector<std::size_t>, std::vector<std::size_t>> groups;
+	for (std::size_t p = 0; p < patches.size(); p++) {
+		std::vector<std::size_t> columns;
+		for (const auto &[index, value] : *patches[p].columns)
+			columns.push_back(index);
+		std::sort(columns.begin(), columns.end());
+		columns.erase(std::unique(columns.begin(), columns.end()), columns.end());
+		groups[columns].push_back(p);
+	}
+	std::vector<std::size_t> missing;
+	for (const auto &[columns, members] : groups) {
+		const std::size_t width = columns.size() + 1;
+		const std::size_t per_statement = std::max<std::size_t>(1, std::min(kMaxPatchRows, kMaxPatchParams / width));
+		for (std::size_t first = 0; first < members.size(); first += per_statement) {
+			const std::size_t count = std::min(per_statement, members.size() - first);
+			if (PatchChunk(columns, patches, members, first, count) == count)
+				continue;
+			// Some key of the chunk has no row: find which, one by one (patching a row twice with
+			// the same values changes nothing).
+			for (std::size_t r = first; r < first + count; r++)
+				if (PatchChunk(columns, patches, members, r, 1) == 0)
+					missing.push_back(members[r]);
+		}
+	}
+	std::sort(missing.begin(), missing.end());
+	return missing;
+}
+
+bool MappingWriter::PatchVersion(const convert::Value &key,
+								 const std::vector<std::pair<std::size_t, convert::Value>> &columns,
+								 const ChangeInfo &change) {
+	Table &root = tables_[0];
+	const convert::TableLayout &layout = converter_.Layout()[0];
+	std::vector<std::size_t> changed;
+	for (const auto &[index, value] : columns)
+		changed.push_back(index);
+	const std::string plan_key = "history:" + ColumnSetKey(changed);
+	auto plan = patch_plans_.find(plan_key);
+	if (plan == patch_plans_.end()) {
+		std::vector<Oid> types{key_type_.type};
+		std::string names, values, latest;
+		for (std::size_t c = 0; c < layout.columns.size(); c++) {
+			std::string quoted = pg::Call([&] { return quote_identifier(layout.columns[c].name.c_str()); });
+			names += quoted + ", ";
+			latest += quoted + ", ";
+			auto found = std::find(changed.begin(), changed.end(), c);
+			if (found != changed.end()) {
+				types.push_back(root.columns[c].type);
+				values += "$" + std::to_string(types.size()) + ", ";
+			} else {
+				values += "l." + quoted + ", ";
+			}
+		}
+		const std::size_t n = types.size();
+		types.insert(types.end(), {TEXTOID, INT8OID, TIMESTAMPTZOID, TEXTOID});
+		std::string sql = "INSERT INTO " + root.name + " (" + names +
+						  "_operation, _cluster_time, _source_time, _position) SELECT " + values + "$" +
+						  std::to_string(n + 1) + ", $" + std::to_string(n + 2) + ", $" + std::to_string(n + 3) +
+						  ", $" + std::to_string(n + 4) + " FROM (SELECT " + latest + "_operation FROM " + root.name +
+						  " WHERE " + key_column_ + " = $1 ORDER BY _cluster_time DESC, _position DESC LIMIT 1) l" +
+						  " WHERE l._operation <> 'delete' ON CONFLICT (_position) DO NOTHING";
+		plan = patch_plans_.emplace(plan_key, pg::SpiPlan(sql, types)).first;
+	}
+	std::vector<Datum> values;
+	std::string nulls;
+	bool isnull = false;
+	values.push_back(ToDatum(key, key_type_, &isnull));
+	nulls.push_back(isnull ? 'n' : ' ');
+	for (std::size_t c : changed) {
+		const convert::Value *value = nullptr;
+		for (const auto &[index, v] : columns)
+			if (index == c)
+				value = &v;
+		values.push_back(ToDatum(*value, root.columns[c], &isnull));
+		nulls.push_back(isnull ? 'n' : ' ');
+	}
+	values.push_back(pg::Call([&] { return CStringGetTextDatum(change.operation.c_str()); }));
+	nulls.push_back(' ');
+	values.push_back(Int64GetDatum(int64(change.cluster_time)));
+	nulls.push_back(' ');
+	values.push_back(change.wall_ms ? TimestampTzGetDatum(time_t_to_timestamptz(0) + *change.wall_ms * 1000) : 0);
+	nulls.push_back(change.wall_ms ? ' ' : 'n');
+	values.push_back(pg::Call([&] { return CStringGetTextDatum(change.position.c_str()); }));
+	nulls.push_back(' ');
+	return plan->second.Execute(values.data(), nulls.c_str()) == 1;
+}
+
+} // namespace mongo_river::apply
