@@ -24,6 +24,7 @@ int setting_max_workers = 8;
 int setting_naptime_ms = 1000;
 int setting_max_collections = 1000;
 int setting_oplog_margin_warning_s = 3600;
+bool setting_copy_builds_tuples = true;
 
 void DefineSettings() {
 	DefineCustomStringVariable("mongo_river.database", "Database in which the mongo_river launcher runs rivers.",
@@ -43,6 +44,10 @@ void DefineSettings() {
 							"entry of its source's oplog.",
 							nullptr, &setting_oplog_margin_warning_s, 3600, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr,
 							nullptr, nullptr);
+	DefineCustomBoolVariable("mongo_river.copy_builds_tuples",
+							 "Initial copies insert rows as heap tuples built from the documents.",
+							 "Off: they go through COPY FROM text, as before 0.3.0 (slower, same rows).",
+							 &setting_copy_builds_tuples, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
 	MarkGUCPrefixReserved("mongo_river");
 }
 
