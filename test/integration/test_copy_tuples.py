@@ -129,6 +129,9 @@ def copy_into(pg, mongo, source, tuples):
                      ADD COLUMN added date DEFAULT '2020-02-29',
                      ADD COLUMN upper_s text GENERATED ALWAYS AS (upper(s)) STORED,
                      ADD CONSTRAINT small_ok CHECK (small IS NULL OR small > -40000)""")
+    # A volatile default makes the child table's rows go one at a time too (COPY does the same).
+    pg.query(f"CREATE FUNCTION {table}_one() RETURNS int VOLATILE LANGUAGE sql AS 'SELECT 1'")
+    pg.query(f"ALTER TABLE {table}_items ADD COLUMN vol int DEFAULT {table}_one()")
     pg.query(f"""CREATE FUNCTION {table}_items_before() RETURNS trigger LANGUAGE plpgsql AS $$
                  BEGIN
                    IF NEW.qty = 13 THEN RETURN NULL; END IF;
@@ -188,3 +191,27 @@ def test_copy_tuples_equal_copy_text(river_pg, mongo):
                      "OR n = 'NaN'") > 0
     assert pg.scalar(f"SELECT count(*) FROM {tuples_table} WHERE s LIKE E'%\\t%' OR s LIKE '%\\\\%'") > 0
     assert pg.scalar(f"SELECT count(*) FROM {tuples_table} WHERE tags = '{{}}' OR array_position(tags, NULL) > 0") > 0
+
+
+def test_partitioned_target_goes_through_copy(river_pg, mongo):
+    """A partitioned target takes COPY FROM (which routes rows to partitions), never tuples."""
+    pg = river_pg
+    client = mongo.client()
+    client.drop_database("parted")
+    client.parted.things.insert_many([{"_id": f"k{i:04d}", "n": i} for i in range(300)])
+    pg.query("CREATE TABLE parted (id text PRIMARY KEY, n bigint) PARTITION BY HASH (id)")
+    pg.query("CREATE TABLE parted_0 PARTITION OF parted FOR VALUES WITH (MODULUS 2, REMAINDER 0)")
+    pg.query("CREATE TABLE parted_1 PARTITION OF parted FOR VALUES WITH (MODULUS 2, REMAINDER 1)")
+    pg.query("CREATE TABLE parted_audit (tbl text, id text, path text)")
+    pg.query("CREATE FUNCTION parted_audit() RETURNS trigger LANGUAGE plpgsql AS $$" +
+             PATH_AUDIT_SQL.format(audit="parted_audit", key="id") + "$$")
+    pg.query("CREATE TRIGGER audit AFTER INSERT ON parted FOR EACH ROW EXECUTE FUNCTION parted_audit()")
+    create_river(pg, "parted", mongo.uri)
+    pg.query("SELECT mongo_river.map_collection('parted', 'parted.things', 'parted', %s, '{}')",
+             (json.dumps({"pk": "id", "columns": {"id": {"path": "_id", "type": "text"},
+                                                  "n": {"path": "n", "type": "bigint"}}}),))
+    wait_synced(pg, "parted")
+    assert pg.scalar("SELECT count(*) FROM parted_0") + pg.scalar("SELECT count(*) FROM parted_1") == 300
+    assert pg.scalar("SELECT count(*) FROM parted_0") > 0 and pg.scalar("SELECT count(*) FROM parted_1") > 0
+    assert dict(pg.query("SELECT path, count(*) FROM parted_audit GROUP BY 1")) == {"copy": 300}
+    pg.query("SELECT mongo_river.drop_river('parted', false)")
