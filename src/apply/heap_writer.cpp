@@ -162,10 +162,30 @@ struct MappingWriter::TupleSink {
 bool MappingWriter::TuplesPossible(size_t index) const {
 	if (!setting_copy_builds_tuples)
 		return false;
+	const Table &table = tables_[index];
+	const convert::TableLayout &layout = converter_.Layout()[index];
+	std::vector<const char *> names;
+	for (const convert::ColumnSpec &spec : layout.columns)
+		names.push_back(spec.name.c_str());
 	return pg::Call([&] {
 		if (GetDatabaseEncoding() != PG_UTF8)
 			return false; // COPY converts the text from UTF-8; tuples would not
-		return get_rel_relkind(tables_[index].relation) == RELKIND_RELATION; // partitions: COPY routes rows
+		if (get_rel_relkind(table.relation) != RELKIND_RELATION)
+			return false; // a partitioned table: COPY routes the rows to partitions
+		// The Datums are built for the column types read when the mapping was loaded: a column
+		// altered or dropped since goes through COPY, which reads the table as it is now.
+		for (size_t c = 0; c < names.size(); c++) {
+			AttrNumber attnum = get_attnum(table.relation, names[c]);
+			if (attnum == InvalidAttrNumber)
+				return false;
+			Oid type;
+			int32 typmod;
+			Oid collation;
+			get_atttypetypmodcoll(table.relation, attnum, &type, &typmod, &collation);
+			if (type != table.columns[c].type || typmod != table.columns[c].typmod)
+				return false;
+		}
+		return true;
 	});
 }
 
