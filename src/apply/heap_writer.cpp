@@ -154,6 +154,7 @@ struct MappingWriter::TupleSink {
 	std::vector<FmgrInfo> whole_input;                 // mapped column -> its type's own input function
 	std::vector<Oid> whole_param;
 	std::vector<TupleTableSlot *> slots;
+	int capacity = 0; // rows buffered at most
 	int used = 0;
 	size_t bytes = 0;
 	uint64 rows = 0;
@@ -273,9 +274,7 @@ void MappingWriter::OpenSink(size_t index, TupleSink *sink) {
 		sink->transition = MakeTransitionCaptureState(rel->trigdesc, RelationGetRelid(rel), CMD_INSERT);
 		ExecBSInsertTriggers(estate, rri);
 		sink->bistate = GetBulkInsertState();
-		int buffered = sink->single ? 1 : kMaxBufferedTuples;
-		for (int s = 0; s < buffered; s++)
-			sink->slots.push_back(table_slot_create(rel, &estate->es_tupleTable)); // within capacity
+		sink->capacity = sink->single ? 1 : kMaxBufferedTuples; // slots are made as rows need them
 		free_parsestate(pstate);
 	});
 }
@@ -314,8 +313,10 @@ void MappingWriter::FlushSink(TupleSink *sink) {
 
 void MappingWriter::AddToSink(size_t index, TupleSink *sink, const std::vector<convert::Value> &row) {
 	const Table &table = tables_[index];
-	TupleTableSlot *slot = sink->slots[sink->used];
 	EState *estate = sink->estate;
+	if (sink->used == int(sink->slots.size()))
+		pg::Call([&] { sink->slots.push_back(table_slot_create(sink->rel, &estate->es_tupleTable)); }); // reserved
+	TupleTableSlot *slot = sink->slots[sink->used];
 	// The row's Datums live in the per-tuple context until the slot is materialized.
 	MemoryContext old = pg::Call([&] {
 		ResetPerTupleExprContext(estate);
@@ -390,7 +391,7 @@ void MappingWriter::AddToSink(size_t index, TupleSink *sink, const std::vector<c
 		return size_t(tuple->t_len);
 	});
 	sink->used++;
-	if (sink->used == int(sink->slots.size()) || sink->bytes >= kMaxBufferedBytes)
+	if (sink->used == sink->capacity || sink->bytes >= kMaxBufferedBytes)
 		FlushSink(sink);
 }
 
