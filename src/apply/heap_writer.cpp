@@ -154,7 +154,8 @@ struct MappingWriter::TupleSink {
 	std::vector<FmgrInfo> whole_input;                 // mapped column -> its type's own input function
 	std::vector<Oid> whole_param;
 	std::vector<TupleTableSlot *> slots;
-	int capacity = 0; // rows buffered at most
+	TupleDesc slot_desc = nullptr; // the relation's row type, not reference-counted
+	int capacity = 0;              // rows buffered at most
 	int used = 0;
 	size_t bytes = 0;
 	uint64 rows = 0;
@@ -275,6 +276,10 @@ void MappingWriter::OpenSink(size_t index, TupleSink *sink) {
 		ExecBSInsertTriggers(estate, rri);
 		sink->bistate = GetBulkInsertState();
 		sink->capacity = sink->single ? 1 : kMaxBufferedTuples; // slots are made as rows need them
+		// The slots' descriptor is a copy nobody counts references to: a thousand slots pinning the
+		// relation's own descriptor fill the resource owner with one value, which slows down every
+		// later remember/forget there (each foreign key check's query at the end of the statement).
+		sink->slot_desc = CreateTupleDescCopy(RelationGetDescr(rel));
 		free_parsestate(pstate);
 	});
 }
@@ -315,7 +320,10 @@ void MappingWriter::AddToSink(size_t index, TupleSink *sink, const std::vector<c
 	const Table &table = tables_[index];
 	EState *estate = sink->estate;
 	if (sink->used == int(sink->slots.size()))
-		pg::Call([&] { sink->slots.push_back(table_slot_create(sink->rel, &estate->es_tupleTable)); }); // reserved
+		pg::Call([&] {
+			sink->slots.push_back(ExecAllocTableSlot(&estate->es_tupleTable, sink->slot_desc,
+													 table_slot_callbacks(sink->rel))); // reserved
+		});
 	TupleTableSlot *slot = sink->slots[sink->used];
 	// The row's Datums live in the per-tuple context until the slot is materialized.
 	MemoryContext old = pg::Call([&] {
