@@ -7,12 +7,12 @@ namespace mongo_river {
 void DefineSettings();
 
 // The current values, owned by PostgreSQL's GUC machinery.
-extern char *setting_database;      // mongo_river.database: the database the launcher serves
-extern int setting_max_workers;     // mongo_river.max_workers: cap on river workers
-extern int setting_naptime_ms;      // mongo_river.naptime: launcher's check interval
-extern int setting_max_collections; // mongo_river.max_collections: live status entries
-extern int setting_oplog_margin_warning_s;
-extern bool setting_copy_builds_tuples; // mongo_river.copy_builds_tuples: copy rows as heap tuples //
-										// mongo_river.oplog_margin_warning: warn below this margin
+extern char *setting_database;             // mongo_river.database: the database the launcher serves
+extern int setting_max_workers;            // mongo_river.max_workers: cap on river workers
+extern int setting_naptime_ms;             // mongo_river.naptime: launcher's check interval
+extern int setting_max_collections;        // mongo_river.max_collections: live status entries
+extern int setting_oplog_margin_warning_s; // mongo_river.oplog_margin_warning: warn below this margin
+// mongo_river.copy_builds_tuples: initial copies insert heap tuples (off: COPY FROM text)
+extern bool setting_copy_builds_tuples;
 
 } // namespace mongo_river
