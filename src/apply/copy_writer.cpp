@@ -1,7 +1,7 @@
-// copy_writer.cpp: the initial copy's bulk path: new rows go in as heap tuples (heap_writer.cpp) or,
-// for tables that path does not take, through PostgreSQL's own COPY FROM machinery (BeginCopyFrom with a data source
-// callback), which inserts in multi-row heap batches and still runs the table's constraints, indexes and triggers, like
-// a COPY a user would run.
+// copy_writer.cpp: the initial copy's bulk path: new rows go in as heap tuples (heap_writer.cpp)
+// or, for the tables that path does not take, through PostgreSQL's own COPY FROM machinery
+// (BeginCopyFrom with a data source callback), which inserts in multi-row heap batches and still
+// runs the table's constraints, indexes and triggers, like a COPY a user would run.
 #include <cstring>
 
 #include "mongo_river/apply/mapping_writer.hpp"

@@ -108,9 +108,10 @@ private:
 	};
 
 	struct TupleSink;
-	// TuplesPossible tells whether table index takes rows as heap tuples: mongo_river.copy_builds_tuples
-	// is on, the database encoding is UTF-8 and the table is a plain table (a partitioned one takes
-	// COPY, which routes rows to partitions).
+	// TuplesPossible tells whether table index takes rows as heap tuples: the setting
+	// mongo_river.copy_builds_tuples is on, the database encoding is UTF-8, the table is a plain
+	// table (a partitioned one takes COPY, which routes rows to partitions) and its mapped columns
+	// have the types the mapping was loaded with.
 	bool TuplesPossible(size_t index) const;
 	// InsertTuples inserts rows into table index as heap tuples, the way COPY FROM does inside
 	// (privilege check, defaults, generated columns, constraints, indexes, triggers); returns the
