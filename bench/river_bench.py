@@ -86,7 +86,13 @@ def main():
     print(f"river_bench: {args.form} form, seed {args.seed}: flat copy {args.copy_docs}, nested "
           f"{args.nested_docs}, catch-up {args.catch_up} (docs: changes), memory {args.memory_docs}, "
           f"{args.big_docs} x 8 MiB, lag at {args.rates}/s for {args.lag_seconds} s", flush=True)
-    pg = PgCluster(settings={"fsync": "on", "synchronous_commit": "on", "shared_buffers": "'512MB'"}).init()
+    settings = {"fsync": "on", "synchronous_commit": "on", "shared_buffers": "'512MB'"}
+    # RIVER_BENCH_SETTINGS="name=value,..." adds server settings (e.g. mongo_river.copy_builds_tuples=off
+    # measures the COPY FROM text path of the initial copy against the heap tuple path).
+    for item in filter(None, os.environ.get("RIVER_BENCH_SETTINGS", "").split(",")):
+        name, value = item.split("=", 1)
+        settings[name.strip()] = value.strip()
+    pg = PgCluster(settings=settings).init()
     source = start_source()
     results = {"form": args.form, "seed": args.seed, "source": "peer" if source.is_peer else "MONGO_URI",
                "copy_flat": [], "catch_up": [], "lag": []}

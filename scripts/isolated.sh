@@ -28,7 +28,7 @@ tar --exclude=.git --exclude=.pytest_cache --exclude=tmp_check -cf - . | tar -xf
 run_env=(env HOME="$dir" PATH="$dir/root$bindir:$PATH" TMPDIR="$dir/tmp" PG_BINDIR="$dir/root$bindir"
     PG_CONFIG="$dir/root$bindir/pg_config"
     MONGO_RIVER_EXAMPLES="${MONGO_RIVER_EXAMPLES:-$(cd "$tree/.." && pwd)/shared/examples}")
-for var in MONGO_URI RIVER_TEST_DOCS RIVER_CRASH_ROUNDS RIVER_TEST_SEED KEEP_TEST_DIRS FUZZ_SECONDS; do
+for var in MONGO_URI RIVER_TEST_DOCS RIVER_CRASH_ROUNDS RIVER_TEST_SEED KEEP_TEST_DIRS FUZZ_SECONDS RIVER_BENCH_SETTINGS; do
     [ -n "${!var:-}" ] && run_env+=("$var=${!var}")
 done
 if [ "$(id -u)" = 0 ]; then

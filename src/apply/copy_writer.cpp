@@ -1,6 +1,7 @@
-// copy_writer.cpp: the initial copy's bulk path: new rows go in through PostgreSQL's own COPY FROM
-// machinery (BeginCopyFrom with a data source callback), which inserts in multi-row heap batches
-// and still runs the table's constraints, indexes and triggers, like a COPY a user would run.
+// copy_writer.cpp: the initial copy's bulk path: new rows go in as heap tuples (heap_writer.cpp)
+// or, for the tables that path does not take, through PostgreSQL's own COPY FROM machinery
+// (BeginCopyFrom with a data source callback), which inserts in multi-row heap batches and still
+// runs the table's constraints, indexes and triggers, like a COPY a user would run.
 #include <cstring>
 
 #include "mongo_river/apply/mapping_writer.hpp"
@@ -81,30 +82,34 @@ bool MappingWriter::CanCopy() const {
 }
 
 void MappingWriter::CopyRows(const std::vector<const convert::ConvertedDocument *> &documents) {
-	std::vector<std::string> text(tables_.size());
+	std::vector<std::vector<const std::vector<convert::Value> *>> rows(tables_.size());
 	for (const convert::ConvertedDocument *document : documents) {
-		auto append = [&](size_t table, const std::vector<convert::Value> &row) {
-			std::string &out = text[table];
-			for (size_t c = 0; c < row.size(); c++) {
-				if (c)
-					out.push_back('\t');
-				convert::AppendCopyField(row[c], &out);
-			}
-			out.push_back('\n');
-		};
-		append(0, document->row);
+		rows[0].push_back(&document->row);
 		for (const convert::ChildRows &child : document->children)
 			for (const std::vector<convert::Value> &row : child.rows)
-				append(child.table, row);
+				rows[child.table].push_back(&row);
 	}
 	const auto &layout = converter_.Layout();
 	for (size_t i = 0; i < tables_.size(); i++) {
-		if (text[i].empty())
+		if (rows[i].empty())
 			continue;
+		if (TuplesPossible(i)) {
+			InsertTuples(i, rows[i]);
+			continue;
+		}
+		std::string text;
+		for (const std::vector<convert::Value> *row : rows[i]) {
+			for (size_t c = 0; c < row->size(); c++) {
+				if (c)
+					text.push_back('\t');
+				convert::AppendCopyField((*row)[c], &text);
+			}
+			text.push_back('\n');
+		}
 		std::vector<std::string> columns;
 		for (const convert::ColumnSpec &spec : layout[i].columns)
 			columns.push_back(spec.name);
-		CopyText(tables_[i].relation, columns, text[i]);
+		CopyText(tables_[i].relation, columns, text);
 	}
 }
 

@@ -15,7 +15,8 @@ import time
 import pytest
 
 from pgcluster import wait_for
-from river import (Writer, compare, create_river, fresh_posts, load_posts, map_posts, status, wait_synced)
+from river import (PATH_AUDIT_SQL, Writer, compare, create_river, fresh_posts, load_posts, map_posts,
+                   set_copy_builds_tuples, status, wait_synced)
 
 DOCS = int(os.environ.get("RIVER_TEST_DOCS", "100000"))
 CRASH_ROUNDS = int(os.environ.get("RIVER_CRASH_ROUNDS", "5"))
@@ -268,40 +269,44 @@ def test_dry_run_writes_only_counters(river_pg, mongo):
     pg.query("SELECT mongo_river.drop_river(%s, true)", (river,))
 
 
-def test_copy_goes_through_copy_and_falls_back_on_existing_rows(river_pg, mongo):
-    """The initial copy writes new rows with COPY FROM (an AFTER INSERT trigger sees
-    pg_stat_progress_copy for its own backend); a batch holding a key that already has a row (here
-    written before the copy, as the stream may do during one) falls back to INSERT ... ON CONFLICT
-    and overwrites it. Either way the table's triggers run and the result equals the source."""
+@pytest.mark.parametrize("tuples", [True, False], ids=["tuples", "copy"])
+def test_copy_goes_through_copy_and_falls_back_on_existing_rows(river_pg, mongo, tuples):
+    """The initial copy writes new rows as heap tuples (an AFTER INSERT trigger sees the worker's
+    pg_stat_activity query say so) or, with mongo_river.copy_builds_tuples off, with COPY FROM (it
+    sees pg_stat_progress_copy for its own backend); a batch holding a key that already has a row
+    (here written before the copy, as the stream may do during one) falls back to INSERT ... ON
+    CONFLICT and overwrites it. Either way the table's triggers run and the result equals the source."""
     pg = river_pg
+    path = "tuples" if tuples else "copy"
     db = "copypath"
     coll = fresh_posts(mongo, db, 1000, seed=21)
-    river = "copypath"
-    create_river(pg, river, mongo.uri, {"batch_size": 20})  # copy transactions of 10 x 20 documents
-    pg.query("SELECT mongo_river.stop(%s)", (river,))
-    wait_for(lambda: worker_pid(pg, river) is None, 60, 0.1, "the worker to stop")
-    map_posts(pg, river, f"{db}.posts", "copypath_posts")
-    pg.query("CREATE TABLE copypath_audit (id text, in_copy boolean)")
-    pg.query("""CREATE FUNCTION copypath_audit() RETURNS trigger LANGUAGE plpgsql AS $$
-                BEGIN
-                  INSERT INTO copypath_audit VALUES (NEW.id,
-                    EXISTS (SELECT 1 FROM pg_stat_progress_copy WHERE pid = pg_backend_pid()));
-                  RETURN NULL;
-                END $$""")
-    pg.query("CREATE TRIGGER audit AFTER INSERT ON copypath_posts FOR EACH ROW EXECUTE FUNCTION copypath_audit()")
-    # A stale row for a document of the last batch (documents are copied in _id order).
-    last_batch = sorted(d["_id"] for d in coll.find({}, {"_id": 1}))[800:]
-    pg.query("INSERT INTO copypath_posts (id, title) VALUES (%s, 'stale')", (last_batch[50],))
-    pg.query("TRUNCATE copypath_audit")
-    pg.query("SELECT mongo_river.start(%s)", (river,))
-    wait_synced(pg, river)
-    assert not compare(pg, "copypath_posts", coll)
-    audit = dict(pg.query("SELECT in_copy, count(*) FROM copypath_audit GROUP BY 1"))
-    # 4 batches of 200 through COPY; the last one through INSERT ... ON CONFLICT (199 inserted, the
-    # stale row updated, which an AFTER INSERT trigger does not see).
-    assert audit == {True: 800, False: 199}, audit
-    assert pg.scalar("SELECT count(*) FROM mongo_river.rejects WHERE river = %s", (river,)) == 0
-    pg.query("SELECT mongo_river.drop_river(%s, true)", (river,))
+    river = f"copypath_{path}"
+    table = f"copypath_{path}_posts"
+    set_copy_builds_tuples(pg, tuples)
+    try:
+        create_river(pg, river, mongo.uri, {"batch_size": 20})  # copy transactions of 10 x 20 documents
+        pg.query("SELECT mongo_river.stop(%s)", (river,))
+        wait_for(lambda: worker_pid(pg, river) is None, 60, 0.1, "the worker to stop")
+        map_posts(pg, river, f"{db}.posts", table)
+        pg.query(f"CREATE TABLE {table}_audit (tbl text, id text, path text)")
+        pg.query(f"CREATE FUNCTION {table}_audit() RETURNS trigger LANGUAGE plpgsql AS $$" +
+                 PATH_AUDIT_SQL.format(audit=f"{table}_audit", key="id") + "$$")
+        pg.query(f"CREATE TRIGGER audit AFTER INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION {table}_audit()")
+        # A stale row for a document of the last batch (documents are copied in _id order).
+        last_batch = sorted(d["_id"] for d in coll.find({}, {"_id": 1}))[800:]
+        pg.query(f"INSERT INTO {table} (id, title) VALUES (%s, 'stale')", (last_batch[50],))
+        pg.query(f"TRUNCATE {table}_audit")
+        pg.query("SELECT mongo_river.start(%s)", (river,))
+        wait_synced(pg, river)
+        assert not compare(pg, table, coll)
+        audit = dict(pg.query(f"SELECT path, count(*) FROM {table}_audit GROUP BY 1"))
+        # 4 batches of 200 through the fast path; the last one through INSERT ... ON CONFLICT (199
+        # inserted, the stale row updated, which an AFTER INSERT trigger does not see).
+        assert audit == {path: 800, "insert": 199}, audit
+        assert pg.scalar("SELECT count(*) FROM mongo_river.rejects WHERE river = %s", (river,)) == 0
+        pg.query("SELECT mongo_river.drop_river(%s, true)", (river,))
+    finally:
+        set_copy_builds_tuples(pg, True)
 
 
 def test_stop_and_start(river_pg, mongo):

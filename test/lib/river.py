@@ -212,3 +212,27 @@ class Writer(threading.Thread):
         if self.error:
             raise self.error
         return self.count
+
+
+def set_copy_builds_tuples(pg, on):
+    """set_copy_builds_tuples sets mongo_river.copy_builds_tuples and waits until new processes (a
+    river worker started afterwards) get it: a new connection shows it once the postmaster reloaded."""
+    pg.query(f"ALTER SYSTEM SET mongo_river.copy_builds_tuples = {'on' if on else 'off'}")
+    pg.query("SELECT pg_reload_conf()")
+    wait_for(lambda: pg.scalar("SHOW mongo_river.copy_builds_tuples") == ("on" if on else "off"), 30, 0.05,
+             "the postmaster to reload mongo_river.copy_builds_tuples")
+
+
+# PATH_AUDIT_SQL is the body of a trigger function that records, per row, which path wrote it:
+# 'copy' (COPY FROM: pg_stat_progress_copy has the backend), 'tuples' (rows written as heap tuples:
+# the worker's pg_stat_activity.query says so) or 'insert' (INSERT statements).
+PATH_AUDIT_SQL = """
+    BEGIN
+      PERFORM pg_stat_clear_snapshot();
+      INSERT INTO {audit} VALUES (TG_TABLE_NAME, NEW.{key}::text,
+        CASE WHEN EXISTS (SELECT 1 FROM pg_stat_progress_copy WHERE pid = pg_backend_pid()) THEN 'copy'
+             WHEN (SELECT query FROM pg_stat_activity WHERE pid = pg_backend_pid())
+                  = 'mongo_river: initial copy, rows written as heap tuples' THEN 'tuples'
+             ELSE 'insert' END);
+      RETURN NULL;
+    END"""

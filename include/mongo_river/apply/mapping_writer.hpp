@@ -72,9 +72,11 @@ public:
 	// CanCopy tells whether CopyRows may write this mapping's rows: upsert mode, and no table with
 	// row-level security enabled (COPY FROM does not apply its policies).
 	bool CanCopy() const;
-	// CopyRows writes the rows of documents whose keys have no rows yet (the initial copy) through
-	// COPY FROM: constraints, indexes and triggers run as for INSERT; a key that already has a row
-	// fails with unique_violation (run it in a subtransaction and fall back to UpsertBatch).
+	// CopyRows writes the rows of documents whose keys have no rows yet (the initial copy): as heap
+	// tuples built from the converted values in multi-row inserts (InsertTuples), or through COPY
+	// FROM text for the tables that path does not take (TuplesPossible). Either way constraints,
+	// indexes and triggers run as for INSERT; a key that already has a row fails with
+	// unique_violation (run it in a subtransaction and fall back to UpsertBatch).
 	void CopyRows(const std::vector<const convert::ConvertedDocument *> &documents);
 	// RecordSeenBatch is RecordSeen for many keys.
 	void RecordSeenBatch(const std::string &river, const std::vector<convert::Value> &keys);
@@ -125,6 +127,22 @@ private:
 	// and returns the number of rows it found.
 	uint64 PatchChunk(const std::vector<std::size_t> &columns, const std::vector<RowPatch> &patches,
 					  const std::vector<std::size_t> &members, std::size_t first, std::size_t count);
+	struct TupleSink;
+	// TuplesPossible tells whether table index takes rows as heap tuples: the setting
+	// mongo_river.copy_builds_tuples is on, the database encoding is UTF-8, the table is a plain
+	// table (a partitioned one takes COPY, which routes rows to partitions) and its mapped columns
+	// have the types the mapping was loaded with.
+	bool TuplesPossible(size_t index) const;
+	// InsertTuples inserts rows into table index as heap tuples, the way COPY FROM does inside
+	// (privilege check, defaults, generated columns, constraints, indexes, triggers); returns the
+	// number of rows inserted (BEFORE ROW triggers may skip some).
+	uint64 InsertTuples(size_t index, const std::vector<const std::vector<convert::Value> *> &rows);
+	// OpenSink, AddToSink, FlushSink and CloseSink are InsertTuples' steps: set up the executor
+	// state of a table, buffer one row (flushing a full buffer), insert the buffered rows, finish.
+	void OpenSink(size_t index, TupleSink *sink);
+	void AddToSink(size_t index, TupleSink *sink, const std::vector<convert::Value> &row);
+	void FlushSink(TupleSink *sink);
+	void CloseSink(TupleSink *sink);
 	// InsertRows writes rows into table index with multi-row statements (chunked).
 	void InsertRows(size_t index, const std::vector<const std::vector<convert::Value> *> &rows);
 	// DeleteAny deletes the rows of table index whose key column is one of keys.
