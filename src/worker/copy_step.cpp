@@ -63,7 +63,7 @@ void RiverWorker::ReportCopyRate(const std::string &source, int64 copied) {
 	worker::LiveUpdate live;
 	live.docs_copied = copied;
 	double seconds = double(now - copy_rate_.prev_time) / USECS_PER_SEC;
-	if (seconds >= 0.5)
+	if (seconds >= 0.2)
 		live.copy_rate = double(copied - copy_rate_.prev_docs) / seconds;
 	worker::ReportLive(name_, source, live);
 }
