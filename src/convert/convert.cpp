@@ -429,21 +429,53 @@ Value ConvertPrimaryKey(const bson_value_t *value, const mapping::Column &pk, co
 
 bool FindPath(const bson_t &document, const mapping::Path &path, bson_iter_t *iter) {
 	bson_iter_t current;
-	if (path.empty() || !bson_iter_init(&current, &document))
+	if (path.empty() || !bson_iter_init(&current, &document) ||
+		!bson_iter_find_w_len(&current, path[0].c_str(), static_cast<int>(path[0].size())))
 		return false;
-	for (std::size_t i = 0; i < path.size(); ++i) {
-		if (!bson_iter_find_w_len(&current, path[i].c_str(), static_cast<int>(path[i].size())))
-			return false;
-		if (i + 1 == path.size())
-			break;
+	return FindRest(current, path, iter);
+}
+
+bool FindRest(const bson_iter_t &first, const mapping::Path &path, bson_iter_t *iter) {
+	bson_iter_t current = first;
+	for (std::size_t i = 1; i < path.size(); ++i) {
 		bson_iter_t child;
 		if ((!BSON_ITER_HOLDS_DOCUMENT(&current) && !BSON_ITER_HOLDS_ARRAY(&current)) ||
-			!bson_iter_recurse(&current, &child))
+			!bson_iter_recurse(&current, &child) ||
+			!bson_iter_find_w_len(&child, path[i].c_str(), static_cast<int>(path[i].size())))
 			return false;
 		current = child;
 	}
 	*iter = current;
 	return true;
+}
+
+std::size_t TopLevelKeys::Add(const std::string &key) {
+	for (std::size_t i = 0; i < keys_.size(); ++i)
+		if (keys_[i] == key)
+			return i;
+	keys_.push_back(key);
+	return keys_.size() - 1;
+}
+
+void TopLevelKeys::Scan(const bson_t &document, bson_iter_t *iters, bool *found) const {
+	std::size_t missing = keys_.size();
+	for (std::size_t i = 0; i < keys_.size(); ++i)
+		found[i] = false;
+	bson_iter_t iter;
+	if (missing == 0 || !bson_iter_init(&iter, &document))
+		return;
+	while (missing > 0 && bson_iter_next(&iter)) {
+		const uint32_t length = bson_iter_key_len(&iter);
+		const char *key = bson_iter_key(&iter);
+		for (std::size_t i = 0; i < keys_.size(); ++i) {
+			if (found[i] || keys_[i].size() != length || memcmp(keys_[i].data(), key, length) != 0)
+				continue;
+			found[i] = true;
+			iters[i] = iter;
+			--missing;
+			break;
+		}
+	}
 }
 
 std::string DefaultTypeName(const bson_value_t &value) {

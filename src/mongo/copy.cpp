@@ -252,6 +252,18 @@ void CollectionScan::Remember(const bson_t *doc) {
 		last_id_ = WrapValue("_id", bson_iter_value(&iter));
 }
 
+void CollectionScan::RememberLast(const std::vector<Bson> &docs) {
+	// The last document with an _id, found from the end (only those without one, which sort first,
+	// are skipped); LastId() is built once per batch, not per document.
+	for (auto it = docs.rbegin(); it != docs.rend(); ++it) {
+		bson_iter_t iter;
+		if (bson_iter_init_find(&iter, it->get(), "_id")) {
+			Remember(it->get());
+			return;
+		}
+	}
+}
+
 std::vector<Bson> CollectionScan::NextBatch(size_t max_docs, size_t max_bytes) {
 	std::vector<Bson> out;
 	size_t bytes = 0;
@@ -261,12 +273,12 @@ std::vector<Bson> CollectionScan::NextBatch(size_t max_docs, size_t max_bytes) {
 			Open();
 		const bson_t *doc = nullptr;
 		if (mongoc_cursor_next(cursor_.get(), &doc)) {
-			Remember(doc);
 			bytes += doc->len;
 			out.push_back(CopyBson(doc));
 			reopened = 0;
 			continue;
 		}
+		RememberLast(out); // a reopened cursor starts after the documents read so far
 		bson_error_t error;
 		const bson_t *reply = nullptr;
 		if (!mongoc_cursor_error_document(cursor_.get(), &error, &reply)) {
@@ -283,6 +295,7 @@ std::vector<Bson> CollectionScan::NextBatch(size_t max_docs, size_t max_bytes) {
 		}
 		cursor_.reset();
 	}
+	RememberLast(out);
 	return out;
 }
 

@@ -79,7 +79,13 @@ void RiverWorker::ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::
 		return;
 	if (Batched(mapped, isolate)) {
 		std::string key = convert::ValueText(converted.key);
-		pending_[mapped.writer->Row().source][key] = PendingWrite{false, std::move(converted), {}};
+		auto &writes = pending_[mapped.writer->Row().source];
+		// A copy reads in _id order, so its keys mostly come in order: then the write goes at the end
+		// without a search.
+		if (writes.empty() || writes.rbegin()->first < key)
+			writes.emplace_hint(writes.end(), std::move(key), PendingWrite{false, std::move(converted), {}});
+		else
+			writes[key] = PendingWrite{false, std::move(converted), {}};
 		return;
 	}
 	auto write = [&] {
@@ -343,7 +349,9 @@ void RiverWorker::FlushPending(bool fresh) {
 			continue;
 		std::vector<convert::Value> deletes;
 		std::vector<const convert::ConvertedDocument *> upserts;
-		std::vector<convert::Value> seen;
+		std::vector<convert::Value> seen; // only a resync records the keys it saw
+		const bool resync = mapped->second.phase == "resync";
+		upserts.reserve(writes.size());
 		FlushLookups(mapped->second, writes, &deletes);
 		for (auto &[key, write] : writes) {
 			if (write.is_patch || write.is_lookup)
@@ -352,7 +360,8 @@ void RiverWorker::FlushPending(bool fresh) {
 				deletes.push_back(write.key);
 			} else {
 				upserts.push_back(&write.document);
-				seen.push_back(write.document.key);
+				if (resync)
+					seen.push_back(write.document.key);
 			}
 		}
 		apply::MappingWriter &writer = *mapped->second.writer;
@@ -366,7 +375,7 @@ void RiverWorker::FlushPending(bool fresh) {
 		}
 		writer.DeleteBatch(deletes);
 		writer.UpsertBatch(upserts);
-		if (mapped->second.phase == "resync")
+		if (resync)
 			writer.RecordSeenBatch(name_, seen);
 	}
 	pending_.clear();

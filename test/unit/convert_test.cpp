@@ -3,6 +3,8 @@
 
 #include <cmath>
 #include <limits>
+#include <memory>
+#include <random>
 
 #include "mongo_river/convert/convert.hpp"
 #include "test_bson.hpp"
@@ -528,6 +530,69 @@ TEST(CopyField, RealIsRenderedAsTheFloatItIsStoredAs) {
 	EXPECT_EQ(ValueText(Value{Float{static_cast<double>(0.1f), 4}}), "0.1");
 	EXPECT_EQ(ValueText(Value{Float{static_cast<double>(0.1f), 8}}), "0.10000000149011612");
 	EXPECT_EQ(ValueText(Value{Float{std::nan(""), 4}}), "NaN");
+}
+
+} // namespace
+} // namespace mongo_river::convert
+
+namespace mongo_river::convert {
+namespace {
+
+// RandomDocument builds a document of keys drawn from a small alphabet, duplicates and the empty key
+// included, with nested documents and arrays, so that paths often hit, miss or repeat.
+void AppendRandom(bson_t *doc, std::mt19937 *rng, int depth, bool array) {
+	static const char *keys[] = {"a", "b", "ab", "", "0", "1", "a.b"};
+	int fields = int((*rng)() % 6);
+	for (int i = 0; i < fields; ++i) {
+		std::string key = array ? std::to_string(i) : keys[(*rng)() % 7];
+		unsigned kind = depth > 2 ? 0 : (*rng)() % 3;
+		if (kind == 0) {
+			bson_append_int32(doc, key.c_str(), int(key.size()), int32_t((*rng)() % 100));
+		} else {
+			bson_t child;
+			if (kind == 1)
+				bson_append_document_begin(doc, key.c_str(), int(key.size()), &child);
+			else
+				bson_append_array_begin(doc, key.c_str(), int(key.size()), &child);
+			AppendRandom(&child, rng, depth + 1, kind == 2);
+			if (kind == 1)
+				bson_append_document_end(doc, &child);
+			else
+				bson_append_array_end(doc, &child);
+		}
+	}
+}
+
+TEST(TopLevelKeys, FindsWhatFindPathFinds) {
+	static const char *parts[] = {"a", "b", "ab", "", "0", "1", "a.b", "c"};
+	std::mt19937 rng(20261204);
+	for (int round = 0; round < 3000; ++round) {
+		std::vector<mapping::Path> paths;
+		TopLevelKeys keys;
+		std::vector<std::size_t> slots;
+		for (int p = 0, n = 1 + int(rng() % 6); p < n; ++p) {
+			mapping::Path path;
+			for (int k = 0, depth = 1 + int(rng() % 3); k < depth; ++k)
+				path.push_back(parts[rng() % 8]);
+			slots.push_back(keys.Add(path[0]));
+			paths.push_back(path);
+		}
+		bson_t doc;
+		bson_init(&doc);
+		AppendRandom(&doc, &rng, 0, false);
+		std::vector<bson_iter_t> iters(keys.Size());
+		std::unique_ptr<bool[]> found(new bool[keys.Size()]);
+		keys.Scan(doc, iters.data(), found.get());
+		for (std::size_t p = 0; p < paths.size(); ++p) {
+			bson_iter_t expected, got;
+			bool want = FindPath(doc, paths[p], &expected);
+			bool have = found[slots[p]] && FindRest(iters[slots[p]], paths[p], &got);
+			ASSERT_EQ(want, have) << "round " << round << " path " << mapping::PathText(paths[p]);
+			if (want)
+				ASSERT_EQ(bson_iter_offset(&expected), bson_iter_offset(&got));
+		}
+		bson_destroy(&doc);
+	}
 }
 
 } // namespace

@@ -1,6 +1,7 @@
 // row.hpp: one BSON document -> the row of its table and the rows of its child tables (PG-free).
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -8,6 +9,7 @@
 
 #include "mongo_river/convert/types.hpp"
 #include "mongo_river/convert/update_plan.hpp"
+#include "mongo_river/convert/convert.hpp"
 #include "mongo_river/convert/value.hpp"
 #include "mongo_river/mapping/mapping.hpp"
 
@@ -83,6 +85,7 @@ private:
 		const mapping::Column *column;
 		TargetType target;
 		std::string path;
+		std::size_t slot = 0; // of path[0] in root_keys_ (root columns only)
 	};
 	struct CompiledArray {
 		const mapping::ArrayMapping *array;
@@ -102,6 +105,11 @@ private:
 	mapping::Mapping mapping_;
 	std::vector<TableLayout> layout_;
 	std::vector<CompiledColumn> columns_;
+	TopLevelKeys root_keys_; // the first keys of the root columns' paths, found in one pass
+	// Convert's scratch space for root_keys_.Scan (kept to spare an allocation per document; a
+	// converter is used by one thread at a time).
+	mutable std::vector<bson_iter_t> scan_iters_;
+	mutable std::unique_ptr<bool[]> scan_found_;
 	std::vector<CompiledArray> arrays_;
 	std::size_t pk_index_ = 0;
 };

@@ -64,6 +64,8 @@ private:
 	void Open();
 	// Remember records doc's _id as LastId().
 	void Remember(const bson_t *doc);
+	// RememberLast records the _id of the last document of docs that has one as LastId().
+	void RememberLast(const std::vector<Bson> &docs);
 
 	Source &source_;
 	std::string db_;
