@@ -1,7 +1,6 @@
 // row.cpp: convert whole documents by a mapping into root and child rows, collecting every error.
 #include "mongo_river/convert/row.hpp"
 
-
 #include "mongo_river/convert/convert.hpp"
 
 namespace mongo_river::convert {
