@@ -2,7 +2,7 @@
 """catchup_bench: river_bench.py's catch-up figure alone, repeated, with optional traces.
 
     /usr/bin/python3 bench/catchup_bench.py [--docs 50000] [--changes 10000] [--reps 2]
-        [--captures change_stream,oplog] [--trace strace|strace-c|perf] [--peer-log]
+        [--captures change_stream,oplog] [--trace strace|strace-c|perf] [--peer-log] [--settings N=V;...]
 
 Copies --docs flat documents with a change-stream river and an oplog river (river_bench.py's flat
 mapping and options), then --reps times: stops both, makes --changes mixed changes, starts each
@@ -47,7 +47,7 @@ def traced_worker_watcher(kind, outdir):
                 elif kind == "strace-c":
                     cmd = ["strace", "-c", "-f", "-w", "-o", out, "-p", str(self.pid)]
                 else:
-                    cmd = ["perf", "record", "-F", "999", "-g", "-o", out, "-p", str(self.pid)]
+                    cmd = ["perf", "record", "-F", "4999", "-g", "-o", out, "-p", str(self.pid)]
                 self.tracer = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 print(f"catchup_bench: tracing worker {self.pid} into {out}", flush=True)
 
@@ -81,6 +81,7 @@ def main():
     ap.add_argument("--captures", default="change_stream,oplog")
     ap.add_argument("--trace", choices=["strace", "strace-c", "perf"])
     ap.add_argument("--peer-log", action="store_true")
+    ap.add_argument("--settings", default="", help="extra server settings, name=value;name=value")
     ap.add_argument("--seed", type=int, default=random.randrange(10**6))
     args = ap.parse_args()
     rng = random.Random(args.seed)
@@ -89,6 +90,7 @@ def main():
     if args.trace:
         bench_lib.WorkerWatcher = traced_worker_watcher(args.trace, outdir)
     settings = {"fsync": "on", "synchronous_commit": "on", "shared_buffers": "'512MB'"}
+    settings.update(kv.split("=", 1) for kv in args.settings.split(";") if kv)
     pg = PgCluster(settings=settings).init()
     source = start_source(["--verbose"] if args.peer_log else ())
     print(f"catchup_bench: seed {args.seed}, {args.changes} changes on {args.docs} documents, "

@@ -75,8 +75,9 @@ void MappingWriter::DeleteAny(size_t index, const std::vector<Datum> &keys) {
 	Table &table = tables_[index];
 	if (!table.delete_any.Valid()) {
 		Oid array_type = pg::Call([&] { return get_array_type(table.key_type); });
+		// Generic: a custom plan for a few hundred keys scans the whole table (see pg::SpiPlan).
 		table.delete_any =
-			pg::SpiPlan("DELETE FROM " + table.name + " WHERE " + table.key_quoted + " = ANY ($1)", {array_type});
+			pg::SpiPlan("DELETE FROM " + table.name + " WHERE " + table.key_quoted + " = ANY ($1)", {array_type}, true);
 	}
 	Datum array = ArrayOf(table.key_type, keys);
 	table.delete_any.Execute(&array, " ");
