@@ -131,8 +131,8 @@ std::vector<std::size_t> MappingWriter::PatchRows(const std::vector<RowPatch> &p
 	for (const auto &[columns, members] : groups) {
 		const std::size_t width = columns.size() + 1;
 		const std::size_t per_statement = std::max<std::size_t>(1, std::min(kMaxPatchRows, kMaxPatchParams / width));
-		for (std::size_t first = 0; first < members.size(); first += per_statement) {
-			const std::size_t count = std::min(per_statement, members.size() - first);
+		for (std::size_t first = 0, count = 0; first < members.size(); first += count) {
+			count = StatementRows(members.size() - first, per_statement);
 			if (PatchChunk(columns, patches, members, first, count) == count)
 				continue;
 			// Some key of the chunk has no row: find which, one by one (patching a row twice with

@@ -18,6 +18,18 @@ namespace mongo_river::apply {
 
 // ChangeInfo describes the change a history-mode row records: its operation, source cluster time
 // (t << 32 | i), wallTime and a position unique to the change (a change seen twice is recorded once).
+// StatementRows returns how many of left rows the next multi-row statement takes: most while at least
+// that many are left, then the largest power of two not above what is left, so that a few prepared
+// plans (one per row count) serve every batch instead of a new plan for each batch's remainder.
+inline std::size_t StatementRows(std::size_t left, std::size_t most) {
+	if (left >= most)
+		return most;
+	std::size_t rows = 1;
+	while (rows * 2 <= left)
+		rows *= 2;
+	return rows;
+}
+
 struct ChangeInfo {
 	std::string operation;
 	uint64 cluster_time = 0;
