@@ -11,6 +11,7 @@ import json
 import pytest
 from pymongo import DeleteOne, UpdateOne
 
+from pgcluster import wait_for
 from river import create_river, wait_synced
 
 MAPPING = {"pk": "id", "columns": {"id": {"path": "_id", "type": "text"}, "n": {"path": "n", "type": "integer"}}}
@@ -93,5 +94,33 @@ def test_catch_up_finds_rows_by_index(river_pg, mongo, capture):
         assert after == scans, f"the catch-up scanned the table {after - scans} time(s)"
         assert pg.scalar(f'SELECT sum(n) FROM "{river}"') == 600
         assert pg.scalar(f'SELECT count(*) FROM "{river}"') == 4700
+    finally:
+        pg.query("SELECT mongo_river.drop_river(%s, true) FROM mongo_river.rivers WHERE river = %s", (river, river))
+
+
+def test_running_worker_reports_table_statistics(river_pg, mongo):
+    """The rows a running river writes show in pg_stat_user_tables within seconds (autovacuum and
+    ANALYZE go by them). The worker used to report them only when it exited, so a river that ran
+    for days left its tables unvacuumed and their planner statistics at the size of the copy."""
+    pg = river_pg
+    client = mongo.client()
+    db = "stats_seen"
+    client.drop_database(db)
+    coll = client[db].items
+    coll.insert_many([{"_id": f"k{i:03d}", "n": 0} for i in range(100)])
+    river = "stats_seen"
+    try:
+        create_river(pg, river, mongo.uri)
+        pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)",
+                 (river, f"{db}.items", river, json.dumps(MAPPING)))
+        wait_synced(pg, river)
+        coll.update_many({}, {"$inc": {"n": 1}})
+        coll.delete_many({"_id": {"$lt": "k010"}})
+        wait_synced(pg, river)
+        wait_for(lambda: pg.scalar("SELECT n_tup_upd >= 90 AND n_tup_del >= 10 FROM pg_stat_user_tables "
+                                   "WHERE relname = %s", (river,)), 10, 0.1,
+                 "the running worker's table statistics")
+        assert pg.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                         ("mongo_river " + river,)) == 1, "the worker exited"
     finally:
         pg.query("SELECT mongo_river.drop_river(%s, true) FROM mongo_river.rivers WHERE river = %s", (river, river))
