@@ -2,14 +2,14 @@
 """catchup_bench: river_bench.py's catch-up figure alone, repeated, with optional traces.
 
     /usr/bin/python3 bench/catchup_bench.py [--docs 50000] [--changes 10000] [--reps 2]
-        [--captures change_stream,oplog] [--trace strace|strace-c|perf|net] [--peer-log] [--settings N=V;...]
+        [--captures change_stream,oplog] [--trace strace|strace-c|perf|net|all] [--peer-log] [--settings N=V;...]
 
 Copies --docs flat documents with a change-stream river and an oplog river (river_bench.py's flat
 mapping and options), then --reps times: stops both, makes --changes mixed changes, starts each
 river alone and times it from start() to wait_for_sync() against psql applying the same changes as
 1000-row statements (bench_lib.catch_up, the very figure river_bench.py prints). --trace attaches
 `strace -f -tt -T`, `strace -c -f -w` or `perf record -g` to each river's worker for its run, or (net)
-strace to the whole server for network calls and fsyncs only (outputs under $TMPDIR);
+strace to the whole server for network calls and fsyncs only (all: every call; outputs under $TMPDIR);
 --peer-log starts the peer with --verbose (its command log, with each command's time, is kept).
 """
 
@@ -41,15 +41,15 @@ def traced_worker_watcher(kind, outdir):
         tracer = None
 
         def __enter__(self):
-            if kind == "net":
+            if kind in ("net", "all"):
                 # The whole server (the worker from its fork on), network calls and fsyncs only.
                 with open(os.path.join(bench_lib.PG_DATADIR, "postmaster.pid")) as f:
                     postmaster = f.readline().strip()
                 out = os.path.join(outdir, f"{self.river}-server.net")
                 self.tracer = subprocess.Popen(
-                    ["strace", "-f", "--seccomp-bpf", "-tt", "-T", "-o", out, "-e",
-                     "trace=sendto,recvfrom,sendmsg,connect,poll,fdatasync,epoll_wait,clone,exit_group", "-p",
-                     postmaster], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    ["strace", "-f", "-tt", "-T", "-o", out] +
+                    ([] if kind == "all" else ["--seccomp-bpf", "-e", "trace=sendto,recvfrom,sendmsg,connect,poll,"
+                                               "fdatasync,epoll_wait,clone,exit_group"]) + ["-p", postmaster], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(0.5)
                 print(f"catchup_bench: tracing the server into {out}", flush=True)
             return super().__enter__()
@@ -95,7 +95,7 @@ def main():
     ap.add_argument("--changes", type=int, default=10000)
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--captures", default="change_stream,oplog")
-    ap.add_argument("--trace", choices=["strace", "strace-c", "perf", "net"])
+    ap.add_argument("--trace", choices=["strace", "strace-c", "perf", "net", "all"])
     ap.add_argument("--peer-log", action="store_true")
     ap.add_argument("--settings", default="", help="extra server settings, name=value;name=value")
     ap.add_argument("--seed", type=int, default=random.randrange(10**6))
