@@ -44,6 +44,10 @@ bool SyncedUpTo(const std::string &river, uint64 target) {
 	return pg::SpiText(0, 1).value_or("f") == "t";
 }
 
+// kSyncPollMs is how often wait_for_sync looks at the river's progress: the time it may return late (a
+// look is a few index probes, cheap next to the worker's batches).
+constexpr int kSyncPollMs = 10;
+
 // kStopTimeoutMs bounds how long stop() and sync_once wait for a river's worker to exit.
 constexpr int kStopTimeoutMs = 10000;
 
@@ -75,7 +79,8 @@ MONGO_RIVER_FUNCTION(mongo_river_wait_for_sync) {
 			if (GetCurrentTimestamp() >= deadline)
 				return BoolGetDatum(false);
 			pg::Call([] {
-				(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 50, PG_WAIT_EXTENSION);
+				(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, api::kSyncPollMs,
+								PG_WAIT_EXTENSION);
 				ResetLatch(MyLatch);
 				CHECK_FOR_INTERRUPTS();
 			});

@@ -39,8 +39,8 @@ void MappingWriter::InsertRows(size_t index, const std::vector<const std::vector
 	Table &table = tables_[index];
 	size_t columns = table.types.size();
 	size_t per_statement = std::max<size_t>(1, std::min(kMaxRows, kMaxParams / std::max<size_t>(columns, 1)));
-	for (size_t start = 0; start < rows.size(); start += per_statement) {
-		size_t count = std::min(per_statement, rows.size() - start);
+	for (size_t start = 0, count = 0; start < rows.size(); start += count) {
+		count = StatementRows(rows.size() - start, per_statement);
 		auto plan = table.multi_insert.find(count);
 		if (plan == table.multi_insert.end()) {
 			std::string sql = table.insert_head;
@@ -52,7 +52,9 @@ void MappingWriter::InsertRows(size_t index, const std::vector<const std::vector
 				sql += ")";
 				types.insert(types.end(), table.types.begin(), table.types.end());
 			}
-			plan = table.multi_insert.emplace(count, pg::SpiPlan(sql + table.insert_tail, types)).first;
+			// Generic: the plan of a VALUES list does not depend on its values; a custom plan would be
+			// made (parsed and planned again) at each of its first executions.
+			plan = table.multi_insert.emplace(count, pg::SpiPlan(sql + table.insert_tail, types, true)).first;
 		}
 		std::vector<Datum> values(count * columns);
 		std::string nulls(count * columns, ' ');
@@ -75,8 +77,9 @@ void MappingWriter::DeleteAny(size_t index, const std::vector<Datum> &keys) {
 	Table &table = tables_[index];
 	if (!table.delete_any.Valid()) {
 		Oid array_type = pg::Call([&] { return get_array_type(table.key_type); });
+		// Generic: a custom plan for a few hundred keys scans the whole table (see pg::SpiPlan).
 		table.delete_any =
-			pg::SpiPlan("DELETE FROM " + table.name + " WHERE " + table.key_quoted + " = ANY ($1)", {array_type});
+			pg::SpiPlan("DELETE FROM " + table.name + " WHERE " + table.key_quoted + " = ANY ($1)", {array_type}, true);
 	}
 	Datum array = ArrayOf(table.key_type, keys);
 	table.delete_any.Execute(&array, " ");

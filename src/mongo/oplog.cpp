@@ -481,6 +481,14 @@ Batch OplogReader::NextBatch(size_t max_events, int64_t max_ms) {
 		Consume(entry.get(), &batch);
 		for (size_t i = before; i < batch.events.size(); i++)
 			bytes += EventBytes(batch.events[i]);
+		// Read up to the commit point taken before the batch: every entry up to it is in hand, so the
+		// batch ends caught up here, as a change stream's ends with the server's batch. Reading on
+		// would send a getMore that waits max_await_ms for entries the source does not have yet,
+		// holding back those in hand (and the position a waiting wait_for_sync needs).
+		if (!newest.IsZero() && cursor_from_ >= newest && assembler_.Settled()) {
+			batch.caught_up = true;
+			break;
+		}
 	}
 	if (batch.caught_up && assembler_.Settled() && newest > position_.ClusterTime()) {
 		position_ = Position::OplogAfter(newest);

@@ -389,6 +389,13 @@ void RiverWorker::ApplyBatch(const mongo::Batch &batch) {
 	if (!TryApplyBatch(batch, false))
 		TryApplyBatch(batch, true);
 	ReportPending(batch, true);
+	// The batch's table statistics (rows inserted, updated, deleted) go to the cumulative statistics
+	// at most once a second, as a backend's do when it goes idle: without them autovacuum would never
+	// vacuum or analyze what a running river writes, and the planner would keep the sizes of its copy.
+	pg::Call([] {
+		if (!IsTransactionOrTransactionBlock())
+			(void)pgstat_report_stat(false);
+	});
 	applied_ += int64(batch.events.size());
 	if (catch_up_) {
 		// A catch-up moves its mapping's cut, never the river's position.

@@ -32,6 +32,7 @@
 #include "mongo_river/worker/river_worker.hpp"
 
 extern "C" {
+#include "access/xact.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"

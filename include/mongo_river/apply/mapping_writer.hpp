@@ -18,6 +18,18 @@ namespace mongo_river::apply {
 
 // ChangeInfo describes the change a history-mode row records: its operation, source cluster time
 // (t << 32 | i), wallTime and a position unique to the change (a change seen twice is recorded once).
+// StatementRows returns how many of left rows the next multi-row statement takes: most while at least
+// that many are left, then the largest power of two not above what is left, so that a few prepared
+// plans (one per row count) serve every batch instead of a new plan for each batch's remainder.
+inline std::size_t StatementRows(std::size_t left, std::size_t most) {
+	if (left >= most)
+		return most;
+	std::size_t rows = 1;
+	while (rows * 2 <= left)
+		rows *= 2;
+	return rows;
+}
+
 struct ChangeInfo {
 	std::string operation;
 	uint64 cluster_time = 0;
@@ -127,6 +139,8 @@ private:
 	// and returns the number of rows it found.
 	uint64 PatchChunk(const std::vector<std::size_t> &columns, const std::vector<RowPatch> &patches,
 					  const std::vector<std::size_t> &members, std::size_t first, std::size_t count);
+	// ArrayOfKeys returns keys (Datums of the root table's key type) as an array Datum.
+	Datum ArrayOfKeys(const std::vector<Datum> &keys) const;
 	struct TupleSink;
 	// TuplesPossible tells whether table index takes rows as heap tuples: the setting
 	// mongo_river.copy_builds_tuples is on, the database encoding is UTF-8, the table is a plain
@@ -166,7 +180,12 @@ private:
 	ColumnType key_type_;
 	std::string key_column_; // quoted
 	std::string key_type_name_;
-	std::map<std::string, pg::SpiPlan> patch_plans_; // PatchChunk's, by column set and row count
+	// PatchPlan is a prepared patch statement; keys_array: it takes the chunk's keys as an array last.
+	struct PatchPlan {
+		pg::SpiPlan plan;
+		bool keys_array = false;
+	};
+	std::map<std::string, PatchPlan> patch_plans_; // PatchChunk's, by column set and row count
 };
 
 } // namespace mongo_river::apply

@@ -34,11 +34,14 @@ struct SpiArg {
 	std::optional<Datum> value;
 };
 
-// SpiPlan is a prepared statement kept for the life of the process (SPI_keepplan).
+// SpiPlan is a prepared statement kept for the life of the process (SPI_keepplan). generic: always
+// the generic plan (CURSOR_OPT_GENERIC_PLAN), never one planned for the values at hand: for statements
+// that find rows by key = ANY($n), whose custom plans for a few hundred keys choose a sequential scan
+// of the whole table over as many index probes.
 class SpiPlan {
 public:
 	SpiPlan() = default;
-	SpiPlan(const std::string &sql, const std::vector<Oid> &types);
+	SpiPlan(const std::string &sql, const std::vector<Oid> &types, bool generic = false);
 	SpiPlan(SpiPlan &&other) noexcept;
 	SpiPlan &operator=(SpiPlan &&other) noexcept;
 	SpiPlan(const SpiPlan &) = delete;
