@@ -1,6 +1,7 @@
 // copy.cpp: the initial copy's reader: a collection in _id order, resumable across _id types.
 #include "mongo_river/mongo/copy.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -239,9 +240,35 @@ void CollectionScan::Open() {
 	// Majority reads: a document the copy sees can never be rolled back, just as every change the
 	// stream delivers is majority-committed.
 	Bson opts(BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}", "readConcern", "{", "level", "majority", "}"));
-	if (batch_size_ > 0)
-		BSON_APPEND_INT32(opts.get(), "batchSize", batch_size_);
+	// The find's own batch is one document: the server's replies hold up to 16 MiB (mongod) and the
+	// size of the documents is not known yet; the getMores then ask for what fits (FitBatchSize).
+	BSON_APPEND_INT32(opts.get(), "batchSize", 1);
 	cursor_.reset(mongoc_collection_find_with_opts(collection_.get(), filter.get(), opts.get(), nullptr));
+	cursor_batch_ = 1;
+}
+
+void CollectionScan::FitBatchSize(size_t docs, size_t bytes) {
+	if (!cursor_ || docs == 0)
+		return;
+	const size_t per_doc = std::max<size_t>(1, bytes / docs);
+	size_t fit = std::max<size_t>(1, kMaxReplyBytes / per_doc);
+	if (batch_size_ > 0)
+		fit = std::min(fit, size_t(batch_size_));
+	else
+		fit = std::min(fit, size_t(std::numeric_limits<int32_t>::max()));
+	if (int64_t(fit) == cursor_batch_)
+		return;
+	cursor_batch_ = int64_t(fit);
+	mongoc_cursor_set_batch_size(cursor_.get(), uint32_t(fit));
+}
+
+Bson CollectionScan::Borrow(const bson_t *doc) {
+	// bson_new_from_buffer makes a bson_t that reads *buf without owning it (bson_destroy frees the
+	// bson_t only); buf and its length must outlive it: they are the scan's.
+	borrowed_data_ = const_cast<uint8_t *>(bson_get_data(doc));
+	borrowed_len_ = doc->len;
+	Bson view(bson_new_from_buffer(&borrowed_data_, &borrowed_len_, nullptr, nullptr));
+	return view ? std::move(view) : CopyBson(doc);
 }
 
 void CollectionScan::Remember(const bson_t *doc) {
@@ -256,15 +283,24 @@ std::vector<Bson> CollectionScan::NextBatch(size_t max_docs, size_t max_bytes) {
 	std::vector<Bson> out;
 	size_t bytes = 0;
 	int reopened = 0;
+	// The last document is borrowed from the cursor's reply until the cursor moves on: one that ends
+	// the batch (a large one) is never copied.
+	bool borrowed = false;
 	while (!done_ && out.size() < max_docs && bytes < max_bytes) {
 		if (!cursor_)
 			Open();
+		if (borrowed) {
+			out.back() = CopyBson(out.back().get());
+			borrowed = false;
+		}
 		const bson_t *doc = nullptr;
 		if (mongoc_cursor_next(cursor_.get(), &doc)) {
 			Remember(doc);
 			bytes += doc->len;
-			out.push_back(CopyBson(doc));
+			out.push_back(Borrow(doc));
+			borrowed = true;
 			reopened = 0;
+			FitBatchSize(out.size(), bytes);
 			continue;
 		}
 		bson_error_t error;
