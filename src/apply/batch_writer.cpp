@@ -52,7 +52,9 @@ void MappingWriter::InsertRows(size_t index, const std::vector<const std::vector
 				sql += ")";
 				types.insert(types.end(), table.types.begin(), table.types.end());
 			}
-			plan = table.multi_insert.emplace(count, pg::SpiPlan(sql + table.insert_tail, types)).first;
+			// Generic from the start: the plan is the same for every set of rows, and a custom plan
+			// would copy each value into itself.
+			plan = table.multi_insert.emplace(count, pg::SpiPlan(sql + table.insert_tail, types, true)).first;
 		}
 		std::vector<Datum> values(count * columns);
 		std::string nulls(count * columns, ' ');

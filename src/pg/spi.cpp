@@ -28,9 +28,10 @@ SpiConnection::~SpiConnection() {
 	}
 }
 
-SpiPlan::SpiPlan(const std::string &sql, const std::vector<Oid> &types) {
+SpiPlan::SpiPlan(const std::string &sql, const std::vector<Oid> &types, bool generic) {
 	plan_ = Call([&] {
-		SPIPlanPtr plan = SPI_prepare(sql.c_str(), int(types.size()), const_cast<Oid *>(types.data()));
+		SPIPlanPtr plan = SPI_prepare_cursor(sql.c_str(), int(types.size()), const_cast<Oid *>(types.data()),
+											 generic ? CURSOR_OPT_GENERIC_PLAN : 0);
 		if (!plan)
 			elog(ERROR, "mongo_river: SPI_prepare failed (%s) for: %s", SPI_result_code_string(SPI_result),
 				 sql.c_str());
