@@ -240,11 +240,13 @@ void CollectionScan::Open() {
 	// Majority reads: a document the copy sees can never be rolled back, just as every change the
 	// stream delivers is majority-committed.
 	Bson opts(BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}", "readConcern", "{", "level", "majority", "}"));
-	// The find's own batch is one document: the server's replies hold up to 16 MiB (mongod) and the
-	// size of the documents is not known yet; the getMores then ask for what fits (FitBatchSize).
-	BSON_APPEND_INT32(opts.get(), "batchSize", 1);
+	// A scan's first find asks for one document: the server's replies hold up to 16 MiB (mongod) and
+	// the size of the documents is not known yet; the getMores then ask for what fits (FitBatchSize),
+	// and so does the find of a reopened cursor.
+	if (cursor_batch_ <= 0)
+		cursor_batch_ = 1;
+	BSON_APPEND_INT32(opts.get(), "batchSize", int32_t(cursor_batch_));
 	cursor_.reset(mongoc_collection_find_with_opts(collection_.get(), filter.get(), opts.get(), nullptr));
-	cursor_batch_ = 1;
 }
 
 void CollectionScan::FitBatchSize(size_t docs, size_t bytes) {

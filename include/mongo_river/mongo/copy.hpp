@@ -86,7 +86,7 @@ private:
 	Bson last_id_;
 	mongo::Collection collection_;
 	Cursor cursor_;
-	int64_t cursor_batch_ = 0;         // the batch size the cursor's next getMore asks for
+	int64_t cursor_batch_ = 0;         // the batch size the next getMore (or a reopened find) asks for
 	uint8_t *borrowed_data_ = nullptr; // the borrowed document's bytes and length (see Borrow)
 	size_t borrowed_len_ = 0;
 	bool done_ = false;
