@@ -7,8 +7,8 @@ the getMores ask for fewer); every row must come out byte for byte as the docume
 The bounds are in documents' worth above the idle worker. Measured before the change: the copy of
 8 MiB documents peaked at 48 MiB (6 documents: libmongoc's buffered stream, the reply, a copy of
 the document, the converted text, the Datum, the heap tuple), their stream at 80 MiB (10), the copy
-of 2 MiB documents at 44 MiB (16 MiB replies, twice); after it: 32 MiB (4: the reply, the converted
-text, the Datum and the tuple), 48 MiB (6) and 14 MiB."""
+of 2 MiB documents at 44 MiB (16 MiB replies, twice), their backlog's stream at 30 MiB; after it:
+32 MiB (4: the reply, the converted text, the Datum and the tuple), 48 MiB (6), 14 and 12 MiB."""
 
 import base64
 import hashlib
@@ -132,7 +132,22 @@ def test_2mib_documents_copy_in_replies_of_a_few(river_pg, mongo):
     pid, idle = start(river_pg, mongo, "bigdocs2", "bigdocs.two", "two")
     copy_peak = copy(river_pg, "bigdocs2", "bigdocs.two", "two", pid) - idle
     assert same_rows(river_pg, "two", docs) == []
+    # A backlog of their inserts: the stream's getMores would take up to 16 MiB of events at once.
+    river_pg.query("SELECT mongo_river.stop('bigdocs2')")
+    wait_for(lambda: not worker_pid(river_pg, "bigdocs2"), 60, 0.05, "the worker's stop")
+    for i in range(count, 2 * count):
+        docs[f"mid{i:02d}"] = (i, blob(i, size))
+        coll.insert_one({"_id": f"mid{i:02d}", "n": i, "blob": docs[f"mid{i:02d}"][1]})
+    river_pg.query("SELECT mongo_river.start('bigdocs2')")
+    wait_for(lambda: worker_pid(river_pg, "bigdocs2"), 60, 0.01, "the worker's start")
+    pid = worker_pid(river_pg, "bigdocs2")
+    with Watcher(pid) as watch:
+        wait_synced(river_pg, "bigdocs2", 300)
+    stream_peak = watch.peak - idle
+    assert same_rows(river_pg, "two", docs) == []
     river_pg.query("SELECT mongo_river.drop_river('bigdocs2', true)")
     coll.drop()
-    print(f"2 MiB documents: worker idle {idle / 1024:.1f} MiB; copy peak above it {copy_peak / 1024:.1f} MiB")
+    print(f"2 MiB documents: worker idle {idle / 1024:.1f} MiB; peak above it: copy {copy_peak / 1024:.1f} MiB, "
+          f"stream backlog {stream_peak / 1024:.1f} MiB")
     assert copy_peak < 10 * size / 1024, f"the copy held {copy_peak / 1024:.1f} MiB above idle (a 16 MiB reply?)"
+    assert stream_peak < 10 * size / 1024, f"the stream held {stream_peak / 1024:.1f} MiB above idle (16 MiB replies?)"
