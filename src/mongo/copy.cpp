@@ -245,7 +245,8 @@ void CollectionScan::Open() {
 	// and so does the find of a reopened cursor.
 	if (cursor_batch_ <= 0)
 		cursor_batch_ = 1;
-	BSON_APPEND_INT32(opts.get(), "batchSize", int32_t(cursor_batch_));
+	// int64: mongoc_cursor_set_batch_size overwrites only an int64 batchSize (an int32 one stays).
+	BSON_APPEND_INT64(opts.get(), "batchSize", cursor_batch_);
 	cursor_.reset(mongoc_collection_find_with_opts(collection_.get(), filter.get(), opts.get(), nullptr));
 }
 
