@@ -52,8 +52,8 @@ void MappingWriter::InsertRows(size_t index, const std::vector<const std::vector
 				sql += ")";
 				types.insert(types.end(), table.types.begin(), table.types.end());
 			}
-			// Generic: the plan of a VALUES list does not depend on its values; a custom plan would be
-			// made (parsed and planned again) at each of its first executions.
+			// Generic from the start: the plan of a VALUES list does not depend on its values; a custom
+			// plan would be planned again at each of its first runs and copy each value into itself.
 			plan = table.multi_insert.emplace(count, pg::SpiPlan(sql + table.insert_tail, types, true)).first;
 		}
 		std::vector<Datum> values(count * columns);

@@ -389,6 +389,9 @@ void MappingWriter::AddToSink(size_t index, TupleSink *sink, const std::vector<c
 		if (sink->rel->rd_rel->relispartition)
 			ExecPartitionCheck(rri, slot, estate, true);
 		ExecMaterializeSlot(slot); // the buffered tuple outlives the per-tuple context
+		// The row's Datums are in the tuple now: free them before the tuple is written (an 8 MiB
+		// value is then held once, not twice, while TOAST compresses it).
+		ResetPerTupleExprContext(estate);
 		return true;
 	});
 	if (!keep)

@@ -287,7 +287,8 @@ ChangeEvent ParseChangeEvent(const bson_t *doc) {
 		throw MalformedEvent("no ns (database and collection)", doc);
 	if (!event.txn_number)
 		event.lsid.reset(); // an lsid alone (a retryable write) is not a transaction
-	event.raw = CopyBson(doc);
+	// No raw copy of a readable event: it would hold its document a second time (an 8 MiB document
+	// twice); only an unreadable event keeps raw, for its reject.
 	return event;
 }
 

@@ -2,8 +2,10 @@
 // transaction, report the position to store.
 #include "mongo_river/mongo/change_stream.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <set>
 #include <utility>
@@ -270,8 +272,11 @@ bool ChangeStreamReader::Aggregate(StartOption option, const bson_t *token, Time
 	bson_append_array_end(cmd.get(), &stages);
 	bson_t cursor;
 	bson_append_document_begin(cmd.get(), "cursor", -1, &cursor);
-	if (options_.batch_size > 0)
-		BSON_APPEND_INT32(&cursor, "batchSize", options_.batch_size);
+	// The first batch of a stream with no event read yet is one event (their size is unknown: a
+	// backlog could fill a 16 MiB reply); a reopened stream's is what FittedBatchSize says.
+	const int32_t first_batch = reply_events_ == 0 ? 1 : FittedBatchSize();
+	if (first_batch > 0)
+		BSON_APPEND_INT32(&cursor, "batchSize", first_batch);
 	bson_append_document_end(cmd.get(), &cursor);
 
 	Bson opts = CommandOpts();
@@ -321,6 +326,14 @@ void ChangeStreamReader::LoadBatch(Reply reply, const char *batch) {
 		else if (std::strcmp(key, batch) == 0 && BSON_ITER_HOLDS_ARRAY(&field)) {
 			batch_left_ = bson_iter_recurse(&field, &batch_);
 			bson_iter_array(&field, &batch_len_, &batch_data_);
+			bson_iter_t count = batch_;
+			size_t events = 0;
+			while (bson_iter_next(&count))
+				++events;
+			if (events > 0) { // the size of the events fits the next getMore's batch size
+				reply_events_ = events;
+				reply_bytes_ = batch_len_;
+			}
 		}
 	}
 	if (!batch_left_)
@@ -426,8 +439,8 @@ bool ChangeStreamReader::GetMore(bson_error_t *error, Reply *failed) {
 	Bson cmd = NewBson();
 	BSON_APPEND_INT64(cmd.get(), "getMore", cursor_id_);
 	BSON_APPEND_UTF8(cmd.get(), "collection", cursor_coll_.c_str());
-	if (options_.batch_size > 0)
-		BSON_APPEND_INT32(cmd.get(), "batchSize", options_.batch_size);
+	if (int32_t batch = FittedBatchSize(); batch > 0)
+		BSON_APPEND_INT32(cmd.get(), "batchSize", batch);
 	if (options_.max_await_ms > 0)
 		BSON_APPEND_INT64(cmd.get(), "maxTimeMS", options_.max_await_ms);
 	Bson opts = CommandOpts();
@@ -444,6 +457,16 @@ bool ChangeStreamReader::GetMore(bson_error_t *error, Reply *failed) {
 	failures_in_row_ = 0;
 	LoadBatch(std::move(reply), "nextBatch");
 	return true;
+}
+
+int32_t ChangeStreamReader::FittedBatchSize() const {
+	if (reply_events_ == 0)
+		return options_.batch_size;
+	const size_t per_event = std::max<size_t>(1, reply_bytes_ / reply_events_);
+	const size_t fit = std::max<size_t>(1, kMaxBatchBytes / per_event);
+	if (options_.batch_size > 0 && fit >= size_t(options_.batch_size))
+		return options_.batch_size;
+	return int32_t(std::min<size_t>(fit, size_t(std::numeric_limits<int32_t>::max())));
 }
 
 bool ChangeStreamReader::IsResumable(const bson_error_t &error, const bson_t *reply) const {

@@ -1,6 +1,7 @@
 // copy.cpp: the initial copy's reader: a collection in _id order, resumable across _id types.
 #include "mongo_river/mongo/copy.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -239,9 +240,41 @@ void CollectionScan::Open() {
 	// Majority reads: a document the copy sees can never be rolled back, just as every change the
 	// stream delivers is majority-committed.
 	Bson opts(BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}", "readConcern", "{", "level", "majority", "}"));
-	if (batch_size_ > 0)
-		BSON_APPEND_INT32(opts.get(), "batchSize", batch_size_);
+	// A scan's first find asks for one document: the server's replies hold up to 16 MiB (mongod) and
+	// the size of the documents is not known yet; the getMores then ask for what fits (FitBatchSize),
+	// and so does the find of a reopened cursor.
+	if (cursor_batch_ <= 0)
+		cursor_batch_ = 1;
+	// int64: mongoc_cursor_set_batch_size overwrites only an int64 batchSize (an int32 one stays).
+	BSON_APPEND_INT64(opts.get(), "batchSize", cursor_batch_);
 	cursor_.reset(mongoc_collection_find_with_opts(collection_.get(), filter.get(), opts.get(), nullptr));
+}
+
+void CollectionScan::FitBatchSize(size_t docs, size_t bytes) {
+	if (!cursor_ || docs == 0)
+		return;
+	const size_t per_doc = std::max<size_t>(1, bytes / docs);
+	size_t fit = std::max<size_t>(1, kMaxReplyBytes / per_doc);
+	if (batch_size_ > 0)
+		fit = std::min(fit, size_t(batch_size_));
+	else
+		fit = std::min(fit, size_t(std::numeric_limits<int32_t>::max()));
+	if (int64_t(fit) == cursor_batch_)
+		return;
+	cursor_batch_ = int64_t(fit);
+	mongoc_cursor_set_batch_size(cursor_.get(), uint32_t(fit));
+}
+
+// kBorrowBytes: documents this large or larger are borrowed from the reply when they end a batch.
+constexpr uint32_t kBorrowBytes = 64 * 1024;
+
+Bson CollectionScan::Borrow(const bson_t *doc) {
+	// bson_new_from_buffer makes a bson_t that reads *buf without owning it (bson_destroy frees the
+	// bson_t only); buf and its length must outlive it: they are the scan's.
+	borrowed_data_ = const_cast<uint8_t *>(bson_get_data(doc));
+	borrowed_len_ = doc->len;
+	Bson view(bson_new_from_buffer(&borrowed_data_, &borrowed_len_, nullptr, nullptr));
+	return view ? std::move(view) : CopyBson(doc);
 }
 
 void CollectionScan::Remember(const bson_t *doc) {
@@ -268,14 +301,27 @@ std::vector<Bson> CollectionScan::NextBatch(size_t max_docs, size_t max_bytes) {
 	std::vector<Bson> out;
 	size_t bytes = 0;
 	int reopened = 0;
+	// The last document is borrowed from the cursor's reply until the cursor moves on: one that ends
+	// the batch (a large one) is never copied.
+	bool borrowed = false;
 	while (!done_ && out.size() < max_docs && bytes < max_bytes) {
 		if (!cursor_)
 			Open();
+		if (borrowed) {
+			out.back() = CopyBson(out.back().get());
+			borrowed = false;
+		}
 		const bson_t *doc = nullptr;
 		if (mongoc_cursor_next(cursor_.get(), &doc)) {
 			bytes += doc->len;
-			out.push_back(CopyBson(doc));
+			// Small documents are copied at once (a borrowed one would be copied at the next read).
+			borrowed = doc->len >= kBorrowBytes;
+			out.push_back(borrowed ? Borrow(doc) : CopyBson(doc));
 			reopened = 0;
+			// The next getMore's size follows the documents seen: fitted at the first, then as
+			// the count doubles (not at every document) and at the end of the batch.
+			if ((out.size() & (out.size() - 1)) == 0)
+				FitBatchSize(out.size(), bytes);
 			continue;
 		}
 		RememberLast(out); // a reopened cursor starts after the documents read so far
@@ -296,6 +342,7 @@ std::vector<Bson> CollectionScan::NextBatch(size_t max_docs, size_t max_bytes) {
 		cursor_.reset();
 	}
 	RememberLast(out);
+	FitBatchSize(out.size(), bytes);
 	return out;
 }
 

@@ -168,6 +168,39 @@ void GuardStream(mongoc_stream_t *top) {
 
 namespace {
 
+// BufferedReadv returns libmongoc's readv of its buffered streams, read off a probe stream once
+// (the stream types are private to libmongoc; the function table is what identifies them).
+ReadvFn BufferedReadv() {
+	static const ReadvFn readv = [] {
+		static mongoc_stream_t dummy{};
+		dummy.destroy = [](mongoc_stream_t *) {};
+		mongoc_stream_t *probe = mongoc_stream_buffered_new(&dummy, 1);
+		ReadvFn fn = probe->readv;
+		mongoc_stream_destroy(probe); // destroys dummy too: a no-op
+		return fn;
+	}();
+	return readv;
+}
+
+// DirectReadv reads from the stream under a buffered stream, into the caller's buffers.
+ssize_t DirectReadv(mongoc_stream_t *stream, mongoc_iovec_t *iov, size_t iovcnt, size_t min_bytes,
+					int32_t timeout_msec) {
+	mongoc_stream_t *base = stream->get_base_stream(stream);
+	return base->readv(base, iov, iovcnt, min_bytes, timeout_msec);
+}
+
+} // namespace
+
+bool ReadDirectly(mongoc_stream_t *top) {
+	mongoc_stream_t *base = top->get_base_stream ? top->get_base_stream(top) : nullptr;
+	if (!base || base == top || !base->readv || top->readv != BufferedReadv())
+		return top->readv == DirectReadv;
+	top->readv = DirectReadv;
+	return true;
+}
+
+namespace {
+
 // Initiate opens a connection as libmongoc does by default (user_data is the client), refusing
 // while an interrupt is pending, and guards it.
 mongoc_stream_t *Initiate(const mongoc_uri_t *uri, const mongoc_host_list_t *host, void *user_data,
@@ -178,8 +211,10 @@ mongoc_stream_t *Initiate(const mongoc_uri_t *uri, const mongoc_host_list_t *hos
 		return nullptr;
 	}
 	mongoc_stream_t *stream = mongoc_client_default_stream_initiator(uri, host, user_data, error);
-	if (stream)
+	if (stream) {
 		GuardStream(stream);
+		ReadDirectly(stream);
+	}
 	return stream;
 }
 

@@ -6,6 +6,7 @@
 
 #include "live.hpp"
 #include "mongo_river/mongo/change_stream.hpp"
+#include "mongo_river/mongo/copy.hpp"
 #include "mongo_river/mongo/diff.hpp"
 #include "mongo_river/mongo/errors.hpp"
 #include "mongo_river/mongo/oplog.hpp"
@@ -268,7 +269,8 @@ TEST(ChangeStream, CursorCommandsShareOneSessionAndServerAndAreKilled) {
 	EXPECT_EQ(aggregate.db, "admin");
 	EXPECT_EQ(Commands::Json(aggregate, "aggregate"), R"({ "v" : { "$numberInt" : "1" } })");
 	EXPECT_EQ(Commands::Json(aggregate, "pipeline.0.$changeStream.allChangesForCluster"), R"({ "v" : true })");
-	EXPECT_EQ(Commands::Json(aggregate, "cursor.batchSize"), R"({ "v" : { "$numberInt" : "7" } })");
+	// One event first (their size is not known yet), then the stream's batch size for small events.
+	EXPECT_EQ(Commands::Json(aggregate, "cursor.batchSize"), R"({ "v" : { "$numberInt" : "1" } })");
 	EXPECT_NE(Commands::Json(aggregate, "pipeline.1.$match"), "") << "BuildStreamPipeline's stage follows";
 	EXPECT_EQ(Commands::Json(aggregate, "pipeline.2"), "");
 	const std::string lsid = Commands::Json(aggregate, "lsid");
@@ -290,6 +292,56 @@ TEST(ChangeStream, CursorCommandsShareOneSessionAndServerAndAreKilled) {
 		EXPECT_EQ(Commands::Json(more, "getMore"), Commands::Json(kill, "cursors.0"));
 		EXPECT_EQ(Commands::Json(more, "readConcern"), "") << "getMore takes no read concern";
 	}
+}
+
+TEST(CollectionScan, FindAsksForOneDocumentAndGetMoresForTheFittedBatch) {
+	REQUIRE_SOURCE();
+	mm::Source source(live::SourceUri());
+	live::Writer w(live::SourceUri());
+	const std::string db = live::UniqueDb("scanbatch");
+	for (int i = 0; i < 30; ++i)
+		w.Insert(db, "small", "{\"_id\": " + std::to_string(i) + "}");
+	const std::string blob(3 * 1024 * 1024, 'x');
+	for (int i = 0; i < 3; ++i)
+		w.Insert(db, "large", "{\"_id\": " + std::to_string(i) + ", \"s\": \"" + blob + "\"}");
+	Commands commands(source.Handle());
+	size_t small = 0, large = 0;
+	{
+		mm::CollectionScan scan(source, db, "small", nullptr, 10);
+		for (auto batch = scan.NextBatch(100); !batch.empty(); batch = scan.NextBatch(100))
+			small += batch.size();
+	}
+	{
+		mm::CollectionScan scan(source, db, "large", nullptr, 10);
+		for (auto batch = scan.NextBatch(100); !batch.empty(); batch = scan.NextBatch(100))
+			for (const live::Bson &doc : batch) {
+				bson_iter_t iter;
+				ASSERT_TRUE(bson_iter_init_find(&iter, doc.get(), "s"));
+				EXPECT_EQ(bson_iter_utf8(&iter, nullptr), blob) << "a borrowed document reads whole";
+				++large;
+			}
+	}
+	EXPECT_EQ(small, 30u);
+	EXPECT_EQ(large, 3u);
+	std::vector<std::string> sizes; // "find 1", "getMore 10", ... in order, the collection's name first
+	for (const Commands::Command &c : commands.sent)
+		if (c.name == "find" || c.name == "getMore")
+			sizes.push_back(c.name + " " + Commands::Json(c, c.name == "find" ? "find" : "collection") + " " +
+							Commands::Json(c, "batchSize"));
+	const std::string one = R"({ "v" : { "$numberLong" : "1" } })";
+	const std::string ten = R"({ "v" : { "$numberLong" : "10" } })";
+	const std::string small_name = R"({ "v" : "small" })", large_name = R"({ "v" : "large" })";
+	// 30 small documents: find 1, then getMores of the scan's batch size 10 (4 MiB holds more).
+	// 3 large ones (3 MiB: one per 4 MiB): find 1, then getMores of 1.
+	std::vector<std::string> want = {"find " + small_name + " " + one};
+	for (int i = 0; i < 3; ++i)
+		want.push_back("getMore " + small_name + " " + ten);
+	want.push_back("find " + large_name + " " + one);
+	for (int i = 0; i < 2; ++i)
+		want.push_back("getMore " + large_name + " " + one);
+	ASSERT_GE(sizes.size(), want.size());
+	for (size_t i = 0; i < want.size(); ++i)
+		EXPECT_EQ(sizes[i], want[i]) << "command " << i;
 }
 
 // UpdateLookups returns, for each update event, its fullDocument as JSON ("null" when absent).

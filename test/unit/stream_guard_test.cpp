@@ -148,4 +148,28 @@ TEST(StreamGuard, AClosedConnectionFailsAtOnceEvenAfterSilentSlices) {
 }
 
 } // namespace
+TEST(StreamGuard, ReadDirectlyBypassesTheBufferedStreamAndLosesNoByte) {
+	SetInterruptCheck(nullptr);
+	std::string expected(3 * 1024 * 1024, '\0');
+	for (size_t i = 0; i < expected.size(); ++i)
+		expected[i] = static_cast<char>('a' + i % 26);
+	Server server;
+	server.Serve([&](int conn) {
+		for (size_t at = 0; at < expected.size(); at += 65536)
+			send(conn, expected.data() + at, std::min<size_t>(65536, expected.size() - at), 0);
+	});
+	mongoc_stream_t *stream = Connect(server.port);
+	mongoc_stream_t *under = mongoc_stream_get_base_stream(stream);
+	EXPECT_FALSE(ReadDirectly(under)) << "a socket stream is no buffered stream";
+	ASSERT_TRUE(ReadDirectly(stream));
+	EXPECT_TRUE(ReadDirectly(stream)) << "a second call changes nothing";
+	// As libmongoc reads a reply: its length first, then the rest, each with min_bytes = count.
+	std::string got(expected.size(), '\0');
+	EXPECT_EQ(mongoc_stream_read(stream, got.data(), 4, 4, 10000), 4);
+	ssize_t n = mongoc_stream_read(stream, got.data() + 4, got.size() - 4, got.size() - 4, 10000);
+	EXPECT_EQ(n, static_cast<ssize_t>(got.size() - 4));
+	EXPECT_EQ(got, expected);
+	mongoc_stream_destroy(stream);
+}
+
 } // namespace mongo_river::mongo

@@ -130,6 +130,10 @@ private:
 	bool NextInBatch(ChangeEvent *out);
 	// BatchEmpty tells whether the loaded batch has no event left to read.
 	bool BatchEmpty() const;
+	// FittedBatchSize is the batch size a getMore asks for: what kMaxBatchBytes holds of events the
+	// size of the last batch's (so that a reply holds a few large events, not 16 MiB of them), at
+	// most the stream's batch size; the stream's batch size before any event.
+	int32_t FittedBatchSize() const;
 	// IsResumable tells whether a failed getMore may be resumed (change streams specification).
 	bool IsResumable(const bson_error_t &error, const bson_t *reply) const;
 	// Recover handles a failed getMore (reply: the server's, may be null): it throws unless the
@@ -156,11 +160,13 @@ private:
 	Session session_;        // the session of every command on the cursor (nullptr if none)
 	uint32_t server_id_ = 0; // the server that answered the aggregate: getMores go there
 	int32_t max_wire_version_ = 0;
-	int64_t cursor_id_ = 0;               // 0: no server cursor open
-	std::string cursor_coll_;             // getMore's "collection": the cursor's ns after the database
-	bool connection_ok_ = true;           // false after a network error (no killCursors then)
-	Reply reply_;                         // the last aggregate/getMore reply: its batch is read in place
-	bson_iter_t batch_{};                 // the batch's event before the next one to read
+	int64_t cursor_id_ = 0;     // 0: no server cursor open
+	std::string cursor_coll_;   // getMore's "collection": the cursor's ns after the database
+	bool connection_ok_ = true; // false after a network error (no killCursors then)
+	Reply reply_;               // the last aggregate/getMore reply: its batch is read in place
+	bson_iter_t batch_{};       // the batch's event before the next one to read
+	size_t reply_events_ = 0;   // the events and bytes of the last batch that had events
+	size_t reply_bytes_ = 0;
 	const uint8_t *batch_data_ = nullptr; // the batch array's bytes (inside reply_), for an unreadable rest
 	uint32_t batch_len_ = 0;
 	bool batch_left_ = false;   // whether batch_ may have more events

@@ -36,6 +36,11 @@ Bson BuildResumeFilter(const bson_value_t *last_id);
 // IdBracket returns MongoDB's canonical sort bracket of a BSON type (lower sorts first).
 int IdBracket(bson_type_t type);
 
+// kMaxReplyBytes is what a copy's getMore asks the server for: the batch size is fitted to the
+// documents seen, so that a reply holds about this much BSON (a server caps it at 16 MiB anyway) or
+// a single larger document, never several large ones.
+inline constexpr size_t kMaxReplyBytes = kMaxBatchBytes;
+
 class CollectionScan {
 public:
 	// CollectionScan prepares to read db.coll in _id order, after resume_after ({_id: value}) when
@@ -46,8 +51,10 @@ public:
 	CollectionScan(const CollectionScan &) = delete;
 	CollectionScan &operator=(const CollectionScan &) = delete;
 
-	// NextBatch returns up to max_docs next documents (owned) in _id order, fewer once they hold
-	// max_bytes of BSON (at least one: large documents make small batches, so memory stays bounded);
+	// NextBatch returns up to max_docs next documents in _id order, fewer once they hold max_bytes
+	// of BSON (at least one: large documents make small batches, so memory stays bounded). They are
+	// valid until the next NextBatch call or the scan's end: the last one may be read in place from
+	// the cursor's reply (a large document is not copied);
 	// empty once the whole collection has been read (Done()). A cursor lost to a network error or a
 	// server-side timeout (CursorNotFound) is reopened after LastId() transparently, up to 3 times in
 	// a row.
@@ -62,10 +69,17 @@ public:
 private:
 	// Open starts a find cursor after LastId().
 	void Open();
+	// Borrow returns a read-only bson_t over doc's bytes in the cursor's reply, without copying them;
+	// it reads them until the cursor moves on (only the last document of a batch is left borrowed).
+	Bson Borrow(const bson_t *doc);
 	// Remember records doc's _id as LastId().
 	void Remember(const bson_t *doc);
 	// RememberLast records the _id of the last document of docs that has one as LastId().
 	void RememberLast(const std::vector<Bson> &docs);
+	// FitBatchSize sets the batch size of the cursor's next getMore to what kMaxReplyBytes holds of
+	// documents the size of the batch read so far (docs documents, bytes of BSON): at least 1, at
+	// most the scan's batch size.
+	void FitBatchSize(size_t docs, size_t bytes);
 
 	Source &source_;
 	std::string db_;
@@ -74,6 +88,9 @@ private:
 	Bson last_id_;
 	mongo::Collection collection_;
 	Cursor cursor_;
+	int64_t cursor_batch_ = 0;         // the batch size the next getMore (or a reopened find) asks for
+	uint8_t *borrowed_data_ = nullptr; // the borrowed document's bytes and length (see Borrow)
+	size_t borrowed_len_ = 0;
 	bool done_ = false;
 };
 

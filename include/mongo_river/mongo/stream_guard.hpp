@@ -5,7 +5,8 @@
 // wait. A source that goes silent would then hold a worker past SIGTERM, or a backend past its
 // query cancel, for the whole socket timeout, and a shorter socketTimeoutMS would cut legitimate
 // slow commands (a large $sample, a long first batch). GuardClient installs a stream initiator on a
-// client: its connections are libmongoc's usual ones (TCP, TLS, buffering), except that every wait
+// client: its connections are libmongoc's usual ones (TCP, TLS; reads bypass the buffered stream,
+// see ReadDirectly), except that every wait
 // for the source (a read, the handshake's poll) is cut into slices of kGuardSliceMs, between which
 // the installed InterruptCheck is asked whether to give up; a read that gives up fails like a
 // broken connection (the driver closes it), and a new connection is refused while the check holds.
@@ -39,6 +40,13 @@ bool InterruptRequested();
 // GuardStream makes one stream (libmongoc's buffered(socket) or buffered(tls(socket)), as the
 // default stream initiator opens it) give up its waits like GuardClient's connections.
 void GuardStream(mongoc_stream_t *stream);
+
+// ReadDirectly makes a buffered stream (the default initiator's top) read straight from the stream
+// under it into its caller's buffers, before any byte was read through it: the buffered stream's
+// own buffer grows to the largest reply ever read (16 MiB and more with large documents) and never
+// shrinks, and libmongoc reads every reply into a buffer of its own anyway. Returns whether the
+// stream reads directly; false for a stream that is not libmongoc's buffered stream (left alone).
+bool ReadDirectly(mongoc_stream_t *top);
 
 // GuardClient makes client's connections (including the ones it opens later) give up their waits
 // when InterruptRequested() says so.

@@ -41,6 +41,8 @@ struct SpiArg {
 class SpiPlan {
 public:
 	SpiPlan() = default;
+	// SpiPlan prepares sql; generic asks for the generic plan from the first run on (a custom plan
+	// folds the parameters into the plan: a copy of every value, 8 MiB for an 8 MiB text).
 	SpiPlan(const std::string &sql, const std::vector<Oid> &types, bool generic = false);
 	SpiPlan(SpiPlan &&other) noexcept;
 	SpiPlan &operator=(SpiPlan &&other) noexcept;

@@ -1,0 +1,116 @@
+#!/usr/bin/python3
+"""big_docs_bench: only river_bench's 8 MiB figure: the worker's RssAnon copying N documents of
+8 MiB and then streaming one update of each (every change event carries the whole document).
+
+    /usr/bin/python3 bench/big_docs_bench.py [--docs N] [--rounds R]
+
+Prints, per round, the worker's idle RssAnon (before the mapping), its peak while copying and its
+peak while streaming, in MiB, and checks every row's blob against the source document.
+"""
+
+import argparse
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "test", "lib"))
+sys.path.insert(0, HERE)
+
+from bench_lib import (BIG_MAPPING, PeerMeter, Session, WorkerWatcher, big_doc, create_river, river_copy,  # noqa: E402
+                       rss_anon_kb, worker_pid)
+from pgcluster import wait_for  # noqa: E402
+import bench_lib  # noqa: E402
+from mongo_source import start_source  # noqa: E402
+from pgcluster import PgCluster  # noqa: E402
+
+
+def main():
+    bench_lib.WorkerWatcher = FastWatcher  # river_copy's sampler too
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+    pg = PgCluster(settings={"fsync": "on", "synchronous_commit": "on", "shared_buffers": "'512MB'"}).init()
+    source = start_source()
+    failed = False
+    try:
+        pg.query("CREATE EXTENSION mongo_river")
+        db = source.client().bench
+        for round_ in range(args.rounds):
+            create_river(pg, source, "idle")
+            idle = rss_anon_kb(worker_pid(pg, "idle"))
+            pg.query("SELECT mongo_river.drop_river('idle', true)")
+            out = big_documents(pg, source, db, args.docs)
+            print(f"big_docs_bench: {args.docs} x 8 MiB, round {round_ + 1}: worker idle {idle / 1024:.1f} MiB, "
+                  f"copy peak {out['copy']['rss_anon_kb'] / 1024:.1f} MiB ({out['copy']['seconds']:.1f} s), "
+                  f"stream peak (updates) {out['stream']['rss_anon_kb'] / 1024:.1f} MiB ({out['stream']['seconds']:.1f} s), "
+                  f"stream peak (inserts, replacements) {out['stream_full']['rss_anon_kb'] / 1024:.1f} MiB "
+                  f"({out['stream_full']['seconds']:.1f} s)",
+                  flush=True)
+            failed = failed or not out["same_rows"]
+        if pg.crashes():
+            print(f"big_docs_bench: FAILED: server crashes {pg.crashes()}")
+            failed = True
+    finally:
+        source.stop()
+        pg.destroy()
+    sys.exit(1 if failed else 0)
+
+
+def big_documents(pg, source, db, count):
+    """big_documents is bench_lib's big_documents, with every row checked against its document."""
+    for i in range(count):
+        db.big.insert_one(big_doc(i))
+    out = {"copy": river_copy(pg, source, "big", "bench.big", "big", BIG_MAPPING, count)}
+    same = same_rows(pg, count, lambda i: i)
+    poll = Session(pg)
+    with FastWatcher(pg, "big") as rss, PeerMeter(source) as meter:
+        for i in range(count):
+            db.big.update_one({"_id": f"big{i:04d}"}, {"$set": {"n": -1 - i}})
+        wait_for(lambda: poll.scalar("SELECT count(*) FROM big WHERE n < 0") == count, 600, 0.05,
+                 "the updates of the 8 MiB documents")
+    poll.close()
+    out["stream"] = {"seconds": meter.wall, "rss_anon_kb": rss.peak_kb}
+    same = same and same_rows(pg, count, lambda i: -1 - i)
+    # Change events that carry whole documents: inserts of new documents, then replacements.
+    with FastWatcher(pg, "big") as rss, PeerMeter(source) as meter:
+        for i in range(count, 2 * count):
+            db.big.insert_one(big_doc(i))
+        for i in range(count):
+            db.big.replace_one({"_id": f"big{i:04d}"}, big_doc(i))
+        wait_for(lambda: poll_count(pg) == (2 * count, 0), 600, 0.05, "the inserts and replacements")
+    out["stream_full"] = {"seconds": meter.wall, "rss_anon_kb": rss.peak_kb}
+    out["same_rows"] = same and same_rows(pg, 2 * count, lambda i: i)
+    if not out["same_rows"]:
+        print("big_docs_bench: FAILED: rows differ from the documents", flush=True)
+    pg.query("SELECT mongo_river.drop_river('big', true)")
+    db.big.drop()
+    return out
+
+
+class FastWatcher(WorkerWatcher):
+    """FastWatcher samples every 5 ms (WorkerWatcher's 50 ms can miss a short peak)."""
+
+    def run(self):
+        while not self.done.is_set():
+            self.sample()
+            self.done.wait(0.005)
+
+
+def poll_count(pg):
+    return tuple(pg.query("SELECT count(*), count(*) FILTER (WHERE n < 0) FROM big")[0])
+
+
+def same_rows(pg, count, n_of):
+    """same_rows tells whether table big holds exactly the count documents, n = n_of(i)."""
+    import hashlib
+    rows = pg.query("SELECT id, n, md5(blob), length(blob) FROM big ORDER BY id")
+    want = []
+    for i in range(count):
+        doc = big_doc(i)
+        want.append((doc["_id"], n_of(i), hashlib.md5(doc["blob"].encode()).hexdigest(), len(doc["blob"])))
+    return [tuple(r) for r in rows] == want
+
+
+if __name__ == "__main__":
+    main()
