@@ -449,35 +449,6 @@ bool FindRest(const bson_iter_t &first, const mapping::Path &path, bson_iter_t *
 	return true;
 }
 
-std::size_t TopLevelKeys::Add(const std::string &key) {
-	for (std::size_t i = 0; i < keys_.size(); ++i)
-		if (keys_[i] == key)
-			return i;
-	keys_.push_back(key);
-	return keys_.size() - 1;
-}
-
-void TopLevelKeys::Scan(const bson_t &document, bson_iter_t *iters, bool *found) const {
-	std::size_t missing = keys_.size();
-	for (std::size_t i = 0; i < keys_.size(); ++i)
-		found[i] = false;
-	bson_iter_t iter;
-	if (missing == 0 || !bson_iter_init(&iter, &document))
-		return;
-	while (missing > 0 && bson_iter_next(&iter)) {
-		const uint32_t length = bson_iter_key_len(&iter);
-		const char *key = bson_iter_key(&iter);
-		for (std::size_t i = 0; i < keys_.size(); ++i) {
-			if (found[i] || keys_[i].size() != length || memcmp(keys_[i].data(), key, length) != 0)
-				continue;
-			found[i] = true;
-			iters[i] = iter;
-			--missing;
-			break;
-		}
-	}
-}
-
 std::string DefaultTypeName(const bson_value_t &value) {
 	switch (value.value_type) {
 	case BSON_TYPE_UTF8:

@@ -67,8 +67,7 @@ DocumentConverter::DocumentConverter(mapping::Mapping mapping) : mapping_(std::m
 		bool is_pk = column.name == mapping_.pk;
 		if (is_pk)
 			pk_index_ = i;
-		std::size_t slot = column.path.empty() ? 0 : root_keys_.Add(column.path[0]);
-		columns_.push_back({&column, ClassifyType(column.type), mapping::PathText(column.path), slot});
+		columns_.push_back({&column, ClassifyType(column.type), mapping::PathText(column.path)});
 		root.columns.push_back({column.name, column.type, is_pk ? ColumnRole::kPrimaryKey : ColumnRole::kColumn});
 	}
 	if (!mapping_.document.empty())
@@ -109,22 +108,12 @@ ConvertedDocument DocumentConverter::Convert(const bson_t &document) const {
 	result.children.resize(layout_.size() - 1);
 	for (std::size_t i = 0; i < result.children.size(); ++i)
 		result.children[i].table = i + 1;
-	// Each column's first key, found in one pass over the document (the columns of a flat mapping
-	// would otherwise scan it once each).
-	if (scan_iters_.size() != root_keys_.Size()) {
-		scan_iters_.resize(root_keys_.Size());
-		scan_found_.reset(new bool[root_keys_.Size()]);
-	}
-	bson_iter_t *first = scan_iters_.data();
-	bool *found_first = scan_found_.get();
-	root_keys_.Scan(document, first, found_first);
 	result.row.reserve(columns_.size() + (mapping_.document.empty() ? 0 : 1));
 	for (std::size_t i = 0; i < columns_.size(); ++i) {
 		const CompiledColumn &compiled = columns_[i];
 		const std::string &path = compiled.path;
 		bson_iter_t iter;
-		const bool found = !compiled.column->path.empty() && found_first[compiled.slot] &&
-						   FindRest(first[compiled.slot], compiled.column->path, &iter);
+		const bool found = FindPath(document, compiled.column->path, &iter);
 		const bson_value_t *value = found ? bson_iter_value(&iter) : nullptr;
 		try {
 			if (i == pk_index_) {

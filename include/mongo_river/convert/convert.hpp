@@ -67,21 +67,6 @@ bool FindPath(const bson_t &document, const mapping::Path &path, bson_iter_t *it
 // as FindPath does.
 bool FindRest(const bson_iter_t &first, const mapping::Path &path, bson_iter_t *iter);
 
-// TopLevelKeys finds the first top-level element of each of a set of keys in one pass over a
-// document, where FindPath per key would scan the document once for each of them.
-class TopLevelKeys {
-public:
-	// Add registers key (a path's first component) and returns its slot; the same key, the same slot.
-	std::size_t Add(const std::string &key);
-	std::size_t Size() const { return keys_.size(); }
-	// Scan sets found[i] and positions iters[i] on the first element named keys_[i] (both arrays of
-	// Size()); it stops reading once every key is found.
-	void Scan(const bson_t &document, bson_iter_t *iters, bool *found) const;
-
-private:
-	std::vector<std::string> keys_;
-};
-
 // DocumentIdText is the `_id` as text for messages, rejects and verify: a string as itself, anything
 // else as canonical Extended JSON (NUL or invalid UTF-8 are escaped, so it never fails).
 std::string DocumentIdText(const bson_value_t &id);

@@ -85,7 +85,6 @@ private:
 		const mapping::Column *column;
 		TargetType target;
 		std::string path;
-		std::size_t slot = 0; // of path[0] in root_keys_ (root columns only)
 	};
 	struct CompiledArray {
 		const mapping::ArrayMapping *array;
@@ -105,11 +104,6 @@ private:
 	mapping::Mapping mapping_;
 	std::vector<TableLayout> layout_;
 	std::vector<CompiledColumn> columns_;
-	TopLevelKeys root_keys_; // the first keys of the root columns' paths, found in one pass
-	// Convert's scratch space for root_keys_.Scan (kept to spare an allocation per document; a
-	// converter is used by one thread at a time).
-	mutable std::vector<bson_iter_t> scan_iters_;
-	mutable std::unique_ptr<bool[]> scan_found_;
 	std::vector<CompiledArray> arrays_;
 	std::size_t pk_index_ = 0;
 };
