@@ -100,12 +100,19 @@ void ThrowDriverError(const std::string &what, const bson_error_t &error, const 
 						  what + ": the stored position is no longer in the source's oplog", detail,
 						  "The river must copy its collections again (resync); a larger oplog (replSetResizeOplog) "
 						  "keeps history longer.");
-	if (error.domain == MONGOC_ERROR_SERVER_SELECTION || error.domain == MONGOC_ERROR_STREAM)
+	if (error.domain == MONGOC_ERROR_SERVER_SELECTION || error.domain == MONGOC_ERROR_STREAM) {
+		const std::string malformed = TakeReplyFailure();
+		if (!malformed.empty())
+			throw SourceError(SourceErrorKind::kConnection, code, sourcestate::kProtocolViolation,
+							  what + ": the MongoDB server sent a " + malformed, detail,
+							  "The connection was closed before the driver read the reply; the river reconnects and "
+							  "reads again. A source that keeps doing this is broken, or is not a MongoDB server.");
 		throw SourceError(SourceErrorKind::kConnection, code,
 						  error.domain == MONGOC_ERROR_SERVER_SELECTION ? sourcestate::kUnableToConnect
 																		: sourcestate::kConnectionFailure,
 						  what + ": cannot reach the MongoDB server", detail,
 						  "Check that the hosts in the river's URI are up and reachable from the PostgreSQL server.");
+	}
 	if ((error.domain == MONGOC_ERROR_CLIENT && error.code == MONGOC_ERROR_CLIENT_AUTHENTICATE) || code == 18)
 		throw SourceError(SourceErrorKind::kAuthentication, code, sourcestate::kInvalidPassword,
 						  what + ": MongoDB authentication failed", detail,

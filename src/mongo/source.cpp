@@ -42,6 +42,8 @@ Source::Source(const std::string &uri, const Credentials &credentials)
 	SetDefaultTimeout(uri_.get(), MONGOC_URI_SERVERSELECTIONTIMEOUTMS, kDefaultServerSelectionTimeoutMs);
 	SetDefaultTimeout(uri_.get(), MONGOC_URI_CONNECTTIMEOUTMS, kDefaultConnectTimeoutMs);
 	SetDefaultTimeout(uri_.get(), MONGOC_URI_SOCKETTIMEOUTMS, kDefaultSocketTimeoutMs);
+	// Replies are checked before libmongoc reads them (reply_check.hpp); a compressed one cannot be.
+	mongoc_uri_set_compressors(uri_.get(), nullptr);
 	if (!mongoc_uri_get_appname(uri_.get()))
 		mongoc_uri_set_appname(uri_.get(), kAppName);
 	bson_error_t error;

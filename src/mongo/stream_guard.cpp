@@ -9,11 +9,15 @@
 // interface; all streams of one type share one function table, so the originals are kept per type.
 #include "mongo_river/mongo/stream_guard.hpp"
 
+#include "mongo_river/mongo/reply_check.hpp"
+
 #include <poll.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 // mongoc_client_default_stream_initiator is libmongoc's own initiator (what a client uses unless
@@ -182,11 +186,60 @@ ReadvFn BufferedReadv() {
 	return readv;
 }
 
-// DirectReadv reads from the stream under a buffered stream, into the caller's buffers.
+// Checked is a directly read stream's state: its reply reader, and the buffered stream's own destroy
+// and failed (all buffered streams share them), called once the state is gone.
+struct Checked {
+	ReplyReader reader;
+};
+std::unordered_map<mongoc_stream_t *, Checked> checked;
+void (*buffered_destroy)(mongoc_stream_t *) = nullptr;
+void (*buffered_failed)(mongoc_stream_t *) = nullptr;
+// pending_failure: why the last reply read was refused, until a good reply is read or the error is
+// reported (TakeReplyFailure).
+std::string pending_failure;
+
+// DirectReadv reads from the stream under a buffered stream, into the caller's buffers, and hands
+// what it read to the stream's reply reader: a read that ends a malformed reply fails (EPROTO), as
+// does every read after it, so libmongoc never parses the reply and closes the connection.
 ssize_t DirectReadv(mongoc_stream_t *stream, mongoc_iovec_t *iov, size_t iovcnt, size_t min_bytes,
 					int32_t timeout_msec) {
+	auto state = checked.find(stream);
+	if (state != checked.end() && !state->second.reader.why().empty()) {
+		errno = EPROTO;
+		return -1;
+	}
+	// The read may move the iovecs it fills: keep where the bytes go.
+	std::vector<mongoc_iovec_t> target(iov, iov + iovcnt);
 	mongoc_stream_t *base = stream->get_base_stream(stream);
-	return base->readv(base, iov, iovcnt, min_bytes, timeout_msec);
+	ssize_t n = base->readv(base, iov, iovcnt, min_bytes, timeout_msec);
+	if (n <= 0 || state == checked.end())
+		return n;
+	ReplyReader &reader = state->second.reader;
+	size_t left = static_cast<size_t>(n);
+	for (size_t i = 0; i < target.size() && left > 0; ++i) {
+		size_t take = std::min(left, target[i].iov_len);
+		if (!reader.Read(static_cast<const uint8_t *>(target[i].iov_base), take)) {
+			pending_failure = reader.why();
+			mongoc_log(MONGOC_LOG_LEVEL_WARNING, "reply", "connection closed: the server sent a %s",
+					   reader.why().c_str());
+			errno = EPROTO;
+			return -1;
+		}
+		left -= take;
+	}
+	if (reader.between_messages())
+		pending_failure.clear();
+	return n;
+}
+
+void CheckedDestroy(mongoc_stream_t *stream) {
+	checked.erase(stream);
+	buffered_destroy(stream);
+}
+
+void CheckedFailed(mongoc_stream_t *stream) {
+	checked.erase(stream);
+	buffered_failed(stream);
 }
 
 } // namespace
@@ -195,8 +248,22 @@ bool ReadDirectly(mongoc_stream_t *top) {
 	mongoc_stream_t *base = top->get_base_stream ? top->get_base_stream(top) : nullptr;
 	if (!base || base == top || !base->readv || top->readv != BufferedReadv())
 		return top->readv == DirectReadv;
+	if (!top->destroy || !Remember(buffered_destroy, top->destroy) ||
+		(top->failed && !Remember(buffered_failed, top->failed)))
+		return false;
 	top->readv = DirectReadv;
+	top->destroy = CheckedDestroy;
+	if (top->failed) // (without one, mongoc_stream_failed destroys the stream)
+		top->failed = CheckedFailed;
+	// A new stream may have the address of one destroyed without our knowing: start afresh.
+	checked[top] = Checked{};
 	return true;
+}
+
+std::string TakeReplyFailure() {
+	std::string why;
+	why.swap(pending_failure);
+	return why;
 }
 
 namespace {

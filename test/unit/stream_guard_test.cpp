@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <string>
 #include <thread>
 
@@ -148,11 +150,22 @@ TEST(StreamGuard, AClosedConnectionFailsAtOnceEvenAfterSilentSlices) {
 }
 
 } // namespace
+// OpMsg returns an OP_MSG reply whose body is {s: text}.
+std::string OpMsg(const std::string &text) {
+	bson_t doc = BSON_INITIALIZER;
+	bson_append_utf8(&doc, "s", 1, text.data(), static_cast<int>(text.size()));
+	std::string body(reinterpret_cast<const char *>(bson_get_data(&doc)), doc.len);
+	bson_destroy(&doc);
+	uint32_t header[4] = {static_cast<uint32_t>(16 + 4 + 1 + body.size()), 1, 1, 2013};
+	return std::string(reinterpret_cast<const char *>(header), 16) + std::string(5, '\0') + body;
+}
+
 TEST(StreamGuard, ReadDirectlyBypassesTheBufferedStreamAndLosesNoByte) {
 	SetInterruptCheck(nullptr);
-	std::string expected(3 * 1024 * 1024, '\0');
-	for (size_t i = 0; i < expected.size(); ++i)
-		expected[i] = static_cast<char>('a' + i % 26);
+	std::string text(3 * 1024 * 1024, '\0');
+	for (size_t i = 0; i < text.size(); ++i)
+		text[i] = static_cast<char>('a' + i % 26);
+	const std::string expected = OpMsg(text) + OpMsg("second");
 	Server server;
 	server.Serve([&](int conn) {
 		for (size_t at = 0; at < expected.size(); at += 65536)
@@ -165,11 +178,42 @@ TEST(StreamGuard, ReadDirectlyBypassesTheBufferedStreamAndLosesNoByte) {
 	EXPECT_TRUE(ReadDirectly(stream)) << "a second call changes nothing";
 	// As libmongoc reads a reply: its length first, then the rest, each with min_bytes = count.
 	std::string got(expected.size(), '\0');
-	EXPECT_EQ(mongoc_stream_read(stream, got.data(), 4, 4, 10000), 4);
-	ssize_t n = mongoc_stream_read(stream, got.data() + 4, got.size() - 4, got.size() - 4, 10000);
-	EXPECT_EQ(n, static_cast<ssize_t>(got.size() - 4));
+	size_t at = 0;
+	while (at < got.size()) {
+		uint32_t length;
+		ASSERT_EQ(mongoc_stream_read(stream, got.data() + at, 4, 4, 10000), 4);
+		std::memcpy(&length, got.data() + at, 4);
+		ssize_t n = mongoc_stream_read(stream, got.data() + at + 4, length - 4, length - 4, 10000);
+		ASSERT_EQ(n, static_cast<ssize_t>(length - 4));
+		at += length;
+	}
 	EXPECT_EQ(got, expected);
+	EXPECT_EQ(TakeReplyFailure(), "");
 	mongoc_stream_destroy(stream);
+}
+
+TEST(StreamGuard, AMalformedReplyFailsItsReadAndEveryLaterOne) {
+	SetInterruptCheck(nullptr);
+	std::string bad = OpMsg("x");
+	bad[bad.size() - 1] = 'x'; // the body's terminator
+	const std::string sent = OpMsg("first") + bad + OpMsg("never read");
+	Server server;
+	server.Serve([&](int conn) { send(conn, sent.data(), sent.size(), 0); });
+	mongoc_stream_t *stream = Connect(server.port);
+	ASSERT_TRUE(ReadDirectly(stream));
+	char buffer[256];
+	const size_t first = OpMsg("first").size();
+	ASSERT_EQ(mongoc_stream_read(stream, buffer, 4, 4, 10000), 4);
+	ASSERT_EQ(mongoc_stream_read(stream, buffer, first - 4, first - 4, 10000), static_cast<ssize_t>(first - 4));
+	ASSERT_EQ(mongoc_stream_read(stream, buffer, 4, 4, 10000), 4) << "the length alone is not yet refused";
+	errno = 0;
+	EXPECT_EQ(mongoc_stream_read(stream, buffer, bad.size() - 4, bad.size() - 4, 10000), -1);
+	EXPECT_EQ(errno, EPROTO);
+	EXPECT_EQ(mongoc_stream_read(stream, buffer, 4, 4, 10000), -1) << "the connection stays refused";
+	std::string why = TakeReplyFailure();
+	EXPECT_NE(why.find("malformed reply"), std::string::npos) << why;
+	EXPECT_EQ(TakeReplyFailure(), "") << "taken once";
+	mongoc_stream_failed(stream);
 }
 
 } // namespace mongo_river::mongo

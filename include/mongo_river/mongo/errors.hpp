@@ -19,6 +19,7 @@ namespace mongo_river::mongo {
 namespace sourcestate {
 inline constexpr const char *kUnableToConnect = "08001";   // sqlclient_unable_to_establish_sqlconnection
 inline constexpr const char *kConnectionFailure = "08006"; // connection_failure
+inline constexpr const char *kProtocolViolation = "08P01"; // protocol_violation: a malformed reply
 inline constexpr const char *kInvalidAuthorization = "28000";
 inline constexpr const char *kInvalidPassword = "28P01";
 inline constexpr const char *kNotInPrerequisiteState = "55000"; // history lost, standalone server

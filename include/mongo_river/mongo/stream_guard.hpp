@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include <mongoc/mongoc.h>
 
@@ -44,9 +45,16 @@ void GuardStream(mongoc_stream_t *stream);
 // ReadDirectly makes a buffered stream (the default initiator's top) read straight from the stream
 // under it into its caller's buffers, before any byte was read through it: the buffered stream's
 // own buffer grows to the largest reply ever read (16 MiB and more with large documents) and never
-// shrinks, and libmongoc reads every reply into a buffer of its own anyway. Returns whether the
-// stream reads directly; false for a stream that is not libmongoc's buffered stream (left alone).
+// shrinks, and libmongoc reads every reply into a buffer of its own anyway. It also checks every
+// reply read through it (ReplyReader, reply_check.hpp) before libmongoc parses it: the read that
+// ends a malformed reply fails (errno EPROTO) like a broken connection, as does every later read on
+// that stream, and a warning names the fault. Returns whether the stream reads directly; false for
+// a stream that is not libmongoc's buffered stream (left alone).
 bool ReadDirectly(mongoc_stream_t *top);
+
+// TakeReplyFailure returns (and forgets) why the last reply read was refused; empty when the last
+// reply read was good or the failure was taken already.
+std::string TakeReplyFailure();
 
 // GuardClient makes client's connections (including the ones it opens later) give up their waits
 // when InterruptRequested() says so.

@@ -1,0 +1,64 @@
+// reply_check.hpp: every reply from a source is checked before libmongoc parses it (PG-free).
+//
+// libmongoc 1.23 trusts the framing of what a server sends: an OP_MSG section whose length runs
+// past its message, a third section, a document inside a batch whose length is below 5 or past its
+// array, an unexpected opCode or flag bit make it read out of bounds or fail one of its assertions
+// (abort) — and in a PostgreSQL backend either one restarts the whole server. Structurally broken
+// documents it does not assert on end a batch early without an error, which silently drops the
+// rest of the batch. So the stream layer (stream_guard.cpp) hands every byte it reads to a
+// ReplyReader, which finds the messages in them and checks each one whole, the moment its last
+// byte arrives, before libmongoc sees it: a reply that fails the check fails the read like a broken
+// connection, and the driver closes the connection, as it does on any network error.
+//
+// What is checked: the header (length, opCode OP_MSG, or OP_REPLY for the handshake's legacy hello),
+// OP_MSG's flag bits (none of 0-15: the driver reads neither checksums nor exhaust replies), its
+// sections (a kind-0 body first, then at most one kind-1 sequence: libmongoc keeps two), and every
+// document to the last nested byte: lengths inside their container, terminators where the lengths
+// say, known element types with their sizes, string lengths and terminators, booleans 0 or 1.
+// UTF-8 is not checked here (the converter rejects documents it cannot read, with a reason).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace mongo_river::mongo {
+
+// kMaxReplyDepth bounds the nesting of a reply's documents (mongod stores 180 levels at most; a
+// reply wraps them in a few more).
+inline constexpr int kMaxReplyDepth = 1024;
+
+// CheckDocument checks that data starts with one well-formed BSON document no longer than size
+// bytes (every nested document too). On success *used is its length; otherwise *why says what is
+// wrong and where.
+bool CheckDocument(const uint8_t *data, size_t size, size_t *used, std::string *why);
+
+// CheckMessage checks a whole reply: msg_len is the header's messageLength, rest the msg_len - 4
+// bytes after it.
+bool CheckMessage(uint32_t msg_len, const uint8_t *rest, size_t rest_len, std::string *why);
+
+// ReplyReader follows the messages of one connection through the bytes read from it, in order and
+// in any pieces, and checks each message when its last byte arrives. A message read in one piece
+// after its 4-byte length (how libmongoc reads a command's reply) is checked where it lies; one read
+// in smaller pieces (the handshake's non-blocking reads) is gathered in a copy first.
+class ReplyReader {
+public:
+	// Read takes the next n bytes read from the connection; false when they end a message that fails
+	// the check or cannot start one (the connection is unusable from then on: every later Read is
+	// false too). why() says what was wrong.
+	bool Read(const uint8_t *data, size_t n);
+	const std::string &why() const { return why_; }
+	// between_messages tells whether the bytes read so far end a message (or none was started).
+	bool between_messages() const { return have_ == 0; }
+
+private:
+	bool Fail(std::string why);
+	uint8_t length_bytes_[4] = {};
+	uint32_t have_ = 0; // bytes of the current message read so far
+	uint32_t length_ = 0;
+	std::string gathered_; // bytes 4.. of the current message, when it arrives in pieces
+	bool failed_ = false;
+	std::string why_;
+};
+
+} // namespace mongo_river::mongo

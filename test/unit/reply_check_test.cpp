@@ -1,0 +1,315 @@
+// reply_check_test.cpp: what the reply check accepts (every reply mongod sends, in any pieces) and
+// refuses (each fault that made libmongoc abort, crash or drop documents), and that whatever it
+// accepts, libbson can read to the last nested document.
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "mongo_river/mongo/reply_check.hpp"
+#include "test_bson.hpp"
+
+namespace mongo_river::mongo {
+namespace {
+
+using Bytes = std::string;
+
+void Put32(Bytes &out, uint32_t v) {
+	out.append(reinterpret_cast<const char *>(&v), 4);
+}
+
+Bytes Raw(const bson_t *doc) {
+	return Bytes(reinterpret_cast<const char *>(bson_get_data(doc)), doc->len);
+}
+
+// Message frames body (everything after the header) with a header of opcode.
+Bytes Message(int32_t opcode, const Bytes &body) {
+	Bytes out;
+	Put32(out, static_cast<uint32_t>(16 + body.size()));
+	Put32(out, 7);  // requestID
+	Put32(out, 42); // responseTo
+	Put32(out, static_cast<uint32_t>(opcode));
+	return out + body;
+}
+
+// OpMsg is a reply as mongod sends it: flag bits 0, one kind-0 section.
+Bytes OpMsg(const Bytes &doc, uint32_t flags = 0) {
+	Bytes body;
+	Put32(body, flags);
+	body += '\0';
+	body += doc;
+	return Message(2013, body);
+}
+
+Bytes Reply() {
+	return Raw(test::Doc(R"J({"cursor": {"id": {"$numberLong": "7"}, "ns": "d.c", "nextBatch": [
+		{"_id": 1, "s": "x", "d": {"$date": 1}, "b": true, "n": null, "a": [1, [2, {"x": {"$binary": {"base64": "AAEC", "subType": "00"}}}]],
+		 "o": {"$oid": "0123456789abcdef01234567"}, "r": {"$regularExpression": {"pattern": "a", "options": "i"}},
+		 "t": {"$timestamp": {"t": 1, "i": 2}}, "m": {"$minKey": 1}, "M": {"$maxKey": 1}, "dec": {"$numberDecimal": "1.5"},
+		 "c": {"$code": "f()"}, "cs": {"$code": "g()", "$scope": {"x": 1}}, "sym": {"$symbol": "s"},
+		 "dbp": {"$dbPointer": {"$ref": "c", "$id": {"$oid": "0123456789abcdef01234567"}}}, "u": {"$undefined": true}},
+		{"_id": 2}]}, "ok": 1})J")
+				   .get());
+}
+
+bool Check(const Bytes &message, std::string *why = nullptr) {
+	std::string ignored;
+	uint32_t len;
+	std::memcpy(&len, message.data(), 4);
+	return CheckMessage(len, reinterpret_cast<const uint8_t *>(message.data()) + 4, message.size() - 4,
+						why ? why : &ignored);
+}
+
+// At returns the offset of the first occurrence of text in message.
+size_t At(const Bytes &message, const Bytes &text) {
+	size_t at = message.find(text);
+	EXPECT_NE(at, Bytes::npos) << text;
+	return at;
+}
+
+void Set32(Bytes &message, size_t at, uint32_t v) {
+	std::memcpy(message.data() + at, &v, 4);
+}
+
+TEST(ReplyCheck, AcceptsWhatMongodSends) {
+	EXPECT_TRUE(Check(OpMsg(Reply())));
+	// A kind-1 document sequence after the body.
+	Bytes body;
+	Put32(body, 0);
+	body += '\0';
+	body += Raw(test::Doc(R"({"ok": 1})").get());
+	Bytes docs = Raw(test::Doc(R"({"a": 1})").get()) + Raw(test::Doc(R"({"b": "x"})").get());
+	body += '\1';
+	Put32(body, static_cast<uint32_t>(4 + 10 + docs.size()));
+	body += Bytes("documents\0", 10) + docs;
+	EXPECT_TRUE(Check(Message(2013, body)));
+	// The optional flag bits (16-31) are ignored; the handshake's OP_REPLY.
+	EXPECT_TRUE(Check(OpMsg(Reply(), 1u << 16)));
+	Bytes reply(20, '\0');
+	Set32(reply, 16, 1);
+	EXPECT_TRUE(Check(Message(1, reply + Raw(test::Doc(R"({"ismaster": true, "ok": 1})").get()))));
+}
+
+TEST(ReplyCheck, RefusesEachFaultThatCrashedOrSilencedTheDriver) {
+	const Bytes good = OpMsg(Reply());
+	std::string why;
+	struct Case {
+		const char *name;
+		Bytes message;
+	};
+	std::vector<Case> cases;
+	// messageLength one short: the body's last byte (its terminator) is cut off.
+	Bytes one_short = good.substr(0, good.size() - 1);
+	Set32(one_short, 0, static_cast<uint32_t>(one_short.size()));
+	cases.push_back({"one short", one_short});
+	// Garbage after the body: a kind-1 section claiming 0xffffffff bytes, or a second kind-0 one.
+	Bytes garbage = good + "\x01" + Bytes(63, '\xff');
+	Set32(garbage, 0, static_cast<uint32_t>(garbage.size()));
+	cases.push_back({"long garbage", garbage});
+	Bytes kind0 = good + Bytes("\0\5\0\0\0", 5);
+	Set32(kind0, 0, static_cast<uint32_t>(kind0.size()));
+	cases.push_back({"second kind 0", kind0});
+	// A document of the batch whose length is 3, or runs past its array.
+	Bytes small = good;
+	Set32(small,
+		  At(good, Bytes("\x03"
+						 "0\0",
+						 3)) +
+			  3,
+		  3);
+	cases.push_back({"document length 3", small});
+	Bytes huge = good;
+	Set32(huge,
+		  At(good, Bytes("\x03"
+						 "0\0",
+						 3)) +
+			  3,
+		  0x7FFFFF00);
+	cases.push_back({"document length huge", huge});
+	// The peer's corruptCursorBatch "truncated": a document claims 64 bytes more than it has.
+	Bytes longer = good;
+	size_t doc = At(good, Bytes("\x03"
+								"1\0",
+								3)) +
+				 3;
+	uint32_t len;
+	std::memcpy(&len, good.data() + doc, 4);
+	Set32(longer, doc, len + 64);
+	cases.push_back({"document 64 bytes longer", longer});
+	// Header and flags.
+	Bytes opcode = good;
+	Set32(opcode, 12, 1);
+	cases.push_back({"OP_REPLY opCode on an OP_MSG", opcode});
+	Set32(opcode, 12, 2012);
+	cases.push_back({"OP_COMPRESSED", opcode});
+	Set32(opcode, 12, 2004);
+	cases.push_back({"OP_QUERY", opcode});
+	cases.push_back({"checksumPresent", OpMsg(Reply(), 1)});
+	cases.push_back({"moreToCome", OpMsg(Reply(), 2)});
+	cases.push_back({"no section", Message(2013, Bytes(4, '\0'))});
+	// Values.
+	for (auto [name, field, bad] : std::vector<std::tuple<const char *, Bytes, char>>{
+			 {"unknown type", Bytes("\x10_id\0", 5), '\x42'},
+			 {"boolean 2",
+			  Bytes("\x08"
+					"b\0",
+					3),
+			  0},
+		 }) {
+		Bytes m = good;
+		size_t at = At(good, field);
+		if (bad)
+			m[at] = bad;
+		else
+			m[at + field.size()] = 2;
+		cases.push_back({name, m});
+	}
+	Bytes string = good;
+	Set32(string, At(good, Bytes("\x02s\0", 3)) + 3, 1); // "x\0" claims to be "" only: no NUL at its end
+	cases.push_back({"string without its terminator", string});
+	Bytes scope = good;
+	Set32(scope,
+		  At(good, Bytes("\x0f"
+						 "cs\0",
+						 4)) +
+			  4,
+		  13);
+	cases.push_back({"code with scope too short", scope});
+	for (const Case &c : cases) {
+		why.clear();
+		EXPECT_FALSE(Check(c.message, &why)) << "accepted: " << c.name;
+		EXPECT_FALSE(why.empty()) << c.name;
+	}
+	// The old binary subtype must repeat its length inside.
+	bson_t doc2 = BSON_INITIALIZER;
+	const uint8_t inner[] = {3, 0, 0, 0, 'a', 'b', 'c'};
+	bson_append_binary(&doc2, "b", 1, BSON_SUBTYPE_BINARY_DEPRECATED, inner, sizeof(inner));
+	Bytes raw = Raw(&doc2);
+	size_t used;
+	EXPECT_TRUE(CheckDocument(reinterpret_cast<const uint8_t *>(raw.data()), raw.size(), &used, &why)) << why;
+	Set32(raw,
+		  At(raw, Bytes("\x05"
+						"b\0",
+						3)) +
+			  8,
+		  2);
+	EXPECT_FALSE(CheckDocument(reinterpret_cast<const uint8_t *>(raw.data()), raw.size(), &used, &why));
+	bson_destroy(&doc2);
+	// An OP_REPLY whose count disagrees with its documents.
+	Bytes reply(20, '\0');
+	Set32(reply, 16, 2);
+	EXPECT_FALSE(Check(Message(1, reply + Raw(test::Doc(R"({"ok": 1})").get())), &why));
+}
+
+Bytes Nested(int depth) {
+	Bytes doc = Raw(test::Doc(R"({"x": 1})").get());
+	for (int i = 0; i < depth; ++i) {
+		Bytes outer;
+		Put32(outer, static_cast<uint32_t>(4 + 3 + doc.size() + 1));
+		outer += Bytes("\x03"
+					   "a\0",
+					   3) +
+				 doc + '\0';
+		doc = outer;
+	}
+	return doc;
+}
+
+TEST(ReplyCheck, DepthIsBoundedButCoversWhatMongodStores) {
+	std::string why;
+	size_t used;
+	Bytes deep = Nested(200);
+	EXPECT_TRUE(CheckDocument(reinterpret_cast<const uint8_t *>(deep.data()), deep.size(), &used, &why)) << why;
+	EXPECT_EQ(used, deep.size());
+	Bytes deeper = Nested(kMaxReplyDepth + 1);
+	EXPECT_FALSE(CheckDocument(reinterpret_cast<const uint8_t *>(deeper.data()), deeper.size(), &used, &why));
+	EXPECT_NE(why.find("deep"), std::string::npos) << why;
+}
+
+TEST(ReplyCheck, ReaderFindsMessagesInAnyPiecesAndStopsAtTheFirstBadOne) {
+	const Bytes good = OpMsg(Reply());
+	Bytes bad = good;
+	Set32(bad, 12, 1);
+	std::mt19937 rng(3);
+	for (int round = 0; round < 200; ++round) {
+		Bytes stream = good + good + good + bad + good;
+		ReplyReader reader;
+		size_t at = 0;
+		bool failed_at_bad = false;
+		while (at < stream.size()) {
+			size_t n = 1 + rng() % (round % 2 ? 7 : 700);
+			if (round % 3 == 0 && at % good.size() == 0)
+				n = 4; // as libmongoc reads: the length, then the rest
+			else if (round % 3 == 0 && at % good.size() == 4)
+				n = good.size() - 4;
+			n = std::min(n, stream.size() - at);
+			bool ok = reader.Read(reinterpret_cast<const uint8_t *>(stream.data()) + at, n);
+			at += n;
+			if (!ok) {
+				failed_at_bad = at > 3 * good.size() && at <= 4 * good.size() + n;
+				break;
+			}
+			EXPECT_LE(at, 4 * good.size() - 1) << "the bad message passed, round " << round;
+		}
+		EXPECT_TRUE(failed_at_bad) << "round " << round << " stopped at " << at;
+		EXPECT_FALSE(reader.Read(reinterpret_cast<const uint8_t *>(good.data()), 4)) << "a failed stream stays failed";
+		EXPECT_NE(reader.why().find("OP_REPLY"), std::string::npos) << reader.why();
+	}
+	// An absurd length fails at once, before the rest is waited for.
+	ReplyReader reader;
+	const uint8_t negative[4] = {0xfb, 0xff, 0xff, 0xff};
+	EXPECT_FALSE(reader.Read(negative, 4));
+}
+
+// Walk reads doc as libmongoc does (bson_iter_next into every document and array, and
+// bson_init_static of each, which libmongoc asserts); false if libbson finds anything wrong. (Not
+// bson_validate: it refuses names that are not UTF-8, which mongod stores and the converter rejects
+// document by document; a reply holding one is not malformed.)
+bool Walk(const uint8_t *data, uint32_t len, int depth = 0) {
+	bson_t doc;
+	if (!bson_init_static(&doc, data, len))
+		return false;
+	bson_iter_t iter;
+	if (!bson_iter_init(&iter, &doc))
+		return false;
+	while (bson_iter_next(&iter)) {
+		if (BSON_ITER_HOLDS_DOCUMENT(&iter) || BSON_ITER_HOLDS_ARRAY(&iter)) {
+			uint32_t inner_len;
+			const uint8_t *inner;
+			if (BSON_ITER_HOLDS_DOCUMENT(&iter))
+				bson_iter_document(&iter, &inner_len, &inner);
+			else
+				bson_iter_array(&iter, &inner_len, &inner);
+			if (!Walk(inner, inner_len, depth + 1))
+				return false;
+		}
+	}
+	return !iter.err_off;
+}
+
+TEST(ReplyCheck, WhatItAcceptsLibbsonReadsWhole) {
+	// Every message with one or two random bytes changed: the check may accept (a changed value) or
+	// refuse, but what it accepts, libbson reads to the end without an error.
+	const Bytes good = OpMsg(Reply());
+	std::mt19937 rng(11);
+	int accepted = 0;
+	for (int i = 0; i < 30000; ++i) {
+		Bytes m = good;
+		for (int k = 0; k < 1 + i % 2; ++k)
+			m[16 + rng() % (m.size() - 16)] = static_cast<char>(rng() % 3 == 0 ? rng() % 256 : rng() % 8);
+		if (!Check(m))
+			continue;
+		++accepted;
+		const uint8_t *body = reinterpret_cast<const uint8_t *>(m.data()) + 21;
+		uint32_t len;
+		std::memcpy(&len, body, 4);
+		ASSERT_TRUE(Walk(body, len)) << "accepted, yet libbson cannot read it (case " << i
+									 << "): " << testing::PrintToString(m);
+	}
+	EXPECT_GT(accepted, 1000);
+}
+
+} // namespace
+} // namespace mongo_river::mongo
