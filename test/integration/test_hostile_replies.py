@@ -10,14 +10,18 @@ no process may die, and the river must end with exactly the source's documents: 
 (the bad reply answers the find or the first getMore), while streaming (a getMore of the change
 stream or of the oplog), and in verify / infer_mapping (an ERROR, never a dead session). The peer's
 corruptCursorBatch fail point (a batch whose first document claims 64 bytes more than it has) must
-not end a copy with documents missing and no reject.
+not end a copy with documents missing and no reject. Replies cut short (connection closed), with
+odd flags, or in pieces of every size never crashed: they are here so that a check of replies keeps
+them working.
 """
 
 import hashlib
 import json
 import os
+import random
 import re
 import struct
+import time
 
 import psycopg2
 import pytest
@@ -65,6 +69,10 @@ MODES = {
     "compressed_opcode": lambda r: [("send", with_opcode(r, 2012))],
     "doc_len_huge": lambda r: [("send", with_first_doc_length(r, 0x7FFFFF00))],
     "doc_len_small": lambda r: [("send", with_first_doc_length(r, 3))],
+    # Replies that are well formed or plainly cut: these never crashed; they must keep working.
+    "truncate_close": lambda r: [("send", r[:len(r) // 2]), ("close",)],
+    "checksum_flag": lambda r: [("send", r[:16] + struct.pack("<I", 1) + r[20:])],
+    "more_to_come_flag": lambda r: [("send", r[:16] + struct.pack("<I", 2) + r[20:])],
 }
 
 
@@ -167,7 +175,8 @@ def drop(pg, river, proxy):
 COPY_CASES = [("one_short", "find"), ("long_garbage", "getMore"), ("long_kind0_garbage", "find"),
               ("wrong_opcode", "getMore"), ("opreply_opcode", "find"), ("compressed_opcode", "getMore"),
               ("doc_len_huge", "find"), ("doc_len_huge", "getMore"), ("doc_len_small", "find"),
-              ("doc_len_small", "getMore")]
+              ("doc_len_small", "getMore"), ("truncate_close", "getMore"), ("checksum_flag", "getMore"),
+              ("more_to_come_flag", "find")]
 
 
 @pytest.mark.parametrize("mode,target", COPY_CASES)
@@ -184,6 +193,45 @@ def test_bad_reply_during_the_copy(river_pg, mongo, mode, target):
         pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)", (river, f"{river}.c", river, json.dumps(MAPPING)))
         assert_converged(pg, river, coll, shot)
         assert proxy.counts.get("getMore", 0) >= 3, proxy.counts
+    except Exception as e:
+        survival.check(e)
+        raise
+    finally:
+        drop(pg, river, proxy)
+        client.drop_database(river)
+    survival.check()
+
+
+def in_pieces(name, reply):
+    """in_pieces sends a reply in pieces of 1 byte to 64 KiB, pausing now and then so that they
+    come in separate reads (a generator: the proxy sends each piece as it is made)."""
+    rng = random.Random(len(reply))
+    i = 0
+    while i < len(reply):
+        n = rng.choice((1, 2, 3, 7, 100, 4096, 65536))
+        yield ("send", reply[i:i + n])
+        i += n
+        if rng.random() < 0.05:
+            time.sleep(0.001)
+
+
+def test_replies_in_pieces(river_pg, mongo):
+    """Every reply comes in pieces (a check of replies must not need one read per reply)."""
+    pg, river = river_pg, "hp_pieces"
+    survival = Survival(pg)
+    client, coll = fresh(mongo, river)
+    load(coll, 400, big_at=150)
+    proxy = EvilProxy(source_port(mongo), in_pieces)
+    try:
+        create_river(pg, river, proxy.uri(URI_OPTIONS), {"batch_size": 10})
+        pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)", (river, f"{river}.c", river, json.dumps(MAPPING)))
+        assert pg.scalar("SELECT mongo_river.wait_for_sync(%s, '60 s')", (river,))
+        coll.insert_many([{"_id": f"zz-piece{i:02d}", "n": i, "blob": "p" * i * 100} for i in range(30)])
+        coll.update_many({"n": {"$lt": 20}}, {"$set": {"blob": "updated"}})
+        assert pg.scalar("SELECT mongo_river.wait_for_sync(%s, '60 s')", (river,))
+        assert differences(pg, river, coll) == []
+        assert rejects(pg, river) == []
+        assert pg.query("SELECT last_error FROM mongo_river.status WHERE river = %s", (river,)) == [(None,)]
     except Exception as e:
         survival.check(e)
         raise
