@@ -332,6 +332,7 @@ def test_bad_reply_to_a_backend_call(river_pg, stopped_river, call, mode):
                 out = cur.fetchall()
             except psycopg2.Error as e:
                 error, out = e, None
+            print(call, mode, "fired", shot.fired, "error", repr(error)[:300])
             assert shot.fired, "the bad reply was never sent"
             if error is not None:
                 assert not isinstance(error, psycopg2.OperationalError) and error.pgcode, \
