@@ -1,0 +1,397 @@
+"""A hostile or broken source: one malformed reply, then normal replies (review 18).
+
+A proxy (test/lib/evilproxy.py) in front of the source damages one chosen reply: its header's
+messageLength one byte short, or longer with garbage (an unknown section kind, or a second body
+section) after the body, its opCode OP_REPLY (with and without closing the connection) or
+OP_COMPRESSED, or the length of the batch's first document (huge, or 3). Before the fix libmongoc
+parsed such replies as they came: the worker or backend died of SIGSEGV/SIGABRT (PostgreSQL then
+restarts every process), or the rest of the batch was dropped with no error. Whatever the reply,
+no process may die, and the river must end with exactly the source's documents: during the copy
+(the bad reply answers the find or the first getMore), while streaming (a getMore of the change
+stream or of the oplog), and in verify / infer_mapping (an ERROR, never a dead session). The peer's
+corruptCursorBatch fail point (a batch whose first document claims 64 bytes more than it has) must
+not end a copy with documents missing and no reject. Replies cut short (connection closed), with
+odd flags, or in pieces of every size never crashed: they are here so that a check of replies keeps
+them working.
+"""
+
+import hashlib
+import json
+import os
+import random
+import re
+import struct
+import time
+
+import psycopg2
+import pytest
+
+from evilproxy import EvilProxy, passthrough
+from pgcluster import wait_for
+from river import create_river
+
+MIB = 1024 * 1024
+MAPPING = {"pk": "id", "columns": {"id": {"path": "_id", "type": "text"}, "n": {"path": "n", "type": "bigint"},
+                                   "blob": {"path": "blob", "type": "text"}}}
+# A short socket timeout: a reply that never completes is given up quickly.
+URI_OPTIONS = "&socketTimeoutMS=4000&connectTimeoutMS=2000"
+DEATH = re.compile(r"terminated by signal|was terminated|reinitializing")
+
+
+def with_length(reply, length):
+    return struct.pack("<i", length) + reply[4:]
+
+
+def with_opcode(reply, opcode):
+    return reply[:12] + struct.pack("<i", opcode) + reply[16:]
+
+
+def with_first_doc_length(reply, length):
+    """with_first_doc_length sets the length of the first document of the reply's batch (element
+    "0" of firstBatch or nextBatch); the reply's own lengths stay as they were."""
+    for key in (b"nextBatch\x00", b"firstBatch\x00"):
+        at = reply.find(key)
+        if at > 0:
+            elem = reply.find(b"\x030\x00", at)
+            assert elem > 0, "a batch without documents"
+            p = elem + 3
+            return reply[:p] + struct.pack("<i", length) + reply[p + 4:]
+    raise AssertionError("a reply without a batch")
+
+
+# Each mode damages one reply (list of proxy actions).
+MODES = {
+    "one_short": lambda r: [("send", with_length(r, len(r) - 1))],
+    "long_garbage": lambda r: [("send", with_length(r, len(r) + 64) + b"\x01" + b"\xff" * 63)],
+    "long_kind0_garbage": lambda r: [("send", with_length(r, len(r) + 5) + b"\x00" + struct.pack("<i", 5))],
+    "wrong_opcode": lambda r: [("send", with_opcode(r, 1))],
+    "opreply_opcode": lambda r: [("send", with_opcode(r, 1)), ("close",)],
+    "compressed_opcode": lambda r: [("send", with_opcode(r, 2012))],
+    "doc_len_huge": lambda r: [("send", with_first_doc_length(r, 0x7FFFFF00))],
+    "doc_len_small": lambda r: [("send", with_first_doc_length(r, 3))],
+    # Replies that are well formed or plainly cut: these never crashed; they must keep working.
+    "truncate_close": lambda r: [("send", r[:len(r) // 2]), ("close",)],
+    "checksum_flag": lambda r: [("send", r[:16] + struct.pack("<I", 1) + r[20:])],
+    "more_to_come_flag": lambda r: [("send", r[:16] + struct.pack("<I", 2) + r[20:])],
+}
+
+
+class OneShot:
+    """OneShot damages (as mode says) the nth reply to one of commands that holds marker, once
+    armed; every other reply passes. fired: (command, reply length) once it did."""
+
+    def __init__(self, mode, commands, marker, nth=1, armed=True):
+        self.make, self.commands, self.marker, self.nth = MODES[mode], set(commands), marker, nth
+        self.armed, self.seen, self.fired = armed, 0, None
+
+    def __call__(self, name, reply):
+        if self.armed and self.fired is None and name in self.commands and self.marker in reply:
+            self.seen += 1
+            if self.seen == self.nth:
+                self.fired = (name, len(reply))
+                return self.make(reply)
+        return [("send", reply)]
+
+
+def source_port(mongo):
+    host = mongo.uri.split("//", 1)[1].split("/", 1)[0].split(",")[0]
+    return int(host.rsplit(":", 1)[1])
+
+
+class Survival:
+    """Survival remembers the postmaster and where the server log ends; check() fails if a process
+    died since (a signal, or the restart of every process that follows) or the postmaster changed."""
+
+    def __init__(self, pg):
+        pg.scalar("SELECT 1")  # after an earlier crash: recovery is over and logged
+        self.pg, self.postmaster = pg, pg.postmaster_pid()
+        self.offset = os.path.getsize(pg.logfile)
+
+    def deaths(self):
+        with open(self.pg.logfile, errors="replace") as f:
+            f.seek(self.offset)
+            return [line for line in f.read().splitlines() if DEATH.search(line)]
+
+    def check(self, error=None):
+        deaths = self.deaths()
+        if deaths:
+            raise AssertionError("processes died:\n" + "\n".join(deaths[:6])) from error
+        assert self.pg.postmaster_pid() == self.postmaster, "the postmaster changed"
+
+
+def load(coll, count, big_at=None):
+    """load inserts count small documents doc00000.. (and one of 1 MiB at position big_at)."""
+    docs = [{"_id": f"doc{i:05d}", "n": i, "blob": "x" * (i * 37 % 2000)} for i in range(count)]
+    if big_at is not None:
+        docs[big_at]["blob"] = "b" * MIB
+    coll.insert_many(docs)
+
+
+def differences(pg, table, coll):
+    """differences lists the keys whose row differs from the document (missing, extra, different),
+    and duplicates."""
+    want = {d["_id"]: (d.get("n"), hashlib.md5(d["blob"].encode()).hexdigest(), len(d["blob"])) for d in coll.find()}
+    rows = pg.query(f"SELECT id, n, md5(blob), octet_length(blob) FROM {table}")
+    got = {r[0]: tuple(r[1:]) for r in rows}
+    bad = [k for k in sorted(set(want) | set(got)) if want.get(k) != got.get(k)]
+    if len(rows) != len(got):
+        bad.append(f"duplicates: {len(rows)} rows for {len(got)} keys")
+    return bad
+
+
+def rejects(pg, river):
+    return pg.query("SELECT document_id, operation, left(error, 200) FROM mongo_river.rejects WHERE river = %s",
+                    (river,))
+
+
+def assert_converged(pg, river, coll, shot):
+    """assert_converged waits for the river to catch up, then wants every row equal to its document
+    and no reject."""
+    synced = pg.scalar("SELECT mongo_river.wait_for_sync(%s, '60 s')", (river,))
+    status = pg.query("SELECT phase, docs_copied, last_error FROM mongo_river.status WHERE river = %s", (river,))
+    assert shot.fired, f"the bad reply was never sent (status {status})"
+    assert synced, f"did not catch up: {status}"
+    bad, rej = differences(pg, river, coll), rejects(pg, river)
+    assert bad == [] or rej, f"{len(bad)} documents lost silently (no reject): {bad[:5]}; status {status}"
+    assert bad == [], f"{len(bad)} rows differ: {bad[:5]}; rejects {rej[:3]}"
+    assert rej == [], f"rejects: {rej[:3]}"
+
+
+def fresh(mongo, name):
+    client = mongo.client()
+    client.drop_database(name)
+    return client, client[name].c
+
+
+def drop(pg, river, proxy):
+    try:
+        pg.query("SELECT mongo_river.drop_river(%s, true)", (river,))
+    finally:
+        proxy.close()
+
+
+# Copy: every damage once on the copy path; the find's reply (one document: the find asks for one)
+# or the first getMore's (up to 100 documents); the document-length damage on both.
+COPY_CASES = [("one_short", "find"), ("long_garbage", "getMore"), ("long_kind0_garbage", "find"),
+              ("wrong_opcode", "getMore"), ("opreply_opcode", "find"), ("compressed_opcode", "getMore"),
+              ("doc_len_huge", "find"), ("doc_len_huge", "getMore"), ("doc_len_small", "find"),
+              ("doc_len_small", "getMore"), ("truncate_close", "getMore"), ("checksum_flag", "getMore"),
+              ("more_to_come_flag", "find")]
+
+
+@pytest.mark.parametrize("mode,target", COPY_CASES)
+def test_bad_reply_during_the_copy(river_pg, mongo, mode, target):
+    pg, river = river_pg, f"hc_{mode}_{target}".lower()
+    survival = Survival(pg)
+    client, coll = fresh(mongo, river)
+    load(coll, 400, big_at=150)
+    shot = OneShot(mode, [target], b"doc0")
+    proxy = EvilProxy(source_port(mongo), shot)
+    try:
+        # batch_size 10: the copy's getMores ask for up to 100 documents, so there are several.
+        create_river(pg, river, proxy.uri(URI_OPTIONS), {"batch_size": 10})
+        pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)", (river, f"{river}.c", river, json.dumps(MAPPING)))
+        assert_converged(pg, river, coll, shot)
+        assert proxy.counts.get("getMore", 0) >= 3, proxy.counts
+    except Exception as e:
+        survival.check(e)
+        raise
+    finally:
+        drop(pg, river, proxy)
+        client.drop_database(river)
+    survival.check()
+
+
+def in_pieces(name, reply):
+    """in_pieces sends a reply in pieces of 1 byte to 64 KiB, pausing now and then so that they
+    come in separate reads (a generator: the proxy sends each piece as it is made)."""
+    rng = random.Random(len(reply))
+    i = 0
+    while i < len(reply):
+        n = rng.choice((1, 2, 3, 7, 100, 4096, 65536))
+        yield ("send", reply[i:i + n])
+        i += n
+        if rng.random() < 0.05:
+            time.sleep(0.001)
+
+
+def test_replies_in_pieces(river_pg, mongo):
+    """Every reply comes in pieces (a check of replies must not need one read per reply)."""
+    pg, river = river_pg, "hp_pieces"
+    survival = Survival(pg)
+    client, coll = fresh(mongo, river)
+    load(coll, 400, big_at=150)
+    proxy = EvilProxy(source_port(mongo), in_pieces)
+    try:
+        create_river(pg, river, proxy.uri(URI_OPTIONS), {"batch_size": 10})
+        pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)", (river, f"{river}.c", river, json.dumps(MAPPING)))
+        assert pg.scalar("SELECT mongo_river.wait_for_sync(%s, '60 s')", (river,))
+        coll.insert_many([{"_id": f"zz-piece{i:02d}", "n": i, "blob": "p" * i * 100} for i in range(30)])
+        coll.update_many({"n": {"$lt": 20}}, {"$set": {"blob": "updated"}})
+        assert pg.scalar("SELECT mongo_river.wait_for_sync(%s, '60 s')", (river,))
+        assert differences(pg, river, coll) == []
+        assert rejects(pg, river) == []
+        assert pg.query("SELECT last_error FROM mongo_river.status WHERE river = %s", (river,)) == [(None,)]
+    except Exception as e:
+        survival.check(e)
+        raise
+    finally:
+        drop(pg, river, proxy)
+        client.drop_database(river)
+    survival.check()
+
+
+# Streaming: a getMore of the change stream / of the oplog carrying the new documents is damaged.
+STREAM_CASES = [("change_stream", m) for m in ("one_short", "long_kind0_garbage", "compressed_opcode",
+                                                 "doc_len_huge", "doc_len_small")] + \
+               [("oplog", m) for m in ("long_garbage", "wrong_opcode", "opreply_opcode", "doc_len_huge",
+                                       "doc_len_small")]
+
+
+@pytest.mark.parametrize("capture,mode", STREAM_CASES)
+def test_bad_reply_while_streaming(river_pg, mongo, capture, mode):
+    pg, river = river_pg, f"hs_{capture}_{mode}".lower()
+    survival = Survival(pg)
+    client, coll = fresh(mongo, river)
+    load(coll, 100)
+    shot = OneShot(mode, ["getMore"], b"zz-stream", armed=False)
+    proxy = EvilProxy(source_port(mongo), shot)
+    try:
+        create_river(pg, river, proxy.uri(URI_OPTIONS), {"batch_size": 10, "capture": capture})
+        pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)", (river, f"{river}.c", river, json.dumps(MAPPING)))
+        assert pg.scalar("SELECT mongo_river.wait_for_sync(%s, '60 s')", (river,))
+        shot.armed = True
+        inserted = []
+
+        def insert_until_fired():
+            # One document at a time until a getMore carries one (not the find of a reopened cursor).
+            if not shot.fired:
+                i = len(inserted)
+                coll.insert_one({"_id": f"zz-stream{i:03d}", "n": i, "blob": "s" * i})
+                inserted.append(i)
+            return shot.fired
+        wait_for(insert_until_fired, 30, 0.1, "the bad reply")
+        print(river, "fired", shot.fired, "after", len(inserted), "inserts; replies", proxy.counts)
+        coll.insert_many([{"_id": f"zz-stream{i:03d}", "n": i, "blob": "t" * i} for i in range(500, 520)])
+        coll.update_many({"n": {"$lt": 10}}, {"$set": {"blob": "updated"}})
+        coll.delete_one({"_id": "doc00050"})
+        assert_converged(pg, river, coll, shot)
+    except Exception as e:
+        survival.check(e)
+        raise
+    finally:
+        drop(pg, river, proxy)
+        client.drop_database(river)
+    survival.check()
+
+
+@pytest.fixture(scope="module")
+def stopped_river(river_pg, mongo):
+    """stopped_river is a river (through a proxy, passing everything) whose 100 documents are copied
+    and 2 rows then changed behind its back; it is stopped, so that only backend calls read."""
+    pg, river = river_pg, "hb_backend"
+    client, coll = fresh(mongo, river)
+    load(coll, 100)
+    proxy = EvilProxy(source_port(mongo))
+    create_river(pg, river, proxy.uri(URI_OPTIONS), {"batch_size": 10})
+    pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)", (river, f"{river}.c", river, json.dumps(MAPPING)))
+    assert pg.scalar("SELECT mongo_river.wait_for_sync(%s, '60 s')", (river,))
+    pg.query("SELECT mongo_river.stop(%s)", (river,))
+    pg.query(f"UPDATE {river} SET n = -1 WHERE id = 'doc00007'")
+    pg.query(f"DELETE FROM {river} WHERE id = 'doc00042'")
+    yield river, proxy
+    drop(pg, river, proxy)
+    client.drop_database(river)
+
+
+CALLS = {"verify": "SELECT source, document_id, problem FROM mongo_river.verify(%s) ORDER BY 2",
+         "infer_mapping": "SELECT mongo_river.infer_mapping(%s, %s || '.c')"}
+BACKEND_CASES = [("verify", m) for m in ("one_short", "compressed_opcode", "doc_len_huge", "doc_len_small")] + \
+                [("infer_mapping", m) for m in ("long_garbage", "wrong_opcode", "doc_len_huge", "doc_len_small")]
+
+
+@pytest.mark.parametrize("call,mode", BACKEND_CASES)
+def test_bad_reply_to_a_backend_call(river_pg, stopped_river, call, mode):
+    """The call fails with an ERROR (the session goes on) or answers as it does without the damage."""
+    pg, (river, proxy) = river_pg, stopped_river
+    sql, args = CALLS[call], (river,) if call == "verify" else (river, river)
+    clean = pg.query(sql, args)
+    if call == "verify":
+        assert [r[1:] for r in clean] == [("doc00007", "different"), ("doc00042", "missing")], clean
+    survival = Survival(pg)
+    shot = OneShot(mode, ["find", "aggregate", "getMore"], b"doc0")
+    proxy.policy = shot
+    conn = pg.connect()
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SET statement_timeout = '60s'")
+            error = None
+            try:
+                cur.execute(sql, args)
+                out = cur.fetchall()
+            except psycopg2.Error as e:
+                error, out = e, None
+            print(call, mode, "fired", shot.fired, "error", repr(error)[:300])
+            assert shot.fired, "the bad reply was never sent"
+            if error is not None:
+                assert not isinstance(error, psycopg2.OperationalError) and error.pgcode, \
+                    f"the session died: {error!r}"
+            else:
+                assert out == clean, f"answered differently: {out}, without the damage: {clean}"
+            cur.execute("SELECT 1")
+            assert cur.fetchone() == (1,)
+    except Exception as e:
+        survival.check(e)
+        raise
+    finally:
+        proxy.policy = passthrough
+        conn.close()
+    survival.check()
+
+
+@pytest.mark.parametrize("target", ["find", "getMore"])
+def test_damaged_copy_batch_is_not_dropped_silently(river_pg, mongo, target):
+    """corruptCursorBatch "truncated" damages one batch of the copy: the find's (set as the find's
+    request goes through the proxy) or the first getMore's (set while the proxy holds the find's
+    reply)."""
+    if not mongo.is_peer:
+        pytest.skip("needs the peer's corruptCursorBatch fail point")
+    pg, river = river_pg, f"hcb_{target}".lower()
+    survival = Survival(pg)
+    client, coll = fresh(mongo, river)
+    load(coll, 400)
+    fail_point = {"configureFailPoint": "corruptCursorBatch", "mode": {"times": 1},
+                  "data": {"kind": "truncated", "cursor": "find", "db": river}}
+    fired = []
+
+    def on_request(name, request):
+        if target == "find" and not fired and name == "find" and river.encode() in request:
+            client.admin.command(fail_point)
+            fired.append(name)
+
+    def policy(name, reply):
+        if target == "getMore" and not fired and name == "find" and b"doc0" in reply:
+            client.admin.command(fail_point)
+            fired.append(name)
+        return [("send", reply)]
+    proxy = EvilProxy(source_port(mongo), policy)
+    proxy.on_request = on_request
+    try:
+        create_river(pg, river, proxy.uri(URI_OPTIONS), {"batch_size": 10})
+        pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)", (river, f"{river}.c", river, json.dumps(MAPPING)))
+        synced = pg.scalar("SELECT mongo_river.wait_for_sync(%s, '60 s')", (river,))
+        status = pg.query("SELECT phase, docs_copied, last_error FROM mongo_river.status WHERE river = %s", (river,))
+        assert fired and synced, status
+        bad, rej = differences(pg, river, coll), rejects(pg, river)
+        assert bad == [] or rej, f"{len(bad)} documents lost silently (no reject): {bad[:3]}..{bad[-2:]}; {status}"
+        lost = set(bad) - {r[0] for r in rej}
+        assert not lost, f"{len(lost)} documents missing without a reject of their own: {sorted(lost)[:5]}"
+    except Exception as e:
+        survival.check(e)
+        raise
+    finally:
+        client.admin.command({"configureFailPoint": "corruptCursorBatch", "mode": "off"})
+        drop(pg, river, proxy)
+        client.drop_database(river)
+    survival.check()
