@@ -104,7 +104,10 @@ void ThrowDriverError(const std::string &what, const bson_error_t &error, const 
 		const std::string malformed = TakeReplyFailure();
 		if (!malformed.empty())
 			throw SourceError(SourceErrorKind::kConnection, code, sourcestate::kProtocolViolation,
-							  what + ": the MongoDB server sent a " + malformed, detail,
+							  what + ": the MongoDB server sent a " + malformed,
+							  "The connection was closed before libmongoc read the reply, so libmongoc reports only a "
+							  "failed read: " +
+								  detail,
 							  "The connection was closed before the driver read the reply; the river reconnects and "
 							  "reads again. A source that keeps doing this is broken, or is not a MongoDB server.");
 		throw SourceError(SourceErrorKind::kConnection, code,

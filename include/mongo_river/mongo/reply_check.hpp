@@ -16,6 +16,8 @@
 // document to the last nested byte: lengths inside their container, terminators where the lengths
 // say, known element types with their sizes, string lengths and terminators, booleans 0 or 1.
 // UTF-8 is not checked here (the converter rejects documents it cannot read, with a reason).
+// moreToCome is refused because no client of ours asks for it: single-threaded clients monitor the
+// server with plain hello commands; a pooled client's awaitable hello (mongod 4.4+) would need it.
 #pragma once
 
 #include <cstddef>
