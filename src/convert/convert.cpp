@@ -432,11 +432,6 @@ bool FindPath(const bson_t &document, const mapping::Path &path, bson_iter_t *it
 	if (path.empty() || !bson_iter_init(&current, &document) ||
 		!bson_iter_find_w_len(&current, path[0].c_str(), static_cast<int>(path[0].size())))
 		return false;
-	return FindRest(current, path, iter);
-}
-
-bool FindRest(const bson_iter_t &first, const mapping::Path &path, bson_iter_t *iter) {
-	bson_iter_t current = first;
 	for (std::size_t i = 1; i < path.size(); ++i) {
 		bson_iter_t child;
 		if ((!BSON_ITER_HOLDS_DOCUMENT(&current) && !BSON_ITER_HOLDS_ARRAY(&current)) ||

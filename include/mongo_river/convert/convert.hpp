@@ -63,10 +63,6 @@ std::string DocumentJson(const bson_t &document);
 // missing or an intermediate value is neither a document nor an array.
 bool FindPath(const bson_t &document, const mapping::Path &path, bson_iter_t *iter);
 
-// FindRest goes on from first, an element already found for path[0], to the value at the rest of path,
-// as FindPath does.
-bool FindRest(const bson_iter_t &first, const mapping::Path &path, bson_iter_t *iter);
-
 // DocumentIdText is the `_id` as text for messages, rejects and verify: a string as itself, anything
 // else as canonical Extended JSON (NUL or invalid UTF-8 are escaped, so it never fails).
 std::string DocumentIdText(const bson_value_t &id);
