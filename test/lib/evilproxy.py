@@ -3,7 +3,9 @@
 Each reply (server -> client) is cut out whole (by its header's messageLength) and paired with the
 command name of the request it answers (requests are parsed in order; OP_MSG requests with
 moreToCome get no reply). `policy(name, reply)` returns the actions for it: ("send", bytes) writes
-bytes to the client, ("close",) closes both sockets of that connection. The default passes every
+bytes to the client, ("close",) closes both sockets of that connection, ("stall",) passes nothing
+more on that connection (its replies are read and dropped: the source seems alive but silent). The
+default passes every
 reply unchanged. `on_request(name, request)`, when set, is called before a request goes on (it
 may change the server's state first). `counts` tells how many replies each command got.
 """
@@ -114,11 +116,14 @@ class EvilProxy:
         _shut(src, dst)
 
     def _replies(self, src, dst, names, cv):
+        stalled = False
         for reply in messages(src):
             with cv:
                 name = names.pop(0) if names else None
             with self.lock:
                 self.counts[name] = self.counts.get(name, 0) + 1
+            if stalled:
+                continue
             try:
                 for action in self.policy(name, reply):
                     if action[0] == "send":
@@ -126,6 +131,9 @@ class EvilProxy:
                     elif action[0] == "close":
                         _shut(src, dst)
                         return
+                    elif action[0] == "stall":
+                        stalled = True
+                        break
             except OSError:
                 break
         _shut(src, dst)

@@ -17,6 +17,7 @@ import time
 import psycopg2
 import pytest
 
+from evilproxy import EvilProxy
 from pgcluster import wait_for
 from river import create_river, load_posts, map_posts, wait_synced
 
@@ -75,103 +76,28 @@ class FakeServer(threading.Thread):
         self.listener.close()
 
 
-def command_name(message):
-    """command_name returns the command of an OP_MSG request (its body's first key), else None."""
-    if len(message) < 27 or struct.unpack_from("<i", message, 12)[0] != 2013 or message[20] != 0:
-        return None
-    end = message.find(b"\0", 26)
-    return message[26:end].decode("utf-8", "replace") if end > 0 else None
-
-
-class StallProxy(threading.Thread):
-    """StallProxy forwards TCP connections to the source. Once a connection sends a command named in
-    `stall` (OP_MSG requests are parsed), the proxy stops passing that connection's replies (it
-    keeps reading and discarding them): the source seems alive but silent. `stalled` counts the
-    connections stalled so far."""
+class StallProxy(EvilProxy):
+    """StallProxy forwards connections to the source. Once a connection sends a command named in
+    `stall`, the proxy passes nothing more on it (its replies are read and dropped): the source
+    seems alive but silent. `stalled` counts the connections stalled so far, `stalled_commands`
+    names the commands they stalled on."""
 
     def __init__(self, upstream_port):
-        super().__init__(daemon=True)
-        self.upstream_port = upstream_port
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(64)
-        self.port = self.listener.getsockname()[1]
+        super().__init__(upstream_port, self._policy)
         self.stall = set()
         self.stalled = 0
         self.stalled_commands = []
-        self.lock = threading.Lock()
-        self.sockets = []
 
-    def run(self):
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(("127.0.0.1", self.upstream_port))
-            except OSError:
-                client.close()
-                continue
-            state = {"stalled": False}
-            with self.lock:
-                self.sockets += [client, server]
-            threading.Thread(target=self.requests, args=(client, server, state), daemon=True).start()
-            threading.Thread(target=self.replies, args=(server, client, state), daemon=True).start()
-
-    def requests(self, src, dst, state):
-        buffer = b""
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                buffer += data
-                while len(buffer) >= 4 and len(buffer) >= struct.unpack_from("<i", buffer)[0]:
-                    length = struct.unpack_from("<i", buffer)[0]
-                    name = command_name(buffer[:length])
-                    buffer = buffer[length:]
-                    if name in self.stall and not state["stalled"]:
-                        state["stalled"] = True
-                        with self.lock:
-                            self.stalled += 1
-                            self.stalled_commands.append(name)
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def replies(self, src, dst, state):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                if not state["stalled"]:
-                    dst.sendall(data)
-        except OSError:
-            pass
-        try:
-            dst.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    def uri(self):
-        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
-
-    def close(self):
-        self.listener.close()
+    def _policy(self, name, reply):
+        if name not in self.stall:
+            return [("send", reply)]
         with self.lock:
-            for s in self.sockets:
-                try:
-                    s.close()
-                except OSError:
-                    pass
+            self.stalled += 1
+            self.stalled_commands.append(name)
+        return [("stall",)]
+
+    def start(self):
+        pass  # (EvilProxy listens from the start)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 // mongo_source_test.cpp: what Source sets up before any I/O: default timeouts and appname (kept
-// when the user's URI sets them), and error classification of driver failures.
+// when the user's URI sets them), no wire compression, and error classification of driver failures.
 #include <gtest/gtest.h>
 
 #include "mongo_river/error.hpp"
@@ -30,6 +30,14 @@ TEST(Source, KeepsTheUsersSettings) {
 	EXPECT_EQ(UriOption(source, MONGOC_URI_SOCKETTIMEOUTMS), 7);
 	EXPECT_EQ(UriOption(source, MONGOC_URI_CONNECTTIMEOUTMS), kDefaultConnectTimeoutMs);
 	EXPECT_STREQ(mongoc_uri_get_appname(mongoc_client_get_uri(source.Handle())), "mine");
+}
+
+TEST(Source, TurnsWireCompressionOff) {
+	// Replies are checked before libmongoc reads them (reply_check.hpp); a compressed one could not be.
+	mongoc_init();
+	Source source("mongodb://127.0.0.1:1/?compressors=zlib,snappy,zstd");
+	const bson_t *compressors = mongoc_uri_get_compressors(mongoc_client_get_uri(source.Handle()));
+	EXPECT_TRUE(bson_empty(compressors)) << bson_count_keys(compressors) << " compressors left";
 }
 
 TEST(Source, MalformedUriIs22023) {
