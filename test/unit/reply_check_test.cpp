@@ -69,6 +69,11 @@ size_t At(const Bytes &message, const Bytes &text) {
 	return at;
 }
 
+// ValueAt returns the offset of the value of the first element of type and name in message.
+size_t ValueAt(const Bytes &message, char type, const std::string &name) {
+	return At(message, type + name + '\0') + 2 + name.size();
+}
+
 void Set32(Bytes &message, size_t at, uint32_t v) {
 	std::memcpy(message.data() + at, &v, 4);
 }
@@ -113,27 +118,14 @@ TEST(ReplyCheck, RefusesEachFaultThatCrashedOrSilencedTheDriver) {
 	cases.push_back({"second kind 0", kind0});
 	// A document of the batch whose length is 3, or runs past its array.
 	Bytes small = good;
-	Set32(small,
-		  At(good, Bytes("\x03"
-						 "0\0",
-						 3)) +
-			  3,
-		  3);
+	Set32(small, ValueAt(good, '\x03', "0"), 3);
 	cases.push_back({"document length 3", small});
 	Bytes huge = good;
-	Set32(huge,
-		  At(good, Bytes("\x03"
-						 "0\0",
-						 3)) +
-			  3,
-		  0x7FFFFF00);
+	Set32(huge, ValueAt(good, '\x03', "0"), 0x7FFFFF00);
 	cases.push_back({"document length huge", huge});
 	// The peer's corruptCursorBatch "truncated": a document claims 64 bytes more than it has.
 	Bytes longer = good;
-	size_t doc = At(good, Bytes("\x03"
-								"1\0",
-								3)) +
-				 3;
+	size_t doc = ValueAt(good, '\x03', "1");
 	uint32_t len;
 	std::memcpy(&len, good.data() + doc, 4);
 	Set32(longer, doc, len + 64);
@@ -167,15 +159,10 @@ TEST(ReplyCheck, RefusesEachFaultThatCrashedOrSilencedTheDriver) {
 		cases.push_back({name, m});
 	}
 	Bytes string = good;
-	Set32(string, At(good, Bytes("\x02s\0", 3)) + 3, 1); // "x\0" claims to be "" only: no NUL at its end
+	Set32(string, ValueAt(good, '\x02', "s"), 1); // "x\0" claims to be "" only: no NUL at its end
 	cases.push_back({"string without its terminator", string});
 	Bytes scope = good;
-	Set32(scope,
-		  At(good, Bytes("\x0f"
-						 "cs\0",
-						 4)) +
-			  4,
-		  13);
+	Set32(scope, ValueAt(good, '\x0f', "cs"), 13);
 	cases.push_back({"code with scope too short", scope});
 	for (const Case &c : cases) {
 		why.clear();
@@ -189,12 +176,7 @@ TEST(ReplyCheck, RefusesEachFaultThatCrashedOrSilencedTheDriver) {
 	Bytes raw = Raw(&doc2);
 	size_t used;
 	EXPECT_TRUE(CheckDocument(reinterpret_cast<const uint8_t *>(raw.data()), raw.size(), &used, &why)) << why;
-	Set32(raw,
-		  At(raw, Bytes("\x05"
-						"b\0",
-						3)) +
-			  8,
-		  2);
+	Set32(raw, ValueAt(raw, '\x05', "b"), 2);
 	EXPECT_FALSE(CheckDocument(reinterpret_cast<const uint8_t *>(raw.data()), raw.size(), &used, &why));
 	bson_destroy(&doc2);
 	// An OP_REPLY whose count disagrees with its documents.
