@@ -274,9 +274,7 @@ bool ChangeStreamReader::Aggregate(StartOption option, const bson_t *token, Time
 	bson_append_document_begin(cmd.get(), "cursor", -1, &cursor);
 	// The first batch of a stream with no event read yet is one event (their size is unknown: a
 	// backlog could fill a 16 MiB reply); a reopened stream's is what FittedBatchSize says.
-	const int32_t first_batch = reply_events_ == 0 ? 1 : FittedBatchSize();
-	if (first_batch > 0)
-		BSON_APPEND_INT32(&cursor, "batchSize", first_batch);
+	BSON_APPEND_INT32(&cursor, "batchSize", FittedBatchSize());
 	bson_append_document_end(cmd.get(), &cursor);
 
 	Bson opts = CommandOpts();
@@ -439,8 +437,7 @@ bool ChangeStreamReader::GetMore(bson_error_t *error, Reply *failed) {
 	Bson cmd = NewBson();
 	BSON_APPEND_INT64(cmd.get(), "getMore", cursor_id_);
 	BSON_APPEND_UTF8(cmd.get(), "collection", cursor_coll_.c_str());
-	if (int32_t batch = FittedBatchSize(); batch > 0)
-		BSON_APPEND_INT32(cmd.get(), "batchSize", batch);
+	BSON_APPEND_INT32(cmd.get(), "batchSize", FittedBatchSize());
 	if (options_.max_await_ms > 0)
 		BSON_APPEND_INT64(cmd.get(), "maxTimeMS", options_.max_await_ms);
 	Bson opts = CommandOpts();
@@ -460,12 +457,18 @@ bool ChangeStreamReader::GetMore(bson_error_t *error, Reply *failed) {
 }
 
 int32_t ChangeStreamReader::FittedBatchSize() const {
-	if (reply_events_ == 0)
-		return options_.batch_size;
-	const size_t per_event = std::max<size_t>(1, reply_bytes_ / reply_events_);
-	const size_t fit = std::max<size_t>(1, kMaxBatchBytes / per_event);
-	if (options_.batch_size > 0 && fit >= size_t(options_.batch_size))
-		return options_.batch_size;
+	// Before any event: one (their size is unknown; a backlog could fill a 16 MiB reply). Then what
+	// kMaxBatchBytes holds of events the size of the last batch's, but at most twice that batch's
+	// events: a few small events say little of the next ones (a tiny insert followed by 2 MiB ones
+	// made the getMore ask for 4 MiB / a few hundred bytes, and the server filled a 16 MiB reply), so
+	// the batch size at most doubles from one batch to the next.
+	size_t fit = 1;
+	if (reply_events_ > 0) {
+		const size_t per_event = std::max<size_t>(1, reply_bytes_ / reply_events_);
+		fit = std::max<size_t>(1, std::min(kMaxBatchBytes / per_event, 2 * reply_events_));
+	}
+	if (options_.batch_size > 0)
+		fit = std::min(fit, size_t(options_.batch_size));
 	return int32_t(std::min<size_t>(fit, size_t(std::numeric_limits<int32_t>::max())));
 }
 

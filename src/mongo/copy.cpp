@@ -255,6 +255,11 @@ void CollectionScan::FitBatchSize(size_t docs, size_t bytes) {
 		return;
 	const size_t per_doc = std::max<size_t>(1, bytes / docs);
 	size_t fit = std::max<size_t>(1, kMaxReplyBytes / per_doc);
+	// The documents seen say little while they are few (a tiny first document followed by 2 MiB ones
+	// made the first getMore ask for 4 MiB / a few bytes, and the server filled a 16 MiB reply): a
+	// getMore asks for at most as many documents as the scan has read, so the batch size at most
+	// doubles from one getMore to the next (1, 1, 2, 4, ...), a few round trips more per scan.
+	fit = std::min(fit, std::max<size_t>(1, read_));
 	if (batch_size_ > 0)
 		fit = std::min(fit, size_t(batch_size_));
 	else
@@ -314,6 +319,7 @@ std::vector<Bson> CollectionScan::NextBatch(size_t max_docs, size_t max_bytes) {
 		const bson_t *doc = nullptr;
 		if (mongoc_cursor_next(cursor_.get(), &doc)) {
 			bytes += doc->len;
+			++read_;
 			// Small documents are copied at once (a borrowed one would be copied at the next read).
 			borrowed = doc->len >= kBorrowBytes;
 			out.push_back(borrowed ? Borrow(doc) : CopyBson(doc));

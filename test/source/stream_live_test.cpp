@@ -1,5 +1,6 @@
 // stream_live_test.cpp: ChangeStreamReader and OplogReader against a live MongoDB (MONGO_URI;
 // MONGO_SMALL_OPLOG_URI for the history-lost test, a peer started with --oplog-size 10).
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <set>
@@ -255,8 +256,9 @@ TEST(ChangeStream, CursorCommandsShareOneSessionAndServerAndAreKilled) {
 		options.batch_size = 7;
 		options.max_await_ms = 300;
 		mm::ChangeStreamReader reader(source, options, mm::Position::Now());
-		w.Insert(db1, "a", R"({"_id": 1})");
-		EXPECT_EQ(live::ReadUntil(Next(&reader), source.OperationTime()).size(), 1u);
+		for (int i = 1; i <= 20; ++i)
+			w.Insert(db1, "a", "{\"_id\": " + std::to_string(i) + "}");
+		EXPECT_EQ(live::ReadUntil(Next(&reader), source.OperationTime()).size(), 20u);
 	}
 	std::vector<const Commands::Command *> cursor;
 	for (const Commands::Command &c : commands.sent) {
@@ -269,7 +271,8 @@ TEST(ChangeStream, CursorCommandsShareOneSessionAndServerAndAreKilled) {
 	EXPECT_EQ(aggregate.db, "admin");
 	EXPECT_EQ(Commands::Json(aggregate, "aggregate"), R"({ "v" : { "$numberInt" : "1" } })");
 	EXPECT_EQ(Commands::Json(aggregate, "pipeline.0.$changeStream.allChangesForCluster"), R"({ "v" : true })");
-	// One event first (their size is not known yet), then the stream's batch size for small events.
+	// One event first (their size is not known yet), then at most twice the last batch's events, up
+	// to the stream's batch size for small events.
 	EXPECT_EQ(Commands::Json(aggregate, "cursor.batchSize"), R"({ "v" : { "$numberInt" : "1" } })");
 	EXPECT_NE(Commands::Json(aggregate, "pipeline.1.$match"), "") << "BuildStreamPipeline's stage follows";
 	EXPECT_EQ(Commands::Json(aggregate, "pipeline.2"), "");
@@ -283,15 +286,23 @@ TEST(ChangeStream, CursorCommandsShareOneSessionAndServerAndAreKilled) {
 	const Commands::Command &kill = *cursor.back();
 	EXPECT_EQ(kill.name, "killCursors") << "the destructor kills the server cursor";
 	EXPECT_EQ(Commands::Json(kill, "killCursors"), R"({ "v" : "$cmd.aggregate" })");
+	int asked = 1, most = 0;
 	for (size_t k = 1; k + 1 < cursor.size(); ++k) {
 		const Commands::Command &more = *cursor[k];
 		EXPECT_EQ(more.name, "getMore");
 		EXPECT_EQ(Commands::Json(more, "collection"), R"({ "v" : "$cmd.aggregate" })");
 		EXPECT_EQ(Commands::Json(more, "maxTimeMS"), R"({ "v" : { "$numberLong" : "300" } })");
-		EXPECT_EQ(Commands::Json(more, "batchSize"), R"({ "v" : { "$numberInt" : "7" } })");
+		bson_iter_t iter;
+		ASSERT_TRUE(bson_iter_init_find(&iter, more.body.get(), "batchSize") && BSON_ITER_HOLDS_INT32(&iter));
+		const int batch = bson_iter_int32(&iter);
+		EXPECT_TRUE(batch >= 1 && batch <= 7 && batch <= 2 * asked)
+			<< "getMore " << k << " asks " << batch << " after " << asked;
+		asked = batch;
+		most = std::max(most, batch);
 		EXPECT_EQ(Commands::Json(more, "getMore"), Commands::Json(kill, "cursors.0"));
 		EXPECT_EQ(Commands::Json(more, "readConcern"), "") << "getMore takes no read concern";
 	}
+	EXPECT_EQ(most, 7) << "20 small events: the getMores reach the stream's batch size";
 }
 
 TEST(CollectionScan, FindAsksForOneDocumentAndGetMoresForTheFittedBatch) {
@@ -331,10 +342,14 @@ TEST(CollectionScan, FindAsksForOneDocumentAndGetMoresForTheFittedBatch) {
 	const std::string one = R"({ "v" : { "$numberLong" : "1" } })";
 	const std::string ten = R"({ "v" : { "$numberLong" : "10" } })";
 	const std::string small_name = R"({ "v" : "small" })", large_name = R"({ "v" : "large" })";
-	// 30 small documents: find 1, then getMores of the scan's batch size 10 (4 MiB holds more).
-	// 3 large ones (3 MiB: one per 4 MiB): find 1, then getMores of 1.
+	// 30 small documents: find 1, then getMores doubling (at most the documents read so far) up to
+	// the scan's batch size 10 (4 MiB holds more). 3 large ones (3 MiB: one per 4 MiB): find 1, then
+	// getMores of 1.
 	std::vector<std::string> want = {"find " + small_name + " " + one};
-	for (int i = 0; i < 3; ++i)
+	for (int n : {1, 2, 4, 8})
+		want.push_back("getMore " + small_name + " " + R"({ "v" : { "$numberLong" : ")" + std::to_string(n) +
+					   R"(" } })");
+	for (int i = 0; i < 2; ++i)
 		want.push_back("getMore " + small_name + " " + ten);
 	want.push_back("find " + large_name + " " + one);
 	for (int i = 0; i < 2; ++i)

@@ -130,9 +130,10 @@ private:
 	bool NextInBatch(ChangeEvent *out);
 	// BatchEmpty tells whether the loaded batch has no event left to read.
 	bool BatchEmpty() const;
-	// FittedBatchSize is the batch size a getMore asks for: what kMaxBatchBytes holds of events the
-	// size of the last batch's (so that a reply holds a few large events, not 16 MiB of them), at
-	// most the stream's batch size; the stream's batch size before any event.
+	// FittedBatchSize is the batch size an aggregate or getMore asks for: what kMaxBatchBytes holds
+	// of events the size of the last batch's (so that a reply holds a few large events, not 16 MiB
+	// of them), at most twice that batch's events and at most the stream's batch size; 1 before any
+	// event.
 	int32_t FittedBatchSize() const;
 	// IsResumable tells whether a failed getMore may be resumed (change streams specification).
 	bool IsResumable(const bson_error_t &error, const bson_t *reply) const;

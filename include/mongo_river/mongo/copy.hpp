@@ -38,7 +38,8 @@ int IdBracket(bson_type_t type);
 
 // kMaxReplyBytes is what a copy's getMore asks the server for: the batch size is fitted to the
 // documents seen, so that a reply holds about this much BSON (a server caps it at 16 MiB anyway) or
-// a single larger document, never several large ones.
+// a single larger document; it at most doubles per getMore, so that a few small documents seen first
+// do not let the next reply hold many large ones.
 inline constexpr size_t kMaxReplyBytes = kMaxBatchBytes;
 
 class CollectionScan {
@@ -78,7 +79,8 @@ private:
 	void RememberLast(const std::vector<Bson> &docs);
 	// FitBatchSize sets the batch size of the cursor's next getMore to what kMaxReplyBytes holds of
 	// documents the size of the batch read so far (docs documents, bytes of BSON): at least 1, at
-	// most the scan's batch size.
+	// most the scan's batch size and at most the documents the scan has read (it at most doubles
+	// from one getMore to the next).
 	void FitBatchSize(size_t docs, size_t bytes);
 
 	Source &source_;
@@ -89,6 +91,7 @@ private:
 	mongo::Collection collection_;
 	Cursor cursor_;
 	int64_t cursor_batch_ = 0;         // the batch size the next getMore (or a reopened find) asks for
+	size_t read_ = 0;                  // the documents the scan has read (all its cursors)
 	uint8_t *borrowed_data_ = nullptr; // the borrowed document's bytes and length (see Borrow)
 	size_t borrowed_len_ = 0;
 	bool done_ = false;

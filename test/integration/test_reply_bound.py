@@ -1,0 +1,258 @@
+"""Replies stay near 4 MiB whatever the size of the documents seen first (issue 18, finding B4 of
+the outside review): the copy's find and a change stream's aggregate ask for one document, then each
+getMore for about 4 MiB of documents the size of those seen. When the first document is tiny and
+the next ones are 2 MiB, trusting the tiny size made the first getMore ask for the river's whole
+batch size, and the source filled a 16 MiB reply (14 MB replies and a worker 28 MiB above idle were
+measured). Each getMore now asks for at most twice what the previous batch held.
+
+A TCP proxy between the worker and the source records each find, aggregate and getMore with the
+batch size asked and the length of its reply; every reply of the collection's cursors must stay
+within 4 MiB and one document (README: "about 4 MiB of documents the size of the last batch's"). The
+copy reads a collection whose first document (in _id order) is tiny; the stream reads a backlog,
+left while the worker was stopped, that starts with a tiny insert followed by 2 MiB ones."""
+
+import json
+import socket
+import struct
+import threading
+
+import bson
+
+from pgcluster import wait_for
+from river import create_river, wait_synced
+
+MIB = 1024 * 1024
+SIZE = 2 * MIB
+COUNT = 16
+BOUND = 4 * MIB + SIZE + 64 * 1024  # 4 MiB and one document, with room for the reply's envelope
+MAPPING = {"pk": "id", "columns": {"id": {"path": "_id", "type": "text"}, "n": {"path": "n", "type": "bigint"},
+                                   "blob": {"path": "blob", "type": "text"}}}
+
+
+def read_message(sock, buffer):
+    """read_message returns (one whole wire message, the bytes after it), or (None, b"") at EOF."""
+    while len(buffer) < 4 or len(buffer) < struct.unpack_from("<i", buffer)[0]:
+        data = sock.recv(1 << 20)
+        if not data:
+            return None, b""
+        buffer += data
+    length = struct.unpack_from("<i", buffer)[0]
+    return buffer[:length], buffer[length:]
+
+
+def command_of(message):
+    """command_of returns the command document of an OP_MSG request (its kind-0 section), or None."""
+    if struct.unpack_from("<i", message, 12)[0] != 2013 or message[20] != 0:
+        return None
+    length = struct.unpack_from("<i", message, 21)[0]
+    try:
+        return bson.decode(message[21:21 + length])
+    except Exception:
+        return None
+
+
+class RecordingProxy(threading.Thread):
+    """RecordingProxy forwards TCP connections to the source and records each find, change stream
+    aggregate and getMore request as dict(name, coll, batch, cursor, reply): the collection
+    ("$cmd.aggregate" for a database's or the cluster's stream), the batch size asked (None if
+    none), the cursor's id and the reply's length in bytes."""
+
+    def __init__(self, upstream_port):
+        super().__init__(daemon=True)
+        self.upstream_port = upstream_port
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.sockets = []
+        self.pending = {}  # requestID -> record awaiting its reply
+        self.records = []
+
+    def run(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+                server = socket.create_connection(("127.0.0.1", self.upstream_port))
+            except OSError:
+                return
+            with self.lock:
+                self.sockets += [client, server]
+            threading.Thread(target=self.pump, args=(client, server, self.request), daemon=True).start()
+            threading.Thread(target=self.pump, args=(server, client, self.reply), daemon=True).start()
+
+    def pump(self, src, dst, note):
+        buffer = b""
+        try:
+            while True:
+                message, buffer = read_message(src, buffer)
+                if message is None:
+                    break
+                note(message)
+                dst.sendall(message)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def request(self, message):
+        cmd = command_of(message)
+        if not cmd:
+            return
+        name = next(iter(cmd))
+        if name not in ("find", "aggregate", "getMore"):
+            return
+        if name == "getMore":
+            coll, batch = cmd.get("collection"), cmd.get("batchSize")
+        elif name == "find":
+            coll, batch = cmd["find"], cmd.get("batchSize")
+        else:
+            coll = cmd["aggregate"] if isinstance(cmd["aggregate"], str) else "$cmd.aggregate"
+            batch = (cmd.get("cursor") or {}).get("batchSize")
+            if "$changeStream" not in ((cmd.get("pipeline") or [{}])[0] or {}):
+                return
+        cursor = cmd["getMore"] if name == "getMore" else None
+        record = {"name": name, "coll": coll, "batch": batch, "cursor": cursor, "reply": None}
+        with self.lock:
+            self.pending[struct.unpack_from("<i", message, 4)[0]] = record
+            self.records.append(record)
+
+    def reply(self, message):
+        with self.lock:
+            record = self.pending.pop(struct.unpack_from("<i", message, 8)[0], None)
+        if record is None:
+            return
+        record["reply"] = len(message)
+        if record["name"] != "getMore":  # the cursor's id, from the first reply
+            reply = command_of(message) or {}
+            record["cursor"] = (reply.get("cursor") or {}).get("id")
+
+    def take(self):
+        """take returns the records so far and forgets them."""
+        with self.lock:
+            out, self.records = self.records, []
+        return out
+
+    def uri(self):
+        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+
+    def close(self):
+        self.listener.close()
+        with self.lock:
+            for s in self.sockets:
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+
+def source_port(mongo):
+    host = mongo.uri.split("//", 1)[1].split("/", 1)[0].split(",")[0]
+    return int(host.rsplit(":", 1)[1])
+
+
+def worker_pid(pg, river):
+    return pg.scalar("SELECT pid FROM pg_stat_activity WHERE backend_type = 'mongo_river worker' "
+                     "AND application_name = %s", ("mongo_river " + river,))
+
+
+def rss_anon_kb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class Peak:
+    """Peak samples pid's RssAnon (KiB) every 5 ms in a thread while in its with block."""
+
+    def __init__(self, pid):
+        self.pid, self.peak, self.done = pid, rss_anon_kb(pid), threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        while not self.done.is_set():
+            self.peak = max(self.peak, rss_anon_kb(self.pid))
+            self.done.wait(0.005)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
+        return False
+
+
+def describe(records):
+    return ", ".join(f"{r['name']} {r['batch']} -> {(r['reply'] or 0) / MIB:.1f} MiB" for r in records)
+
+
+def large(i):
+    return {"_id": f"b{i:02d}", "n": i, "blob": chr(ord("a") + i % 26) * SIZE}
+
+
+def test_replies_stay_near_4_mib_after_a_tiny_first_document(river_pg, mongo):
+    pg, river = river_pg, "reply_bound"
+    client = mongo.client()
+    client.drop_database(river)
+    coll = client[river].c
+    coll.insert_one({"_id": "a0", "n": 0, "blob": ""})
+    for i in range(COUNT):
+        coll.insert_one(large(i))
+    proxy = RecordingProxy(source_port(mongo))
+    proxy.start()
+    try:
+        create_river(pg, river, proxy.uri(), {"batch_size": 2000})
+        pid = wait_for(lambda: worker_pid(pg, river), 60, 0.05, "the worker")
+        idle = rss_anon_kb(pid)
+        proxy.take()
+        with Peak(pid) as copy_peak:
+            pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)", (river, f"{river}.c", river,
+                                                                          json.dumps(MAPPING)))
+            wait_synced(pg, river, 300)
+        assert pg.scalar(f"SELECT count(*) FROM {river}") == COUNT + 1
+        records = proxy.take()
+        scans = {r["cursor"] for r in records if r["name"] == "find" and r["coll"] == "c"}
+        copy = [r for r in records if r["name"] in ("find", "getMore") and r["cursor"] in scans]
+
+        # The stream: a backlog (the worker stopped) that starts with a tiny insert.
+        pg.query("SELECT mongo_river.stop(%s)", (river,))
+        wait_for(lambda: not worker_pid(pg, river), 60, 0.05, "the worker's stop")
+        coll.insert_one({"_id": "a1", "n": -1, "blob": ""})
+        for i in range(COUNT, 2 * COUNT):
+            coll.insert_one(large(i))
+        proxy.take()
+        pg.query("SELECT mongo_river.start(%s)", (river,))
+        pid = wait_for(lambda: worker_pid(pg, river), 60, 0.01, "the worker's start")
+        with Peak(pid) as stream_peak:
+            wait_synced(pg, river, 300)
+        assert pg.scalar(f"SELECT count(*) FROM {river}") == 2 * COUNT + 2
+        assert pg.scalar(f"SELECT count(*) FROM {river} WHERE octet_length(blob) = %s", (SIZE,)) == 2 * COUNT
+        records = proxy.take()
+        streams = {r["cursor"] for r in records if r["name"] == "aggregate"}
+        stream = [r for r in records if r["name"] in ("aggregate", "getMore") and r["cursor"] in streams]
+    finally:
+        pg.query("SELECT mongo_river.drop_river(%s, true)", (river,))
+        proxy.close()
+        client.drop_database(river)
+
+    print(f"copy: {describe(copy)}; worker peak {(copy_peak.peak - idle) / 1024:.1f} MiB above idle")
+    print(f"stream: {describe(stream)}; worker peak {(stream_peak.peak - idle) / 1024:.1f} MiB above idle")
+    assert copy and copy[0]["name"] == "find" and copy[0]["batch"] == 1, describe(copy)
+    assert max(r["reply"] or 0 for r in copy) > SIZE, "no reply held a large document: nothing was measured"
+    assert all((r["reply"] or 0) <= BOUND for r in copy), "a copy reply went past 4 MiB and one document: " + \
+        describe(copy)
+    assert stream and stream[0]["name"] == "aggregate" and stream[0]["batch"] == 1, describe(stream)
+    assert max(r["reply"] or 0 for r in stream) > SIZE, "no reply held a large event: nothing was measured"
+    assert all((r["reply"] or 0) <= BOUND for r in stream), "a stream reply went past 4 MiB and one event: " + \
+        describe(stream)
