@@ -83,7 +83,7 @@ std::string Scrub(std::string text, const std::string &secret) {
 }
 
 void ThrowDriverError(const std::string &what, const bson_error_t &error, const bson_t *reply,
-					  const std::string &password) {
+					  const std::string &password, const mongoc_client_t *client) {
 	const int32_t code = ServerCode(error, reply);
 	std::string detail = Scrub(error.message, password);
 	if (code != 0)
@@ -101,7 +101,7 @@ void ThrowDriverError(const std::string &what, const bson_error_t &error, const 
 						  "The river must copy its collections again (resync); a larger oplog (replSetResizeOplog) "
 						  "keeps history longer.");
 	if (error.domain == MONGOC_ERROR_SERVER_SELECTION || error.domain == MONGOC_ERROR_STREAM) {
-		const std::string malformed = TakeReplyFailure();
+		const std::string malformed = ReplyFailure(client);
 		if (!malformed.empty())
 			throw SourceError(SourceErrorKind::kConnection, code, sourcestate::kProtocolViolation,
 							  what + ": the MongoDB server sent a " + malformed,
@@ -131,8 +131,11 @@ void ThrowDriverError(const std::string &what, const bson_error_t &error, const 
 			what + ": not authorized on the MongoDB server", detail,
 			"Grant the river's MongoDB user the read role on the mapped databases (and on local for capture "
 			"'oplog').");
+	// A reply libmongoc could not read: its framing (protocol_violation) or a document in it.
 	if (error.domain == MONGOC_ERROR_PROTOCOL || error.domain == MONGOC_ERROR_BSON)
-		throw SourceError(SourceErrorKind::kMalformed, code, sourcestate::kDataException,
+		throw SourceError(SourceErrorKind::kMalformed, code,
+						  error.domain == MONGOC_ERROR_PROTOCOL ? sourcestate::kProtocolViolation
+																: sourcestate::kDataException,
 						  what + ": unreadable reply from the MongoDB server", detail);
 	throw SourceError(SourceErrorKind::kServer, code, sourcestate::kSystemError, what + ": MongoDB reported an error",
 					  detail);

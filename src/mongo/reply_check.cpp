@@ -10,10 +10,12 @@ namespace mongo_river::mongo {
 namespace {
 
 constexpr int32_t kOpReply = 1;
+constexpr int32_t kOpQuery = 2004;
 constexpr int32_t kOpCompressed = 2012;
 constexpr int32_t kOpMsg = 2013;
-// kMaxMessageBytes: no server sends more in one message (mongod's maxMessageSizeBytes is 48 MB).
-constexpr uint32_t kMaxMessageBytes = 64u * 1024 * 1024;
+constexpr uint32_t kMoreToCome = 1u << 1;
+// kMaxMessageBytes: no server sends more in one message (mongod's maxMessageSizeBytes, fixed).
+constexpr uint32_t kMaxMessageBytes = 48000000;
 
 uint32_t U32(const uint8_t *p) {
 	uint32_t v;
@@ -240,6 +242,7 @@ bool CheckMessage(uint32_t msg_len, const uint8_t *rest, size_t rest_len, std::s
 		}
 		const uint32_t count = U32(body + 16);
 		size_t pos = 20;
+		size_t first_len = 0;
 		uint32_t seen = 0;
 		while (pos < body_len) {
 			size_t used = 0;
@@ -247,6 +250,8 @@ bool CheckMessage(uint32_t msg_len, const uint8_t *rest, size_t rest_len, std::s
 				*why = "OP_REPLY document " + std::to_string(seen) + ": " + inner;
 				return false;
 			}
+			if (seen == 0)
+				first_len = used;
 			pos += used;
 			++seen;
 		}
@@ -254,7 +259,7 @@ bool CheckMessage(uint32_t msg_len, const uint8_t *rest, size_t rest_len, std::s
 			*why = "an OP_REPLY announcing " + std::to_string(count) + " documents and holding " + std::to_string(seen);
 			return false;
 		}
-		return true;
+		return CheckReplyContent(body + 20, first_len, why);
 	}
 	if (opcode != kOpMsg) {
 		*why = opcode == kOpCompressed ? "a compressed message (OP_COMPRESSED), though no compression was agreed"
@@ -273,6 +278,8 @@ bool CheckMessage(uint32_t msg_len, const uint8_t *rest, size_t rest_len, std::s
 	}
 	size_t pos = 4;
 	int sections = 0;
+	size_t doc_at = 0;
+	size_t doc_len = 0;
 	while (pos < body_len) {
 		const uint8_t kind = body[pos++];
 		if (sections == 0 ? kind != 0 : kind != 1) {
@@ -290,6 +297,8 @@ bool CheckMessage(uint32_t msg_len, const uint8_t *rest, size_t rest_len, std::s
 				*why = "the OP_MSG body: " + inner;
 				return false;
 			}
+			doc_at = pos;
+			doc_len = used;
 			pos += used;
 			continue;
 		}
@@ -317,7 +326,7 @@ bool CheckMessage(uint32_t msg_len, const uint8_t *rest, size_t rest_len, std::s
 		*why = "an OP_MSG without a body";
 		return false;
 	}
-	return true;
+	return CheckReplyContent(body + doc_at, doc_len, why);
 }
 
 bool ReplyReader::Fail(std::string why) {
@@ -339,25 +348,32 @@ bool ReplyReader::Read(const uint8_t *data, size_t n) {
 			if (have_ == 4) {
 				length_ = U32(length_bytes_);
 				if (length_ < 16 || length_ > kMaxMessageBytes)
-					return Fail("a reply claiming " + std::to_string(static_cast<int32_t>(length_)) + " bytes");
+					return Fail("reply claiming " + std::to_string(static_cast<int32_t>(length_)) + " bytes");
 			}
 			continue;
 		}
 		const size_t missing = length_ - have_;
 		const size_t take = std::min(missing, n);
 		bool ok = true;
+		bool answers = true;
 		std::string why;
 		if (have_ == 4 && take == missing) {
-			ok = CheckMessage(length_, data, take, &why); // the whole rest, where it lies
+			// the whole rest, where it lies
+			answers = Answers(data, &why);
+			ok = answers && CheckMessage(length_, data, take, &why);
 		} else {
 			gathered_.append(reinterpret_cast<const char *>(data), take);
 			if (take == missing) {
-				ok = CheckMessage(length_, reinterpret_cast<const uint8_t *>(gathered_.data()), gathered_.size(), &why);
+				const auto *rest = reinterpret_cast<const uint8_t *>(gathered_.data());
+				answers = Answers(rest, &why);
+				ok = answers && CheckMessage(length_, rest, gathered_.size(), &why);
 				gathered_.clear();
 				if (gathered_.capacity() > 65536)
 					gathered_.shrink_to_fit();
 			}
 		}
+		if (!answers)
+			return Fail(why);
 		if (!ok)
 			return Fail("malformed reply: " + why);
 		data += take;
@@ -367,6 +383,78 @@ bool ReplyReader::Read(const uint8_t *data, size_t n) {
 			have_ = 0;
 	}
 	return !failed_;
+}
+
+bool ReplyReader::Answers(const uint8_t *rest, std::string *why) {
+	// rest: requestID (0), responseTo (4), opCode (8); a message shorter than that fails CheckMessage.
+	if (length_ < 16)
+		return true;
+	const uint32_t response_to = U32(rest + 4);
+	const uint32_t opcode = U32(rest + 8);
+	if (requests_lost_) {
+		*why = "reply the check cannot match: the driver wrote a request shorter than a header";
+		return false;
+	}
+	if (awaited_.empty()) {
+		*why = "reply to no request (responseTo " + std::to_string(static_cast<int32_t>(response_to)) +
+			   "): every request sent on the connection had its reply";
+		return false;
+	}
+	const Request request = awaited_.front();
+	if (response_to != request.id) {
+		*why = "reply to request " + std::to_string(static_cast<int32_t>(response_to)) + " while request " +
+			   std::to_string(static_cast<int32_t>(request.id)) + " awaits its reply";
+		return false;
+	}
+	// A compressed reply is refused by CheckMessage, with its own reason.
+	const bool legacy = request.opcode == static_cast<uint32_t>(kOpQuery);
+	const auto expected = static_cast<uint32_t>(legacy ? kOpReply : kOpMsg);
+	if (opcode != expected && opcode != static_cast<uint32_t>(kOpCompressed)) {
+		auto name = [](uint32_t code) {
+			return code == static_cast<uint32_t>(kOpReply) ? std::string("OP_REPLY")
+				   : code == static_cast<uint32_t>(kOpMsg) ? std::string("OP_MSG")
+														   : "opCode " + std::to_string(static_cast<int32_t>(code));
+		};
+		*why = "reply in " + name(opcode) + " to " +
+			   (legacy ? "an OP_QUERY request (whose reply is OP_REPLY)" : "an OP_MSG request (whose reply is OP_MSG)");
+		return false;
+	}
+	awaited_.pop_front();
+	return true;
+}
+
+void ReplyReader::Sent(const uint8_t *data, size_t n) {
+	constexpr uint32_t kHead = sizeof(request_head_);
+	while (n > 0 && !requests_lost_) {
+		if (request_have_ < kHead) {
+			const size_t take = std::min<size_t>(kHead - request_have_, n);
+			std::memcpy(request_head_ + request_have_, data, take);
+			request_have_ += static_cast<uint32_t>(take);
+			data += take;
+			n -= take;
+			if (request_have_ < kHead)
+				continue;
+			request_length_ = U32(request_head_);
+			if (request_length_ < kHead) {
+				requests_lost_ = true; // (libmongoc writes none: every request has a body)
+				break;
+			}
+			const uint32_t opcode = U32(request_head_ + 12);
+			// bytes 16..20: OP_MSG's flag bits, OP_COMPRESSED's original opCode.
+			const uint32_t after = U32(request_head_ + 16);
+			if (opcode == static_cast<uint32_t>(kOpCompressed))
+				awaited_.push_back({U32(request_head_ + 4), after});
+			else if (!(opcode == static_cast<uint32_t>(kOpMsg) && (after & kMoreToCome)))
+				awaited_.push_back({U32(request_head_ + 4), opcode});
+		} else {
+			const size_t take = std::min<size_t>(request_length_ - request_have_, n);
+			request_have_ += static_cast<uint32_t>(take);
+			data += take;
+			n -= take;
+		}
+		if (request_have_ == request_length_)
+			request_have_ = 0;
+	}
 }
 
 } // namespace mongo_river::mongo

@@ -60,7 +60,7 @@ std::string Source::Scrubbed(const std::string &text) const {
 }
 
 void Source::Fail(const std::string &what, const bson_error_t &error, const bson_t *reply) const {
-	ThrowDriverError(what, error, reply, password_);
+	ThrowDriverError(what, error, reply, password_, client_.get());
 }
 
 Timestamp Source::OldestOplogTime() {

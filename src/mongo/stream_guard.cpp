@@ -190,13 +190,17 @@ ReadvFn BufferedReadv() {
 // and failed (all buffered streams share them), called once the state is gone.
 struct Checked {
 	ReplyReader reader;
+	const void *owner = nullptr; // the client whose connection it is (ReadDirectly's owner)
 };
 std::unordered_map<mongoc_stream_t *, Checked> checked;
+ssize_t (*buffered_writev)(mongoc_stream_t *, mongoc_iovec_t *, size_t, int32_t) = nullptr;
 void (*buffered_destroy)(mongoc_stream_t *) = nullptr;
 void (*buffered_failed)(mongoc_stream_t *) = nullptr;
-// pending_failure: why the last reply read was refused, until a good reply is read or the error is
-// reported (TakeReplyFailure).
-std::string pending_failure;
+// pending_failure: per owner (client), why the last reply read was refused, until one of its
+// connections reads a good reply (ReplyFailure). Per owner, because another client's good reply (a
+// backend may hold two) says nothing about this client's error. It outlives the first error it
+// explains: libmongoc's next one may be "No servers yet eligible for rescan" for the same cause.
+std::unordered_map<const void *, std::string> pending_failure;
 
 // DirectReadv reads from the stream under a buffered stream, into the caller's buffers, and hands
 // what it read to the stream's reply reader: a read that ends a malformed reply fails (EPROTO), as
@@ -219,7 +223,7 @@ ssize_t DirectReadv(mongoc_stream_t *stream, mongoc_iovec_t *iov, size_t iovcnt,
 	for (size_t i = 0; i < target.size() && left > 0; ++i) {
 		size_t take = std::min(left, target[i].iov_len);
 		if (!reader.Read(static_cast<const uint8_t *>(target[i].iov_base), take)) {
-			pending_failure = reader.why();
+			pending_failure[state->second.owner] = reader.why();
 			mongoc_log(MONGOC_LOG_LEVEL_WARNING, "reply", "connection closed: the server sent a %s",
 					   reader.why().c_str());
 			errno = EPROTO;
@@ -228,7 +232,25 @@ ssize_t DirectReadv(mongoc_stream_t *stream, mongoc_iovec_t *iov, size_t iovcnt,
 		left -= take;
 	}
 	if (reader.between_messages())
-		pending_failure.clear();
+		pending_failure.erase(state->second.owner);
+	return n;
+}
+
+// CheckedWritev writes as the buffered stream does and hands what was written to the stream's reply
+// reader, which then knows the requests each reply must answer.
+ssize_t CheckedWritev(mongoc_stream_t *stream, mongoc_iovec_t *iov, size_t iovcnt, int32_t timeout_msec) {
+	// The write may move the iovecs it sends: keep where the bytes are.
+	std::vector<mongoc_iovec_t> source(iov, iov + iovcnt);
+	ssize_t n = buffered_writev(stream, iov, iovcnt, timeout_msec);
+	auto state = checked.find(stream);
+	if (n <= 0 || state == checked.end())
+		return n;
+	size_t left = static_cast<size_t>(n);
+	for (size_t i = 0; i < source.size() && left > 0; ++i) {
+		size_t take = std::min(left, source[i].iov_len);
+		state->second.reader.Sent(static_cast<const uint8_t *>(source[i].iov_base), take);
+		left -= take;
+	}
 	return n;
 }
 
@@ -244,26 +266,26 @@ void CheckedFailed(mongoc_stream_t *stream) {
 
 } // namespace
 
-bool ReadDirectly(mongoc_stream_t *top) {
+bool ReadDirectly(mongoc_stream_t *top, const void *owner) {
 	mongoc_stream_t *base = top->get_base_stream ? top->get_base_stream(top) : nullptr;
 	if (!base || base == top || !base->readv || top->readv != BufferedReadv())
 		return top->readv == DirectReadv;
-	if (!top->destroy || !Remember(buffered_destroy, top->destroy) ||
-		(top->failed && !Remember(buffered_failed, top->failed)))
+	if (!top->destroy || !Remember(buffered_destroy, top->destroy) || !top->writev ||
+		!Remember(buffered_writev, top->writev) || (top->failed && !Remember(buffered_failed, top->failed)))
 		return false;
 	top->readv = DirectReadv;
+	top->writev = CheckedWritev;
 	top->destroy = CheckedDestroy;
 	if (top->failed) // (without one, mongoc_stream_failed destroys the stream)
 		top->failed = CheckedFailed;
 	// A new stream may have the address of one destroyed without our knowing: start afresh.
-	checked[top] = Checked{};
+	checked[top] = Checked{ReplyReader(), owner};
 	return true;
 }
 
-std::string TakeReplyFailure() {
-	std::string why;
-	why.swap(pending_failure);
-	return why;
+std::string ReplyFailure(const void *owner) {
+	auto found = pending_failure.find(owner);
+	return found == pending_failure.end() ? "" : found->second;
 }
 
 namespace {
@@ -280,7 +302,7 @@ mongoc_stream_t *Initiate(const mongoc_uri_t *uri, const mongoc_host_list_t *hos
 	mongoc_stream_t *stream = mongoc_client_default_stream_initiator(uri, host, user_data, error);
 	if (stream) {
 		GuardStream(stream);
-		ReadDirectly(stream);
+		ReadDirectly(stream, user_data);
 	}
 	return stream;
 }
@@ -301,6 +323,8 @@ bool InterruptRequested() {
 }
 
 void GuardClient(mongoc_client_t *client) {
+	// A new client may have the address of one destroyed with a failure not taken.
+	pending_failure.erase(client);
 	mongoc_client_set_stream_initiator(client, Initiate, client);
 }
 

@@ -395,3 +395,192 @@ def test_damaged_copy_batch_is_not_dropped_silently(river_pg, mongo, target):
         drop(pg, river, proxy)
         client.drop_database(river)
     survival.check()
+
+
+# Replies out of place (review 19): well formed, but not the answer to the request awaiting one.
+# libmongoc 1.23 checks neither responseTo nor that an OP_MSG request gets an OP_MSG reply: an
+# OP_REPLY answering a getMore or find killed the process (SIGSEGV), and a reply sent twice answered
+# the next command (docs_copied above the documents copied, junk rejects).
+OP_REPLY = 1
+
+
+def as_op_reply(reply):
+    """as_op_reply frames an OP_MSG reply's body as a well-formed OP_REPLY (one document)."""
+    request_id, response_to = struct.unpack_from("<ii", reply, 4)
+    body_len = struct.unpack_from("<i", reply, 21)[0]
+    payload = struct.pack("<iqii", 0, 0, 0, 1) + reply[21:21 + body_len]
+    return struct.pack("<iiii", 16 + len(payload), request_id, response_to, OP_REPLY) + payload
+
+
+def unsolicited_ok():
+    body = struct.pack("<I", 0) + b"\0" + bson_ok()
+    return struct.pack("<iiii", 16 + len(body), 99, 0, 2013) + body
+
+
+def bson_ok():
+    return struct.pack("<i", 17) + b"\x01ok\0" + struct.pack("<d", 1.0) + b"\0"
+
+
+MODES.update({
+    "as_op_reply": lambda r: [("send", as_op_reply(r))],
+    "twice": lambda r: [("send", r + r)],
+    "plus_unsolicited": lambda r: [("send", r + unsolicited_ok())],
+})
+OUT_OF_PLACE = ["as_op_reply", "twice", "plus_unsolicited"]
+
+
+def protocol_error(pg, sql, args):
+    """protocol_error runs sql in a session of its own: (rows, None) if it answers, else (None,
+    (SQLSTATE, message)); the session must live on."""
+    conn = pg.connect()
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            try:
+                cur.execute(sql, args)
+                out, error = cur.fetchall(), None
+            except psycopg2.Error as e:
+                assert e.pgcode, f"the session died: {e!r}"
+                out, error = None, (e.pgcode, str(e).splitlines()[0])
+            cur.execute("SELECT 1")
+        return out, error
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("mode,target", [(m, t) for m in OUT_OF_PLACE for t in ("getMore", "stream")])
+def test_reply_out_of_place_in_the_worker(river_pg, mongo, mode, target):
+    """The reply to a copy's getMore, or to a change stream's getMore carrying a new document."""
+    pg, river = river_pg, f"ho_{mode}_{target}".lower()
+    survival = Survival(pg)
+    client, coll = fresh(mongo, river)
+    load(coll, 200)
+    marker = b"doc0" if target == "getMore" else b"zz-"
+    shot = OneShot(mode, ["getMore"], marker, armed=target == "getMore")
+    proxy = EvilProxy(source_port(mongo), shot)
+    try:
+        create_river(pg, river, proxy.uri(URI_OPTIONS), {"batch_size": 10})
+        pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)", (river, f"{river}.c", river, json.dumps(MAPPING)))
+        if target == "stream":
+            assert pg.scalar("SELECT mongo_river.wait_for_sync(%s, '60 s')", (river,))
+            shot.armed = True
+            wait_for(lambda: shot.fired or coll.insert_one({"_id": f"zz-{time.monotonic_ns()}", "n": 1,
+                                                             "blob": "s"}) and False, 30, 0.1, "the bad reply")
+            coll.update_many({"n": {"$lt": 10}}, {"$set": {"blob": "updated"}})
+        assert_converged(pg, river, coll, shot)
+        copied = pg.scalar("SELECT docs_copied FROM mongo_river.status WHERE river = %s", (river,))
+        assert copied == 200, f"docs_copied {copied} for 200 documents"
+        assert survival.deaths() == []
+    except Exception as e:
+        survival.check(e)
+        raise
+    finally:
+        drop(pg, river, proxy)
+        client.drop_database(river)
+    survival.check()
+
+
+HANDSHAKE = {
+    # The handshake's reply twice: the copy answers the next command (an OP_REPLY to an OP_MSG).
+    "hello_twice": lambda r: [("send", r + r)],
+    # A hello agreeing to compression the driver did not offer (libmongoc would compress).
+    "hello_compression": lambda r: [("send", with_compression(r))],
+}
+
+
+def with_compression(reply):
+    """with_compression adds compression: ["zlib"] to the handshake's OP_REPLY document."""
+    assert struct.unpack_from("<i", reply, 12)[0] == OP_REPLY
+    doc = reply[36:]
+    names = b"\x020\0" + struct.pack("<i", 5) + b"zlib\0"
+    element = b"\x04compression\0" + struct.pack("<i", 4 + len(names) + 1) + names + b"\0"
+    doc = struct.pack("<i", len(doc) + len(element)) + doc[4:-1] + element + b"\0"
+    out = reply[4:36] + doc
+    return struct.pack("<i", 4 + len(out)) + out
+
+
+@pytest.mark.parametrize("mode,call", [(m, c) for m in OUT_OF_PLACE for c in ("verify", "infer_mapping")] +
+                         [(m, "verify") for m in HANDSHAKE])
+def test_reply_out_of_place_in_a_backend(river_pg, stopped_river, mode, call):
+    """A backend call whose find (or handshake) gets a reply out of place fails with 08P01, saying
+    what the source sent, or answers right; the session and every process live on."""
+    pg, (river, proxy) = river_pg, stopped_river
+    sql, args = CALLS[call], (river,) if call == "verify" else (river, river)
+    clean = pg.query(sql, args)
+    survival = Survival(pg)
+    if mode in HANDSHAKE:
+        make = HANDSHAKE[mode]
+        fired = []
+
+        def shot(name, reply):
+            if not fired and name and name.startswith("q:"):
+                fired.append(name)
+                return make(reply)
+            return [("send", reply)]
+        proxy.policy = shot
+    else:
+        shot = OneShot(mode, ["find", "aggregate"], b"doc0")
+        proxy.policy = shot
+    try:
+        out, error = protocol_error(pg, sql, args)
+        print(call, mode, "error", error)
+        assert fired if mode in HANDSHAKE else shot.fired, "the bad reply was never sent"
+        if error is None:  # the call read again, or a stray reply came after its last command
+            assert out == clean, f"answered differently: {out}, without the damage: {clean}"
+            return
+        assert error[0] == "08P01", error
+        words = {"as_op_reply": "OP_REPLY to an OP_MSG request", "twice": "reply to no request",
+                 "plus_unsolicited": "reply to no request", "hello_twice": "reply to no request",
+                 "hello_compression": "compression (zlib)"}[mode]
+        assert words in error[1], error
+        proxy.policy = passthrough
+        assert pg.query(sql, args) == clean, "the next call answers as before"
+    except Exception as e:
+        survival.check(e)
+        raise
+    finally:
+        proxy.policy = passthrough
+    survival.check()
+
+
+def test_river_refuses_a_source_agreeing_to_compression(river_pg, mongo):
+    """Every handshake agrees to zlib: create_river refuses the source and says why (and sends no
+    OP_COMPRESSED request, which libmongoc would, even with compressors in the URI)."""
+    pg, river = river_pg, "ho_compression"
+    survival = Survival(pg)
+    client, coll = fresh(mongo, river)
+    load(coll, 10)
+    compressed = []
+
+    def on_request(name, request):
+        if struct.unpack_from("<i", request, 12)[0] == 2012:
+            compressed.append(name)
+
+    def policy(name, reply):
+        if name and name.startswith("q:"):
+            return [("send", with_compression(reply))]
+        return [("send", reply)]
+    proxy = EvilProxy(source_port(mongo), policy)
+    proxy.on_request = on_request
+    try:
+        try:  # create_river or map_collection may connect to the source first
+            create_river(pg, river, proxy.uri(URI_OPTIONS + "&compressors=zlib"), {"batch_size": 10})
+            pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)",
+                     (river, f"{river}.c", river, json.dumps(MAPPING)))
+            message = wait_for(lambda: pg.scalar("SELECT last_error FROM mongo_river.status WHERE river = %s",
+                                                 (river,)), 30, 0.2, "the river's error")
+        except psycopg2.Error as e:
+            assert e.pgcode == "08P01", e
+            message = str(e)
+        assert "compression (zlib), which the driver did not offer" in message, message
+        assert not pg.scalar("SELECT count(*) FROM mongo_river.rivers r JOIN mongo_river.status s USING (river) "
+                             "WHERE river = %s AND s.phase = 'streaming'", (river,))
+        assert compressed == [], f"compressed requests: {compressed}"
+    except Exception as e:
+        survival.check(e)
+        raise
+    finally:
+        pg.query("SELECT mongo_river.drop_river(%s, true) FROM mongo_river.rivers WHERE river = %s", (river, river))
+        proxy.close()
+        client.drop_database(river)
+    survival.check()

@@ -17,8 +17,16 @@ import threading
 OP_MSG = 2013
 
 
+OP_QUERY = 2004
+
+
 def command_name(message):
-    """command_name returns the command of an OP_MSG request (its body's first key), else None."""
+    """command_name returns the command of an OP_MSG request (its body's first key), "q:" and the
+    query's first key for a legacy OP_QUERY (the handshake's "q:isMaster"), else None."""
+    if len(message) >= 27 and struct.unpack_from("<i", message, 12)[0] == OP_QUERY:
+        at = message.find(b"\0", 20) + 1 + 8 + 4 + 1  # the collection's name, skip, return, doc length, type
+        end = message.find(b"\0", at)
+        return "q:" + message[at:end].decode("utf-8", "replace") if at > 13 and end > 0 else None
     if len(message) < 27 or struct.unpack_from("<i", message, 12)[0] != OP_MSG or message[20] != 0:
         return None
     end = message.find(b"\0", 26)

@@ -78,6 +78,31 @@ void Set32(Bytes &message, size_t at, uint32_t v) {
 	std::memcpy(message.data() + at, &v, 4);
 }
 
+// Request is a request as libmongoc writes it: requestID id, opcode, then flags (OP_MSG) or 4 more
+// bytes, and a body.
+Bytes Request(uint32_t id, int32_t opcode = 2013, uint32_t flags = 0) {
+	Bytes body;
+	Put32(body, flags);
+	body += '\0';
+	body += Raw(test::Doc(R"J({"getMore": {"$numberLong": "7"}, "$db": "d"})J").get());
+	Bytes out;
+	Put32(out, static_cast<uint32_t>(16 + body.size()));
+	Put32(out, id);
+	Put32(out, 0);
+	Put32(out, static_cast<uint32_t>(opcode));
+	return out + body;
+}
+
+// Answering sets reply's responseTo.
+Bytes Answering(Bytes reply, uint32_t request_id) {
+	Set32(reply, 8, request_id);
+	return reply;
+}
+
+void SendAll(ReplyReader &reader, const Bytes &bytes) {
+	reader.Sent(reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size());
+}
+
 TEST(ReplyCheck, AcceptsWhatMongodSends) {
 	EXPECT_TRUE(Check(OpMsg(Reply())));
 	// A kind-1 document sequence after the body.
@@ -218,6 +243,8 @@ TEST(ReplyCheck, ReaderFindsMessagesInAnyPiecesAndStopsAtTheFirstBadOne) {
 	for (int round = 0; round < 200; ++round) {
 		Bytes stream = good + good + good + bad + good;
 		ReplyReader reader;
+		for (int i = 0; i < 5; ++i)
+			SendAll(reader, Request(42));
 		size_t at = 0;
 		bool failed_at_bad = false;
 		while (at < stream.size()) {
@@ -243,6 +270,91 @@ TEST(ReplyCheck, ReaderFindsMessagesInAnyPiecesAndStopsAtTheFirstBadOne) {
 	ReplyReader reader;
 	const uint8_t negative[4] = {0xfb, 0xff, 0xff, 0xff};
 	EXPECT_FALSE(reader.Read(negative, 4));
+}
+
+TEST(ReplyCheck, EachReplyAnswersTheOldestRequestInItsOpCode) {
+	const Bytes reply = OpMsg(Reply());
+	Bytes op_reply_body(20, '\0');
+	Set32(op_reply_body, 16, 1); // numberReturned
+	const Bytes op_reply = Message(1, op_reply_body + Raw(test::Doc(R"J({"ismaster": true, "ok": 1})J").get()));
+	struct Case {
+		const char *name;
+		Bytes sent;
+		Bytes read;
+		bool ok;
+		const char *why;
+	};
+	const std::vector<Case> cases = {
+		{"OP_MSG answers OP_MSG", Request(5), Answering(reply, 5), true, ""},
+		{"OP_REPLY answers the legacy hello", Request(5, 2004), Answering(op_reply, 5), true, ""},
+		{"OP_REPLY to OP_MSG (crashed libmongoc)", Request(5), Answering(op_reply, 5), false, "whose reply is OP_MSG"},
+		{"OP_MSG to OP_QUERY", Request(5, 2004), Answering(reply, 5), false, "whose reply is OP_REPLY"},
+		{"nothing asked", "", Answering(reply, 5), false, "reply to no request"},
+		{"the wrong request", Request(5), Answering(reply, 4), false, "request 5 awaits"},
+		{"a reply twice", Request(5), Answering(reply, 5) + Answering(reply, 5), false, "reply to no request"},
+		{"moreToCome asks for none", Request(5, 2013, 2), Answering(reply, 5), false, "reply to no request"},
+		{"two requests in order", Request(5) + Request(6), Answering(reply, 5) + Answering(reply, 6), true, ""},
+		{"two requests, out of order", Request(5) + Request(6), Answering(reply, 6), false, "request 5 awaits"},
+	};
+	for (const Case &c : cases) {
+		for (size_t piece : {size_t{1}, size_t{3}, size_t{21}, size_t{1000}}) {
+			ReplyReader reader;
+			for (size_t at = 0; at < c.sent.size(); at += piece) // requests written in pieces too
+				reader.Sent(reinterpret_cast<const uint8_t *>(c.sent.data()) + at, std::min(piece, c.sent.size() - at));
+			bool ok = true;
+			for (size_t at = 0; at < c.read.size() && ok; at += piece)
+				ok = reader.Read(reinterpret_cast<const uint8_t *>(c.read.data()) + at,
+								 std::min(piece, c.read.size() - at));
+			EXPECT_EQ(ok, c.ok) << c.name << ", pieces of " << piece << ": " << reader.why();
+			EXPECT_NE(reader.why().find(c.why), std::string::npos) << c.name << ": " << reader.why();
+		}
+	}
+}
+
+// Hello returns a hello reply (OP_MSG) with extra fields.
+Bytes Hello(const std::string &extra) {
+	return OpMsg(Raw(test::Doc(R"J({"isWritablePrimary": true, "maxWireVersion": 17)J" + extra + "}").get()));
+}
+
+TEST(ReplyCheck, RefusesCompressionNotOfferedAndUnboundedScramIterations) {
+	std::string why;
+	EXPECT_TRUE(Check(Hello(""), &why)) << why;
+	EXPECT_TRUE(Check(Hello(R"J(, "compression": [])J"), &why)) << why;
+	EXPECT_FALSE(Check(Hello(R"J(, "compression": ["zlib"])J"), &why));
+	EXPECT_NE(why.find("compression (zlib)"), std::string::npos) << why;
+	auto payload = [](const std::string &text) {
+		bson_t *doc = bson_new();
+		bson_append_binary(doc, "payload", -1, BSON_SUBTYPE_BINARY, reinterpret_cast<const uint8_t *>(text.data()),
+						   static_cast<uint32_t>(text.size()));
+		bson_append_int32(doc, "conversationId", -1, 1);
+		Bytes raw = Raw(doc);
+		bson_destroy(doc);
+		return raw;
+	};
+	const std::string salt = "r=abc,s=c2FsdA==,";
+	for (const auto &[count, ok] : std::vector<std::pair<std::string, bool>>{
+			 {"i=15000", true},
+			 {"i=1000000", true},
+			 {"i=1000001", false},
+			 {"i=2000000000", false},
+			 {"i=99999999999999999999999", false},
+			 {"i=x", true}, // libmongoc refuses it itself
+		 }) {
+		EXPECT_EQ(Check(OpMsg(payload(salt + count)), &why), ok) << count << ": " << why;
+		// The same challenge inside a hello reply's speculativeAuthenticate.
+		bson_t *doc = bson_new();
+		bson_t inner;
+		Bytes challenge = payload(salt + count);
+		bson_init_static(&inner, reinterpret_cast<const uint8_t *>(challenge.data()), challenge.size());
+		bson_append_bool(doc, "isWritablePrimary", -1, true);
+		bson_append_document(doc, "speculativeAuthenticate", -1, &inner);
+		EXPECT_EQ(Check(OpMsg(Raw(doc)), &why), ok) << count << " (speculative): " << why;
+		bson_destroy(doc);
+		if (!ok) {
+			EXPECT_NE(why.find("SCRAM"), std::string::npos) << why;
+		}
+	}
+	EXPECT_FALSE(Check(OpMsg(payload("i=99999999,r=abc")), &why)) << "the count as the first attribute";
 }
 
 // Walk reads doc as libmongoc does (bson_iter_next into every document and array, and

@@ -160,6 +160,29 @@ std::string OpMsg(const std::string &text) {
 	return std::string(reinterpret_cast<const char *>(header), 16) + std::string(5, '\0') + body;
 }
 
+// Answer sends replies on conn, then reads the requests until the client closes (closing a socket
+// with requests unread would reset the connection, losing replies not yet read).
+void Answer(int conn, const std::string &replies) {
+	for (size_t at = 0; at < replies.size(); at += 65536)
+		send(conn, replies.data() + at, std::min<size_t>(65536, replies.size() - at), 0);
+	shutdown(conn, SHUT_WR);
+	char drain[4096];
+	while (recv(conn, drain, sizeof(drain), 0) > 0) {
+	}
+}
+
+// Ask writes count requests (OP_MSG, requestID 1, as OpMsg's replies answer) on stream.
+void Ask(mongoc_stream_t *stream, int count) {
+	for (int i = 0; i < count; ++i) {
+		std::string request = OpMsg("getMore");
+		request.replace(8, 4, std::string(4, '\0')); // responseTo 0
+		mongoc_iovec_t iov;
+		iov.iov_base = request.data();
+		iov.iov_len = request.size();
+		ASSERT_EQ(mongoc_stream_writev(stream, &iov, 1, 1000), static_cast<ssize_t>(request.size()));
+	}
+}
+
 TEST(StreamGuard, ReadDirectlyBypassesTheBufferedStreamAndLosesNoByte) {
 	SetInterruptCheck(nullptr);
 	std::string text(3 * 1024 * 1024, '\0');
@@ -167,15 +190,13 @@ TEST(StreamGuard, ReadDirectlyBypassesTheBufferedStreamAndLosesNoByte) {
 		text[i] = static_cast<char>('a' + i % 26);
 	const std::string expected = OpMsg(text) + OpMsg("second");
 	Server server;
-	server.Serve([&](int conn) {
-		for (size_t at = 0; at < expected.size(); at += 65536)
-			send(conn, expected.data() + at, std::min<size_t>(65536, expected.size() - at), 0);
-	});
+	server.Serve([&](int conn) { Answer(conn, expected); });
 	mongoc_stream_t *stream = Connect(server.port);
 	mongoc_stream_t *under = mongoc_stream_get_base_stream(stream);
 	EXPECT_FALSE(ReadDirectly(under)) << "a socket stream is no buffered stream";
 	ASSERT_TRUE(ReadDirectly(stream));
 	EXPECT_TRUE(ReadDirectly(stream)) << "a second call changes nothing";
+	Ask(stream, 2);
 	// As libmongoc reads a reply: its length first, then the rest, each with min_bytes = count.
 	std::string got(expected.size(), '\0');
 	size_t at = 0;
@@ -184,11 +205,11 @@ TEST(StreamGuard, ReadDirectlyBypassesTheBufferedStreamAndLosesNoByte) {
 		ASSERT_EQ(mongoc_stream_read(stream, got.data() + at, 4, 4, 10000), 4);
 		std::memcpy(&length, got.data() + at, 4);
 		ssize_t n = mongoc_stream_read(stream, got.data() + at + 4, length - 4, length - 4, 10000);
-		ASSERT_EQ(n, static_cast<ssize_t>(length - 4));
+		ASSERT_EQ(n, static_cast<ssize_t>(length - 4)) << ReplyFailure();
 		at += length;
 	}
 	EXPECT_EQ(got, expected);
-	EXPECT_EQ(TakeReplyFailure(), "");
+	EXPECT_EQ(ReplyFailure(), "");
 	mongoc_stream_destroy(stream);
 }
 
@@ -198,9 +219,10 @@ TEST(StreamGuard, AMalformedReplyFailsItsReadAndEveryLaterOne) {
 	bad[bad.size() - 1] = 'x'; // the body's terminator
 	const std::string sent = OpMsg("first") + bad + OpMsg("never read");
 	Server server;
-	server.Serve([&](int conn) { send(conn, sent.data(), sent.size(), 0); });
+	server.Serve([&](int conn) { Answer(conn, sent); });
 	mongoc_stream_t *stream = Connect(server.port);
 	ASSERT_TRUE(ReadDirectly(stream));
+	Ask(stream, 3);
 	char buffer[256];
 	const size_t first = OpMsg("first").size();
 	ASSERT_EQ(mongoc_stream_read(stream, buffer, 4, 4, 10000), 4);
@@ -210,9 +232,27 @@ TEST(StreamGuard, AMalformedReplyFailsItsReadAndEveryLaterOne) {
 	EXPECT_EQ(mongoc_stream_read(stream, buffer, bad.size() - 4, bad.size() - 4, 10000), -1);
 	EXPECT_EQ(errno, EPROTO);
 	EXPECT_EQ(mongoc_stream_read(stream, buffer, 4, 4, 10000), -1) << "the connection stays refused";
-	std::string why = TakeReplyFailure();
+	std::string why = ReplyFailure();
 	EXPECT_NE(why.find("malformed reply"), std::string::npos) << why;
-	EXPECT_EQ(TakeReplyFailure(), "") << "taken once";
+	EXPECT_EQ(ReplyFailure(), why) << "until a good reply is read";
+	mongoc_stream_failed(stream);
+}
+
+TEST(StreamGuard, AReplyNoRequestAwaitsFailsItsRead) {
+	SetInterruptCheck(nullptr);
+	const std::string sent = OpMsg("asked") + OpMsg("unasked");
+	Server server;
+	server.Serve([&](int conn) { Answer(conn, sent); });
+	mongoc_stream_t *stream = Connect(server.port);
+	ASSERT_TRUE(ReadDirectly(stream));
+	Ask(stream, 1);
+	char buffer[256];
+	const size_t size = OpMsg("asked").size();
+	ASSERT_EQ(mongoc_stream_read(stream, buffer, 4, 4, 10000), 4);
+	ASSERT_EQ(mongoc_stream_read(stream, buffer, size - 4, size - 4, 10000), static_cast<ssize_t>(size - 4));
+	ASSERT_EQ(mongoc_stream_read(stream, buffer, 4, 4, 10000), 4);
+	EXPECT_EQ(mongoc_stream_read(stream, buffer, size - 2, size - 2, 10000), -1) << "a second reply to one request";
+	EXPECT_NE(ReplyFailure().find("reply to no request"), std::string::npos);
 	mongoc_stream_failed(stream);
 }
 

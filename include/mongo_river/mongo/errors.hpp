@@ -70,9 +70,10 @@ bool IsHistoryLostCode(int32_t code);
 // ThrowDriverError throws the SourceError for a failed driver call (kInterrupted whenever
 // InterruptRequested() holds, whatever the driver said): what names the operation
 // (e.g. "cannot read collection \"db.c\""), error/reply are what the driver returned, and password
-// (may be empty) is scrubbed from every text.
+// (may be empty) is scrubbed from every text; client is the client that failed (a reply of its
+// refused by the reply check explains a failed read; may be null).
 [[noreturn]] void ThrowDriverError(const std::string &what, const bson_error_t &error, const bson_t *reply,
-								   const std::string &password);
+								   const std::string &password, const mongoc_client_t *client = nullptr);
 
 // Scrub returns text with every occurrence of secret replaced by "****"; a secret of fewer than 4
 // characters leaves text unchanged (replacing it would garble the text and reveal it).

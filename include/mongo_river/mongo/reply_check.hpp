@@ -18,10 +18,23 @@
 // UTF-8 is not checked here (the converter rejects documents it cannot read, with a reason).
 // moreToCome is refused because no client of ours asks for it: single-threaded clients monitor the
 // server with plain hello commands; a pooled client's awaitable hello (mongod 4.4+) would need it.
+//
+// Each reply must also answer a request: the reader follows the requests written to its connection
+// too (Sent), and a reply must name the oldest request still awaiting one (responseTo) and come in
+// the opCode that request calls for (OP_MSG for OP_MSG, OP_REPLY for the legacy OP_QUERY hello).
+// libmongoc checks neither: an OP_REPLY where it expects OP_MSG crashes it, and a reply sent twice
+// answers the next command.
+//
+// Two values of a well-formed reply are checked as well (CheckReplyContent), where libmongoc would
+// act on them without a bound: a hello reply naming a compressor the driver did not offer (libmongoc
+// would then compress its requests), and a SCRAM challenge's iteration count (libmongoc runs that
+// many PBKDF2 rounds in one call that nothing interrupts: i=2000000000 holds the process for many
+// minutes).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <string>
 
 namespace mongo_river::mongo {
@@ -29,6 +42,10 @@ namespace mongo_river::mongo {
 // kMaxReplyDepth bounds the nesting of a reply's documents (mongod stores 180 levels at most; a
 // reply wraps them in a few more).
 inline constexpr int kMaxReplyDepth = 1024;
+
+// kMaxScramIterations bounds a SCRAM challenge's iteration count (mongod's defaults are 10000 for
+// SCRAM-SHA-1 and 15000 for SCRAM-SHA-256; a million takes about a second).
+inline constexpr uint64_t kMaxScramIterations = 1000000;
 
 // CheckDocument checks that data starts with one well-formed BSON document no longer than size
 // bytes (every nested document too). On success *used is its length; otherwise *why says what is
@@ -38,6 +55,11 @@ bool CheckDocument(const uint8_t *data, size_t size, size_t *used, std::string *
 // CheckMessage checks a whole reply: msg_len is the header's messageLength, rest the msg_len - 4
 // bytes after it.
 bool CheckMessage(uint32_t msg_len, const uint8_t *rest, size_t rest_len, std::string *why);
+
+// CheckReplyContent checks the values of a reply's well-formed body document (len bytes) that
+// libmongoc acts on without a bound: "compression" (the driver offers none) and a SCRAM challenge's
+// iteration count (in "payload", or "speculativeAuthenticate.payload" of a hello reply).
+bool CheckReplyContent(const uint8_t *doc, size_t len, std::string *why);
 
 // ReplyReader follows the messages of one connection through the bytes read from it, in order and
 // in any pieces, and checks each message when its last byte arrives. A message read in one piece
@@ -49,12 +71,27 @@ public:
 	// the check or cannot start one (the connection is unusable from then on: every later Read is
 	// false too). why() says what was wrong.
 	bool Read(const uint8_t *data, size_t n);
+	// Sent takes the next n bytes written to the connection, in order and in any pieces: every
+	// request in them awaits its reply, except an OP_MSG with moreToCome (which asks for none).
+	void Sent(const uint8_t *data, size_t n);
 	const std::string &why() const { return why_; }
 	// between_messages tells whether the bytes read so far end a message (or none was started).
 	bool between_messages() const { return have_ == 0; }
 
 private:
+	struct Request {
+		uint32_t id;
+		uint32_t opcode; // an OP_COMPRESSED request's original opCode
+	};
 	bool Fail(std::string why);
+	// Answers checks that the message whose bytes after the length are rest answers the oldest
+	// awaiting request, and takes that request off the list.
+	bool Answers(const uint8_t *rest, std::string *why);
+	std::deque<Request> awaited_;
+	uint8_t request_head_[20] = {}; // a request's header and the 4 bytes after it
+	uint32_t request_have_ = 0;     // bytes of the current request written so far
+	uint32_t request_length_ = 0;
+	bool requests_lost_ = false; // a request too short to follow was written
 	uint8_t length_bytes_[4] = {};
 	uint32_t have_ = 0; // bytes of the current message read so far
 	uint32_t length_ = 0;

@@ -46,15 +46,17 @@ void GuardStream(mongoc_stream_t *stream);
 // under it into its caller's buffers, before any byte was read through it: the buffered stream's
 // own buffer grows to the largest reply ever read (16 MiB and more with large documents) and never
 // shrinks, and libmongoc reads every reply into a buffer of its own anyway. It also checks every
-// reply read through it (ReplyReader, reply_check.hpp) before libmongoc parses it: the read that
+// reply read through it (ReplyReader, reply_check.hpp; the stream's writes tell the reader which
+// requests await a reply) before libmongoc parses it: the read that
 // ends a malformed reply fails (errno EPROTO) like a broken connection, as does every later read on
 // that stream, and a warning names the fault. Returns whether the stream reads directly; false for
 // a stream that is not libmongoc's buffered stream (left alone).
-bool ReadDirectly(mongoc_stream_t *top);
+// owner names whose connection it is (GuardClient's connections: their client).
+bool ReadDirectly(mongoc_stream_t *top, const void *owner = nullptr);
 
-// TakeReplyFailure returns (and forgets) why the last reply read was refused; empty when the last
-// reply read was good or the failure was taken already.
-std::string TakeReplyFailure();
+// ReplyFailure returns why the last reply read on owner's connections (see ReadDirectly) was
+// refused; empty when none was, or one of them has read a good reply since.
+std::string ReplyFailure(const void *owner = nullptr);
 
 // GuardClient makes client's connections (including the ones it opens later) give up their waits
 // when InterruptRequested() says so.
