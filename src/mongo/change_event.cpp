@@ -2,7 +2,9 @@
 // and event helpers.
 #include "mongo_river/mongo/change_event.hpp"
 
+#include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "mongo_river/error.hpp"
 #include "mongo_river/mongo/change_stream.hpp"
@@ -290,6 +292,17 @@ ChangeEvent ParseChangeEvent(const bson_t *doc) {
 	// No raw copy of a readable event: it would hold its document a second time (an 8 MiB document
 	// twice); only an unreadable event keeps raw, for its reject.
 	return event;
+}
+
+int32_t FitReplyCount(size_t count, size_t bytes, size_t at_most, int32_t configured) {
+	size_t fit = 1;
+	if (count > 0) {
+		const size_t per_document = std::max<size_t>(1, bytes / count);
+		fit = std::max<size_t>(1, std::min(kMaxBatchBytes / per_document, at_most));
+	}
+	if (configured > 0)
+		fit = std::min(fit, size_t(configured));
+	return int32_t(std::min<size_t>(fit, size_t(std::numeric_limits<int32_t>::max())));
 }
 
 } // namespace mongo_river::mongo

@@ -458,18 +458,8 @@ bool ChangeStreamReader::GetMore(bson_error_t *error, Reply *failed) {
 
 int32_t ChangeStreamReader::FittedBatchSize() const {
 	// Before any event: one (their size is unknown; a backlog could fill a 16 MiB reply). Then what
-	// kMaxBatchBytes holds of events the size of the last batch's, but at most twice that batch's
-	// events: a few small events say little of the next ones (a tiny insert followed by 2 MiB ones
-	// made the getMore ask for 4 MiB / a few hundred bytes, and the server filled a 16 MiB reply), so
-	// the batch size at most doubles from one batch to the next.
-	size_t fit = 1;
-	if (reply_events_ > 0) {
-		const size_t per_event = std::max<size_t>(1, reply_bytes_ / reply_events_);
-		fit = std::max<size_t>(1, std::min(kMaxBatchBytes / per_event, 2 * reply_events_));
-	}
-	if (options_.batch_size > 0)
-		fit = std::min(fit, size_t(options_.batch_size));
-	return int32_t(std::min<size_t>(fit, size_t(std::numeric_limits<int32_t>::max())));
+	// kMaxBatchBytes holds of events the size of the last batch's, at most twice that batch's events.
+	return FitReplyCount(reply_events_, reply_bytes_, 2 * reply_events_, options_.batch_size);
 }
 
 bool ChangeStreamReader::IsResumable(const bson_error_t &error, const bson_t *reply) const {

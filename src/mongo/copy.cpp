@@ -253,20 +253,12 @@ void CollectionScan::Open() {
 void CollectionScan::FitBatchSize(size_t docs, size_t bytes) {
 	if (!cursor_ || docs == 0)
 		return;
-	const size_t per_doc = std::max<size_t>(1, bytes / docs);
-	size_t fit = std::max<size_t>(1, kMaxReplyBytes / per_doc);
-	// The documents seen say little while they are few (a tiny first document followed by 2 MiB ones
-	// made the first getMore ask for 4 MiB / a few bytes, and the server filled a 16 MiB reply): a
-	// getMore asks for at most as many documents as the scan has read, so the batch size at most
-	// doubles from one getMore to the next (1, 1, 2, 4, ...), a few round trips more per scan.
-	fit = std::min(fit, std::max<size_t>(1, read_));
-	if (batch_size_ > 0)
-		fit = std::min(fit, size_t(batch_size_));
-	else
-		fit = std::min(fit, size_t(std::numeric_limits<int32_t>::max()));
+	// At most as many documents as the scan has read: the batch size at most doubles from one
+	// getMore to the next (1, 1, 2, 4, ...), a few round trips more per scan.
+	const int32_t fit = FitReplyCount(docs, bytes, std::max<size_t>(1, read_), batch_size_);
 	if (int64_t(fit) == cursor_batch_)
 		return;
-	cursor_batch_ = int64_t(fit);
+	cursor_batch_ = fit;
 	mongoc_cursor_set_batch_size(cursor_.get(), uint32_t(fit));
 }
 

@@ -377,9 +377,22 @@ void OplogReader::Open() {
 	Bson opts(BCON_NEW("tailable", BCON_BOOL(true), "awaitData", BCON_BOOL(true), "oplogReplay", BCON_BOOL(true)));
 	if (options_.max_await_ms > 0)
 		BSON_APPEND_INT64(opts.get(), "maxAwaitTimeMS", options_.max_await_ms);
-	if (options_.batch_size > 0)
-		BSON_APPEND_INT32(opts.get(), "batchSize", options_.batch_size);
+	// The first find asks for one entry (the server fills replies up to 16 MiB, and the entries'
+	// size is not known yet); the getMores then ask for what fits (FitBatchSize). int64: what
+	// mongoc_cursor_set_batch_size can overwrite (an int32 batchSize stays).
+	BSON_APPEND_INT64(opts.get(), "batchSize", cursor_batch_);
 	cursor_.reset(mongoc_collection_find_with_opts(oplog_.get(), filter.get(), opts.get(), nullptr));
+}
+
+void OplogReader::FitBatchSize() {
+	if (!cursor_ || fit_entries_ == 0)
+		return;
+	const int32_t fit = FitReplyCount(fit_entries_, fit_bytes_, entries_read_, options_.batch_size);
+	fit_entries_ = fit_bytes_ = 0;
+	if (int64_t(fit) == cursor_batch_)
+		return;
+	cursor_batch_ = fit;
+	mongoc_cursor_set_batch_size(cursor_.get(), uint32_t(fit));
 }
 
 bool OplogReader::NextEntry(Bson *entry) {
@@ -388,6 +401,11 @@ bool OplogReader::NextEntry(Bson *entry) {
 	const bson_t *doc = nullptr;
 	if (mongoc_cursor_next(cursor_.get(), &doc)) {
 		*entry = CopyBson(doc);
+		++entries_read_;
+		++fit_entries_;
+		fit_bytes_ += doc->len;
+		if ((entries_read_ & (entries_read_ - 1)) == 0) // as the count doubles, and at each batch's end
+			FitBatchSize();
 		return true;
 	}
 	bson_error_t error;
@@ -497,6 +515,7 @@ Batch OplogReader::NextBatch(size_t max_events, int64_t max_ms) {
 			inclusive_ = false;
 		}
 	}
+	FitBatchSize();
 	batch.position = position_;
 	// Until an entry is consumed, a start at T (inclusive time or token) has not seen the entries at T.
 	batch.reached = position_.kind == Position::Kind::kOplogAfter ? position_.time : position_.ClusterTime().Before();

@@ -50,10 +50,11 @@ def test_last_batch_of_a_catch_up_is_committed_without_waiting(river_pg, mongo, 
         pg.query("SELECT mongo_river.stop(%s)", (river,))
         for i in range(25):
             coll.update_one({"_id": f"k{i:03d}"}, {"$inc": {"n": 1}})
-        # The change stream's changes come with its first five getMores (the aggregate returns none;
-        # they ask for 1 event, then at most twice the last batch's: 1 + 2 + 4 + 8 + 16 >= 25); the
-        # oplog's with the find.
-        block_getmores(client, 5 if capture == "change_stream" else 0)
+        # The changes come with the first five getMores. The change stream's aggregate returns none;
+        # its getMores ask for 1 event, then at most twice the last batch's: 1 + 2 + 4 + 8 + 16 >= 25.
+        # The oplog's find asks for 1 entry, its getMores for at most the entries read so far and at
+        # most batch_size: 1 + 1 + 2 + 4 + 8 + 10 >= 25.
+        block_getmores(client, 5)
         pg.query("SELECT mongo_river.start(%s)", (river,))
         synced = pg.scalar("SELECT mongo_river.wait_for_sync(%s, %s::interval)", (river, f"{BLOCK_MS // 2} ms"))
         state = pg.query("SELECT phase, changes_applied, lag FROM mongo_river.status WHERE river = %s", (river,))

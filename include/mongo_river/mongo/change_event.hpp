@@ -127,6 +127,13 @@ struct ChangeEvent {
 // rather than grow past it), so that a worker's memory does not scale with batch_size x document size.
 inline constexpr size_t kMaxBatchBytes = 4 * 1024 * 1024;
 
+// FitReplyCount is how many documents (or events, or oplog entries) the next reply of a cursor asks
+// for: what kMaxBatchBytes holds of the size seen (bytes / count), but at most at_most (the readers'
+// growth bound: a few small documents say little of the next ones, and a tiny first document
+// followed by 2 MiB ones made a getMore ask for 4 MiB / a few bytes, which the server filled to its
+// 16 MiB), and at most configured when it is positive; 1 when nothing was seen; never above INT32_MAX.
+int32_t FitReplyCount(size_t count, size_t bytes, size_t at_most, int32_t configured);
+
 // EventBytes is the size of the documents an event carries (what counts toward kMaxBatchBytes).
 inline size_t EventBytes(const ChangeEvent &event) {
 	return (event.full_document ? event.full_document->len : 0) + (event.raw ? event.raw->len : 0);

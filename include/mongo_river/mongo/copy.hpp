@@ -36,12 +36,6 @@ Bson BuildResumeFilter(const bson_value_t *last_id);
 // IdBracket returns MongoDB's canonical sort bracket of a BSON type (lower sorts first).
 int IdBracket(bson_type_t type);
 
-// kMaxReplyBytes is what a copy's getMore asks the server for: the batch size is fitted to the
-// documents seen, so that a reply holds about this much BSON (a server caps it at 16 MiB anyway) or
-// a single larger document; it at most doubles per getMore, so that a few small documents seen first
-// do not let the next reply hold many large ones.
-inline constexpr size_t kMaxReplyBytes = kMaxBatchBytes;
-
 class CollectionScan {
 public:
 	// CollectionScan prepares to read db.coll in _id order, after resume_after ({_id: value}) when
@@ -77,7 +71,7 @@ private:
 	void Remember(const bson_t *doc);
 	// RememberLast records the _id of the last document of docs that has one as LastId().
 	void RememberLast(const std::vector<Bson> &docs);
-	// FitBatchSize sets the batch size of the cursor's next getMore to what kMaxReplyBytes holds of
+	// FitBatchSize sets the batch size of the cursor's next getMore (FitReplyCount) to what kMaxBatchBytes holds of
 	// documents the size of the batch read so far (docs documents, bytes of BSON): at least 1, at
 	// most the scan's batch size and at most the documents the scan has read (it at most doubles
 	// from one getMore to the next).

@@ -112,15 +112,23 @@ private:
 	void Consume(const bson_t *entry, Batch *batch);
 	// LookUp fills the fullDocument of update events from the current documents.
 	void LookUp(std::vector<ChangeEvent> *events);
+	// FitBatchSize sets the batch size of the cursor's next getMore (FitReplyCount) to what
+	// kMaxBatchBytes holds of entries the size of those read since the last fit, at most the entries
+	// read so far (it at most doubles from one getMore to the next) and at most options_.batch_size.
+	void FitBatchSize();
 
 	Source &source_;
 	OplogOptions options_;
 	OplogAssembler assembler_;
 	mongo::Collection oplog_;
 	Cursor cursor_;
-	Position position_;     // kOplogAfter(ts of the last entry fully consumed), or the start
-	Timestamp cursor_from_; // the next open reads entries after (inclusive_: at or after) this ts
-	bool inclusive_;        // the next open uses $gte (a start from a time or token, before any entry)
+	Position position_;        // kOplogAfter(ts of the last entry fully consumed), or the start
+	Timestamp cursor_from_;    // the next open reads entries after (inclusive_: at or after) this ts
+	bool inclusive_;           // the next open uses $gte (a start from a time or token, before any entry)
+	size_t entries_read_ = 0;  // by every cursor of this reader
+	size_t fit_entries_ = 0;   // read since the last FitBatchSize
+	size_t fit_bytes_ = 0;     // their BSON
+	int64_t cursor_batch_ = 1; // the batch size the cursor asks for (1 before any entry: sizes unknown)
 };
 
 } // namespace mongo_river::mongo
