@@ -15,6 +15,7 @@ import threading
 import time
 
 from pgcluster import PG_BINDIR, wait_for
+from worker_memory import rss_anon_kb, worker_pid
 
 FLAT_COLUMNS = ["id", "name", "n", "price", "ok", "at"]
 FLAT_MAPPING = {"pk": "id", "columns": {
@@ -107,22 +108,6 @@ class Session:
 
     def close(self):
         self.conn.close()
-
-
-def worker_pid(pg, river):
-    return pg.scalar("SELECT pid FROM pg_stat_activity WHERE backend_type = 'mongo_river worker' "
-                     "AND application_name = %s", ("mongo_river " + river,))
-
-
-def rss_anon_kb(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("RssAnon:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 class WorkerWatcher:

@@ -14,10 +14,10 @@ import base64
 import hashlib
 import json
 import os
-import threading
 
 from pgcluster import wait_for
 from river import create_river, wait_synced
+from worker_memory import PeakRss, rss_anon_kb, worker_pid
 
 MIB = 1024 * 1024
 MAPPING = {"pk": "id", "columns": {"id": {"path": "_id", "type": "text"}, "n": {"path": "n", "type": "bigint"},
@@ -30,42 +30,6 @@ def blob(i, size):
     if i % 2 == 0:
         return chr(ord("a") + i % 26) * size
     return base64.b64encode(os.urandom(size * 3 // 4 + 3)).decode()[:size]
-
-
-class Watcher:
-    """Watcher samples pid's RssAnon (KiB) every 5 ms in a thread; peak is the highest seen."""
-
-    def __init__(self, pid):
-        self.pid, self.peak, self.done = pid, 0, threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self):
-        while not self.done.is_set():
-            self.peak = max(self.peak, rss_anon_kb(self.pid))
-            self.done.wait(0.005)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.done.set()
-        self.thread.join()
-        self.peak = max(self.peak, rss_anon_kb(self.pid))
-        return False
-
-
-def rss_anon_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1])
-    raise AssertionError(f"no RssAnon for process {pid}")
-
-
-def worker_pid(pg, river):
-    return pg.scalar("SELECT pid FROM pg_stat_activity WHERE backend_type = 'mongo_river worker' "
-                     "AND application_name = %s", ("mongo_river " + river,))
 
 
 def same_rows(pg, table, docs):
@@ -85,7 +49,7 @@ def start(river_pg, mongo, river, coll, table):
 
 
 def copy(river_pg, river, coll, table, pid):
-    with Watcher(pid) as watch:
+    with PeakRss(pid) as watch:
         river_pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)", (river, coll, table, json.dumps(MAPPING)))
         wait_synced(river_pg, river, 300)
     return watch.peak
@@ -103,7 +67,7 @@ def test_8mib_documents_copy_and_stream_hold_each_few_times(river_pg, mongo):
     copy_peak = copy(river_pg, "bigdocs8", "bigdocs.eight", "eight", pid) - idle
     assert same_rows(river_pg, "eight", docs) == []
 
-    with Watcher(pid) as watch:
+    with PeakRss(pid) as watch:
         for i in range(count, 2 * count):
             docs[f"big{i}"] = (i, blob(i, size))
             coll.insert_one({"_id": f"big{i}", "n": i, "blob": docs[f"big{i}"][1]})
@@ -141,7 +105,7 @@ def test_2mib_documents_copy_in_replies_of_a_few(river_pg, mongo):
     river_pg.query("SELECT mongo_river.start('bigdocs2')")
     wait_for(lambda: worker_pid(river_pg, "bigdocs2"), 60, 0.01, "the worker's start")
     pid = worker_pid(river_pg, "bigdocs2")
-    with Watcher(pid) as watch:
+    with PeakRss(pid) as watch:
         wait_synced(river_pg, "bigdocs2", 300)
     stream_peak = watch.peak - idle
     assert same_rows(river_pg, "two", docs) == []

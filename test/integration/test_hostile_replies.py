@@ -15,6 +15,7 @@ odd flags, or in pieces of every size never crashed: they are here so that a che
 them working.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -119,6 +120,21 @@ class Survival:
         assert self.pg.postmaster_pid() == self.postmaster, "the postmaster changed"
 
 
+@contextlib.contextmanager
+def survives(pg, cleanup):
+    """survives fails the test if a process died during its block (before any other failure of
+    the block, which a death explains), then runs cleanup."""
+    survival = Survival(pg)
+    try:
+        yield survival
+    except Exception as e:
+        survival.check(e)
+        raise
+    finally:
+        cleanup()
+    survival.check()
+
+
 def load(coll, count, big_at=None):
     """load inserts count small documents doc00000.. (and one of 1 MiB at position big_at)."""
     docs = [{"_id": f"doc{i:05d}", "n": i, "blob": "x" * (i * 37 % 2000)} for i in range(count)]
@@ -163,6 +179,21 @@ def fresh(mongo, name):
     return client, client[name].c
 
 
+def river_through(pg, river, proxy, options=None):
+    """river_through creates river (batch_size 10 unless options say) reading its collection through
+    proxy, mapped to the table named river."""
+    create_river(pg, river, proxy.uri(URI_OPTIONS), {"batch_size": 10, **(options or {})})
+    pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)", (river, f"{river}.c", river, json.dumps(MAPPING)))
+
+
+def dropping(pg, river, proxy, client):
+    """dropping returns the cleanup of a test's river, proxy and source database."""
+    def cleanup():
+        drop(pg, river, proxy)
+        client.drop_database(river)
+    return cleanup
+
+
 def drop(pg, river, proxy):
     try:
         pg.query("SELECT mongo_river.drop_river(%s, true)", (river,))
@@ -182,24 +213,15 @@ COPY_CASES = [("one_short", "find"), ("long_garbage", "getMore"), ("long_kind0_g
 @pytest.mark.parametrize("mode,target", COPY_CASES)
 def test_bad_reply_during_the_copy(river_pg, mongo, mode, target):
     pg, river = river_pg, f"hc_{mode}_{target}".lower()
-    survival = Survival(pg)
     client, coll = fresh(mongo, river)
     load(coll, 400, big_at=150)
     shot = OneShot(mode, [target], b"doc0")
     proxy = EvilProxy(source_port(mongo), shot)
-    try:
+    with survives(pg, dropping(pg, river, proxy, client)):
         # batch_size 10: the copy's getMores ask for up to 100 documents, so there are several.
-        create_river(pg, river, proxy.uri(URI_OPTIONS), {"batch_size": 10})
-        pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)", (river, f"{river}.c", river, json.dumps(MAPPING)))
+        river_through(pg, river, proxy)
         assert_converged(pg, river, coll, shot)
         assert proxy.counts.get("getMore", 0) >= 3, proxy.counts
-    except Exception as e:
-        survival.check(e)
-        raise
-    finally:
-        drop(pg, river, proxy)
-        client.drop_database(river)
-    survival.check()
 
 
 def in_pieces(name, reply):
@@ -218,13 +240,11 @@ def in_pieces(name, reply):
 def test_replies_in_pieces(river_pg, mongo):
     """Every reply comes in pieces (a check of replies must not need one read per reply)."""
     pg, river = river_pg, "hp_pieces"
-    survival = Survival(pg)
     client, coll = fresh(mongo, river)
     load(coll, 400, big_at=150)
     proxy = EvilProxy(source_port(mongo), in_pieces)
-    try:
-        create_river(pg, river, proxy.uri(URI_OPTIONS), {"batch_size": 10})
-        pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)", (river, f"{river}.c", river, json.dumps(MAPPING)))
+    with survives(pg, dropping(pg, river, proxy, client)):
+        river_through(pg, river, proxy)
         assert pg.scalar("SELECT mongo_river.wait_for_sync(%s, '60 s')", (river,))
         coll.insert_many([{"_id": f"zz-piece{i:02d}", "n": i, "blob": "p" * i * 100} for i in range(30)])
         coll.update_many({"n": {"$lt": 20}}, {"$set": {"blob": "updated"}})
@@ -232,13 +252,6 @@ def test_replies_in_pieces(river_pg, mongo):
         assert differences(pg, river, coll) == []
         assert rejects(pg, river) == []
         assert pg.query("SELECT last_error FROM mongo_river.status WHERE river = %s", (river,)) == [(None,)]
-    except Exception as e:
-        survival.check(e)
-        raise
-    finally:
-        drop(pg, river, proxy)
-        client.drop_database(river)
-    survival.check()
 
 
 # Streaming: a getMore of the change stream / of the oplog carrying the new documents is damaged.
@@ -251,14 +264,12 @@ STREAM_CASES = [("change_stream", m) for m in ("one_short", "long_kind0_garbage"
 @pytest.mark.parametrize("capture,mode", STREAM_CASES)
 def test_bad_reply_while_streaming(river_pg, mongo, capture, mode):
     pg, river = river_pg, f"hs_{capture}_{mode}".lower()
-    survival = Survival(pg)
     client, coll = fresh(mongo, river)
     load(coll, 100)
     shot = OneShot(mode, ["getMore"], b"zz-stream", armed=False)
     proxy = EvilProxy(source_port(mongo), shot)
-    try:
-        create_river(pg, river, proxy.uri(URI_OPTIONS), {"batch_size": 10, "capture": capture})
-        pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)", (river, f"{river}.c", river, json.dumps(MAPPING)))
+    with survives(pg, dropping(pg, river, proxy, client)):
+        river_through(pg, river, proxy, {"capture": capture})
         assert pg.scalar("SELECT mongo_river.wait_for_sync(%s, '60 s')", (river,))
         shot.armed = True
         inserted = []
@@ -276,13 +287,6 @@ def test_bad_reply_while_streaming(river_pg, mongo, capture, mode):
         coll.update_many({"n": {"$lt": 10}}, {"$set": {"blob": "updated"}})
         coll.delete_one({"_id": "doc00050"})
         assert_converged(pg, river, coll, shot)
-    except Exception as e:
-        survival.check(e)
-        raise
-    finally:
-        drop(pg, river, proxy)
-        client.drop_database(river)
-    survival.check()
 
 
 @pytest.fixture(scope="module")
@@ -293,8 +297,7 @@ def stopped_river(river_pg, mongo):
     client, coll = fresh(mongo, river)
     load(coll, 100)
     proxy = EvilProxy(source_port(mongo))
-    create_river(pg, river, proxy.uri(URI_OPTIONS), {"batch_size": 10})
-    pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)", (river, f"{river}.c", river, json.dumps(MAPPING)))
+    river_through(pg, river, proxy)
     assert pg.scalar("SELECT mongo_river.wait_for_sync(%s, '60 s')", (river,))
     pg.query("SELECT mongo_river.stop(%s)", (river,))
     pg.query(f"UPDATE {river} SET n = -1 WHERE id = 'doc00007'")
@@ -318,11 +321,14 @@ def test_bad_reply_to_a_backend_call(river_pg, stopped_river, call, mode):
     clean = pg.query(sql, args)
     if call == "verify":
         assert [r[1:] for r in clean] == [("doc00007", "different"), ("doc00042", "missing")], clean
-    survival = Survival(pg)
     shot = OneShot(mode, ["find", "aggregate", "getMore"], b"doc0")
     proxy.policy = shot
     conn = pg.connect()
-    try:
+
+    def cleanup():
+        proxy.policy = passthrough
+        conn.close()
+    with survives(pg, cleanup):
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute("SET statement_timeout = '60s'")
@@ -341,13 +347,6 @@ def test_bad_reply_to_a_backend_call(river_pg, stopped_river, call, mode):
                 assert out == clean, f"answered differently: {out}, without the damage: {clean}"
             cur.execute("SELECT 1")
             assert cur.fetchone() == (1,)
-    except Exception as e:
-        survival.check(e)
-        raise
-    finally:
-        proxy.policy = passthrough
-        conn.close()
-    survival.check()
 
 
 @pytest.mark.parametrize("target", ["find", "getMore"])
@@ -358,7 +357,6 @@ def test_damaged_copy_batch_is_not_dropped_silently(river_pg, mongo, target):
     if not mongo.is_peer:
         pytest.skip("needs the peer's corruptCursorBatch fail point")
     pg, river = river_pg, f"hcb_{target}".lower()
-    survival = Survival(pg)
     client, coll = fresh(mongo, river)
     load(coll, 400)
     fail_point = {"configureFailPoint": "corruptCursorBatch", "mode": {"times": 1},
@@ -377,9 +375,13 @@ def test_damaged_copy_batch_is_not_dropped_silently(river_pg, mongo, target):
         return [("send", reply)]
     proxy = EvilProxy(source_port(mongo), policy)
     proxy.on_request = on_request
-    try:
-        create_river(pg, river, proxy.uri(URI_OPTIONS), {"batch_size": 10})
-        pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)", (river, f"{river}.c", river, json.dumps(MAPPING)))
+
+    def cleanup():
+        client.admin.command({"configureFailPoint": "corruptCursorBatch", "mode": "off"})
+        drop(pg, river, proxy)
+        client.drop_database(river)
+    with survives(pg, cleanup):
+        river_through(pg, river, proxy)
         synced = pg.scalar("SELECT mongo_river.wait_for_sync(%s, '60 s')", (river,))
         status = pg.query("SELECT phase, docs_copied, last_error FROM mongo_river.status WHERE river = %s", (river,))
         assert fired and synced, status
@@ -387,14 +389,6 @@ def test_damaged_copy_batch_is_not_dropped_silently(river_pg, mongo, target):
         assert bad == [] or rej, f"{len(bad)} documents lost silently (no reject): {bad[:3]}..{bad[-2:]}; {status}"
         lost = set(bad) - {r[0] for r in rej}
         assert not lost, f"{len(lost)} documents missing without a reject of their own: {sorted(lost)[:5]}"
-    except Exception as e:
-        survival.check(e)
-        raise
-    finally:
-        client.admin.command({"configureFailPoint": "corruptCursorBatch", "mode": "off"})
-        drop(pg, river, proxy)
-        client.drop_database(river)
-    survival.check()
 
 
 # Replies out of place (review 19): well formed, but not the answer to the request awaiting one.
@@ -452,15 +446,13 @@ def protocol_error(pg, sql, args):
 def test_reply_out_of_place_in_the_worker(river_pg, mongo, mode, target):
     """The reply to a copy's getMore, or to a change stream's getMore carrying a new document."""
     pg, river = river_pg, f"ho_{mode}_{target}".lower()
-    survival = Survival(pg)
     client, coll = fresh(mongo, river)
     load(coll, 200)
     marker = b"doc0" if target == "getMore" else b"zz-"
     shot = OneShot(mode, ["getMore"], marker, armed=target == "getMore")
     proxy = EvilProxy(source_port(mongo), shot)
-    try:
-        create_river(pg, river, proxy.uri(URI_OPTIONS), {"batch_size": 10})
-        pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)", (river, f"{river}.c", river, json.dumps(MAPPING)))
+    with survives(pg, dropping(pg, river, proxy, client)) as survival:
+        river_through(pg, river, proxy)
         if target == "stream":
             assert pg.scalar("SELECT mongo_river.wait_for_sync(%s, '60 s')", (river,))
             shot.armed = True
@@ -471,13 +463,6 @@ def test_reply_out_of_place_in_the_worker(river_pg, mongo, mode, target):
         copied = pg.scalar("SELECT docs_copied FROM mongo_river.status WHERE river = %s", (river,))
         assert copied == 200, f"docs_copied {copied} for 200 documents"
         assert survival.deaths() == []
-    except Exception as e:
-        survival.check(e)
-        raise
-    finally:
-        drop(pg, river, proxy)
-        client.drop_database(river)
-    survival.check()
 
 
 HANDSHAKE = {
@@ -507,7 +492,6 @@ def test_reply_out_of_place_in_a_backend(river_pg, stopped_river, mode, call):
     pg, (river, proxy) = river_pg, stopped_river
     sql, args = CALLS[call], (river,) if call == "verify" else (river, river)
     clean = pg.query(sql, args)
-    survival = Survival(pg)
     if mode in HANDSHAKE:
         make = HANDSHAKE[mode]
         fired = []
@@ -521,7 +505,10 @@ def test_reply_out_of_place_in_a_backend(river_pg, stopped_river, mode, call):
     else:
         shot = OneShot(mode, ["find", "aggregate"], b"doc0")
         proxy.policy = shot
-    try:
+
+    def cleanup():
+        proxy.policy = passthrough
+    with survives(pg, cleanup):
         out, error = protocol_error(pg, sql, args)
         print(call, mode, "error", error)
         assert fired if mode in HANDSHAKE else shot.fired, "the bad reply was never sent"
@@ -535,19 +522,12 @@ def test_reply_out_of_place_in_a_backend(river_pg, stopped_river, mode, call):
         assert words in error[1], error
         proxy.policy = passthrough
         assert pg.query(sql, args) == clean, "the next call answers as before"
-    except Exception as e:
-        survival.check(e)
-        raise
-    finally:
-        proxy.policy = passthrough
-    survival.check()
 
 
 def test_river_refuses_a_source_agreeing_to_compression(river_pg, mongo):
     """Every handshake agrees to zlib: create_river refuses the source and says why (and sends no
     OP_COMPRESSED request, which libmongoc would, even with compressors in the URI)."""
     pg, river = river_pg, "ho_compression"
-    survival = Survival(pg)
     client, coll = fresh(mongo, river)
     load(coll, 10)
     compressed = []
@@ -562,7 +542,12 @@ def test_river_refuses_a_source_agreeing_to_compression(river_pg, mongo):
         return [("send", reply)]
     proxy = EvilProxy(source_port(mongo), policy)
     proxy.on_request = on_request
-    try:
+
+    def cleanup():
+        pg.query("SELECT mongo_river.drop_river(%s, true) FROM mongo_river.rivers WHERE river = %s", (river, river))
+        proxy.close()
+        client.drop_database(river)
+    with survives(pg, cleanup):
         try:  # create_river or map_collection may connect to the source first
             create_river(pg, river, proxy.uri(URI_OPTIONS + "&compressors=zlib"), {"batch_size": 10})
             pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)",
@@ -576,11 +561,3 @@ def test_river_refuses_a_source_agreeing_to_compression(river_pg, mongo):
         assert not pg.scalar("SELECT count(*) FROM mongo_river.rivers r JOIN mongo_river.status s USING (river) "
                              "WHERE river = %s AND s.phase = 'streaming'", (river,))
         assert compressed == [], f"compressed requests: {compressed}"
-    except Exception as e:
-        survival.check(e)
-        raise
-    finally:
-        pg.query("SELECT mongo_river.drop_river(%s, true) FROM mongo_river.rivers WHERE river = %s", (river, river))
-        proxy.close()
-        client.drop_database(river)
-    survival.check()

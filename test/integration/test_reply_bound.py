@@ -13,15 +13,15 @@ left while the worker was stopped, that starts with a tiny insert followed by 2 
 capture (the oplog reader's getMores were not fitted: 14 MiB replies, 28 MiB above idle)."""
 
 import json
-import socket
 import struct
-import threading
 
 import bson
 import pytest
 
+from evilproxy import EvilProxy
 from pgcluster import wait_for
 from river import create_river, wait_synced
+from worker_memory import PeakRss, rss_anon_kb, worker_pid
 
 MIB = 1024 * 1024
 SIZE = 2 * MIB
@@ -29,17 +29,6 @@ COUNT = 16
 BOUND = 4 * MIB + SIZE + 64 * 1024  # 4 MiB and one document, with room for the reply's envelope
 MAPPING = {"pk": "id", "columns": {"id": {"path": "_id", "type": "text"}, "n": {"path": "n", "type": "bigint"},
                                    "blob": {"path": "blob", "type": "text"}}}
-
-
-def read_message(sock, buffer):
-    """read_message returns (one whole wire message, the bytes after it), or (None, b"") at EOF."""
-    while len(buffer) < 4 or len(buffer) < struct.unpack_from("<i", buffer)[0]:
-        data = sock.recv(1 << 20)
-        if not data:
-            return None, b""
-        buffer += data
-    length = struct.unpack_from("<i", buffer)[0]
-    return buffer[:length], buffer[length:]
 
 
 def command_of(message):
@@ -53,60 +42,21 @@ def command_of(message):
         return None
 
 
-class RecordingProxy(threading.Thread):
-    """RecordingProxy forwards TCP connections to the source and records each find, change stream
-    aggregate and getMore request as dict(name, coll, batch, cursor, reply): the collection
-    ("$cmd.aggregate" for a database's or the cluster's stream), the batch size asked (None if
-    none), the cursor's id and the reply's length in bytes."""
+class RecordingProxy(EvilProxy):
+    """RecordingProxy passes everything and records each find, change stream aggregate and getMore
+    request as dict(name, coll, batch, cursor, reply): the collection ("$cmd.aggregate" for a
+    database's or the cluster's stream), the batch size asked (None if none), the cursor's id and
+    the reply's length in bytes."""
 
     def __init__(self, upstream_port):
-        super().__init__(daemon=True)
-        self.upstream_port = upstream_port
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(64)
-        self.port = self.listener.getsockname()[1]
-        self.lock = threading.Lock()
-        self.sockets = []
+        super().__init__(upstream_port, self.reply)
+        self.on_request = self.request
         self.pending = {}  # requestID -> record awaiting its reply
         self.records = []
 
-    def run(self):
-        while True:
-            try:
-                client, _ = self.listener.accept()
-                server = socket.create_connection(("127.0.0.1", self.upstream_port))
-            except OSError:
-                return
-            with self.lock:
-                self.sockets += [client, server]
-            threading.Thread(target=self.pump, args=(client, server, self.request), daemon=True).start()
-            threading.Thread(target=self.pump, args=(server, client, self.reply), daemon=True).start()
-
-    def pump(self, src, dst, note):
-        buffer = b""
-        try:
-            while True:
-                message, buffer = read_message(src, buffer)
-                if message is None:
-                    break
-                note(message)
-                dst.sendall(message)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def request(self, message):
+    def request(self, name, message):
         cmd = command_of(message)
-        if not cmd:
-            return
-        name = next(iter(cmd))
-        if name not in ("find", "aggregate", "getMore"):
+        if not cmd or name not in ("find", "aggregate", "getMore"):
             return
         if name == "getMore":
             coll, batch = cmd.get("collection"), cmd.get("batchSize")
@@ -123,15 +73,15 @@ class RecordingProxy(threading.Thread):
             self.pending[struct.unpack_from("<i", message, 4)[0]] = record
             self.records.append(record)
 
-    def reply(self, message):
+    def reply(self, name, message):
         with self.lock:
             record = self.pending.pop(struct.unpack_from("<i", message, 8)[0], None)
-        if record is None:
-            return
-        record["reply"] = len(message)
-        if record["name"] != "getMore":  # the cursor's id, from the first reply
-            reply = command_of(message) or {}
-            record["cursor"] = (reply.get("cursor") or {}).get("id")
+        if record is not None:
+            record["reply"] = len(message)
+            if record["name"] != "getMore":  # the cursor's id, from the first reply
+                reply = command_of(message) or {}
+                record["cursor"] = (reply.get("cursor") or {}).get("id")
+        return [("send", message)]
 
     def take(self):
         """take returns the records so far and forgets them."""
@@ -139,60 +89,10 @@ class RecordingProxy(threading.Thread):
             out, self.records = self.records, []
         return out
 
-    def uri(self):
-        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
-
-    def close(self):
-        self.listener.close()
-        with self.lock:
-            for s in self.sockets:
-                try:
-                    s.close()
-                except OSError:
-                    pass
-
 
 def source_port(mongo):
     host = mongo.uri.split("//", 1)[1].split("/", 1)[0].split(",")[0]
     return int(host.rsplit(":", 1)[1])
-
-
-def worker_pid(pg, river):
-    return pg.scalar("SELECT pid FROM pg_stat_activity WHERE backend_type = 'mongo_river worker' "
-                     "AND application_name = %s", ("mongo_river " + river,))
-
-
-def rss_anon_kb(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("RssAnon:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-class Peak:
-    """Peak samples pid's RssAnon (KiB) every 5 ms in a thread while in its with block."""
-
-    def __init__(self, pid):
-        self.pid, self.peak, self.done = pid, rss_anon_kb(pid), threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self):
-        while not self.done.is_set():
-            self.peak = max(self.peak, rss_anon_kb(self.pid))
-            self.done.wait(0.005)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.done.set()
-        self.thread.join()
-        return False
 
 
 def describe(records):
@@ -213,13 +113,12 @@ def test_replies_stay_near_4_mib_after_a_tiny_first_document(river_pg, mongo, ca
     for i in range(COUNT):
         coll.insert_one(large(i))
     proxy = RecordingProxy(source_port(mongo))
-    proxy.start()
     try:
         create_river(pg, river, proxy.uri(), {"batch_size": 2000, "capture": capture})
         pid = wait_for(lambda: worker_pid(pg, river), 60, 0.05, "the worker")
         idle = rss_anon_kb(pid)
         proxy.take()
-        with Peak(pid) as copy_peak:
+        with PeakRss(pid) as copy_peak:
             pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)", (river, f"{river}.c", river,
                                                                           json.dumps(MAPPING)))
             wait_synced(pg, river, 300)
@@ -237,7 +136,7 @@ def test_replies_stay_near_4_mib_after_a_tiny_first_document(river_pg, mongo, ca
         proxy.take()
         pg.query("SELECT mongo_river.start(%s)", (river,))
         pid = wait_for(lambda: worker_pid(pg, river), 60, 0.01, "the worker's start")
-        with Peak(pid) as stream_peak:
+        with PeakRss(pid) as stream_peak:
             wait_synced(pg, river, 300)
         assert pg.scalar(f"SELECT count(*) FROM {river}") == 2 * COUNT + 2
         assert pg.scalar(f"SELECT count(*) FROM {river} WHERE octet_length(blob) = %s", (SIZE,)) == 2 * COUNT

@@ -171,6 +171,14 @@ void Answer(int conn, const std::string &replies) {
 	}
 }
 
+// ReadReply reads one reply of size bytes as libmongoc does: its length, then the rest.
+void ReadReply(mongoc_stream_t *stream, size_t size) {
+	std::string buffer(size, '\0');
+	ASSERT_EQ(mongoc_stream_read(stream, buffer.data(), 4, 4, 10000), 4);
+	ASSERT_EQ(mongoc_stream_read(stream, buffer.data() + 4, size - 4, size - 4, 10000), static_cast<ssize_t>(size - 4))
+		<< ReplyFailure();
+}
+
 // Ask writes count requests (OP_MSG, requestID 1, as OpMsg's replies answer) on stream.
 void Ask(mongoc_stream_t *stream, int count) {
 	for (int i = 0; i < count; ++i) {
@@ -223,10 +231,8 @@ TEST(StreamGuard, AMalformedReplyFailsItsReadAndEveryLaterOne) {
 	mongoc_stream_t *stream = Connect(server.port);
 	ASSERT_TRUE(ReadDirectly(stream));
 	Ask(stream, 3);
+	ReadReply(stream, OpMsg("first").size());
 	char buffer[256];
-	const size_t first = OpMsg("first").size();
-	ASSERT_EQ(mongoc_stream_read(stream, buffer, 4, 4, 10000), 4);
-	ASSERT_EQ(mongoc_stream_read(stream, buffer, first - 4, first - 4, 10000), static_cast<ssize_t>(first - 4));
 	ASSERT_EQ(mongoc_stream_read(stream, buffer, 4, 4, 10000), 4) << "the length alone is not yet refused";
 	errno = 0;
 	EXPECT_EQ(mongoc_stream_read(stream, buffer, bad.size() - 4, bad.size() - 4, 10000), -1);
@@ -246,10 +252,9 @@ TEST(StreamGuard, AReplyNoRequestAwaitsFailsItsRead) {
 	mongoc_stream_t *stream = Connect(server.port);
 	ASSERT_TRUE(ReadDirectly(stream));
 	Ask(stream, 1);
-	char buffer[256];
 	const size_t size = OpMsg("asked").size();
-	ASSERT_EQ(mongoc_stream_read(stream, buffer, 4, 4, 10000), 4);
-	ASSERT_EQ(mongoc_stream_read(stream, buffer, size - 4, size - 4, 10000), static_cast<ssize_t>(size - 4));
+	ReadReply(stream, size);
+	char buffer[256];
 	ASSERT_EQ(mongoc_stream_read(stream, buffer, 4, 4, 10000), 4);
 	EXPECT_EQ(mongoc_stream_read(stream, buffer, size - 2, size - 2, 10000), -1) << "a second reply to one request";
 	EXPECT_NE(ReplyFailure().find("reply to no request"), std::string::npos);
