@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "mongo_river/mongo/errors.hpp"
+#include "mongo_river/mongo/reply_check.hpp"
 #include "mongo_river/mongo/source.hpp"
 #include "mongo_river/mongo/stream_guard.hpp"
 
@@ -393,6 +394,13 @@ bool ChangeStreamReader::NextInBatch(ChangeEvent *out) {
 		out->raw = WrapValue("event", bson_iter_value(&batch_));
 	} else {
 		try {
+			// The reply check left the batch's events to us (Frames::kCursorBatch), and we leave
+			// their documents to ApplyDocument, which rejects a bad one as a document.
+			std::string why;
+			size_t used = 0;
+			if (!CheckDocument(data, len, &used, &why, Frames::kEventDocuments))
+				throw SourceError(SourceErrorKind::kMalformed, 0, sourcestate::kDataException,
+								  "malformed change event: not valid BSON: " + why);
 			*out = ParseChangeEvent(&doc);
 		} catch (const SourceError &e) {
 			if (e.Kind() != SourceErrorKind::kMalformed)
@@ -413,6 +421,14 @@ bool ChangeStreamReader::NextInBatch(ChangeEvent *out) {
 			bson_iter_t type;
 			if (bson_iter_init_find(&type, &doc, "operationType") && BSON_ITER_HOLDS_UTF8(&type))
 				out->op = ParseOperationType(bson_iter_utf8(&type, nullptr));
+			// The document's key, when it can be read, names the document in the reject.
+			bson_iter_t key;
+			if (bson_iter_init_find(&key, &doc, "documentKey") && BSON_ITER_HOLDS_DOCUMENT(&key)) {
+				Bson document_key = BsonFromIter(&key);
+				bson_iter_t id;
+				if (document_key && bson_iter_init_find(&id, document_key.get(), "_id"))
+					out->document_key = std::move(document_key);
+			}
 		}
 	}
 	bson_iter_t peek = batch_;

@@ -7,6 +7,7 @@
 
 #include "mongo_river/mongo/diff.hpp"
 #include "mongo_river/mongo/errors.hpp"
+#include "mongo_river/mongo/reply_check.hpp"
 #include "mongo_river/mongo/source.hpp"
 
 namespace mongo_river::mongo {
@@ -257,6 +258,12 @@ OplogEntryEvents ConvertOplogEntry(const bson_t *entry, const std::vector<Namesp
 	ctx.lsid = lsid.get();
 	OplogEntryEvents out;
 	try {
+		// The reply check left the batch's entries to us (Frames::kCursorBatch).
+		std::string why;
+		size_t used = 0;
+		if (!CheckDocument(bson_get_data(entry), entry->len, &used, &why))
+			throw SourceError(SourceErrorKind::kMalformed, 0, sourcestate::kDataException,
+							  "malformed oplog entry: not valid BSON: " + why);
 		ConvertOp(entry, ctx, namespaces, &out);
 	} catch (const SourceError &e) {
 		if (e.Kind() != SourceErrorKind::kMalformed)

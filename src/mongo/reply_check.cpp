@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string_view>
 #include <vector>
 
 namespace mongo_river::mongo {
@@ -103,9 +104,13 @@ size_t ContainerEnd(const uint8_t *d, size_t pos, size_t end) {
 
 } // namespace
 
-bool CheckDocument(const uint8_t *d, size_t size, size_t *used, std::string *why) {
-	// ends holds the offset of the terminating NUL of every open document, innermost last.
+bool CheckDocument(const uint8_t *d, size_t size, size_t *used, std::string *why, Frames frames) {
+	const bool batch_frames_only = frames == Frames::kCursorBatch;
+	// ends holds the offset of the terminating NUL of every open document, innermost last; kinds
+	// says which of them is the reply's cursor document or its batch (kCursorBatch).
 	std::vector<size_t> ends;
+	enum Kind : uint8_t { kOther, kCursor, kBatch };
+	std::vector<Kind> kinds;
 	size_t root_end = ContainerEnd(d, 0, size);
 	if (!root_end) {
 		*why = size < 5 ? "a document shorter than 5 bytes"
@@ -113,12 +118,14 @@ bool CheckDocument(const uint8_t *d, size_t size, size_t *used, std::string *why
 		return false;
 	}
 	ends.push_back(root_end);
+	kinds.push_back(kOther);
 	size_t pos = 4;
 	while (true) {
 		size_t end = ends.back();
 		if (pos == end) { // the innermost document ends here
 			++pos;
 			ends.pop_back();
+			kinds.pop_back();
 			if (ends.empty()) {
 				*used = pos;
 				return true;
@@ -133,6 +140,11 @@ bool CheckDocument(const uint8_t *d, size_t size, size_t *used, std::string *why
 			return false;
 		}
 		pos = key_end;
+		// libmongoc's cursors end a batch, without an error, at an element that is not a document.
+		if (batch_frames_only && kinds.back() == kBatch && type != 0x03) {
+			*why = At("an element of the cursor's batch that is not a document", element);
+			return false;
+		}
 		int fixed = FixedSize(type);
 		if (fixed == -2) {
 			*why = At("an unknown element type " + Hex(type), element);
@@ -158,11 +170,24 @@ bool CheckDocument(const uint8_t *d, size_t size, size_t *used, std::string *why
 			size_t inner = ContainerEnd(d, pos, end);
 			if (!inner)
 				break;
+			const std::string_view key(reinterpret_cast<const char *>(d + element + 1), key_end - element - 2);
+			if ((batch_frames_only && kinds.back() == kBatch) ||
+				(frames == Frames::kEventDocuments && ends.size() == 1 && type == 0x03 &&
+				 (key == "fullDocument" || key == "fullDocumentBeforeChange"))) {
+				next = inner + 1; // the source's document: its frame only
+				break;
+			}
 			if (static_cast<int>(ends.size()) >= kMaxReplyDepth) {
 				*why = At("documents nested too deep", element);
 				return false;
 			}
+			Kind kind = kOther;
+			if (batch_frames_only && type == 0x03 && ends.size() == 1 && key == "cursor")
+				kind = kCursor;
+			else if (type == 0x04 && kinds.back() == kCursor && (key == "firstBatch" || key == "nextBatch"))
+				kind = kBatch;
 			ends.push_back(inner);
+			kinds.push_back(kind);
 			pos += 4;
 			continue;
 		}
@@ -212,6 +237,7 @@ bool CheckDocument(const uint8_t *d, size_t size, size_t *used, std::string *why
 				return false;
 			}
 			ends.push_back(scope_end);
+			kinds.push_back(kOther);
 			pos = code_end + 4;
 			continue;
 		}
@@ -246,7 +272,7 @@ bool CheckMessage(uint32_t msg_len, const uint8_t *rest, size_t rest_len, std::s
 		uint32_t seen = 0;
 		while (pos < body_len) {
 			size_t used = 0;
-			if (!CheckDocument(body + pos, body_len - pos, &used, &inner)) {
+			if (!CheckDocument(body + pos, body_len - pos, &used, &inner, Frames::kCursorBatch)) {
 				*why = "OP_REPLY document " + std::to_string(seen) + ": " + inner;
 				return false;
 			}
@@ -293,7 +319,7 @@ bool CheckMessage(uint32_t msg_len, const uint8_t *rest, size_t rest_len, std::s
 		}
 		size_t used = 0;
 		if (kind == 0) {
-			if (!CheckDocument(body + pos, body_len - pos, &used, &inner)) {
+			if (!CheckDocument(body + pos, body_len - pos, &used, &inner, Frames::kCursorBatch)) {
 				*why = "the OP_MSG body: " + inner;
 				return false;
 			}

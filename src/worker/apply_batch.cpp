@@ -3,6 +3,8 @@
 // go to rejects (the batch is then retried change by change).
 #include "river_worker_internal.hpp"
 
+#include "mongo_river/mongo/reply_check.hpp"
+
 namespace mongo_river::worker::internal {
 
 namespace {
@@ -54,6 +56,8 @@ void RiverWorker::RejectUnreadable(const mongo::ChangeEvent &event) {
 	reject.source = source;
 	reject.operation = event.op == mongo::OperationType::kOther ? "unreadable" : mongo::OperationTypeName(event.op);
 	reject.raw = RawBytes(event.raw.get());
+	if (event.document_key) // (read from the event when it could be)
+		reject.document_id = IdText(event.document_key.get());
 	reject.error = event.unreadable;
 	if (!river_.options.dry_run)
 		catalog::AddReject(name_, reject);
@@ -63,6 +67,14 @@ void RiverWorker::RejectUnreadable(const mongo::ChangeEvent &event) {
 
 void RiverWorker::ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::ChangeInfo &change, bool isolate) {
 	const char *operation = change.operation.c_str();
+	// The reply check left the batch's documents to us (Frames::kCursorBatch): one that
+	// is not valid BSON is rejected, with the raw bytes, rather than read in part.
+	std::string why;
+	size_t used = 0;
+	if (!mongo::CheckDocument(bson_get_data(&doc), doc.len, &used, &why)) {
+		RejectOrStop(mapped, operation, &doc, nullptr, "the document is not valid BSON: " + why);
+		return;
+	}
 	if (!bson_has_field(&doc, "_id")) {
 		RejectOrStop(mapped, operation, &doc, nullptr, "the document has no _id, so it has no key");
 		return;

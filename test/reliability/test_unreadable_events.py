@@ -2,10 +2,12 @@
 
 The peer's corruptCursorBatch fail point (peer only) damages the first document of the next cursor
 batch: a change event without ns, one whose _id (resume token) is not a token, one without
-operationType, a document without _id (in a change event, or in the initial copy), and a batch whose
-BSON is truncated (nothing of it can be read). With on_error 'reject' (the default) the river records
-a reject (raw bytes kept, reason given) and streams the changes that follow; with on_error 'stop' it
-stops in phase 'error' naming the problem."""
+operationType, a document without _id (in a change event, or in the initial copy). With on_error
+'reject' (the default) the river records a reject (raw bytes kept, reason given) and streams the
+changes that follow; with on_error 'stop' it stops in phase 'error' naming the problem. A batch whose
+BSON is truncated (its first document claims more bytes than it has) is a malformed reply: refused
+whole, the connection closed, and read again from the last resume token (README "A malformed
+reply"), so the event arrives intact and nothing is rejected."""
 
 import pytest
 
@@ -51,7 +53,6 @@ CASES = {
     "badId": ("{db}.posts", "insert", "no _id (resume token)"),
     "noType": ("{db}.posts", "unreadable", "no operationType"),
     "noDocId": ("{db}.posts", "insert", "has no _id"),
-    "truncated": ("{db}.posts", "unreadable", "not valid BSON"),
 }
 
 
@@ -78,6 +79,29 @@ def test_unreadable_event_is_rejected_and_the_river_goes_on(river_pg, peer, kind
         phase, last_error = pg.query("SELECT phase, last_error FROM mongo_river.status WHERE river = %s",
                                      (river,))[0]
         assert phase == "streaming", (phase, last_error)
+    finally:
+        pg.query("SELECT mongo_river.drop_river(%s, true)", (river,))
+
+
+def test_truncated_batch_is_read_again(river_pg, peer):
+    pg, (mongo, client) = river_pg, peer
+    river = "bad_truncated"
+    start(pg, mongo, client, river)
+    try:
+        with open(pg.logfile, errors="replace") as f:
+            f.seek(0, 2)
+            log_from = f.tell()
+        corrupt(client, "truncated", river, "changeStream")
+        client[river].posts.insert_one({"_id": "damaged", "title": "damaged in transit"})
+        arrives(pg, river, "damaged")
+        client[river].posts.insert_one({"_id": "after", "title": "after the damaged batch"})
+        arrives(pg, river, "after")
+        assert rejects(pg, river) == []
+        assert pg.scalar(f"SELECT title FROM {river} WHERE id = 'damaged'") == "damaged in transit"
+        with open(pg.logfile, errors="replace") as f:
+            f.seek(log_from)
+            log = f.read()
+        assert "the server sent a malformed reply" in log, "the refused batch is named in the server log"
     finally:
         pg.query("SELECT mongo_river.drop_river(%s, true)", (river,))
 

@@ -150,7 +150,10 @@ TEST(ReplyCheck, RefusesEachFaultThatCrashedOrSilencedTheDriver) {
 	cases.push_back({"document length huge", huge});
 	// The peer's corruptCursorBatch "truncated": a document claims 64 bytes more than it has.
 	Bytes longer = good;
-	size_t doc = ValueAt(good, '\x03', "1");
+	const size_t doc = good.rfind(Bytes("\x03"
+										"1\0",
+										3)) +
+					   3; // the batch's second document
 	uint32_t len;
 	std::memcpy(&len, good.data() + doc, 4);
 	Set32(longer, doc, len + 64);
@@ -166,7 +169,9 @@ TEST(ReplyCheck, RefusesEachFaultThatCrashedOrSilencedTheDriver) {
 	cases.push_back({"checksumPresent", OpMsg(Reply(), 1)});
 	cases.push_back({"moreToCome", OpMsg(Reply(), 2)});
 	cases.push_back({"no section", Message(2013, Bytes(4, '\0'))});
-	// Values.
+	// Values inside the batch's first document: the reply passes (its frame is right), the reader's
+	// check of that document refuses it.
+	std::vector<Case> inside;
 	for (auto [name, field, bad] : std::vector<std::tuple<const char *, Bytes, char>>{
 			 {"unknown type", Bytes("\x10_id\0", 5), '\x42'},
 			 {"boolean 2",
@@ -181,17 +186,33 @@ TEST(ReplyCheck, RefusesEachFaultThatCrashedOrSilencedTheDriver) {
 			m[at] = bad;
 		else
 			m[at + field.size()] = 2;
-		cases.push_back({name, m});
+		inside.push_back({name, m});
 	}
 	Bytes string = good;
 	Set32(string, ValueAt(good, '\x02', "s"), 1); // "x\0" claims to be "" only: no NUL at its end
-	cases.push_back({"string without its terminator", string});
+	inside.push_back({"string without its terminator", string});
 	Bytes scope = good;
 	Set32(scope, ValueAt(good, '\x0f', "cs"), 13);
-	cases.push_back({"code with scope too short", scope});
+	inside.push_back({"code with scope too short", scope});
+	// A batch element that is not a document (libmongoc's cursor would end the batch there).
+	Bytes not_doc = good;
+	not_doc[doc - 3] = '\x04';
+	cases.push_back({"a batch element that is not a document", not_doc});
 	for (const Case &c : cases) {
 		why.clear();
 		EXPECT_FALSE(Check(c.message, &why)) << "accepted: " << c.name;
+		EXPECT_FALSE(why.empty()) << c.name;
+	}
+	const size_t first_doc = ValueAt(good, '\x03', "0");
+	for (const Case &c : inside) {
+		EXPECT_TRUE(Check(c.message, &why)) << "one bad document failed its whole reply: " << c.name << ": " << why;
+		uint32_t doc_len;
+		std::memcpy(&doc_len, c.message.data() + first_doc, 4);
+		size_t used;
+		why.clear();
+		EXPECT_FALSE(
+			CheckDocument(reinterpret_cast<const uint8_t *>(c.message.data()) + first_doc, doc_len, &used, &why))
+			<< "the reader's check accepted: " << c.name;
 		EXPECT_FALSE(why.empty()) << c.name;
 	}
 	// The old binary subtype must repeat its length inside.
@@ -383,6 +404,106 @@ bool Walk(const uint8_t *data, uint32_t len, int depth = 0) {
 	return !iter.err_off;
 }
 
+// WalkReply reads a reply's body as libmongoc and the readers do: the envelope whole (Walk); each
+// document of its cursor's batch by its frame (bson_init_static, which libmongoc asserts), and whole
+// when CheckDocument accepts it (a reader rejects it otherwise). level: 0 the body, 1 its cursor,
+// 2 the batch.
+bool WalkReply(const uint8_t *data, uint32_t len, int level = 0) {
+	bson_t doc;
+	bson_iter_t iter;
+	if (!bson_init_static(&doc, data, len) || !bson_iter_init(&iter, &doc))
+		return false;
+	while (bson_iter_next(&iter)) {
+		const bool is_doc = BSON_ITER_HOLDS_DOCUMENT(&iter);
+		if (!is_doc && !BSON_ITER_HOLDS_ARRAY(&iter))
+			continue;
+		uint32_t inner_len;
+		const uint8_t *inner;
+		if (is_doc)
+			bson_iter_document(&iter, &inner_len, &inner);
+		else
+			bson_iter_array(&iter, &inner_len, &inner);
+		const std::string key = bson_iter_key(&iter);
+		bool ok;
+		if (level == 2 && is_doc) {
+			bson_t one;
+			std::string why;
+			size_t used;
+			ok = bson_init_static(&one, inner, inner_len) &&
+				 (!CheckDocument(inner, inner_len, &used, &why) || Walk(inner, inner_len));
+		} else if (level == 0 && is_doc && key == "cursor") {
+			ok = WalkReply(inner, inner_len, 1);
+		} else if (level == 1 && !is_doc && (key == "firstBatch" || key == "nextBatch")) {
+			ok = WalkReply(inner, inner_len, 2);
+		} else {
+			ok = Walk(inner, inner_len);
+		}
+		if (!ok)
+			return false;
+	}
+	return !iter.err_off;
+}
+
+TEST(ReplyCheck, ABatchDocumentIsCheckedByItsFrameItsContentByTheReader) {
+	std::string why;
+	// {cursor: {id, ns, nextBatch: [{_id: 1, s: "ab"}]}, ok: 1} with s's length made 1000: the
+	// document's frame is right, its content is not.
+	Bytes bad_inside = OpMsg(Raw(test::Doc(R"J({"cursor": {"id": {"$numberLong": "0"}, "ns": "d.c",
+		"nextBatch": [{"_id": 1, "s": "ab"}]}, "ok": 1})J")
+									 .get()));
+	Set32(bad_inside, ValueAt(bad_inside, '\x02', "s"), 1000);
+	EXPECT_TRUE(Check(bad_inside, &why)) << "one bad document must not fail its whole reply: " << why;
+	const size_t doc_at = At(bad_inside, Bytes("\x03"
+											   "0\0",
+											   3)) +
+						  3;
+	size_t used;
+	uint32_t doc_len;
+	std::memcpy(&doc_len, bad_inside.data() + doc_at, 4);
+	EXPECT_FALSE(CheckDocument(reinterpret_cast<const uint8_t *>(bad_inside.data()) + doc_at, doc_len, &used, &why))
+		<< "the reader's check refuses it";
+	// The same damage outside the batch (the reply's own fields) fails the reply.
+	Bytes bad_envelope = bad_inside;
+	Set32(bad_envelope, ValueAt(bad_envelope, '\x02', "s"), 3);
+	Set32(bad_envelope, ValueAt(bad_envelope, '\x02', "ns"), 1000);
+	EXPECT_FALSE(Check(bad_envelope, &why));
+	// A batch document whose frame is wrong (its length runs past the batch) fails the reply.
+	Bytes bad_frame = bad_inside;
+	Set32(bad_frame, ValueAt(bad_frame, '\x02', "s"), 3);
+	Set32(bad_frame, doc_at, doc_len + 64);
+	EXPECT_FALSE(Check(bad_frame, &why));
+	// firstBatch too; a "nextBatch" that is not the cursor's is checked whole.
+	Bytes first = OpMsg(Raw(test::Doc(R"J({"cursor": {"id": {"$numberLong": "0"}, "ns": "d.c",
+		"firstBatch": [{"_id": 1, "s": "ab"}]}, "ok": 1})J")
+								.get()));
+	Set32(first, ValueAt(first, '\x02', "s"), 1000);
+	EXPECT_TRUE(Check(first, &why)) << why;
+	Bytes elsewhere = OpMsg(Raw(test::Doc(R"J({"other": {"nextBatch": [{"_id": 1, "s": "ab"}]}, "ok": 1})J").get()));
+	Set32(elsewhere, ValueAt(elsewhere, '\x02', "s"), 1000);
+	EXPECT_FALSE(Check(elsewhere, &why)) << "only cursor.firstBatch / cursor.nextBatch hold the source's documents";
+}
+
+TEST(ReplyCheck, AnEventLeavesItsDocumentsToTheirReader) {
+	Bytes event = Raw(test::Doc(R"J({"_id": {"_data": "82"}, "operationType": "insert",
+		"documentKey": {"_id": "k"}, "fullDocument": {"_id": "k", "s": "ab"}, "ns": {"db": "d", "coll": "c"}})J")
+						  .get());
+	std::string why;
+	size_t used;
+	auto check = [&](const Bytes &b, Frames frames) {
+		return CheckDocument(reinterpret_cast<const uint8_t *>(b.data()), b.size(), &used, &why, frames);
+	};
+	Bytes bad_document = event;
+	Set32(bad_document, ValueAt(bad_document, '\x02', "s"), 1000);
+	EXPECT_TRUE(check(bad_document, Frames::kEventDocuments)) << why;
+	EXPECT_FALSE(check(bad_document, Frames::kNone)) << "ApplyDocument's check refuses it";
+	Bytes bad_key = event;
+	Set32(bad_key, ValueAt(bad_key, '\x02', "_id"), 1000); // documentKey._id
+	EXPECT_FALSE(check(bad_key, Frames::kEventDocuments)) << "the event's own fields are checked whole";
+	Bytes bad_frame = event;
+	Set32(bad_frame, ValueAt(bad_frame, '\x03', "fullDocument"), 200);
+	EXPECT_FALSE(check(bad_frame, Frames::kEventDocuments)) << "the document's frame is checked";
+}
+
 TEST(ReplyCheck, WhatItAcceptsLibbsonReadsWhole) {
 	// Every message with one or two random bytes changed: the check may accept (a changed value) or
 	// refuse, but what it accepts, libbson reads to the end without an error.
@@ -399,8 +520,8 @@ TEST(ReplyCheck, WhatItAcceptsLibbsonReadsWhole) {
 		const uint8_t *body = reinterpret_cast<const uint8_t *>(m.data()) + 21;
 		uint32_t len;
 		std::memcpy(&len, body, 4);
-		ASSERT_TRUE(Walk(body, len)) << "accepted, yet libbson cannot read it (case " << i
-									 << "): " << testing::PrintToString(m);
+		ASSERT_TRUE(WalkReply(body, len))
+			<< "accepted, yet libbson cannot read it (case " << i << "): " << testing::PrintToString(m);
 	}
 	EXPECT_GT(accepted, 1000);
 }

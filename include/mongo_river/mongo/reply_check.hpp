@@ -14,7 +14,9 @@
 // OP_MSG's flag bits (none of 0-15: the driver reads neither checksums nor exhaust replies), its
 // sections (a kind-0 body first, then at most one kind-1 sequence: libmongoc keeps two), and every
 // document to the last nested byte: lengths inside their container, terminators where the lengths
-// say, known element types with their sizes, string lengths and terminators, booleans 0 or 1.
+// say, known element types with their sizes, string lengths and terminators, booleans 0 or 1 —
+// except inside the documents of the cursor's batch (the source's data): there only their frame,
+// as libmongoc reads them; the readers check each one before reading it and reject a bad one.
 // UTF-8 is not checked here (the converter rejects documents it cannot read, with a reason).
 // moreToCome is refused because no client of ours asks for it: single-threaded clients monitor the
 // server with plain hello commands; a pooled client's awaitable hello (mongod 4.4+) would need it.
@@ -47,10 +49,21 @@ inline constexpr int kMaxReplyDepth = 1024;
 // SCRAM-SHA-1 and 15000 for SCRAM-SHA-256; a million takes about a second).
 inline constexpr uint64_t kMaxScramIterations = 1000000;
 
+// Frames names the documents inside a document that CheckDocument checks by their frame only (length
+// within their container, at least 5, a NUL at its end): the source's data, which its reader checks
+// later on its own (CheckDocument again) and rejects with a reason, so that one bad document never
+// stalls a river by failing its whole reply or event.
+enum class Frames {
+	kNone,
+	kCursorBatch,    // a reply's body: the documents of cursor.firstBatch / cursor.nextBatch
+	kEventDocuments, // a change event: fullDocument and fullDocumentBeforeChange
+};
+
 // CheckDocument checks that data starts with one well-formed BSON document no longer than size
-// bytes (every nested document too). On success *used is its length; otherwise *why says what is
-// wrong and where.
-bool CheckDocument(const uint8_t *data, size_t size, size_t *used, std::string *why);
+// bytes (every nested document too, except those frames names). On success *used is its length;
+// otherwise *why says what is wrong and where. With kCursorBatch, every element of the batch must be
+// a document (libmongoc's cursor ends a batch, without an error, at one that is not).
+bool CheckDocument(const uint8_t *data, size_t size, size_t *used, std::string *why, Frames frames = Frames::kNone);
 
 // CheckMessage checks a whole reply: msg_len is the header's messageLength, rest the msg_len - 4
 // bytes after it.
