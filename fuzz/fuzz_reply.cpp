@@ -11,49 +11,9 @@
 #include <bson/bson.h>
 
 #include "mongo_river/mongo/reply_check.hpp"
+#include "../test/unit/reply_walk.hpp"
 
 namespace {
-
-// Readable walks a document as libmongoc does: bson_init_static of it and of every nested one.
-// level (a reply's body: 0, its cursor: 1, the cursor's batch: 2) makes a batch's documents read as
-// libmongoc and the readers read them: their frame, and the rest only if CheckDocument accepts them
-// (a reader rejects them otherwise).
-bool Readable(const uint8_t *data, uint32_t len, int level = -1) {
-	bson_t doc;
-	bson_iter_t iter;
-	if (!bson_init_static(&doc, data, len) || !bson_iter_init(&iter, &doc))
-		return false;
-	while (bson_iter_next(&iter)) {
-		uint32_t inner_len = 0;
-		const uint8_t *inner = nullptr;
-		const bool is_doc = BSON_ITER_HOLDS_DOCUMENT(&iter);
-		if (is_doc)
-			bson_iter_document(&iter, &inner_len, &inner);
-		else if (BSON_ITER_HOLDS_ARRAY(&iter))
-			bson_iter_array(&iter, &inner_len, &inner);
-		if (!inner)
-			continue;
-		const char *key = bson_iter_key(&iter);
-		bool ok;
-		if (level == 2 && is_doc) {
-			bson_t one;
-			std::string why;
-			size_t used;
-			ok = bson_init_static(&one, inner, inner_len) &&
-				 (!mongo_river::mongo::CheckDocument(inner, inner_len, &used, &why) || Readable(inner, inner_len));
-		} else if (level == 0 && is_doc && std::strcmp(key, "cursor") == 0) {
-			ok = Readable(inner, inner_len, 1);
-		} else if (level == 1 && !is_doc &&
-				   (std::strcmp(key, "firstBatch") == 0 || std::strcmp(key, "nextBatch") == 0)) {
-			ok = Readable(inner, inner_len, 2);
-		} else {
-			ok = Readable(inner, inner_len);
-		}
-		if (!ok)
-			return false;
-	}
-	return iter.err_off == 0;
-}
 
 // CheckAccepted traps unless the OP_MSG's body (the one message at data) is readable.
 void CheckAccepted(const uint8_t *message, size_t size) {
@@ -63,7 +23,7 @@ void CheckAccepted(const uint8_t *message, size_t size) {
 		return; // OP_REPLY: the handshake's; its documents are checked the same way
 	uint32_t body_len;
 	std::memcpy(&body_len, message + 21, 4);
-	if (size < 25 || !Readable(message + 21, body_len, 0))
+	if (size < 25 || !mongo_river::reply_walk::ReadAsTheRiverDoes(message + 21, body_len))
 		__builtin_trap();
 }
 

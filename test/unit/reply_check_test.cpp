@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "mongo_river/mongo/reply_check.hpp"
+#include "reply_walk.hpp"
 #include "test_bson.hpp"
 
 namespace mongo_river::mongo {
@@ -378,72 +379,6 @@ TEST(ReplyCheck, RefusesCompressionNotOfferedAndUnboundedScramIterations) {
 	EXPECT_FALSE(Check(OpMsg(payload("i=99999999,r=abc")), &why)) << "the count as the first attribute";
 }
 
-// Walk reads doc as libmongoc does (bson_iter_next into every document and array, and
-// bson_init_static of each, which libmongoc asserts); false if libbson finds anything wrong. (Not
-// bson_validate: it refuses names that are not UTF-8, which mongod stores and the converter rejects
-// document by document; a reply holding one is not malformed.)
-bool Walk(const uint8_t *data, uint32_t len, int depth = 0) {
-	bson_t doc;
-	if (!bson_init_static(&doc, data, len))
-		return false;
-	bson_iter_t iter;
-	if (!bson_iter_init(&iter, &doc))
-		return false;
-	while (bson_iter_next(&iter)) {
-		if (BSON_ITER_HOLDS_DOCUMENT(&iter) || BSON_ITER_HOLDS_ARRAY(&iter)) {
-			uint32_t inner_len;
-			const uint8_t *inner;
-			if (BSON_ITER_HOLDS_DOCUMENT(&iter))
-				bson_iter_document(&iter, &inner_len, &inner);
-			else
-				bson_iter_array(&iter, &inner_len, &inner);
-			if (!Walk(inner, inner_len, depth + 1))
-				return false;
-		}
-	}
-	return !iter.err_off;
-}
-
-// WalkReply reads a reply's body as libmongoc and the readers do: the envelope whole (Walk); each
-// document of its cursor's batch by its frame (bson_init_static, which libmongoc asserts), and whole
-// when CheckDocument accepts it (a reader rejects it otherwise). level: 0 the body, 1 its cursor,
-// 2 the batch.
-bool WalkReply(const uint8_t *data, uint32_t len, int level = 0) {
-	bson_t doc;
-	bson_iter_t iter;
-	if (!bson_init_static(&doc, data, len) || !bson_iter_init(&iter, &doc))
-		return false;
-	while (bson_iter_next(&iter)) {
-		const bool is_doc = BSON_ITER_HOLDS_DOCUMENT(&iter);
-		if (!is_doc && !BSON_ITER_HOLDS_ARRAY(&iter))
-			continue;
-		uint32_t inner_len;
-		const uint8_t *inner;
-		if (is_doc)
-			bson_iter_document(&iter, &inner_len, &inner);
-		else
-			bson_iter_array(&iter, &inner_len, &inner);
-		const std::string key = bson_iter_key(&iter);
-		bool ok;
-		if (level == 2 && is_doc) {
-			bson_t one;
-			std::string why;
-			size_t used;
-			ok = bson_init_static(&one, inner, inner_len) &&
-				 (!CheckDocument(inner, inner_len, &used, &why) || Walk(inner, inner_len));
-		} else if (level == 0 && is_doc && key == "cursor") {
-			ok = WalkReply(inner, inner_len, 1);
-		} else if (level == 1 && !is_doc && (key == "firstBatch" || key == "nextBatch")) {
-			ok = WalkReply(inner, inner_len, 2);
-		} else {
-			ok = Walk(inner, inner_len);
-		}
-		if (!ok)
-			return false;
-	}
-	return !iter.err_off;
-}
-
 TEST(ReplyCheck, ABatchDocumentIsCheckedByItsFrameItsContentByTheReader) {
 	std::string why;
 	// {cursor: {id, ns, nextBatch: [{_id: 1, s: "ab"}]}, ok: 1} with s's length made 1000: the
@@ -520,7 +455,7 @@ TEST(ReplyCheck, WhatItAcceptsLibbsonReadsWhole) {
 		const uint8_t *body = reinterpret_cast<const uint8_t *>(m.data()) + 21;
 		uint32_t len;
 		std::memcpy(&len, body, 4);
-		ASSERT_TRUE(WalkReply(body, len))
+		ASSERT_TRUE(reply_walk::ReadAsTheRiverDoes(body, len))
 			<< "accepted, yet libbson cannot read it (case " << i << "): " << testing::PrintToString(m);
 	}
 	EXPECT_GT(accepted, 1000);
