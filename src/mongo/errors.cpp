@@ -100,7 +100,11 @@ void ThrowDriverError(const std::string &what, const bson_error_t &error, const 
 						  what + ": the stored position is no longer in the source's oplog", detail,
 						  "The river must copy its collections again (resync); a larger oplog (replSetResizeOplog) "
 						  "keeps history longer.");
-	if (error.domain == MONGOC_ERROR_SERVER_SELECTION || error.domain == MONGOC_ERROR_STREAM) {
+	// A refused reply explains a failed read, whatever libmongoc then calls it (a stream or server
+	// selection error; an authentication error when it was a SCRAM step's reply).
+	const bool authentication = error.domain == MONGOC_ERROR_CLIENT && error.code == MONGOC_ERROR_CLIENT_AUTHENTICATE;
+	if (error.domain == MONGOC_ERROR_SERVER_SELECTION || error.domain == MONGOC_ERROR_STREAM ||
+		(authentication && code == 0)) {
 		const std::string malformed = ReplyFailure(client);
 		if (!malformed.empty())
 			throw SourceError(SourceErrorKind::kConnection, code, sourcestate::kProtocolViolation,
@@ -110,13 +114,15 @@ void ThrowDriverError(const std::string &what, const bson_error_t &error, const 
 								  detail,
 							  "The connection was closed before the driver read the reply; the river reconnects and "
 							  "reads again. A source that keeps doing this is broken, or is not a MongoDB server.");
-		throw SourceError(SourceErrorKind::kConnection, code,
-						  error.domain == MONGOC_ERROR_SERVER_SELECTION ? sourcestate::kUnableToConnect
-																		: sourcestate::kConnectionFailure,
-						  what + ": cannot reach the MongoDB server", detail,
-						  "Check that the hosts in the river's URI are up and reachable from the PostgreSQL server.");
+		if (!authentication)
+			throw SourceError(
+				SourceErrorKind::kConnection, code,
+				error.domain == MONGOC_ERROR_SERVER_SELECTION ? sourcestate::kUnableToConnect
+															  : sourcestate::kConnectionFailure,
+				what + ": cannot reach the MongoDB server", detail,
+				"Check that the hosts in the river's URI are up and reachable from the PostgreSQL server.");
 	}
-	if ((error.domain == MONGOC_ERROR_CLIENT && error.code == MONGOC_ERROR_CLIENT_AUTHENTICATE) || code == 18)
+	if (authentication || code == 18)
 		throw SourceError(SourceErrorKind::kAuthentication, code, sourcestate::kInvalidPassword,
 						  what + ": MongoDB authentication failed", detail,
 						  "Check the user name, password (or password_file) and authSource of the river's URI.");

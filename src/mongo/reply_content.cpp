@@ -2,17 +2,23 @@
 // reply_check.hpp). The body has passed CheckDocument, so libbson reads it safely.
 #include "mongo_river/mongo/reply_check.hpp"
 
-#include <bson/bson.h>
+#include <mongoc/mongoc.h>
 
+#include <algorithm>
+#include <cstring>
 #include <string_view>
 
 namespace mongo_river::mongo {
 
 namespace {
 
-// IterationCount finds the SCRAM server-first message's iteration count ("r=…,s=…,i=4096") in
-// payload; false when it names none. *count saturates above kMaxScramIterations.
+// IterationCount finds the largest iteration count the SCRAM server-first message in payload
+// names ("r=…,s=…,i=4096"), read as libmongoc reads it (strtoll: leading white space and a sign
+// allowed; libmongoc takes the last "i=", this takes every one); false when it names none. *count
+// saturates above kMaxScramIterations.
 bool IterationCount(std::string_view payload, uint64_t *count) {
+	bool found = false;
+	*count = 0;
 	size_t at = 0;
 	while (at <= payload.size()) {
 		size_t comma = payload.find(',', at);
@@ -20,22 +26,61 @@ bool IterationCount(std::string_view payload, uint64_t *count) {
 			comma = payload.size();
 		std::string_view attribute = payload.substr(at, comma - at);
 		if (attribute.size() > 2 && attribute.substr(0, 2) == "i=") {
+			std::string_view number = attribute.substr(2);
+			while (!number.empty() && std::strchr(" \t\n\v\f\r", number.front()) && number.front() != '\0')
+				number.remove_prefix(1);
+			if (!number.empty() && (number.front() == '+' || number.front() == '-'))
+				number.remove_prefix(1);
 			uint64_t value = 0;
-			for (char c : attribute.substr(2)) {
+			for (char c : number) {
 				if (c < '0' || c > '9')
-					return false; // libmongoc refuses it itself
-				value = value * 10 + static_cast<uint64_t>(c - '0');
-				if (value > kMaxScramIterations) {
-					value = kMaxScramIterations + 1;
-					break;
-				}
+					break; // (strtoll stops there too)
+				value = std::min(value * 10 + static_cast<uint64_t>(c - '0'), kMaxScramIterations + 1);
 			}
-			*count = value;
-			return true;
+			*count = std::max(*count, value);
+			found = true;
 		}
 		at = comma + 1;
 	}
-	return false;
+	return found;
+}
+
+// kMaxMembers: a replica set has at most 50 members (hosts, passives and arbiters together).
+constexpr size_t kMaxMembers = 50;
+
+// CheckMembers checks a hello reply's member list (hosts, passives or arbiters) that iter points at:
+// libmongoc adds each element as a server, and aborts or crashes on one that is not a string or that
+// it cannot parse as host[:port].
+bool CheckMembers(const bson_iter_t *iter, const std::string &name, size_t *members, std::string *why) {
+	bson_iter_t member;
+	if (!BSON_ITER_HOLDS_ARRAY(iter) || !bson_iter_recurse(iter, &member))
+		return true; // (libmongoc reads only arrays)
+	while (bson_iter_next(&member)) {
+		if (++*members > kMaxMembers) {
+			*why = "hello reply listing more than " + std::to_string(kMaxMembers) +
+				   " replica set members (a replica set has at most 50)";
+			return false;
+		}
+		if (!BSON_ITER_HOLDS_UTF8(&member)) {
+			*why = "hello reply whose " + name + " holds a " + (BSON_ITER_HOLDS_NULL(&member) ? "null" : "non-string") +
+				   " member";
+			return false;
+		}
+		uint32_t len = 0;
+		const char *host = bson_iter_utf8(&member, &len);
+		bson_error_t error;
+		mongoc_uri_t *uri = nullptr;
+		if (len > 0 && len <= BSON_HOST_NAME_MAX + 6 && std::strlen(host) == len)
+			uri = mongoc_uri_new_with_error(("mongodb://" + std::string(host, len) + "/").c_str(), &error);
+		const bool one = uri && mongoc_uri_get_hosts(uri) && !mongoc_uri_get_hosts(uri)->next;
+		mongoc_uri_destroy(uri);
+		if (!one) {
+			*why = "hello reply whose " + name + " holds a member that is no host[:port]: \"" +
+				   std::string(host, std::min<uint32_t>(len, 100)) + (len > 100 ? "…" : "") + "\"";
+			return false;
+		}
+	}
+	return true;
 }
 
 // CheckPayload checks the SCRAM payload (binary) that iter points at, if it is one.
@@ -62,9 +107,13 @@ bool CheckReplyContent(const uint8_t *doc, size_t len, std::string *why) {
 	bson_iter_t iter;
 	if (!bson_init_static(&body, doc, len) || !bson_iter_init(&iter, &body))
 		return true; // (CheckDocument has refused what libbson cannot read)
+	size_t members = 0;
 	while (bson_iter_next(&iter)) {
 		const std::string_view key = bson_iter_key(&iter);
-		if (key == "compression" && BSON_ITER_HOLDS_ARRAY(&iter)) {
+		if (key == "hosts" || key == "passives" || key == "arbiters") {
+			if (!CheckMembers(&iter, std::string(key), &members, why))
+				return false;
+		} else if (key == "compression" && BSON_ITER_HOLDS_ARRAY(&iter)) {
 			bson_iter_t names;
 			if (bson_iter_recurse(&iter, &names) && bson_iter_next(&names)) {
 				std::string name = BSON_ITER_HOLDS_UTF8(&names) ? bson_iter_utf8(&names, nullptr) : "?";

@@ -290,20 +290,38 @@ std::string ReplyFailure(const void *owner) {
 
 namespace {
 
+// UnconnectedStream returns buffered(socket) over a TCP socket never connected: its first poll
+// reports a hang-up and its first write fails, so the handshake on it fails the way a refused
+// connection does.
+mongoc_stream_t *UnconnectedStream() {
+	mongoc_socket_t *sock = mongoc_socket_new(AF_INET, SOCK_STREAM, 0);
+	return sock ? mongoc_stream_buffered_new(mongoc_stream_socket_new(sock), 1024) : nullptr;
+}
+
 // Initiate opens a connection as libmongoc does by default (user_data is the client), refusing
-// while an interrupt is pending, and guards it.
+// while an interrupt is pending, and guards it. It never fails: libmongoc 1.23 calls the initiator
+// of a member a hello reply just named (mongoc_topology_reconcile) with the topology's lock held,
+// and reports a failed initiation through a callback that takes that lock again — a deadlock
+// nothing interrupts. A connection that cannot be opened (a host this server cannot resolve, an
+// interrupt pending) is an unconnected socket instead, whose handshake fails as a refused
+// connection does; the reason goes to the log.
 mongoc_stream_t *Initiate(const mongoc_uri_t *uri, const mongoc_host_list_t *host, void *user_data,
 						  bson_error_t *error) {
-	if (InterruptRequested()) {
+	mongoc_stream_t *stream = nullptr;
+	if (InterruptRequested())
 		bson_set_error(error, MONGOC_ERROR_STREAM, MONGOC_ERROR_STREAM_CONNECT,
 					   "connection to %s not opened: the process is asked to stop", host->host_and_port);
-		return nullptr;
+	else
+		stream = mongoc_client_default_stream_initiator(uri, host, user_data, error);
+	if (!stream) {
+		if (!InterruptRequested())
+			mongoc_log(MONGOC_LOG_LEVEL_WARNING, "stream", "%s", error->message);
+		stream = UnconnectedStream();
+		if (!stream)
+			return nullptr;
 	}
-	mongoc_stream_t *stream = mongoc_client_default_stream_initiator(uri, host, user_data, error);
-	if (stream) {
-		GuardStream(stream);
-		ReadDirectly(stream, user_data);
-	}
+	GuardStream(stream);
+	ReadDirectly(stream, user_data);
 	return stream;
 }
 

@@ -361,6 +361,12 @@ TEST(ReplyCheck, RefusesCompressionNotOfferedAndUnboundedScramIterations) {
 			 {"i=2000000000", false},
 			 {"i=99999999999999999999999", false},
 			 {"i=x", true}, // libmongoc refuses it itself
+			 // As libmongoc reads it (strtoll, the last i=): a sign, white space, a second i=.
+			 {"i=+2000000000", false},
+			 {"i= 2000000000", false},
+			 {"i=\t2000000000", false},
+			 {"i=15000,i=2000000000", false},
+			 {"i=2000000000,i=15000", false},
 		 }) {
 		EXPECT_EQ(Check(OpMsg(payload(salt + count)), &why), ok) << count << ": " << why;
 		// The same challenge inside a hello reply's speculativeAuthenticate.
@@ -377,6 +383,30 @@ TEST(ReplyCheck, RefusesCompressionNotOfferedAndUnboundedScramIterations) {
 		}
 	}
 	EXPECT_FALSE(Check(OpMsg(payload("i=99999999,r=abc")), &why)) << "the count as the first attribute";
+}
+
+TEST(ReplyCheck, RefusesHelloMembersLibmongocCannotAdd) {
+	std::string why;
+	EXPECT_TRUE(Check(Hello(R"J(, "setName": "rs0", "hosts": ["a:27017", "b", "[::1]:27018"],
+		"passives": ["c.example:1"], "arbiters": [])J"),
+					  &why))
+		<< why;
+	std::string many = R"J(, "hosts": [)J";
+	for (int i = 0; i < 51; ++i)
+		many += (i ? ", \"h" : "\"h") + std::to_string(i) + ":27017\"";
+	many += "]";
+	for (const auto &[extra, words] : std::vector<std::pair<std::string, std::string>>{
+			 {R"J(, "hosts": ["a:27017", 1])J", "non-string"},
+			 {R"J(, "passives": [null])J", "null"},
+			 {R"J(, "arbiters": [{"h": "a"}])J", "non-string"},
+			 {R"J(, "hosts": [""])J", "no host[:port]"},
+			 {R"J(, "hosts": ["[::1"])J", "no host[:port]"},
+			 {R"J(, "hosts": [")J" + std::string(1000, 'a') + R"J("])J", "no host[:port]"},
+			 {many, "more than 50"},
+		 }) {
+		EXPECT_FALSE(Check(Hello(extra), &why)) << extra.substr(0, 80);
+		EXPECT_NE(why.find(words), std::string::npos) << why;
+	}
 }
 
 TEST(ReplyCheck, ABatchDocumentIsCheckedByItsFrameItsContentByTheReader) {
