@@ -2,9 +2,11 @@
 for a proxy policy, and a river whose worker is stopped (so that only the tested backend talks)."""
 
 import json
+import time
 import struct
 
 import bson
+import psycopg2
 import pymongo
 import pytest
 from bson.codec_options import CodecOptions
@@ -105,3 +107,17 @@ def infer(conn, river):
     with conn.cursor() as cur:
         cur.execute("SELECT mongo_river.infer_mapping(%s, %s)", (river, f"{river}.c"))
         return cur.fetchone()[0]
+
+
+def failing_infer(pg, river, timeout="60s"):
+    """failing_infer runs infer in a session of its own, which must fail: returns (the error, the
+    seconds it took)."""
+    conn = session(pg, timeout)
+    started = time.monotonic()
+    try:
+        infer(conn, river)
+    except psycopg2.Error as e:
+        return e, time.monotonic() - started
+    finally:
+        conn.close()
+    raise AssertionError("infer_mapping answered")

@@ -149,6 +149,27 @@ def bounded_infer(pg, river, timeout, limit):
     return outcome["took"], outcome["error"]
 
 
+def river_listing(pg, auth_source, river, hosts):
+    """river_listing creates river (stopped) on 10 documents through a proxy whose hello replies,
+    once rewrite.on, list hosts(reply) as the replica set's members; returns (rewrite, proxy)."""
+    client = admin_client(auth_source)
+    client.drop_database(river)
+    client[river].c.insert_many([{"_id": f"d{i}", "n": i} for i in range(10)])
+
+    def list_hosts(name, doc):
+        if "maxWireVersion" in doc and "setName" in doc:
+            doc["hosts"] = hosts(doc)
+            return True
+        return False
+    rewrite = DocRewrite(list_hosts)
+    proxy = EvilProxy(port_of(auth_source), rewrite)
+    uri = (f"mongodb://river:secret@127.0.0.1:{proxy.port}/?replicaSet=rs0&authSource=admin"
+           "&socketTimeoutMS=4000&connectTimeoutMS=2000&serverSelectionTimeoutMS=3000")
+    create_river(pg, river, uri, {"batch_size": 10})
+    pg.query("SELECT mongo_river.stop(%s)", (river,))
+    return rewrite, proxy
+
+
 def test_an_unresolvable_member_does_not_hang_a_backend(river_pg, auth_source):
     """A replica set whose hello names a member this host cannot resolve (internal names are common)
     must still be usable, or fail with an error; infer_mapping must never hang. libmongoc's
@@ -157,22 +178,9 @@ def test_an_unresolvable_member_does_not_hang_a_backend(river_pg, auth_source):
     _mongoc_topology_scanner_setup_err_cb, which takes the same lock: a self-deadlock (futex wait
     forever, deaf to statement_timeout, pg_cancel_backend and pg_terminate_backend)."""
     pg, river = river_pg, "r20m_unresolvable"
-    client = admin_client(auth_source)
-    client.drop_database(river)
-    client[river].c.insert_many([{"_id": f"d{i}", "n": i} for i in range(10)])
-
-    def unresolvable(name, doc):
-        if "maxWireVersion" in doc and "setName" in doc:
-            doc["hosts"] = [doc.get("me"), "no-such-member.invalid:27017"]
-            return True
-        return False
-    rewrite = DocRewrite(unresolvable)
-    proxy = EvilProxy(port_of(auth_source), rewrite)
-    uri = (f"mongodb://river:secret@127.0.0.1:{proxy.port}/?replicaSet=rs0&authSource=admin"
-           "&socketTimeoutMS=4000&connectTimeoutMS=2000&serverSelectionTimeoutMS=3000")
+    rewrite, proxy = river_listing(pg, auth_source, river,
+                                   lambda doc: [doc.get("me"), "no-such-member.invalid:27017"])
     try:
-        create_river(pg, river, uri, {"batch_size": 10})
-        pg.query("SELECT mongo_river.stop(%s)", (river,))
         rewrite.on = True
         took, error = bounded_infer(pg, river, "20s", 30)
         assert rewrite.fired, "no hello reply went through the proxy"
@@ -190,23 +198,9 @@ def test_a_long_member_list_does_not_hold_a_backend(river_pg, auth_source):
     makes libmongoc's SDAM add them one by one, each after a linear search of those added
     (mongoc_topology_description_add_server): quadratic work in one call nothing interrupts."""
     pg, river = river_pg, "r20m_many"
-    client = admin_client(auth_source)
-    client.drop_database(river)
-    client[river].c.insert_many([{"_id": f"d{i}", "n": i} for i in range(10)])
-
-    def many(name, doc):
-        if "maxWireVersion" in doc and "setName" in doc:
-            doc["hosts"] = [doc.get("me")] + [f"10.{200 + i // 62500}.{i // 250 % 250}.{i % 250}:27017"
-                                              for i in range(30000)]
-            return True
-        return False
-    rewrite = DocRewrite(many)
-    proxy = EvilProxy(port_of(auth_source), rewrite)
-    uri = (f"mongodb://river:secret@127.0.0.1:{proxy.port}/?replicaSet=rs0&authSource=admin"
-           "&socketTimeoutMS=4000&connectTimeoutMS=2000&serverSelectionTimeoutMS=3000")
+    rewrite, proxy = river_listing(pg, auth_source, river, lambda doc: [doc.get("me")] + [
+        f"10.{200 + i // 62500}.{i // 250 % 250}.{i % 250}:27017" for i in range(30000)])
     try:
-        create_river(pg, river, uri, {"batch_size": 10})
-        pg.query("SELECT mongo_river.stop(%s)", (river,))
         rewrite.on = True
         took, error = bounded_infer(pg, river, "2s", 30)
         assert rewrite.fired, "no hello reply went through the proxy"

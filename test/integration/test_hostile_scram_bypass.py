@@ -19,11 +19,10 @@ with a bypassing challenge of 8,000,000 iterations stop() waits for libmongoc's 
 import os
 import time
 
-import psycopg2
 import pytest
 
 from pgcluster import wait_for
-from hostile_lib import DocRewrite, auth_source_fixture, drop_river, infer, proxied_river, session
+from hostile_lib import DocRewrite, auth_source_fixture, drop_river, failing_infer, proxied_river
 
 COUNT = 3_000_000
 
@@ -87,18 +86,11 @@ def refused_at_once(pg, river, auth_source, transform):
     proxy = proxied_river(pg, river, auth_source, rewrite)
     try:
         rewrite.on = True
-        conn = session(pg)
-        started = time.monotonic()
-        try:
-            with pytest.raises(psycopg2.Error) as failed:
-                infer(conn, river)
-        finally:
-            conn.close()
-        took = time.monotonic() - started
+        error, took = failing_infer(pg, river)
         assert rewrite.fired, "no SCRAM challenge went through the proxy"
-        assert failed.value.pgcode == "08P01" and "SCRAM challenge" in str(failed.value), (
-            f"a challenge of {COUNT} iterations was not refused: SQLSTATE {failed.value.pgcode} after "
-            f"{took:.1f} s: {str(failed.value).strip()}")
+        assert error.pgcode == "08P01" and "SCRAM challenge" in str(error), (
+            f"a challenge of {COUNT} iterations was not refused: SQLSTATE {error.pgcode} after "
+            f"{took:.1f} s: {str(error).strip()}")
         assert took < 10, f"infer_mapping took {took:.1f} s"
     finally:
         drop_river(pg, river, proxy)
@@ -155,17 +147,10 @@ def test_statement_timeout_is_prompt_while_a_bypassing_challenge_is_computed(riv
     proxy = proxied_river(pg, river, auth_source, rewrite)
     try:
         rewrite.on = True
-        conn = session(pg, "1s")
-        started = time.monotonic()
-        try:
-            with pytest.raises(psycopg2.Error) as failed:
-                infer(conn, river)
-        finally:
-            conn.close()
-        took = time.monotonic() - started
+        error, took = failing_infer(pg, river, "1s")
         assert rewrite.fired, "no SCRAM challenge went through the proxy"
-        assert took < 3, (f"statement_timeout 1 s answered after {took:.1f} s: SQLSTATE {failed.value.pgcode}: "
-                          f"{str(failed.value).strip()}")
+        assert took < 3, (f"statement_timeout 1 s answered after {took:.1f} s: SQLSTATE {error.pgcode}: "
+                          f"{str(error).strip()}")
     finally:
         rewrite.on = False
         drop_river(pg, river, proxy)
