@@ -30,3 +30,15 @@ def mongo():
 def river_pg(pg):
     """river_pg is `pg` with the extension created in its test database."""
     return fixtures.with_extension(pg)
+
+
+@pytest.fixture(scope="module")
+def auth_source():
+    """auth_source is a peer of its own that requires authentication (user river, password
+    secret); the tests that use it are skipped against MONGO_URI."""
+    from mongo_source import start_source
+    source = start_source(["--auth", "river:secret"])
+    if source is None or not source.is_peer:
+        pytest.skip("needs the peer (started with --auth)")
+    yield source
+    source.stop()

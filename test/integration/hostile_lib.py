@@ -8,25 +8,16 @@ import struct
 import bson
 import psycopg2
 import pymongo
-import pytest
 from bson.codec_options import CodecOptions
 from bson.son import SON
 
 from evilproxy import EvilProxy
-from mongo_source import start_source
 from river import create_river
 
 OP_REPLY = 1
 OPTIONS = CodecOptions(document_class=SON)
 MAPPING = {"pk": "id", "columns": {"id": {"path": "_id", "type": "text"}, "n": {"path": "n", "type": "bigint"}}}
 URI_OPTIONS = "&authSource=admin&socketTimeoutMS=4000&connectTimeoutMS=2000"
-
-
-def auth_source_fixture():
-    source = start_source(["--auth", "river:secret"])
-    if source is None or not source.is_peer:
-        pytest.skip("needs the peer (started with --auth)")
-    return source
 
 
 def port_of(source):

@@ -21,14 +21,7 @@ import struct
 import pytest
 
 from pgcluster import wait_for
-from hostile_lib import DocRewrite, URI_OPTIONS, auth_source_fixture, drop_river, failing_infer, infer, proxied_river, session
-
-
-@pytest.fixture(scope="module")
-def auth_source():
-    source = auth_source_fixture()
-    yield source
-    source.stop()
+from hostile_lib import DocRewrite, URI_OPTIONS, drop_river, failing_infer, infer, proxied_river, session
 
 
 def strip_speculative(name, doc):

@@ -25,17 +25,10 @@ import pytest
 
 from evilproxy import EvilProxy
 from pgcluster import wait_for
-from hostile_lib import DocRewrite, MAPPING, admin_client, auth_source_fixture, port_of, session
+from hostile_lib import DocRewrite, MAPPING, admin_client, port_of, session
 from river import create_river
 
 DEATH = re.compile(r"terminated by signal|was terminated|reinitializing")
-
-
-@pytest.fixture(scope="module")
-def auth_source():
-    source = auth_source_fixture()
-    yield source
-    source.stop()
 
 
 def members(field, value):

@@ -13,14 +13,7 @@ import pytest
 import psycopg2
 
 from pgcluster import wait_for
-from hostile_lib import DocRewrite, auth_source_fixture, drop_river, infer, proxied_river, session
-
-
-@pytest.fixture(scope="module")
-def auth_source():
-    source = auth_source_fixture()
-    yield source
-    source.stop()
+from hostile_lib import DocRewrite, drop_river, infer, proxied_river, session
 
 
 def agree_to_zlib(name, doc):

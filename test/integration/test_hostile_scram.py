@@ -13,28 +13,18 @@ import time
 
 import bson
 import psycopg2
-import pymongo
 import pytest
 from bson.codec_options import CodecOptions
 from bson.son import SON
 
 from evilproxy import EvilProxy
-from mongo_source import start_source
+from hostile_lib import admin_client, port_of
 from pgcluster import wait_for
 from river import create_river
 
 OP_REPLY = 1
 OPTIONS = CodecOptions(document_class=SON)
 MAPPING = {"pk": "id", "columns": {"id": {"path": "_id", "type": "text"}, "n": {"path": "n", "type": "bigint"}}}
-
-
-@pytest.fixture(scope="module")
-def auth_source():
-    source = start_source(["--auth", "river:secret"])
-    if source is None or not source.is_peer:
-        pytest.skip("needs the peer (started with --auth)")
-    yield source
-    source.stop()
 
 
 def raise_iterations(payload, count):
@@ -70,12 +60,11 @@ class Challenge:
 
 def test_an_unbounded_iteration_count_is_refused(river_pg, auth_source):
     pg, river = river_pg, "hs_scram"
-    client = pymongo.MongoClient(auth_source.uri.replace("mongodb://", "mongodb://river:secret@"),
-                                 serverSelectionTimeoutMS=10000)
+    client = admin_client(auth_source)
     client.drop_database(river)
     client[river].c.insert_many([{"_id": f"d{i}", "n": i} for i in range(10)])
     challenge = Challenge(2_000_000_000)
-    proxy = EvilProxy(int(auth_source.uri.rsplit(":", 1)[1].split("/")[0]), challenge)
+    proxy = EvilProxy(port_of(auth_source), challenge)
     uri = proxy.uri("&authSource=admin&socketTimeoutMS=4000&connectTimeoutMS=2000").replace(
         "mongodb://", "mongodb://river:secret@")
     try:

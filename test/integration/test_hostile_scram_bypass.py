@@ -22,16 +22,9 @@ import time
 import pytest
 
 from pgcluster import wait_for
-from hostile_lib import DocRewrite, auth_source_fixture, drop_river, failing_infer, proxied_river
+from hostile_lib import DocRewrite, drop_river, failing_infer, proxied_river
 
 COUNT = 3_000_000
-
-
-@pytest.fixture(scope="module")
-def auth_source():
-    source = auth_source_fixture()
-    yield source
-    source.stop()
 
 
 def with_i(payload, value):

@@ -11,14 +11,7 @@ server for an error it never reported. The same for a cursor whose firstBatch is
 import psycopg2
 import pytest
 
-from hostile_lib import DocRewrite, auth_source_fixture, drop_river, infer, proxied_river, session
-
-
-@pytest.fixture(scope="module")
-def auth_source():
-    source = auth_source_fixture()
-    yield source
-    source.stop()
+from hostile_lib import DocRewrite, drop_river, infer, proxied_river, session
 
 
 def no_cursor(name, doc):
