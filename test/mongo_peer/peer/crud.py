@@ -463,9 +463,13 @@ def cmd_find(ctx):
         return _list_cursor(ctx, ns, hinted[skip:], b, limit, single, batch_size)
     if c is not None and not proj and isinstance(ctx.writer, DirectWriter):
         # Outside a transaction, documents are read when each batch is built (see LiveCursor).
-        if not flt and _id_sort(sort):
-            from .findhint import id_sorted
-            pairs = id_sorted(ctx.writer.scan(c), _id_sort(sort))  # the copy's read
+        if not flt and _id_sort(sort):  # the copy's read: the _id index's order, no sort
+            from .findhint import id_index_keys
+            keys = id_index_keys(c)[skip:] if _id_sort(sort) > 0 else id_index_keys(c)[::-1][skip:]
+            cur = LiveCursor(ns, c, keys, flt, limit, single)
+            cur.lsid = b.get("lsid")
+            return batch_reply(ctx.server, cur, 101 if batch_size is None else batch_size,
+                               b.get("maxTimeMS"), True)
         else:
             pairs = ctx.writer.scan(c) if not flt and not sort else \
                 [(key, raw) for key, raw, _ in matching(ctx, c, flt, sort=sort)]
@@ -541,7 +545,11 @@ def cmd_get_more(ctx):
         raise MongoError(2, "cursor id %d is already in use" % cid)
     cur.busy = True
     try:
-        return batch_reply(ctx.server, cur, b.get("batchSize") or 0, b.get("maxTimeMS"), False)
+        reply = batch_reply(ctx.server, cur, b.get("batchSize") or 0, b.get("maxTimeMS"), False)
+        if isinstance(cur, LiveCursor) and ctx.server.cursors.get(cid) is cur:
+            # the next batch is built while the client reads this one (see LiveCursor.prefetch)
+            ctx.conn.after_reply = lambda: cur.prefetch(b.get("batchSize") or 0)
+        return reply
     except MongoError:
         ctx.server.cursors.kill(cid)
         raise
@@ -566,7 +574,7 @@ def cmd_count(ctx):
     if c is None:
         n = 0
     elif not q:
-        n = len(ctx.writer.scan(c))
+        n = ctx.writer.count(c)
     else:
         n = len(matching(ctx, c, q))
     skip = int(b.get("skip", 0) or 0)

@@ -71,9 +71,32 @@ class LiveCursor(Cursor):
         self.coll = coll
         self.flt = flt
         self.raws = raws  # the bytes each key had when the find matched it (None: unknown)
+        self.prefetched = None
+
+    def prefetch(self, batch_size):
+        """prefetch builds the batch a getMore of batch_size documents would return now, once the
+        previous reply is sent (the client is busy with it): next_batch hands it out if that
+        getMore asks for as many and nothing was written to the collection since, which is then
+        the same batch, without the wait. The hold of the store's lock orders it with writes."""
+        if self.exhausted() or self.single:
+            return
+        state = (self.pos, self.returned)
+        out = self._read_batch(batch_size)
+        self.prefetched = (batch_size, self.coll.version, state, (self.pos, self.returned), out)
+        self.pos, self.returned = state
 
     def next_batch(self, server, batch_size, max_time_ms, first):
-        """next_batch reads the next documents by key: C-level slices and maps when nothing was
+        """next_batch returns the prefetched batch when it is still what a read would give, else
+        reads one (see _read_batch)."""
+        pf, self.prefetched = self.prefetched, None
+        if pf and pf[0] == batch_size and pf[1] == self.coll.version and \
+                pf[2] == (self.pos, self.returned):
+            self.pos, self.returned = pf[3]
+            return pf[4]
+        return self._read_batch(batch_size)
+
+    def _read_batch(self, batch_size):
+        """_read_batch reads the next documents by key: C-level slices and maps when nothing was
         deleted or changed since the find (the scan fast path), else a loop that skips deleted
         documents and re-checks changed ones against the filter."""
         cap = batch_size or (1 << 62)

@@ -52,6 +52,35 @@ def id_sorted(pairs, direction=1):
     return sorted(pairs, key=lambda kv: id_order(kv[0], kv[1]), reverse=direction < 0)
 
 
+def index_insert(c, key):
+    """index_insert notes a key just stored in collection c in c.id_keys, the keys in _id index
+    order, as mongod's _id index takes each insert: one that sorts after the last is appended;
+    any other drops the order (None), and the next ordered read sorts the keys again."""
+    keys = c.id_keys
+    if keys is None:
+        return
+    if key[0] in _C_SORTABLE and key != _NAN_KEY and (not keys or keys[-1] < key):
+        keys.append(key)
+    else:
+        c.id_keys = None
+
+
+def id_index_keys(c):
+    """id_index_keys returns the keys of collection c (its committed documents) in _id index
+    order: the kept order without the deleted keys, or a sort (kept for later reads when the
+    keys compare in C, as index_insert needs)."""
+    keys = c.id_keys
+    if keys is not None and c.id_holes:
+        keys = c.id_keys = list(filter(c.docs.__contains__, keys))
+    c.id_holes = 0
+    if keys is None:
+        keys = [k for k, _ in id_sorted(c.docs.items())]
+        brackets = set(map(operator.itemgetter(0), keys))
+        if brackets <= _C_SORTABLE and not (10 in brackets and _NAN_KEY in keys):
+            c.id_keys = keys
+    return keys
+
+
 def _index_of(c, hint):
     """_index_of returns "_id", "$natural", "other" or None (no such index) for a hint."""
     if isinstance(hint, str):

@@ -49,6 +49,7 @@ def load(store, dbpath):
             c = Collection(db, name, options)
             c.uuid = Binary(uuid_bytes, 4)
             c.docs = docs
+            c.id_keys = None  # sorted by the first ordered read
             store.dbs.setdefault(db, {})[name] = c
     oplog = store.oplog
     oplog.tss = list(state["tss"])

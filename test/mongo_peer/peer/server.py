@@ -144,6 +144,10 @@ class Server:
                 if out is None:
                     continue
                 conn.sock.sendall(out)
+                after, conn.after_reply = getattr(conn, "after_reply", None), None
+                if after is not None:
+                    with self.store.lock:
+                        after()
         except CloseConnection:
             pass
         except (ConnectionError, OSError, wire.ProtocolError) as e:

@@ -15,6 +15,7 @@ from bson.timestamp import Timestamp
 from . import fastlog
 from .errors import MongoError
 from .oplog import Oplog, int_ts
+from .findhint import index_insert
 from .values import encode, id_key
 
 ID_INDEX = {"v": 2, "key": {"_id": 1}, "name": "_id_"}
@@ -31,6 +32,12 @@ class Collection:
         self.uuid = Binary(uuid.uuid4().bytes, 4)
         self.docs = {}
         self.options = options or {}
+        # id_keys: the keys of docs in _id index order, kept as documents are inserted (see
+        # findhint.index_insert), or None until an ordered read sorts them; id_holes: how many of
+        # them were deleted since (skipped, then dropped, by the next ordered read).
+        self.id_keys = []
+        self.id_holes = 0
+        self.version = 0  # counts the writes to docs (a prefetched batch is valid while unchanged)
 
     @property
     def ns(self):
@@ -261,6 +268,11 @@ class DirectWriter:
         """scan returns the (key, raw) pairs of a collection in natural order."""
         return list(c.docs.items())
 
+    def count(self, c):
+        """count returns how many documents c holds (from its size, as mongod's count without a
+        query reads the collection's metadata)."""
+        return len(c.docs)
+
     def get(self, c, key):
         """get returns the raw document stored under key, or None."""
         return c.docs.get(key)
@@ -293,6 +305,8 @@ class DirectWriter:
         if key in c.docs:
             raise dup_key_error(c, doc["_id"])
         c.docs[key] = raw
+        c.version += 1
+        index_insert(c, key)
         kd = fastlog.key_doc(raw, doc["_id"])
         ns, ui = c.ns, c.uuid
         self._log(c, "i", b"\x03o\x00" + raw, b"\x03o2\x00" + kd,
@@ -303,6 +317,7 @@ class DirectWriter:
         """update replaces a stored document and logs the diff (o) or the replacement."""
         pre = c.docs.get(key)
         c.docs[key] = new_raw
+        c.version += 1
         kd = fastlog.key_doc(new_raw, idv)
         event = None
         if isinstance(o, RawBSONDocument):
@@ -321,6 +336,8 @@ class DirectWriter:
     def delete(self, c, key, idv):
         """delete removes a stored document and logs {_id} (with its change event)."""
         pre = c.docs.pop(key)
+        c.version += 1
+        c.id_holes += 1
         kd = fastlog.key_doc(pre, idv)
         ns, ui = c.ns, c.uuid
         ts = self._log(c, "d", b"\x03o\x00" + kd, b"",

@@ -5,6 +5,7 @@ from bson.int64 import Int64
 from bson.timestamp import Timestamp
 
 from .errors import MongoError
+from .findhint import index_insert
 from .storage import dup_key_error, images_enabled, oplog_lsid
 from .values import id_key, raw_doc
 
@@ -51,6 +52,10 @@ class TxnWriter:
             if k not in c.docs and raw is not None:
                 out.append((k, raw))
         return out
+
+    def count(self, c):
+        """count returns how many documents the transaction sees in c."""
+        return len(self.scan(c))
 
     def get(self, c, key):
         """get returns the raw document under key as the transaction sees it, or None."""
@@ -109,12 +114,17 @@ class TxnWriter:
         """commit publishes the overlays and logs one applyOps entry (nothing if read-only)."""
         for c, ov in self.overlays.items():
             live = self.store.coll(c.db, c.name) is c
+            if live and ov:
+                c.version += 1
             for key, raw in ov.items():
                 if not live:
                     continue
                 if raw is None:
-                    c.docs.pop(key, None)
+                    if c.docs.pop(key, None) is not None:
+                        c.id_holes += 1
                 else:
+                    if key not in c.docs:
+                        index_insert(c, key)
                     c.docs[key] = raw
         self._release()
         self.state = "committed"

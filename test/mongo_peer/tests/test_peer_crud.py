@@ -471,3 +471,48 @@ def test_find_id_in_uses_the_id_index(db):
     got = list(db.c.find({"_id": {"$in": [7, "s", 3.0, 7, 99999, 2.5, 1500]}}))
     assert got == [{"_id": 2.5}, {"_id": 3, "n": 3}, {"_id": 7, "n": 7}, {"_id": 1500, "n": 1500}, {"_id": "s"}]
     assert db.c.count_documents({"_id": {"$in": list(range(0, 4000, 2))}}) == 1000
+
+
+def test_id_order_across_inserts_deletes_and_transactions(client, db):
+    """A find sorted by _id returns the _id index's order whatever the order of the writes:
+    ascending inserts, inserts before the first key, deletes and re-inserts, a transaction's
+    inserts and deletes; count without a query follows the same writes."""
+    import random
+    rng = random.Random(7)
+
+    def rank(v):  # BSON order of the types used here: numbers < strings < ObjectId
+        if isinstance(v, str):
+            return (1, v)
+        if isinstance(v, ObjectId):
+            return (2, v.binary)
+        return (0, v)
+
+    ids = list(range(0, 200, 2))
+    db.c.insert_many([{"_id": i} for i in ids])                       # in order
+    more = [-5, 7.5, "b", "a", ObjectId(), 1000, 3]                   # before, between, other types
+    for v in more:
+        db.c.insert_one({"_id": v})
+    ids += more
+    gone = rng.sample(ids, 30)
+    for v in gone:
+        db.c.delete_one({"_id": v})
+    ids = [v for v in ids if v not in gone]
+    db.c.insert_one({"_id": gone[0]})                                 # a deleted key comes back
+    ids.append(gone[0])
+    with client.start_session() as s:
+        with s.start_transaction():
+            db.c.insert_one({"_id": 5000}, session=s)
+            db.c.insert_one({"_id": 1}, session=s)
+            db.c.delete_one({"_id": ids[0]}, session=s)
+    ids = [v for v in ids[1:]] + [5000, 1]
+    for v in (6000, 7000):                                            # ascending again
+        db.c.insert_one({"_id": v})
+    ids += [6000, 7000]
+    want = sorted(ids, key=rank)
+    assert [d["_id"] for d in db.c.find({}, batch_size=7).sort("_id", 1)] == want
+    assert [d["_id"] for d in db.c.find({}).sort("_id", -1)] == want[::-1]
+    assert [d["_id"] for d in db.c.find({}).sort("_id", 1).skip(3).limit(5)] == want[3:8]
+    assert db.command("count", "c")["n"] == len(want)
+    db.c.delete_many({})
+    db.c.insert_many([{"_id": i} for i in (3, 2, 1)])
+    assert [d["_id"] for d in db.c.find({}).sort("_id", 1)] == [1, 2, 3]
