@@ -516,3 +516,19 @@ def test_id_order_across_inserts_deletes_and_transactions(client, db):
     db.c.delete_many({})
     db.c.insert_many([{"_id": i} for i in (3, 2, 1)])
     assert [d["_id"] for d in db.c.find({}).sort("_id", 1)] == [1, 2, 3]
+
+
+def test_get_more_reads_documents_as_they_are_then(db):
+    """Each getMore returns the documents as they are when it runs (mongod's cursors outside a
+    snapshot), also when the peer built that batch ahead while the client read the last one: a
+    document deleted in between is not returned, an updated one comes as updated."""
+    db.c.insert_many([{"_id": i, "v": 0} for i in range(12)])
+    cur = db.c.find({}, batch_size=3).sort("_id", 1)
+    got = [next(cur) for _ in range(6)]                  # find + one getMore: the next batch is built
+    db.c.delete_one({"_id": 7})
+    db.c.update_one({"_id": 8}, {"$set": {"v": 1}})
+    got += list(cur)
+    assert [d["_id"] for d in got] == [0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11]
+    assert [d["v"] for d in got if d["_id"] == 8] == [1]
+    cur = db.c.find({}, batch_size=4).sort("_id", 1)
+    assert [d["_id"] for d in cur] == [0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11]
