@@ -1,4 +1,5 @@
 // convert.cpp: BSON value -> Value for one column type (the matrix is documented in convert.hpp).
+#include <algorithm>
 #include <cerrno>
 #include <cfloat>
 #include <cmath>
@@ -427,11 +428,10 @@ Value ConvertPrimaryKey(const bson_value_t *value, const mapping::Column &pk, co
 	return ConvertValue(*value, target, path);
 }
 
-bool FindPath(const bson_t &document, const mapping::Path &path, bson_iter_t *iter) {
-	bson_iter_t current;
-	if (path.empty() || !bson_iter_init(&current, &document) ||
-		!bson_iter_find_w_len(&current, path[0].c_str(), static_cast<int>(path[0].size())))
-		return false;
+namespace {
+
+// Descend moves current, positioned on path[0], to the value at the rest of path.
+bool Descend(bson_iter_t current, const mapping::Path &path, bson_iter_t *iter) {
 	for (std::size_t i = 1; i < path.size(); ++i) {
 		bson_iter_t child;
 		if ((!BSON_ITER_HOLDS_DOCUMENT(&current) && !BSON_ITER_HOLDS_ARRAY(&current)) ||
@@ -442,6 +442,51 @@ bool FindPath(const bson_t &document, const mapping::Path &path, bson_iter_t *it
 	}
 	*iter = current;
 	return true;
+}
+
+} // namespace
+
+bool FindPath(const bson_t &document, const mapping::Path &path, bson_iter_t *iter) {
+	bson_iter_t current;
+	if (path.empty() || !bson_iter_init(&current, &document) ||
+		!bson_iter_find_w_len(&current, path[0].c_str(), static_cast<int>(path[0].size())))
+		return false;
+	return Descend(current, path, iter);
+}
+
+bool TopKeys::Locate(const bson_t &document, uint32_t offsets[kMaxKeys]) const {
+	const std::size_t n = keys_.size();
+	if (n > kMaxKeys)
+		return false;
+	std::fill(offsets, offsets + n, 0);
+	bson_iter_t iter;
+	if (!bson_iter_init(&iter, &document))
+		return true;
+	std::size_t left = n;
+	// Offset 0 is the document's length, never an element: it stands for "not found".
+	while (left > 0 && bson_iter_next(&iter)) {
+		const uint32_t len = bson_iter_key_len(&iter);
+		const char *key = bson_iter_key(&iter);
+		for (std::size_t k = 0; k < n; ++k) {
+			// The first element of a name wins, as with bson_iter_find_w_len.
+			if (offsets[k] == 0 && keys_[k].size() == len && memcmp(keys_[k].data(), key, len) == 0) {
+				offsets[k] = iter.off;
+				--left;
+				break;
+			}
+		}
+	}
+	return true;
+}
+
+bool TopKeys::FindPath(const bson_t &document, std::size_t k, uint32_t offset, const mapping::Path &path,
+					   bson_iter_t *iter) const {
+	bson_iter_t current;
+	if (offset == 0 || path.empty() ||
+		!bson_iter_init_from_data_at_offset(&current, bson_get_data(&document), document.len, offset,
+											static_cast<uint32_t>(keys_[k].size())))
+		return false;
+	return Descend(current, path, iter);
 }
 
 std::string DefaultTypeName(const bson_value_t &value) {

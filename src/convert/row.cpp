@@ -70,6 +70,16 @@ DocumentConverter::DocumentConverter(mapping::Mapping mapping) : mapping_(std::m
 		columns_.push_back({&column, ClassifyType(column.type), mapping::PathText(column.path)});
 		root.columns.push_back({column.name, column.type, is_pk ? ColumnRole::kPrimaryKey : ColumnRole::kColumn});
 	}
+	std::vector<std::string> keys;
+	for (CompiledColumn &compiled : columns_) {
+		if (compiled.column->path.empty())
+			continue;
+		const std::string &first = compiled.column->path[0];
+		compiled.top = std::find(keys.begin(), keys.end(), first) - keys.begin();
+		if (compiled.top == keys.size())
+			keys.push_back(first);
+	}
+	top_keys_ = TopKeys(std::move(keys));
 	if (!mapping_.document.empty())
 		root.columns.push_back({mapping_.document, "jsonb", ColumnRole::kDocument});
 	root.primary_key = {mapping_.pk};
@@ -109,11 +119,15 @@ ConvertedDocument DocumentConverter::Convert(const bson_t &document) const {
 	for (std::size_t i = 0; i < result.children.size(); ++i)
 		result.children[i].table = i + 1;
 	result.row.reserve(columns_.size() + (mapping_.document.empty() ? 0 : 1));
+	uint32_t offsets[TopKeys::kMaxKeys] = {};
+	const bool located = top_keys_.Locate(document, offsets);
 	for (std::size_t i = 0; i < columns_.size(); ++i) {
 		const CompiledColumn &compiled = columns_[i];
 		const std::string &path = compiled.path;
 		bson_iter_t iter;
-		const bool found = FindPath(document, compiled.column->path, &iter);
+		const bool found =
+			located ? top_keys_.FindPath(document, compiled.top, offsets[compiled.top], compiled.column->path, &iter)
+					: FindPath(document, compiled.column->path, &iter);
 		const bson_value_t *value = found ? bson_iter_value(&iter) : nullptr;
 		try {
 			if (i == pk_index_) {

@@ -102,15 +102,41 @@ size_t ContainerEnd(const uint8_t *d, size_t pos, size_t end) {
 	return pos + len - 1;
 }
 
+// SmallStack is a stack that holds its first N entries in place: a check of a document nested
+// less deeply allocates nothing (it runs once per copied or streamed document).
+template <typename T, size_t N> class SmallStack {
+public:
+	void push_back(T value) {
+		if (size_ < N)
+			inline_[size_] = value;
+		else
+			more_.push_back(value);
+		++size_;
+	}
+	void pop_back() {
+		if (size_ > N)
+			more_.pop_back();
+		--size_;
+	}
+	T back() const { return size_ > N ? more_.back() : inline_[size_ - 1]; }
+	size_t size() const { return size_; }
+	bool empty() const { return size_ == 0; }
+
+private:
+	T inline_[N];
+	std::vector<T> more_;
+	size_t size_ = 0;
+};
+
 } // namespace
 
 bool CheckDocument(const uint8_t *d, size_t size, size_t *used, std::string *why, Frames frames) {
 	const bool batch_frames_only = frames == Frames::kCursorBatch;
 	// ends holds the offset of the terminating NUL of every open document, innermost last; kinds
 	// says which of them is the reply's cursor document or its batch (kCursorBatch).
-	std::vector<size_t> ends;
+	SmallStack<size_t, 32> ends;
 	enum Kind : uint8_t { kOther, kCursor, kBatch };
-	std::vector<Kind> kinds;
+	SmallStack<Kind, 32> kinds;
 	size_t root_end = ContainerEnd(d, 0, size);
 	if (!root_end) {
 		*why = size < 5 ? "a document shorter than 5 bytes"

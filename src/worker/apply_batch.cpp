@@ -89,6 +89,10 @@ void RiverWorker::ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::
 	}
 	if (river_.options.dry_run)
 		return;
+	if (copy_rows_on_ && !isolate) {
+		copy_rows_.push_back(std::move(converted));
+		return;
+	}
 	if (Batched(mapped, isolate)) {
 		std::string key = convert::ValueText(converted.key);
 		auto &writes = pending_[mapped.writer->Row().source];
@@ -377,20 +381,26 @@ void RiverWorker::FlushPending(bool fresh) {
 			}
 		}
 		apply::MappingWriter &writer = *mapped->second.writer;
-		if (fresh && deletes.empty() && !upserts.empty() && writer.CanCopy()) {
-			std::optional<pg::PgError> error = pg::TrySubtransaction([&] { writer.CopyRows(upserts); });
-			if (!error)
-				continue;
-			ereport(DEBUG1, (errmsg("mongo_river: river \"%s\", collection \"%s\": COPY of the batch failed (%s); "
-									"writing it with INSERT ... ON CONFLICT",
-									name_.c_str(), source.c_str(), error->what())));
-		}
 		writer.DeleteBatch(deletes);
-		writer.UpsertBatch(upserts);
+		WriteUpserts(mapped->second, upserts, fresh && deletes.empty());
 		if (resync)
 			writer.RecordSeenBatch(name_, seen);
 	}
 	pending_.clear();
+}
+
+void RiverWorker::WriteUpserts(Mapped &mapped, const std::vector<const convert::ConvertedDocument *> &upserts,
+							   bool fresh) {
+	apply::MappingWriter &writer = *mapped.writer;
+	if (fresh && !upserts.empty() && writer.CanCopy()) {
+		std::optional<pg::PgError> error = pg::TrySubtransaction([&] { writer.CopyRows(upserts); });
+		if (!error)
+			return;
+		ereport(DEBUG1, (errmsg("mongo_river: river \"%s\", collection \"%s\": COPY of the batch failed (%s); "
+								"writing it with INSERT ... ON CONFLICT",
+								name_.c_str(), writer.Row().source.c_str(), error->what())));
+	}
+	writer.UpsertBatch(upserts);
 }
 
 void RiverWorker::ApplyBatch(const mongo::Batch &batch) {

@@ -15,11 +15,30 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 			RequireRiver();
 			pending_.clear();
 			txn_rejects_.clear();
+			copy_rows_.clear();
+			// An initial copy's documents go to copy_rows_ (see there); a resync's keys are recorded
+			// as seen, so it goes through pending_.
+			copy_rows_on_ = Batched(mapped, isolate) && mapped.phase != "resync";
+			struct Off { // also when a row's write throws
+				RiverWorker &worker;
+				~Off() {
+					worker.copy_rows_on_ = false;
+					worker.copy_rows_.clear();
+				}
+			} off{*this};
+			copy_rows_.reserve(copy_rows_on_ ? docs.size() : 0);
 			for (const mongo::Bson &doc : docs) {
 				apply::ChangeInfo change{"copy", scan_started_.AsUint64(), std::nullopt, {}};
 				if (mapped.writer->History()) // only a history row records where its version came from
 					change.position = "copy:" + Hex(scan_started_.AsUint64()) + ":" + IdText(doc.get());
 				ApplyDocument(mapped, *doc, change, isolate);
+			}
+			if (copy_rows_on_) {
+				std::vector<const convert::ConvertedDocument *> upserts;
+				upserts.reserve(copy_rows_.size());
+				for (const convert::ConvertedDocument &row : copy_rows_)
+					upserts.push_back(&row);
+				WriteUpserts(mapped, upserts, true);
 			}
 			FlushPending(mapped.phase != "resync");
 			if (scan_->Done() && mapped.phase == "resync" && !river_.options.dry_run) {

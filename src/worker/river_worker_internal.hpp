@@ -248,6 +248,9 @@ private:
 	bool CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &docs, bool isolate);
 	bool Batched(const Mapped &mapped, bool isolate) const;
 	void FlushPending(bool fresh = false);
+	// WriteUpserts writes a mapping's upserted documents: fresh (an initial copy: no rows yet, most
+	// likely) first tries CopyRows in a subtransaction, then the multi-row statements.
+	void WriteUpserts(Mapped &mapped, const std::vector<const convert::ConvertedDocument *> &upserts, bool fresh);
 
 	std::string name_;
 	std::string id_; // the river's identity (river.id), fixed at the first load
@@ -272,6 +275,12 @@ private:
 	bool reopen_ = false;
 	bool reader_for_copy_ = false; // the reader was opened with kCopyStreamAwaitMs
 	PendingWrites pending_;        // the batch's reduced writes (see PendingWrite)
+	// copy_rows_: while an initial copy's batch is converted (copy_rows_on_), its documents in scan
+	// order. A scan in _id order returns each document once, so a copy needs no reduction by key
+	// (pending_); a key that came twice fails CopyRows and UpsertBatch, and the batch is applied
+	// again document by document (isolate).
+	std::vector<convert::ConvertedDocument> copy_rows_;
+	bool copy_rows_on_ = false;
 	bool lookup_fallback_ = false; // reading the stream without updateLookup (large-event policy)
 	// update_diffs_: the reader was opened without lookups (mongo_river.apply_update_diffs): update
 	// events are applied from their update descriptions where the mapping allows it, else looked up.

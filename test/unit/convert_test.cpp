@@ -1,6 +1,7 @@
 // convert_test.cpp: BSON -> Value conversions: the §3 defaults, explicit targets, errors, edge values.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -530,6 +531,88 @@ TEST(CopyField, RealIsRenderedAsTheFloatItIsStoredAs) {
 	EXPECT_EQ(ValueText(Value{Float{static_cast<double>(0.1f), 4}}), "0.1");
 	EXPECT_EQ(ValueText(Value{Float{static_cast<double>(0.1f), 8}}), "0.10000000149011612");
 	EXPECT_EQ(ValueText(Value{Float{std::nan(""), 4}}), "NaN");
+}
+
+} // namespace
+} // namespace mongo_river::convert
+
+namespace mongo_river::convert {
+namespace {
+
+using test::Doc;
+
+// RandomKeyedDoc builds a document of random elements whose names repeat, include "" and the
+// path keys, some holding documents or arrays (paths then descend into them).
+mongo::Bson RandomKeyedDoc(std::mt19937 &rng, int depth = 0) {
+	static const char *const kNames[] = {"", "a", "b", "ab", "a.b", "0", "1", "_id", "c"};
+	mongo::Bson doc(bson_new());
+	const int n = int(rng() % 7);
+	for (int i = 0; i < n; ++i) {
+		const char *name = kNames[rng() % 9];
+		switch (rng() % 4) {
+		case 0:
+			BSON_APPEND_INT32(doc.get(), name, int32_t(rng() % 1000));
+			break;
+		case 1:
+			BSON_APPEND_UTF8(doc.get(), name, std::to_string(rng() % 1000).c_str());
+			break;
+		default:
+			if (depth < 2) {
+				mongo::Bson inner = RandomKeyedDoc(rng, depth + 1);
+				if (rng() % 2)
+					BSON_APPEND_DOCUMENT(doc.get(), name, inner.get());
+				else
+					BSON_APPEND_ARRAY(doc.get(), name, inner.get()); // numeric or not: both read alike
+			} else {
+				BSON_APPEND_NULL(doc.get(), name);
+			}
+		}
+	}
+	return doc;
+}
+
+TEST(FindPath, OnePassLookupFindsWhatFindPathFinds) {
+	// A row's columns find their first keys in one pass (TopKeys); each must land on the very element
+	// FindPath finds: the first of a repeated name, "" as a name, nested paths under it.
+	std::mt19937 rng(5);
+	static const char *const kKeys[] = {"", "a", "b", "ab", "a.b", "0", "1", "_id", "c", "zz"};
+	int found = 0;
+	for (int round = 0; round < 4000; ++round) {
+		std::vector<mapping::Path> paths;
+		std::vector<std::string> keys;
+		std::vector<std::size_t> top;
+		for (int p = 0, n = 1 + int(rng() % 6); p < n; ++p) {
+			mapping::Path path;
+			for (int d = 0, depth = 1 + int(rng() % 3); d < depth; ++d)
+				path.push_back(kKeys[rng() % 10]);
+			std::size_t k = std::find(keys.begin(), keys.end(), path[0]) - keys.begin();
+			if (k == keys.size())
+				keys.push_back(path[0]);
+			paths.push_back(path);
+			top.push_back(k);
+		}
+		TopKeys located(keys);
+		mongo::Bson doc = RandomKeyedDoc(rng);
+		uint32_t offsets[TopKeys::kMaxKeys] = {};
+		ASSERT_TRUE(located.Locate(*doc, offsets));
+		for (std::size_t p = 0; p < paths.size(); ++p) {
+			bson_iter_t want, got;
+			const bool want_found = FindPath(*doc, paths[p], &want);
+			const bool got_found = located.FindPath(*doc, top[p], offsets[top[p]], paths[p], &got);
+			ASSERT_EQ(want_found, got_found) << round << " " << mapping::PathText(paths[p]);
+			if (!want_found)
+				continue;
+			++found;
+			ASSERT_EQ(bson_iter_type(&want), bson_iter_type(&got));
+			ASSERT_EQ(want.raw + want.off, got.raw + got.off) << round << " " << mapping::PathText(paths[p]);
+		}
+	}
+	EXPECT_GT(found, 1000); // the property was tested on paths that exist, not only on misses
+	std::vector<std::string> many;
+	for (std::size_t i = 0; i <= TopKeys::kMaxKeys; ++i)
+		many.push_back("k" + std::to_string(i));
+	uint32_t offsets[TopKeys::kMaxKeys];
+	EXPECT_FALSE(TopKeys(many).Locate(*Doc(R"({"k1": 1})"), offsets)); // too many: FindPath serves
 }
 
 } // namespace

@@ -63,6 +63,24 @@ std::string DocumentJson(const bson_t &document);
 // missing or an intermediate value is neither a document nor an array.
 bool FindPath(const bson_t &document, const mapping::Path &path, bson_iter_t *iter);
 
+// TopKeys finds the first element of each of a set of keys in one pass over a document (a row's
+// columns share that pass instead of one search each). Locate returns false when the set is too
+// large for it; then FindPath serves.
+class TopKeys {
+public:
+	static constexpr std::size_t kMaxKeys = 64;
+	explicit TopKeys(std::vector<std::string> keys) : keys_(std::move(keys)) {}
+	std::size_t size() const { return keys_.size(); }
+	// Locate fills offsets[k] with the offset of the first element named keys[k] in document, or 0.
+	bool Locate(const bson_t &document, uint32_t offsets[kMaxKeys]) const;
+	// FindPath is convert::FindPath for a path whose first key is keys[k], located at offset.
+	bool FindPath(const bson_t &document, std::size_t k, uint32_t offset, const mapping::Path &path,
+				  bson_iter_t *iter) const;
+
+private:
+	std::vector<std::string> keys_;
+};
+
 // DocumentIdText is the `_id` as text for messages, rejects and verify: a string as itself, anything
 // else as canonical Extended JSON (NUL or invalid UTF-8 are escaped, so it never fails).
 std::string DocumentIdText(const bson_value_t &id);

@@ -85,6 +85,7 @@ private:
 		const mapping::Column *column;
 		TargetType target;
 		std::string path;
+		std::size_t top = 0; // the index of its path's first key in top_keys_
 	};
 	struct CompiledArray {
 		const mapping::ArrayMapping *array;
@@ -104,6 +105,7 @@ private:
 	mapping::Mapping mapping_;
 	std::vector<TableLayout> layout_;
 	std::vector<CompiledColumn> columns_;
+	TopKeys top_keys_{{}}; // the root columns' first keys, found in one pass per document
 	std::vector<CompiledArray> arrays_;
 	std::size_t pk_index_ = 0;
 };

@@ -546,9 +546,13 @@ def cmd_get_more(ctx):
     cur.busy = True
     try:
         reply = batch_reply(ctx.server, cur, b.get("batchSize") or 0, b.get("maxTimeMS"), False)
-        if isinstance(cur, LiveCursor) and ctx.server.cursors.get(cid) is cur:
-            # the next batch is built while the client reads this one (see LiveCursor.prefetch)
-            ctx.conn.after_reply = lambda: cur.prefetch(b.get("batchSize") or 0)
+        size = b.get("batchSize") or 0
+        if isinstance(cur, LiveCursor) and ctx.server.cursors.get(cid) is cur and \
+                size == getattr(cur, "last_size", None):
+            # the next batch is built while the client reads this one (see LiveCursor.prefetch),
+            # once the client asks for the same size twice (not while it grows its batches)
+            ctx.conn.after_reply = lambda: cur.prefetch(size)
+        cur.last_size = size
         return reply
     except MongoError:
         ctx.server.cursors.kill(cid)
