@@ -404,6 +404,19 @@ class ChangeStreamCursor:
                                   "unmodified _id field are allowed.")
         return out
 
+    def read_ahead(self, server, batch_size):
+        """read_ahead converts the oplog entries after the last reply into pending events (up to
+        batch_size) while the client reads that reply, when the stream's events depend on the
+        oplog alone (no fullDocument lookup, no pre-image): the next getMore hands them out as it
+        would have converted them itself."""
+        if self.full_document != "default" or self.before_change != "off" or not batch_size or \
+                len(self.pending) >= batch_size:
+            return
+        try:
+            self._fill(server, batch_size)
+        except MongoError:
+            pass  # the next getMore meets it again
+
     def next_batch(self, server, batch_size, max_time_ms, first):
         """next_batch returns the next events (waiting up to maxTimeMS on a getMore) and the
         postBatchResumeToken."""

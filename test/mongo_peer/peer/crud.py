@@ -546,13 +546,11 @@ def cmd_get_more(ctx):
     cur.busy = True
     try:
         reply = batch_reply(ctx.server, cur, b.get("batchSize") or 0, b.get("maxTimeMS"), False)
-        size = b.get("batchSize") or 0
-        if isinstance(cur, LiveCursor) and ctx.server.cursors.get(cid) is cur and \
-                size == getattr(cur, "last_size", None):
-            # the next batch is built while the client reads this one (see LiveCursor.prefetch),
-            # once the client asks for the same size twice (not while it grows its batches)
-            ctx.conn.after_reply = lambda: cur.prefetch(size)
-        cur.last_size = size
+        ahead = getattr(cur, "read_ahead", None)
+        if ahead is not None and ctx.server.cursors.get(cid) is cur:
+            # the cursor works ahead while the client reads this reply (see its read_ahead)
+            size, server = b.get("batchSize") or 0, ctx.server
+            ctx.conn.after_reply = lambda: ahead(server, size)
         return reply
     except MongoError:
         ctx.server.cursors.kill(cid)

@@ -72,6 +72,14 @@ class LiveCursor(Cursor):
         self.flt = flt
         self.raws = raws  # the bytes each key had when the find matched it (None: unknown)
         self.prefetched = None
+        self.last_size = None
+
+    def read_ahead(self, server, batch_size):
+        """read_ahead prefetches the next batch once the client asks for the same size twice
+        (not while it grows its batches: the batch would not be asked for)."""
+        if batch_size == self.last_size:
+            self.prefetch(batch_size)
+        self.last_size = batch_size
 
     def prefetch(self, batch_size):
         """prefetch builds the batch a getMore of batch_size documents would return now, once the

@@ -439,3 +439,22 @@ def test_document_lookups_are_counted(db):
         db.c.update_one({"_id": 2}, {"$set": {"n": 2}})
         assert _next(cs)["fullDocument"] == {"_id": 2, "n": 2}
     assert count() == start + 2
+
+
+def test_events_read_ahead_keep_order_with_writes_between(client, db):
+    """Events converted ahead of a getMore (while the client reads the last reply) and events
+    written after them come once each, in oplog order, and resuming from any event's token
+    gives the rest."""
+    db.create_collection("c")
+    with db.c.watch(batch_size=2, max_await_time_ms=200) as cs:
+        db.c.insert_many([{"_id": i} for i in range(6)])
+        got = [_next(cs) for _ in range(3)]                  # aggregate + getMores: read ahead
+        db.c.insert_one({"_id": 6})
+        db.c.delete_one({"_id": 0})
+        db.c.update_one({"_id": 1}, {"$set": {"v": 1}})
+        got += [_next(cs) for _ in range(6)]
+    seen = [(e["operationType"], e["documentKey"]["_id"]) for e in got]
+    assert seen == [("insert", i) for i in range(7)] + [("delete", 0), ("update", 1)]
+    with db.c.watch(resume_after=got[2]["_id"], max_await_time_ms=200) as cs:
+        rest = [_next(cs) for _ in range(6)]
+    assert [(e["operationType"], e["documentKey"]["_id"]) for e in rest] == seen[3:]
