@@ -7,7 +7,7 @@ PACKAGES=(
     build-essential pkg-config clang clang-format libclang-rt-14-dev
     postgresql-15 postgresql-server-dev-15 postgresql-15-cron
     libmongoc-dev libbson-dev libjansson-dev libgtest-dev
-    python3-pymongo python3-pymongo-ext python3-pytest python3-psycopg2 python3-matplotlib
+    python3-pymongo python3-pymongo-ext python3-bson-ext python3-pytest python3-psycopg2 python3-matplotlib
 )
 
 missing=()
