@@ -209,6 +209,21 @@ def prepare_insert(doc, upsert=False):
 MAX_USER_DEPTH = 180
 
 
+def _few_containers(doc, limit):
+    """_few_containers tells whether doc holds fewer than limit embedded documents and arrays
+    (then it cannot be nested limit levels deep), walking at most limit of them."""
+    stack, n = [doc], 0
+    while stack:
+        v = stack.pop()
+        for x in (v.values() if isinstance(v, dict) else v):
+            if isinstance(x, (dict, list)):
+                n += 1
+                if n >= limit:
+                    return False
+                stack.append(x)
+    return True
+
+
 def check_depth(doc, raw=None, update=False):
     """check_depth refuses documents nested deeper than MAX_USER_DEPTH levels, the top-level
     document being the first, with ErrorCodes::Overflow (15); empty documents and arrays do not
@@ -217,9 +232,12 @@ def check_depth(doc, raw=None, update=False):
     toward the depth"), an update or upsert result with that of
     [server:src/mongo/db/update/storage_validation.cpp] storageValid. With the raw bytes at hand
     it skips the walk when fewer than MAX_USER_DEPTH embedded documents or arrays (type bytes
-    0x03/0x04) can possibly be present."""
+    0x03/0x04, or for a large document the containers of its tree) can possibly be present."""
     from .values import element_depth
-    if raw is not None and raw.count(b"\x03") + raw.count(b"\x04") < MAX_USER_DEPTH:
+    if raw is not None and len(raw) < 65536:
+        if raw.count(b"\x03") + raw.count(b"\x04") < MAX_USER_DEPTH:
+            return
+    elif _few_containers(doc, MAX_USER_DEPTH):  # a large document: its tree, not its bytes
         return
     if element_depth(doc) <= MAX_USER_DEPTH:
         return

@@ -93,6 +93,17 @@ def test_nesting_depth_limit(db):
     assert e.value.code == 15
     assert "Document exceeds maximum nesting depth of 180" in str(e.value)
     assert db.c.find_one({"_id": 147})["e"] == _nested(178)
+    # The same limits for large documents (the peer checks those by their tree, not their bytes).
+    big = "x" * 100000
+    db.c.insert_one({"_id": "big180", "s": big, "d": _nested(178)})
+    with pytest.raises(WriteError) as e:
+        db.c.insert_one({"_id": "big181", "s": big, "d": _nested(179)})
+    assert e.value.code == 15
+    with pytest.raises(WriteError) as e:
+        db.c.update_one({"_id": "big180"}, {"$set": {"e": [_nested(178)]}})
+    assert e.value.code == 15
+    db.c.update_one({"_id": "big180"}, {"$set": {"n": 1}})
+    assert db.c.find_one({"_id": "big180"})["n"] == 1
 
 
 def test_int64_extreme_dates_in_a_filter(db):
