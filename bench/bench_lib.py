@@ -412,21 +412,40 @@ def lag_under_load(pg, source, coll, river, rate, seconds):
             **worker_share(worker, meter)}
 
 
-def big_documents(pg, source, db, count):
-    """big_documents copies count documents of 8 MiB, then updates each once (every change event
-    carries the whole document), watching the worker's RssAnon in both runs."""
+def big_documents(pg, source, db, count, check=None, watcher=None):
+    """big_documents copies count documents of 8 MiB, then streams one update of each (applied
+    from its update description: the event is small), then count inserts of new ones and count
+    replacements (each of those events carries a whole document), watching the worker's RssAnon
+    in each run. check(phase, count, n_of), if given, is called after each phase ("copy",
+    "update", "full") with the documents the table should then hold (n of document i = n_of(i))."""
+    watcher = watcher or WorkerWatcher
     for i in range(count):
         db.big.insert_one(big_doc(i))
     out = {"docs": count, "doc_bytes": BIG_DOC_BYTES}
     out["copy"] = river_copy(pg, source, "big", "bench.big", "big", BIG_MAPPING, count)
+    checks = [check("copy", count, lambda i: i)] if check else []
     poll = Session(pg)
-    with WorkerWatcher(pg, "big") as rss, PeerMeter(source) as meter:
+    with watcher(pg, "big") as rss, PeerMeter(source) as meter:
         for i in range(count):
             db.big.update_one({"_id": f"big{i:04d}"}, {"$set": {"n": -1 - i}})
         wait_for(lambda: poll.scalar("SELECT count(*) FROM big WHERE n < 0") == count, 600, 0.05,
                  "the updates of the 8 MiB documents")
-    poll.close()
     out["stream"] = {"seconds": meter.wall, "rss_anon_kb": rss.peak_kb, **meter.as_dict(), **worker_share(rss, meter)}
+    if check:
+        checks.append(check("update", count, lambda i: -1 - i))
+    with watcher(pg, "big") as rss, PeerMeter(source) as meter:
+        for i in range(count, 2 * count):
+            db.big.insert_one(big_doc(i))
+        for i in range(count):
+            db.big.replace_one({"_id": f"big{i:04d}"}, big_doc(i))
+        wait_for(lambda: poll.scalar("SELECT count(*) = %s AND count(*) FILTER (WHERE n < 0) = 0 FROM big",
+                                     (2 * count,)), 600, 0.05, "the inserts and replacements of the 8 MiB documents")
+    out["stream_full"] = {"seconds": meter.wall, "rss_anon_kb": rss.peak_kb, **meter.as_dict(),
+                          **worker_share(rss, meter)}
+    poll.close()
+    if check:
+        checks.append(check("full", 2 * count, lambda i: i))
+        out["same_rows"] = all(checks)
     pg.query("SELECT mongo_river.drop_river('big', true)")
     db.big.drop()
     return out

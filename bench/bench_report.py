@@ -63,6 +63,10 @@ def rows(results):
                     _share(b["copy"]), _wshare(b["copy"]), None))
         out.append((f"worker RssAnon, {b['docs']} docs of 8 MiB: their update events", _mib(b["stream"]["rss_anon_kb"]),
                     "", "", _share(b["stream"]), _wshare(b["stream"]), None))
+        if "stream_full" in b:
+            out.append((f"  {b['docs']} inserts + {b['docs']} replacements (events with the whole document)",
+                        _mib(b["stream_full"]["rss_anon_kb"]), "", "", _share(b["stream_full"]),
+                        _wshare(b["stream_full"]), None))
     return out
 
 

@@ -16,9 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "test", "lib"))
 sys.path.insert(0, HERE)
 
-from bench_lib import (BIG_MAPPING, PeerMeter, Session, WorkerWatcher, big_doc, create_river, river_copy,  # noqa: E402
-                       rss_anon_kb, worker_pid)
-from pgcluster import wait_for  # noqa: E402
+from bench_lib import WorkerWatcher, big_doc, create_river, rss_anon_kb, worker_pid  # noqa: E402
 import bench_lib  # noqa: E402
 from mongo_source import start_source  # noqa: E402
 from pgcluster import PgCluster  # noqa: E402
@@ -58,33 +56,12 @@ def main():
 
 
 def big_documents(pg, source, db, count):
-    """big_documents is bench_lib's big_documents, with every row checked against its document."""
-    for i in range(count):
-        db.big.insert_one(big_doc(i))
-    out = {"copy": river_copy(pg, source, "big", "bench.big", "big", BIG_MAPPING, count)}
-    same = same_rows(pg, count, lambda i: i)
-    poll = Session(pg)
-    with FastWatcher(pg, "big") as rss, PeerMeter(source) as meter:
-        for i in range(count):
-            db.big.update_one({"_id": f"big{i:04d}"}, {"$set": {"n": -1 - i}})
-        wait_for(lambda: poll.scalar("SELECT count(*) FROM big WHERE n < 0") == count, 600, 0.05,
-                 "the updates of the 8 MiB documents")
-    poll.close()
-    out["stream"] = {"seconds": meter.wall, "rss_anon_kb": rss.peak_kb}
-    same = same and same_rows(pg, count, lambda i: -1 - i)
-    # Change events that carry whole documents: inserts of new documents, then replacements.
-    with FastWatcher(pg, "big") as rss, PeerMeter(source) as meter:
-        for i in range(count, 2 * count):
-            db.big.insert_one(big_doc(i))
-        for i in range(count):
-            db.big.replace_one({"_id": f"big{i:04d}"}, big_doc(i))
-        wait_for(lambda: poll_count(pg) == (2 * count, 0), 600, 0.05, "the inserts and replacements")
-    out["stream_full"] = {"seconds": meter.wall, "rss_anon_kb": rss.peak_kb}
-    out["same_rows"] = same and same_rows(pg, 2 * count, lambda i: i)
+    """big_documents is bench_lib's big_documents, every row checked against its document after each
+    phase, RssAnon sampled every 5 ms."""
+    out = bench_lib.big_documents(pg, source, db, count, lambda phase, n, n_of: same_rows(pg, n, n_of),
+                                  FastWatcher)
     if not out["same_rows"]:
         print("big_docs_bench: FAILED: rows differ from the documents", flush=True)
-    pg.query("SELECT mongo_river.drop_river('big', true)")
-    db.big.drop()
     return out
 
 
@@ -95,10 +72,6 @@ class FastWatcher(WorkerWatcher):
         while not self.done.is_set():
             self.sample()
             self.done.wait(0.005)
-
-
-def poll_count(pg):
-    return tuple(pg.query("SELECT count(*), count(*) FILTER (WHERE n < 0) FROM big")[0])
 
 
 def same_rows(pg, count, n_of):
