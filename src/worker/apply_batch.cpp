@@ -382,25 +382,38 @@ void RiverWorker::FlushPending(bool fresh) {
 		}
 		apply::MappingWriter &writer = *mapped->second.writer;
 		writer.DeleteBatch(deletes);
-		WriteUpserts(mapped->second, upserts, fresh && deletes.empty());
+		if (!(fresh && deletes.empty() && TryCopyRows(mapped->second, upserts)))
+			writer.UpsertBatch(upserts);
 		if (resync)
 			writer.RecordSeenBatch(name_, seen);
 	}
 	pending_.clear();
 }
 
-void RiverWorker::WriteUpserts(Mapped &mapped, const std::vector<const convert::ConvertedDocument *> &upserts,
-							   bool fresh) {
+bool RiverWorker::TryCopyRows(Mapped &mapped, const std::vector<const convert::ConvertedDocument *> &upserts) {
 	apply::MappingWriter &writer = *mapped.writer;
-	if (fresh && !upserts.empty() && writer.CanCopy()) {
-		std::optional<pg::PgError> error = pg::TrySubtransaction([&] { writer.CopyRows(upserts); });
-		if (!error)
-			return;
-		ereport(DEBUG1, (errmsg("mongo_river: river \"%s\", collection \"%s\": COPY of the batch failed (%s); "
-								"writing it with INSERT ... ON CONFLICT",
-								name_.c_str(), writer.Row().source.c_str(), error->what())));
-	}
-	writer.UpsertBatch(upserts);
+	if (upserts.empty() || !writer.CanCopy())
+		return false;
+	std::optional<pg::PgError> error = pg::TrySubtransaction([&] { writer.CopyRows(upserts); });
+	if (!error)
+		return true;
+	ereport(DEBUG1, (errmsg("mongo_river: river \"%s\", collection \"%s\": COPY of the batch failed (%s); "
+							"writing it with INSERT ... ON CONFLICT",
+							name_.c_str(), writer.Row().source.c_str(), error->what())));
+	return false;
+}
+
+void RiverWorker::UpsertLastOfEachKey(Mapped &mapped, const std::vector<convert::ConvertedDocument> &rows) {
+	// Keyed by the key's text, as pending_ is: two _ids of one text (a string equal to an ObjectId's
+	// hex under a text key) are one row, the later document's, as with a batch of changes.
+	std::map<std::string, const convert::ConvertedDocument *> last;
+	for (const convert::ConvertedDocument &row : rows)
+		last[convert::ValueText(row.key)] = &row;
+	std::vector<const convert::ConvertedDocument *> upserts;
+	upserts.reserve(last.size());
+	for (const auto &[key, row] : last)
+		upserts.push_back(row);
+	mapped.writer->UpsertBatch(upserts);
 }
 
 void RiverWorker::ApplyBatch(const mongo::Batch &batch) {

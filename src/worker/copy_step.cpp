@@ -38,7 +38,8 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 				upserts.reserve(copy_rows_.size());
 				for (const convert::ConvertedDocument &row : copy_rows_)
 					upserts.push_back(&row);
-				WriteUpserts(mapped, upserts, true);
+				if (!TryCopyRows(mapped, upserts))
+					UpsertLastOfEachKey(mapped, copy_rows_);
 			}
 			FlushPending(mapped.phase != "resync");
 			if (scan_->Done() && mapped.phase == "resync" && !river_.options.dry_run) {

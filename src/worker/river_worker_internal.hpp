@@ -248,9 +248,12 @@ private:
 	bool CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &docs, bool isolate);
 	bool Batched(const Mapped &mapped, bool isolate) const;
 	void FlushPending(bool fresh = false);
-	// WriteUpserts writes a mapping's upserted documents: fresh (an initial copy: no rows yet, most
-	// likely) first tries CopyRows in a subtransaction, then the multi-row statements.
-	void WriteUpserts(Mapped &mapped, const std::vector<const convert::ConvertedDocument *> &upserts, bool fresh);
+	// TryCopyRows writes documents whose keys most likely have no rows yet (an initial copy) with
+	// CopyRows in a subtransaction; false (nothing written) when the mapping cannot or a row refused.
+	bool TryCopyRows(Mapped &mapped, const std::vector<const convert::ConvertedDocument *> &upserts);
+	// UpsertLastOfEachKey upserts, of rows in scan order, each key's last document (the reduction
+	// pending_ makes for a batch of changes).
+	void UpsertLastOfEachKey(Mapped &mapped, const std::vector<convert::ConvertedDocument> &rows);
 
 	std::string name_;
 	std::string id_; // the river's identity (river.id), fixed at the first load
@@ -276,9 +279,9 @@ private:
 	bool reader_for_copy_ = false; // the reader was opened with kCopyStreamAwaitMs
 	PendingWrites pending_;        // the batch's reduced writes (see PendingWrite)
 	// copy_rows_: while an initial copy's batch is converted (copy_rows_on_), its documents in scan
-	// order. A scan in _id order returns each document once, so a copy needs no reduction by key
-	// (pending_); a key that came twice fails CopyRows and UpsertBatch, and the batch is applied
-	// again document by document (isolate).
+	// order. A scan in _id order returns each document once, so CopyRows takes them as they are; a
+	// key that came twice (a broken source, or two _ids of one text) fails it, and then only each
+	// key's last document is upserted (UpsertLastOfEachKey), as pending_ would have reduced them.
 	std::vector<convert::ConvertedDocument> copy_rows_;
 	bool copy_rows_on_ = false;
 	bool lookup_fallback_ = false; // reading the stream without updateLookup (large-event policy)
