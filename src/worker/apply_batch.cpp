@@ -201,6 +201,7 @@ void RiverWorker::ApplyEvent(const mongo::ChangeEvent &event, bool isolate, Batc
 		return;
 	catalog::MappingProgress &progress = (*effect)[mapped->writer->Row().source];
 	progress.changes++;
+	mapped->stream_changes++;
 	if (event.wall_time_ms)
 		progress.last_wall_ms = event.wall_time_ms;
 	switch (event.op) {

@@ -115,6 +115,7 @@ bool RiverWorker::CopyStep() {
 			mapped.catch_up = false;
 		}
 		scan_source_ = row.source;
+		scan_stream_mark_ = mapped.stream_changes;
 		scan_started_ = source_->OperationTime();
 		TimestampTz started = GetCurrentTimestamp();
 		copy_rate_ = CopyRate{started, started, 0, 0};
@@ -140,7 +141,14 @@ bool RiverWorker::CopyStep() {
 	// A copy transaction takes up to kCopyBatchFactor x batch_size documents (at most kMaxBatchBytes
 	// of BSON): copied rows go in through COPY, where a commit per few thousand rows would cost
 	// more than the rows themselves.
+	// The stream was read since the scan's last batch: the documents the cursor still holds (the
+	// rest of a reply) can be older than a change it applied to them meanwhile; written now they
+	// would undo it (an update reverted, a deleted document back). Read them afresh instead: every
+	// change the stream applied is then in them, and later ones come after, through the stream.
+	if (mapped.stream_changes != scan_stream_mark_)
+		scan_->Restart();
 	std::vector<mongo::Bson> docs = scan_->NextBatch(size_t(river_.options.batch_size) * kCopyBatchFactor);
+	scan_stream_mark_ = mapped.stream_changes;
 	if (!CopyDocuments(mapped, docs, false))
 		CopyDocuments(mapped, docs, true);
 	if (scan_->Done()) {

@@ -92,6 +92,9 @@ struct Mapped {
 	// copied_id: the last _id (BSON {"": id}) its copy committed in this worker's run: a copy whose
 	// reader failed resumes there (Row() is the catalog as loaded, possibly before the copy began).
 	std::string copied_id;
+	// stream_changes counts the change events the stream applied to it in this worker's run (see
+	// CopyStep: a copy does not write documents read before such a change).
+	uint64 stream_changes = 0;
 };
 
 // CatchUpRun is the catch-up of one copy: false mapping in progress: its own reader's changes up to
@@ -265,6 +268,7 @@ private:
 	mongo::Position position_;
 	std::unique_ptr<mongo::CollectionScan> scan_;
 	std::string scan_source_;
+	uint64 scan_stream_mark_ = 0; // the copied mapping's stream_changes when scan_ last read
 	mongo::Timestamp scan_started_;
 	std::optional<uint64> scan_cut_;        // a fresh copy's cut, saved with its first batch
 	std::optional<CatchUpRun> catch_up_;    // set while a copy: false mapping is being caught up

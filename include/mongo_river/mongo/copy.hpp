@@ -57,6 +57,9 @@ public:
 
 	// Done tells whether the scan has read the last document.
 	bool Done() const { return done_; }
+	// Restart drops what the cursor still holds (the rest of a reply read earlier): the next
+	// NextBatch reads afresh after the last document returned.
+	void Restart() { cursor_.reset(); }
 	// LastId returns {_id: value} of the last document returned (or resume_after), nullptr if none:
 	// store it with the batch to resume after a crash.
 	const bson_t *LastId() const { return last_id_.get(); }
