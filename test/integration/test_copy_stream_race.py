@@ -14,8 +14,6 @@ import json
 import threading
 import time
 
-import pymongo
-
 from evilproxy import EvilProxy
 from hostile_lib import decode, port_of
 from pgcluster import wait_for
