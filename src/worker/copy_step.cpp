@@ -15,7 +15,6 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 			RequireRiver();
 			pending_.clear();
 			txn_rejects_.clear();
-			copy_rows_.clear();
 			// An initial copy's documents go to copy_rows_ (see there); a resync's keys are recorded
 			// as seen, so it goes through pending_.
 			copy_rows_on_ = Batched(mapped, isolate) && mapped.phase != "resync";
@@ -138,15 +137,15 @@ bool RiverWorker::CopyStep() {
 		ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": %s initial copy", name_.c_str(),
 							 row.source.c_str(), last ? "resuming" : "starting")));
 	}
-	// A copy transaction takes up to kCopyBatchFactor x batch_size documents (at most kMaxBatchBytes
-	// of BSON): copied rows go in through COPY, where a commit per few thousand rows would cost
-	// more than the rows themselves.
 	// The stream was read since the scan's last batch: the documents the cursor still holds (the
 	// rest of a reply) can be older than a change it applied to them meanwhile; written now they
 	// would undo it (an update reverted, a deleted document back). Read them afresh instead: every
 	// change the stream applied is then in them, and later ones come after, through the stream.
 	if (mapped.stream_changes != scan_stream_mark_)
 		scan_->Restart();
+	// A copy transaction takes up to kCopyBatchFactor x batch_size documents (at most kMaxBatchBytes
+	// of BSON): copied rows go in through COPY, where a commit per few thousand rows would cost
+	// more than the rows themselves.
 	std::vector<mongo::Bson> docs = scan_->NextBatch(size_t(river_.options.batch_size) * kCopyBatchFactor);
 	scan_stream_mark_ = mapped.stream_changes;
 	if (!CopyDocuments(mapped, docs, false))

@@ -70,7 +70,6 @@ class TopKeys {
 public:
 	static constexpr std::size_t kMaxKeys = 64;
 	explicit TopKeys(std::vector<std::string> keys) : keys_(std::move(keys)) {}
-	std::size_t size() const { return keys_.size(); }
 	// Locate fills offsets[k] with the offset of the first element named keys[k] in document, or 0.
 	bool Locate(const bson_t &document, uint32_t offsets[kMaxKeys]) const;
 	// FindPath is convert::FindPath for a path whose first key is keys[k], located at offset.
