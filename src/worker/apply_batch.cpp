@@ -100,8 +100,8 @@ void RiverWorker::ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::
 		// without a search.
 		if (writes.empty() || writes.rbegin()->first < key)
 			writes.emplace_hint(writes.end(), std::move(key), PendingWrite{false, std::move(converted), {}});
-		else
-			writes[key] = PendingWrite{false, std::move(converted), {}};
+		else if (!writes.insert_or_assign(std::move(key), PendingWrite{false, std::move(converted), {}}).second)
+			++repeats_;
 		return;
 	}
 	auto write = [&] {
@@ -118,6 +118,8 @@ void RiverWorker::ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::
 		throw std::move(*error);
 	if (error)
 		RejectOrStop(mapped, operation, &doc, nullptr, error->what());
+	else if (change.operation == "copy" && !isolated_keys_.insert(convert::ValueText(converted.key)).second)
+		++repeats_;
 }
 
 void RiverWorker::HandleDdl(const mongo::ChangeEvent &event) {
@@ -404,7 +406,7 @@ bool RiverWorker::TryCopyRows(Mapped &mapped, const std::vector<const convert::C
 	return false;
 }
 
-void RiverWorker::UpsertLastOfEachKey(Mapped &mapped, const std::vector<convert::ConvertedDocument> &rows) {
+int64 RiverWorker::UpsertLastOfEachKey(Mapped &mapped, const std::vector<convert::ConvertedDocument> &rows) {
 	// Keyed by the key's text, as pending_ is: two _ids of one text (a string equal to an ObjectId's
 	// hex under a text key) are one row, the later document's, as with a batch of changes.
 	std::map<std::string, const convert::ConvertedDocument *> last;
@@ -415,6 +417,7 @@ void RiverWorker::UpsertLastOfEachKey(Mapped &mapped, const std::vector<convert:
 	for (const auto &[key, row] : last)
 		upserts.push_back(row);
 	mapped.writer->UpsertBatch(upserts);
+	return int64(rows.size() - last.size());
 }
 
 void RiverWorker::ApplyBatch(const mongo::Batch &batch) {

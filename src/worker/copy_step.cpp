@@ -15,6 +15,8 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 			RequireRiver();
 			pending_.clear();
 			txn_rejects_.clear();
+			repeats_ = 0;
+			isolated_keys_.clear();
 			// An initial copy's documents go to copy_rows_ (see there); a resync's keys are recorded
 			// as seen, so it goes through pending_.
 			copy_rows_on_ = Batched(mapped, isolate) && mapped.phase != "resync";
@@ -38,7 +40,7 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 				for (const convert::ConvertedDocument &row : copy_rows_)
 					upserts.push_back(&row);
 				if (!TryCopyRows(mapped, upserts))
-					UpsertLastOfEachKey(mapped, copy_rows_);
+					repeats_ += UpsertLastOfEachKey(mapped, copy_rows_);
 			}
 			FlushPending(mapped.phase != "resync");
 			if (scan_->Done() && mapped.phase == "resync" && !river_.options.dry_run) {
@@ -47,7 +49,8 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 									 "documents that no longer exist",
 									 name_.c_str(), mapped.writer->Row().source.c_str(), (unsigned long)deleted)));
 			}
-			copied = int64(docs.size()) - txn_rejects_[mapped.writer->Row().source]; // rejects apart
+			// Rejects apart, and a document written over by a later one of its key counts once.
+			copied = int64(docs.size()) - txn_rejects_[mapped.writer->Row().source] - repeats_;
 			catalog::SaveCopyProgress(name_, mapped.writer->Row().source, RawBytes(scan_->LastId()), copied, phase,
 									  scan_cut_);
 			if (phase != mapped.phase)

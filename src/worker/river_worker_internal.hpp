@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -255,8 +256,9 @@ private:
 	// CopyRows in a subtransaction; false (nothing written) when the mapping cannot or a row refused.
 	bool TryCopyRows(Mapped &mapped, const std::vector<const convert::ConvertedDocument *> &upserts);
 	// UpsertLastOfEachKey upserts, of rows in scan order, each key's last document (the reduction
-	// pending_ makes for a batch of changes).
-	void UpsertLastOfEachKey(Mapped &mapped, const std::vector<convert::ConvertedDocument> &rows);
+	// pending_ makes for a batch of changes); returns how many documents a later one of their key
+	// replaced.
+	int64 UpsertLastOfEachKey(Mapped &mapped, const std::vector<convert::ConvertedDocument> &rows);
 
 	std::string name_;
 	std::string id_; // the river's identity (river.id), fixed at the first load
@@ -288,6 +290,11 @@ private:
 	// key's last document is upserted (UpsertLastOfEachKey), as pending_ would have reduced them.
 	std::vector<convert::ConvertedDocument> copy_rows_;
 	bool copy_rows_on_ = false;
+	// repeats_: documents of the current batch written over an earlier one of the same key (a source
+	// that returned a document twice, or two _ids of one text): a copy does not count them as copied.
+	// An isolated copy batch (one document a subtransaction) finds them with isolated_keys_.
+	int64 repeats_ = 0;
+	std::set<std::string> isolated_keys_;
 	bool lookup_fallback_ = false; // reading the stream without updateLookup (large-event policy)
 	// update_diffs_: the reader was opened without lookups (mongo_river.apply_update_diffs): update
 	// events are applied from their update descriptions where the mapping allows it, else looked up.
