@@ -468,8 +468,8 @@ def cmd_find(ctx):
             keys = id_index_keys(c)[skip:] if _id_sort(sort) > 0 else id_index_keys(c)[::-1][skip:]
             cur = LiveCursor(ns, c, keys, flt, limit, single)
             cur.lsid = b.get("lsid")
-            return batch_reply(ctx.server, cur, 101 if batch_size is None else batch_size,
-                               b.get("maxTimeMS"), True)
+            return _work_ahead(ctx, cur, batch_reply(ctx.server, cur, 101 if batch_size is None else batch_size,
+                                                     b.get("maxTimeMS"), True), batch_size or 0)
         else:
             pairs = ctx.writer.scan(c) if not flt and not sort else \
                 [(key, raw) for key, raw, _ in matching(ctx, c, flt, sort=sort)]
@@ -477,8 +477,8 @@ def cmd_find(ctx):
         keys, raws = (list(t) for t in zip(*pairs)) if pairs else ([], [])
         cur = LiveCursor(ns, c, keys, flt, limit, single, raws=raws)
         cur.lsid = b.get("lsid")
-        return batch_reply(ctx.server, cur, 101 if batch_size is None else batch_size,
-                           b.get("maxTimeMS"), True)
+        return _work_ahead(ctx, cur, batch_reply(ctx.server, cur, 101 if batch_size is None else batch_size,
+                                                 b.get("maxTimeMS"), True), batch_size or 0)
     if not flt and not sort and not proj:
         items = [raw for _, raw in ctx.writer.scan(c)] if c is not None else []
     else:
@@ -545,18 +545,23 @@ def cmd_get_more(ctx):
         raise MongoError(2, "cursor id %d is already in use" % cid)
     cur.busy = True
     try:
-        reply = batch_reply(ctx.server, cur, b.get("batchSize") or 0, b.get("maxTimeMS"), False)
-        ahead = getattr(cur, "read_ahead", None)
-        if ahead is not None and ctx.server.cursors.get(cid) is cur:
-            # the cursor works ahead while the client reads this reply (see its read_ahead)
-            size, server = b.get("batchSize") or 0, ctx.server
-            ctx.conn.after_reply = lambda: ahead(server, size)
-        return reply
+        return _work_ahead(ctx, cur, batch_reply(ctx.server, cur, b.get("batchSize") or 0, b.get("maxTimeMS"), False),
+                           b.get("batchSize") or 0)
     except MongoError:
         ctx.server.cursors.kill(cid)
         raise
     finally:
         cur.busy = False
+
+
+def _work_ahead(ctx, cur, reply, size):
+    """_work_ahead has a cursor that stays open work ahead while the client reads reply (see its
+    read_ahead), and returns reply."""
+    ahead = getattr(cur, "read_ahead", None)
+    if ahead is not None and cur.id and ctx.server.cursors.get(cur.id) is cur:
+        server = ctx.server
+        ctx.conn.after_reply = lambda: ahead(server, size)
+    return reply
 
 
 def cmd_kill_cursors(ctx):

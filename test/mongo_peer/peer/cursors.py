@@ -72,20 +72,18 @@ class LiveCursor(Cursor):
         self.flt = flt
         self.raws = raws  # the bytes each key had when the find matched it (None: unknown)
         self.prefetched = None
-        self.last_size = None
 
     def read_ahead(self, server, batch_size):
-        """read_ahead prefetches the next batch once the client asks for the same size twice
-        (not while it grows its batches: the batch would not be asked for)."""
-        if batch_size == self.last_size:
-            self.prefetch(batch_size)
-        self.last_size = batch_size
+        """read_ahead prefetches the next batch at the size the client last asked for (the find's
+        or the getMore's): a next getMore of that size takes it whole, a larger one takes it and
+        reads the rest (see next_batch)."""
+        self.prefetch(batch_size)
 
     def prefetch(self, batch_size):
         """prefetch builds the batch a getMore of batch_size documents would return now, once the
-        previous reply is sent (the client is busy with it): next_batch hands it out if that
-        getMore asks for as many and nothing was written to the collection since, which is then
-        the same batch, without the wait. The hold of the store's lock orders it with writes."""
+        previous reply is sent (the client is busy with it): next_batch hands it out if nothing was
+        written to the collection since, which is then the same batch, without the wait. The hold
+        of the store's lock orders it with writes."""
         if self.exhausted() or self.single:
             return
         state = (self.pos, self.returned)
@@ -95,18 +93,29 @@ class LiveCursor(Cursor):
 
     def next_batch(self, server, batch_size, max_time_ms, first):
         """next_batch returns the prefetched batch when it is still what a read would give, else
-        reads one (see _read_batch)."""
+        reads one (see _read_batch). A getMore asking for more than was prefetched gets the
+        prefetched documents and as many more as a read of its size would have given: the same
+        documents, in the same order, within the same byte bound."""
         pf, self.prefetched = self.prefetched, None
-        if pf and pf[0] == batch_size and pf[1] == self.coll.version and \
-                pf[2] == (self.pos, self.returned):
+        if not pf or pf[1] != self.coll.version or pf[2] != (self.pos, self.returned):
+            return self._read_batch(batch_size)
+        ahead, (out, done, extra) = pf[0], pf[4]
+        if batch_size == ahead:
             self.pos, self.returned = pf[3]
             return pf[4]
-        return self._read_batch(batch_size)
+        if not ahead or (batch_size and batch_size < ahead):
+            return self._read_batch(batch_size)
+        self.pos, self.returned = pf[3]
+        if done or len(out) < ahead:  # the end, or the byte bound stopped it: so would the read
+            return pf[4]
+        more, done, _ = self._read_batch(batch_size - len(out) if batch_size else 0, sum(map(len, out)))
+        return out + more, done, extra
 
-    def _read_batch(self, batch_size):
+    def _read_batch(self, batch_size, held=0):
         """_read_batch reads the next documents by key: C-level slices and maps when nothing was
         deleted or changed since the find (the scan fast path), else a loop that skips deleted
-        documents and re-checks changed ones against the filter."""
+        documents and re-checks changed ones against the filter. held: bytes of the batch already
+        taken (a prefetched part): the documents read fit in what is left of the byte bound."""
         cap = batch_size or (1 << 62)
         if self.limit:
             cap = min(cap, self.limit - self.returned)
@@ -118,13 +127,13 @@ class LiveCursor(Cursor):
                 not flt or (snap is not None and
                             not any(map(operator.is_not, raws, snap[pos:pos + cap])))):
             cut = bisect.bisect_right(list(itertools.accumulate(map(len, raws))),
-                                      MAX_BATCH_BYTES)
-            out = raws[:max(cut, 1)]
+                                      MAX_BATCH_BYTES - held)
+            out = raws[:cut if held else max(cut, 1)]
             self.pos = pos + len(out)
             self.returned += len(out)
             return out, self.single or self.exhausted(), {}
         out = []
-        size = 0
+        size = held
         while pos < n and len(out) < cap:
             raw = get(keys[pos])
             if raw is not None and flt and (snap is None or raw is not snap[pos]) and \
@@ -132,7 +141,7 @@ class LiveCursor(Cursor):
                 raw = None
             if raw is not None:
                 s = len(raw)
-                if out and size + s > MAX_BATCH_BYTES:
+                if size and size + s > MAX_BATCH_BYTES:
                     break
                 out.append(raw)
                 size += s

@@ -529,6 +529,56 @@ def test_id_order_across_inserts_deletes_and_transactions(client, db):
     assert [d["_id"] for d in db.c.find({}).sort("_id", 1)] == [1, 2, 3]
 
 
+def test_growing_get_mores_give_what_a_read_would(db):
+    """A cursor builds its next batch ahead at the size last asked for; a getMore asking for more
+    gets those documents and then as many as a read of its size would give. Whatever the sizes
+    asked (growing, shrinking, unbounded), each batch is the longest run of the documents as they
+    are now, in _id order, within the count asked and the 16 MiB reply bound, with writes between
+    getMores seen."""
+    bound = 16 * 1024 * 1024 - 16 * 1024
+    docs = [{"_id": i, "pad": "x" * (3 * 1024 * 1024 if 20 <= i < 27 else 10)} for i in range(60)]
+    db.c.insert_many(docs)
+    live = {d["_id"]: d for d in docs}
+
+    def expected(after, asked):
+        out, size = [], 0
+        for k in sorted(k for k in live if k > after):
+            n = len(bson.encode(live[k]))
+            if (asked and len(out) >= asked) or (out and size + n > bound):
+                break
+            out.append(k)
+            size += n
+        return out
+
+    reply = db.command({"find": "c", "sort": {"_id": 1}, "batchSize": 1})["cursor"]
+    got = [d["_id"] for d in reply["firstBatch"]]
+    assert got == [0]
+    cid, last = reply["id"], 0
+    # writes: to the second document after the last returned, which the batch built ahead holds
+    steps = [(2, None), (4, None), (8, "delete"), (16, None), (3, "update"), (40, None), (1, None),
+             (0, "delete"), (64, None), (64, None)]
+    for asked, write in steps:
+        target = min(k for k in live if k > last + 1)
+        if write == "delete":
+            db.c.delete_one({"_id": target})
+            live.pop(target)
+        elif write:
+            db.c.update_one({"_id": target}, {"$set": {"pad": "y" * 20}})
+            live[target]["pad"] = "y" * 20
+        want = expected(last, asked)
+        reply = db.command({"getMore": cid, "collection": "c", "batchSize": asked} if asked else
+                           {"getMore": cid, "collection": "c"})["cursor"]
+        batch = reply["nextBatch"]
+        assert [d["_id"] for d in batch] == want, f"getMore of {asked} after {last}"
+        assert all(d == live[d["_id"]] for d in batch)
+        if batch:
+            last = batch[-1]["_id"]
+        if not reply["id"]:
+            break
+        cid = reply["id"]
+    assert last == 59
+
+
 def test_get_more_reads_documents_as_they_are_then(db):
     """Each getMore returns the documents as they are when it runs (mongod's cursors outside a
     snapshot), also when the peer built that batch ahead while the client read the last one: a
