@@ -13,6 +13,7 @@ namespace mongo_river::convert {
 namespace {
 
 using internal::Fail;
+using internal::IsCleanText;
 
 // kPreviewBytes bounds how much of a string value a message quotes.
 constexpr std::size_t kPreviewBytes = 40;
@@ -33,10 +34,28 @@ struct StackBson {
 	bson_t bson;
 };
 
-// IsCleanText tells whether s is valid UTF-8 without NUL characters.
-bool IsCleanText(const char *s, std::size_t len) {
-	return bson_utf8_validate(s, len, false);
+} // namespace
+
+// IsCleanText tells whether s is valid UTF-8 without NUL characters. Most text is ASCII: bytes 1 to
+// 127 are checked eight at a time, and only a string with another byte is decoded.
+bool internal::IsCleanText(const char *s, std::size_t len) {
+	constexpr uint64_t kOnes = 0x0101010101010101ULL;
+	constexpr uint64_t kHighs = 0x8080808080808080ULL;
+	std::size_t i = 0;
+	for (; i + 8 <= len; i += 8) {
+		uint64_t word;
+		std::memcpy(&word, s + i, 8);
+		// A byte with its high bit set, or a zero byte ((word - ones) & ~word sets its high bit).
+		if ((word | ((word - kOnes) & ~word)) & kHighs)
+			return bson_utf8_validate(s, len, false);
+	}
+	for (; i < len; i++)
+		if (static_cast<unsigned char>(s[i]) - 1u >= 0x7fu)
+			return bson_utf8_validate(s, len, false);
+	return true;
 }
+
+namespace {
 
 // Preview renders a short, safe form of value for messages (empty when none is useful).
 std::string Preview(const bson_value_t &value) {

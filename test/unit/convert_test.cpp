@@ -8,6 +8,7 @@
 #include <random>
 
 #include "mongo_river/convert/convert.hpp"
+#include "../../src/convert/internal.hpp"
 #include "test_bson.hpp"
 
 namespace mongo_river::convert {
@@ -617,3 +618,33 @@ TEST(FindPath, OnePassLookupFindsWhatFindPathFinds) {
 
 } // namespace
 } // namespace mongo_river::convert
+
+// IsCleanText's ASCII words agree with bson_utf8_validate (no NUL) on random strings: mostly ASCII,
+// with NULs, high bytes, valid and broken multi-byte sequences at every offset of a word.
+TEST(CleanText, AgreesWithLibbson) {
+	std::mt19937 rng(7);
+	const std::vector<std::string> pieces = {"a",
+											 "Z",
+											 "~",
+											 std::string(1, '\0'),
+											 "\x7f",
+											 "\x80",
+											 "\xc3\xa9",
+											 "\xe2\x82\xac",
+											 "\xf0\x9f\x98\x80",
+											 "\xc3",
+											 "\xed\xa0\x80",
+											 "\xff"};
+	int unclean = 0;
+	for (int n = 0; n < 20000; n++) {
+		std::string s;
+		const int length = int(rng() % 40);
+		for (int i = 0; i < length; i++)
+			s += rng() % 4 ? std::string(1, char('a' + rng() % 26)) : pieces[rng() % pieces.size()];
+		const bool want = bson_utf8_validate(s.data(), s.size(), false);
+		unclean += !want;
+		ASSERT_EQ(mongo_river::convert::internal::IsCleanText(s.data(), s.size()), want) << n;
+	}
+	EXPECT_GT(unclean, 3000);
+	EXPECT_LT(unclean, 17000);
+}
