@@ -27,7 +27,10 @@ def rows(results):
     share, worker CPU share, chart label or None) each."""
     out = []
     for c in results["copy_flat"]:
-        out.append((f"flat copy, {c['docs']:,} docs (docs/s vs COPY rows/s)", f"{c['docs_s']:,.0f}",
+        runs = c.get("runs") or []
+        spread = f", median of {len(runs)}: {min(r['ratio'] for r in runs):.2f}–{max(r['ratio'] for r in runs):.2f}" \
+            if runs else ""
+        out.append((f"flat copy, {c['docs']:,} docs (docs/s vs COPY rows/s{spread})", f"{c['docs_s']:,.0f}",
                     f"{c['copy_rows_s']:,.0f}", f"{c['ratio']:.2f}", _share(c), _wshare(c), f"copy flat {c['docs']:,}"))
         if "oplog_capture" in c:
             o = c["oplog_capture"]
