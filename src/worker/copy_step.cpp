@@ -2,7 +2,6 @@
 // with the copy's progress.
 #include "river_worker_internal.hpp"
 
-#include <ctime>
 
 namespace mongo_river::worker::internal {
 
@@ -95,21 +94,6 @@ void RiverWorker::ReportCopyRate(const std::string &source, int64 copied) {
 bool RiverWorker::CopyPending() const {
 	return std::any_of(mapped_.begin(), mapped_.end(), [](const auto &entry) { return Copying(entry.second.phase); });
 }
-
-namespace {
-
-double WallMs() {
-	return double(GetCurrentTimestamp()) / 1000;
-}
-
-// CpuMs is the worker's CPU time so far (user and system).
-double CpuMs() {
-	struct timespec now;
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
-	return double(now.tv_sec) * 1000 + double(now.tv_nsec) / 1e6;
-}
-
-} // namespace
 
 bool RiverWorker::CopyStep() {
 	auto it =

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <ctime>
 #include <deque>
 #include <map>
 #include <memory>
@@ -62,6 +63,17 @@ constexpr int kCopyStreamIntervalMs = 1000;
 // the reader's usual wait for new events (500 ms) would otherwise idle the copy at every stream read
 // of a quiet source. The stream is reopened with the usual wait once the copies are done.
 constexpr int32_t kCopyStreamAwaitMs = 5;
+
+// WallMs and CpuMs are the time and the worker's CPU time (user and system) in milliseconds, for the
+// debug1 lines that say where a batch's time went.
+inline double WallMs() {
+	return double(GetCurrentTimestamp()) / 1000;
+}
+inline double CpuMs() {
+	struct timespec now;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
+	return double(now.tv_sec) * 1000 + double(now.tv_nsec) / 1e6;
+}
 // kSilenceReportMs: a worker whose read has had no byte from the source for this long shows it in the
 // status (phase retrying, last_error "no reply from the source for N s") until the read ends.
 constexpr int64_t kSilenceReportMs = 10000;
