@@ -275,7 +275,8 @@ bool ChangeStreamReader::Aggregate(StartOption option, const bson_t *token, Time
 	bson_append_document_begin(cmd.get(), "cursor", -1, &cursor);
 	// The first batch of a stream with no event read yet is one event (their size is unknown: a
 	// backlog could fill a 16 MiB reply); a reopened stream's is what FittedBatchSize says.
-	BSON_APPEND_INT32(&cursor, "batchSize", FittedBatchSize());
+	asked_ = FittedBatchSize();
+	BSON_APPEND_INT32(&cursor, "batchSize", asked_);
 	bson_append_document_end(cmd.get(), &cursor);
 
 	Bson opts = CommandOpts();
@@ -333,6 +334,7 @@ void ChangeStreamReader::LoadBatch(Reply reply, const char *batch) {
 				reply_events_ = events;
 				reply_bytes_ = batch_len_;
 			}
+			reply_full_ = asked_ > 0 && events >= size_t(asked_);
 		}
 	}
 	if (!batch_left_)
@@ -453,8 +455,13 @@ bool ChangeStreamReader::GetMore(bson_error_t *error, Reply *failed) {
 	Bson cmd = NewBson();
 	BSON_APPEND_INT64(cmd.get(), "getMore", cursor_id_);
 	BSON_APPEND_UTF8(cmd.get(), "collection", cursor_coll_.c_str());
-	BSON_APPEND_INT32(cmd.get(), "batchSize", FittedBatchSize());
-	if (options_.max_await_ms > 0)
+	asked_ = FittedBatchSize();
+	BSON_APPEND_INT32(cmd.get(), "batchSize", asked_);
+	// A batch in hand that goes on past a full reply does not wait for events the source has not
+	// got: its events would wait too.
+	if (continuing_ && reply_full_)
+		BSON_APPEND_INT64(cmd.get(), "maxTimeMS", 1);
+	else if (options_.max_await_ms > 0)
 		BSON_APPEND_INT64(cmd.get(), "maxTimeMS", options_.max_await_ms);
 	Bson opts = CommandOpts();
 	mongoc_client_t *client = source_.Handle();
@@ -583,11 +590,15 @@ Batch ChangeStreamReader::NextBatch(size_t max_events, int64_t max_ms) {
 			   std::chrono::steady_clock::now() >= deadline;
 	};
 	while (true) {
-		// A batch also ends with the server's batch: the next getMore would wait (up to
-		// max_await_ms) for events the source does not have yet, holding back those in hand.
-		if (!batch.events.empty() && !batch.events.back().InTransaction() && (full() || (!pending_ && BatchEmpty())))
+		// A batch also ends with the server's batch unless that was full: the next getMore would wait
+		// (up to max_await_ms) for events the source does not have yet, holding back those in hand.
+		// After a full reply (a backlog, read with replies growing from one event) the batch goes on
+		// with a getMore that does not wait, so the ramp's replies are one transaction, not ten.
+		if (!batch.events.empty() && !batch.events.back().InTransaction() &&
+			(full() || (!pending_ && BatchEmpty() && !reply_full_)))
 			break;
 		ChangeEvent event;
+		continuing_ = !batch.events.empty();
 		if (!Fetch(&event)) {
 			batch.caught_up = true;
 			break;

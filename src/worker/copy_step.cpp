@@ -2,7 +2,6 @@
 // with the copy's progress.
 #include "river_worker_internal.hpp"
 
-
 namespace mongo_river::worker::internal {
 
 bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &docs, bool isolate) {

@@ -335,11 +335,11 @@ void RiverWorker::StreamStep(bool copying) {
 	ApplyBatch(batch);
 	// Where a batch's time goes (log_min_messages = debug1): wall and the worker's CPU.
 	if (!batch.events.empty())
-		ereport(DEBUG1, (errmsg_internal("mongo_river: river \"%s\": %zu changes: read %.1f ms (CPU %.1f ms), "
-										 "applied and committed %.1f ms (CPU %.1f ms)",
-										 name_.c_str(), batch.events.size(), apply_start[0] - read_start[0],
-										 apply_start[1] - read_start[1], WallMs() - apply_start[0],
-										 CpuMs() - apply_start[1])));
+		ereport(DEBUG1,
+				(errmsg_internal("mongo_river: river \"%s\": %zu changes: read %.1f ms (CPU %.1f ms), "
+								 "applied and committed %.1f ms (CPU %.1f ms)",
+								 name_.c_str(), batch.events.size(), apply_start[0] - read_start[0],
+								 apply_start[1] - read_start[1], WallMs() - apply_start[0], CpuMs() - apply_start[1])));
 	if (lookup_fallback_ && !batch.events.empty()) {
 		lookup_fallback_ = false; // past the large event: back to server-side lookups
 		reopen_ = true;

@@ -291,7 +291,10 @@ TEST(ChangeStream, CursorCommandsShareOneSessionAndServerAndAreKilled) {
 		const Commands::Command &more = *cursor[k];
 		EXPECT_EQ(more.name, "getMore");
 		EXPECT_EQ(Commands::Json(more, "collection"), R"({ "v" : "$cmd.aggregate" })");
-		EXPECT_EQ(Commands::Json(more, "maxTimeMS"), R"({ "v" : { "$numberLong" : "300" } })");
+		// The await time, or 1 ms for a getMore that goes on past a full reply with events in hand.
+		const std::string wait = Commands::Json(more, "maxTimeMS");
+		EXPECT_TRUE(wait == R"({ "v" : { "$numberLong" : "300" } })" || wait == R"({ "v" : { "$numberLong" : "1" } })")
+			<< wait;
 		bson_iter_t iter;
 		ASSERT_TRUE(bson_iter_init_find(&iter, more.body.get(), "batchSize") && BSON_ITER_HOLDS_INT32(&iter));
 		const int batch = bson_iter_int32(&iter);
@@ -303,6 +306,37 @@ TEST(ChangeStream, CursorCommandsShareOneSessionAndServerAndAreKilled) {
 		EXPECT_EQ(Commands::Json(more, "readConcern"), "") << "getMore takes no read concern";
 	}
 	EXPECT_EQ(most, 7) << "20 small events: the getMores reach the stream's batch size";
+}
+
+// A backlog is read in one batch: its replies grow from one event (each at most twice the last),
+// and a batch goes on past a full reply with a getMore that does not wait, so the events in hand are
+// not held back by an await and the ramp's replies are not a transaction each.
+TEST(ChangeStream, BacklogReadInOneBatchAcrossGrowingReplies) {
+	REQUIRE_SOURCE();
+	mm::Source source(live::SourceUri());
+	live::Writer w(live::SourceUri());
+	const std::string db = live::UniqueDb("csramp");
+	w.Insert(db, "a", R"({"_id": 0})");
+	Commands commands(source.Handle());
+	mm::StreamOptions options = Stream({{db, "a"}});
+	options.batch_size = 1000;
+	options.max_await_ms = 2000;
+	mm::ChangeStreamReader reader(source, options, mm::Position::Now());
+	for (int i = 1; i <= 100; ++i)
+		w.Insert(db, "a", "{\"_id\": " + std::to_string(i) + "}");
+	mm::Batch batch = reader.NextBatch(1000, 60000);
+	EXPECT_EQ(batch.events.size(), 100u) << "the whole backlog in one batch";
+	std::vector<std::string> waits; // each getMore's maxTimeMS
+	for (const Commands::Command &c : commands.sent)
+		if (c.name == "getMore")
+			waits.push_back(Commands::Json(c, "maxTimeMS"));
+	ASSERT_GE(waits.size(), 3u) << "replies of 1, 2, 4, ... events";
+	const std::string one = R"({ "v" : { "$numberLong" : "1" } })";
+	// The first getMore has no event in hand (the aggregate's reply was empty): it waits. Every later
+	// one follows a full reply, with events in hand: it does not.
+	EXPECT_EQ(waits[0], R"({ "v" : { "$numberLong" : "2000" } })");
+	for (size_t k = 1; k < waits.size(); ++k)
+		EXPECT_EQ(waits[k], one) << "getMore " << k;
 }
 
 TEST(CollectionScan, FindAsksForOneDocumentAndGetMoresForTheFittedBatch) {

@@ -168,6 +168,11 @@ private:
 	bson_iter_t batch_{};       // the batch's event before the next one to read
 	size_t reply_events_ = 0;   // the events and bytes of the last batch that had events
 	size_t reply_bytes_ = 0;
+	int32_t asked_ = 0; // the batch size the last aggregate or getMore asked for
+	// reply_full_: the last reply held as many events as asked, so the source most likely has more
+	// (a backlog): a batch goes on past it, with a getMore that does not wait (continuing_).
+	bool reply_full_ = false;
+	bool continuing_ = false;
 	const uint8_t *batch_data_ = nullptr; // the batch array's bytes (inside reply_), for an unreadable rest
 	uint32_t batch_len_ = 0;
 	bool batch_left_ = false;   // whether batch_ may have more events
