@@ -87,10 +87,13 @@ void RiverWorker::ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::
 		RejectOrStop(mapped, operation, &doc, nullptr, message);
 		return;
 	}
-	if (river_.options.dry_run)
+	if (river_.options.dry_run) {
+		Copied(change, doc);
 		return;
+	}
 	if (copy_rows_on_ && !isolate) {
 		copy_rows_.push_back(std::move(converted));
+		Copied(change, doc);
 		return;
 	}
 	if (Batched(mapped, isolate)) {
@@ -100,8 +103,9 @@ void RiverWorker::ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::
 		// without a search.
 		if (writes.empty() || writes.rbegin()->first < key)
 			writes.emplace_hint(writes.end(), std::move(key), PendingWrite{false, std::move(converted), {}});
-		else if (!writes.insert_or_assign(std::move(key), PendingWrite{false, std::move(converted), {}}).second)
-			++repeats_;
+		else
+			writes[key] = PendingWrite{false, std::move(converted), {}};
+		Copied(change, doc);
 		return;
 	}
 	auto write = [&] {
@@ -111,6 +115,7 @@ void RiverWorker::ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::
 	};
 	if (!isolate) {
 		write();
+		Copied(change, doc);
 		return;
 	}
 	std::optional<pg::PgError> error = pg::TrySubtransaction(write);
@@ -118,7 +123,19 @@ void RiverWorker::ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::
 		throw std::move(*error);
 	if (error)
 		RejectOrStop(mapped, operation, &doc, nullptr, error->what());
-	else if (change.operation == "copy" && !isolated_keys_.insert(convert::ValueText(converted.key)).second)
+	else
+		Copied(change, doc);
+}
+
+void RiverWorker::Copied(const apply::ChangeInfo &change, const bson_t &doc) {
+	if (change.operation != "copy")
+		return;
+	bson_iter_t iter;
+	if (!bson_iter_init_find(&iter, &doc, "_id"))
+		return;
+	// The whole element (type, name, value): the same bytes are the same _id.
+	const std::string_view id(reinterpret_cast<const char *>(iter.raw) + iter.off, iter.next_off - iter.off);
+	if (!copy_ids_.insert(id).second)
 		++repeats_;
 }
 
@@ -406,7 +423,7 @@ bool RiverWorker::TryCopyRows(Mapped &mapped, const std::vector<const convert::C
 	return false;
 }
 
-int64 RiverWorker::UpsertLastOfEachKey(Mapped &mapped, const std::vector<convert::ConvertedDocument> &rows) {
+void RiverWorker::UpsertLastOfEachKey(Mapped &mapped, const std::vector<convert::ConvertedDocument> &rows) {
 	// Keyed by the key's text, as pending_ is: two _ids of one text (a string equal to an ObjectId's
 	// hex under a text key) are one row, the later document's, as with a batch of changes.
 	std::map<std::string, const convert::ConvertedDocument *> last;
@@ -417,7 +434,6 @@ int64 RiverWorker::UpsertLastOfEachKey(Mapped &mapped, const std::vector<convert
 	for (const auto &[key, row] : last)
 		upserts.push_back(row);
 	mapped.writer->UpsertBatch(upserts);
-	return int64(rows.size() - last.size());
 }
 
 void RiverWorker::ApplyBatch(const mongo::Batch &batch) {

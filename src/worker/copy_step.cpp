@@ -16,7 +16,11 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 			pending_.clear();
 			txn_rejects_.clear();
 			repeats_ = 0;
-			isolated_keys_.clear();
+			copy_ids_.clear();
+			struct Forget { // the views point into docs
+				RiverWorker &worker;
+				~Forget() { worker.copy_ids_.clear(); }
+			} forget{*this};
 			// An initial copy's documents go to copy_rows_ (see there); a resync's keys are recorded
 			// as seen, so it goes through pending_.
 			copy_rows_on_ = Batched(mapped, isolate) && mapped.phase != "resync";
@@ -40,7 +44,7 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 				for (const convert::ConvertedDocument &row : copy_rows_)
 					upserts.push_back(&row);
 				if (!TryCopyRows(mapped, upserts))
-					repeats_ += UpsertLastOfEachKey(mapped, copy_rows_);
+					UpsertLastOfEachKey(mapped, copy_rows_);
 			}
 			FlushPending(mapped.phase != "resync");
 			if (scan_->Done() && mapped.phase == "resync" && !river_.options.dry_run) {
@@ -49,7 +53,7 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 									 "documents that no longer exist",
 									 name_.c_str(), mapped.writer->Row().source.c_str(), (unsigned long)deleted)));
 			}
-			// Rejects apart, and a document written over by a later one of its key counts once.
+			// Rejects apart, and a document the source returned twice counts once.
 			copied = int64(docs.size()) - txn_rejects_[mapped.writer->Row().source] - repeats_;
 			catalog::SaveCopyProgress(name_, mapped.writer->Row().source, RawBytes(scan_->LastId()), copied, phase,
 									  scan_cut_);

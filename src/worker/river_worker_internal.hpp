@@ -9,7 +9,8 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
+#include <string_view>
+#include <unordered_set>
 #include <string>
 #include <vector>
 
@@ -268,9 +269,10 @@ private:
 	// CopyRows in a subtransaction; false (nothing written) when the mapping cannot or a row refused.
 	bool TryCopyRows(Mapped &mapped, const std::vector<const convert::ConvertedDocument *> &upserts);
 	// UpsertLastOfEachKey upserts, of rows in scan order, each key's last document (the reduction
-	// pending_ makes for a batch of changes); returns how many documents a later one of their key
-	// replaced.
-	int64 UpsertLastOfEachKey(Mapped &mapped, const std::vector<convert::ConvertedDocument> &rows);
+	// pending_ makes for a batch of changes).
+	void UpsertLastOfEachKey(Mapped &mapped, const std::vector<convert::ConvertedDocument> &rows);
+	// Copied notes a copy's document as written (see copy_ids_).
+	void Copied(const apply::ChangeInfo &change, const bson_t &doc);
 
 	std::string name_;
 	std::string id_; // the river's identity (river.id), fixed at the first load
@@ -302,11 +304,12 @@ private:
 	// key's last document is upserted (UpsertLastOfEachKey), as pending_ would have reduced them.
 	std::vector<convert::ConvertedDocument> copy_rows_;
 	bool copy_rows_on_ = false;
-	// repeats_: documents of the current batch written over an earlier one of the same key (a source
-	// that returned a document twice, or two _ids of one text): a copy does not count them as copied.
-	// An isolated copy batch (one document a subtransaction) finds them with isolated_keys_.
+	// copy_ids_: the _id elements (type and value bytes, inside the batch's documents) a copy batch
+	// wrote; repeats_: its documents whose _id came before in it (a source that returned a document
+	// twice). docs_copied counts documents, each once: two documents that are one row (an _id string
+	// and the ObjectId of its text under a text key) are two.
+	std::unordered_set<std::string_view> copy_ids_;
 	int64 repeats_ = 0;
-	std::set<std::string> isolated_keys_;
 	bool lookup_fallback_ = false; // reading the stream without updateLookup (large-event policy)
 	// update_diffs_: the reader was opened without lookups (mongo_river.apply_update_diffs): update
 	// events are applied from their update descriptions where the mapping allows it, else looked up.
