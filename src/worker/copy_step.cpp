@@ -17,6 +17,7 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 			txn_rejects_.clear();
 			repeats_ = 0;
 			copy_ids_.clear();
+			copy_ids_.reserve(docs.size());
 			struct Forget { // the views point into docs
 				RiverWorker &worker;
 				~Forget() { worker.copy_ids_.clear(); }

@@ -96,6 +96,10 @@ class LiveCursor(Cursor):
         reads one (see _read_batch). A getMore asking for more than was prefetched gets the
         prefetched documents and as many more as a read of its size would have given: the same
         documents, in the same order, within the same byte bound."""
+        db, _, name = self.ns.partition(".")
+        if server is not None and server.store.coll(db, name) is not self.coll:
+            # mongod kills a collection's cursors when it is dropped or renamed away
+            raise MongoError(175, "PlanExecutor error during getMore :: caused by :: collection dropped")
         pf, self.prefetched = self.prefetched, None
         if not pf or pf[1] != self.coll.version or pf[2] != (self.pos, self.returned):
             return self._read_batch(batch_size)
