@@ -93,7 +93,7 @@ void RiverWorker::ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::
 	}
 	if (copy_rows_on_ && !isolate) {
 		copy_rows_.push_back(std::move(converted));
-		Copied(change, doc);
+		copy_docs_.push_back(&doc); // counted only if the batch falls back (see CopyDocuments)
 		return;
 	}
 	if (Batched(mapped, isolate)) {
@@ -128,8 +128,11 @@ void RiverWorker::ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::
 }
 
 void RiverWorker::Copied(const apply::ChangeInfo &change, const bson_t &doc) {
-	if (change.operation != "copy")
-		return;
+	if (change.operation == "copy")
+		CountCopied(doc);
+}
+
+void RiverWorker::CountCopied(const bson_t &doc) {
 	bson_iter_t iter;
 	if (!bson_iter_init_find(&iter, &doc, "_id"))
 		return;

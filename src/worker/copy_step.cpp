@@ -17,7 +17,6 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 			txn_rejects_.clear();
 			repeats_ = 0;
 			copy_ids_.clear();
-			copy_ids_.reserve(docs.size());
 			struct Forget { // the views point into docs
 				RiverWorker &worker;
 				~Forget() { worker.copy_ids_.clear(); }
@@ -30,9 +29,11 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 				~Off() {
 					worker.copy_rows_on_ = false;
 					worker.copy_rows_.clear();
+					worker.copy_docs_.clear();
 				}
 			} off{*this};
 			copy_rows_.reserve(copy_rows_on_ ? docs.size() : 0);
+			copy_docs_.reserve(copy_rows_on_ ? docs.size() : 0);
 			for (const mongo::Bson &doc : docs) {
 				apply::ChangeInfo change{"copy", scan_started_.AsUint64(), std::nullopt, {}};
 				if (mapped.writer->History()) // only a history row records where its version came from
@@ -44,8 +45,11 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 				upserts.reserve(copy_rows_.size());
 				for (const convert::ConvertedDocument &row : copy_rows_)
 					upserts.push_back(&row);
-				if (!TryCopyRows(mapped, upserts))
+				if (!TryCopyRows(mapped, upserts)) {
 					UpsertLastOfEachKey(mapped, copy_rows_);
+					for (const bson_t *doc : copy_docs_)
+						CountCopied(*doc);
+				}
 			}
 			FlushPending(mapped.phase != "resync");
 			if (scan_->Done() && mapped.phase == "resync" && !river_.options.dry_run) {

@@ -4,6 +4,7 @@ by key text: a history copy and a dry run counted a document returned twice twic
 document counted one version too few). Each test compares docs_copied with the documents the
 source holds and the rows the copy left."""
 
+import contextlib
 import json
 
 from evilproxy import EvilProxy
@@ -23,30 +24,38 @@ def copied(pg, river):
     return pg.scalar("SELECT docs_copied FROM mongo_river.status WHERE river = %s", (river,))
 
 
+@contextlib.contextmanager
+def repeating_copy(pg, mongo, river, river_options, map_options=None):
+    """repeating_copy loads 4000 posts, maps them through a source that returns one document twice
+    in each large copy reply (FarDuplicate), waits for the copy and yields the proxy's policy; the
+    river goes after."""
+    client = mongo.client()
+    client.drop_database(river)
+    load_posts(client[river].posts, 4000, seed=3)
+    policy = FarDuplicate(f"{river}.posts")
+    proxy = EvilProxy(port_of(mongo), policy)
+    try:
+        create_river(pg, river, proxy.uri(), river_options)
+        pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s, %s)",
+                 (river, f"{river}.posts", river, json.dumps(FLAT), json.dumps(map_options or {})))
+        wait_for(lambda: phase(pg, river) == "streaming", 120, 0.2, "the copy to end")
+        yield policy
+    finally:
+        pg.query("SELECT mongo_river.drop_river(%s, true)", (river,))
+        proxy.close()
+
+
 def test_history_mode_document_returned_twice_counts_once(river_pg, mongo):
     """History mode: a copy batch in which the source returned one document twice. Both copies
     carry the same _position (copy:<scan start>:<_id>), so ON CONFLICT (_position) DO NOTHING
     records one version: 4000 rows. docs_copied must be 4000 too (the documents the source has),
     (failed on 5f6162d: history mode is not batched, and its key maps did not see the repeat)."""
     pg, river = river_pg, "dchist"
-    client = mongo.client()
-    client.drop_database(river)
-    coll = client[river].posts
-    load_posts(coll, 4000, seed=3)
-    policy = FarDuplicate(f"{river}.posts")
-    proxy = EvilProxy(port_of(mongo), policy)
-    try:
-        create_river(pg, river, proxy.uri(), {"batch_size": 100})
-        pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s, '{\"mode\": \"history\"}')",
-                 (river, f"{river}.posts", river, json.dumps(FLAT)))
-        wait_for(lambda: phase(pg, river) == "streaming", 120, 0.2, "the copy to end")
+    with repeating_copy(pg, mongo, river, {"batch_size": 100}, {"mode": "history"}) as policy:
         wait_synced(pg, river, 60)
         rows = pg.scalar(f"SELECT count(*) FROM {river}")
         latest = pg.scalar(f"SELECT count(*) FROM {river}_latest")
         got = copied(pg, river)
-    finally:
-        pg.query("SELECT mongo_river.drop_river(%s, true)", (river,))
-        proxy.close()
     assert policy.fired > 0
     assert rows == latest == 4000, (rows, latest)
     assert got == 4000, f"docs_copied {got} for {rows} history rows of 4000 documents ({policy.fired} repeated)"
@@ -57,22 +66,9 @@ def test_dry_run_document_returned_twice_counts_once(river_pg, mongo):
     test_copy_duplicate_keys's, which counts 4000 when writing: a dry run counts what the real copy
     will (failed on 5f6162d: 4000 + the repeats)."""
     pg, river = river_pg, "dcdry"
-    client = mongo.client()
-    client.drop_database(river)
-    coll = client[river].posts
-    load_posts(coll, 4000, seed=3)
-    policy = FarDuplicate(f"{river}.posts")
-    proxy = EvilProxy(port_of(mongo), policy)
-    try:
-        create_river(pg, river, proxy.uri(), {"batch_size": 100, "dry_run": True})
-        pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)",
-                 (river, f"{river}.posts", river, json.dumps(FLAT)))
-        wait_for(lambda: phase(pg, river) == "streaming", 120, 0.2, "the dry-run copy to end")
+    with repeating_copy(pg, mongo, river, {"batch_size": 100, "dry_run": True}) as policy:
         got = copied(pg, river)
         rows = pg.scalar(f"SELECT count(*) FROM {river}")
-    finally:
-        pg.query("SELECT mongo_river.drop_river(%s, true)", (river,))
-        proxy.close()
     assert policy.fired > 0
     assert rows == 0
     assert got == 4000, f"dry run docs_copied {got} for 4000 documents ({policy.fired} repeated)"
@@ -229,17 +225,7 @@ def test_resync_with_a_document_returned_twice_counts_once(river_pg, mongo):
     """resync() through a source that returns a document twice in a copy batch: docs_copied
     restarts and ends at 4000, the rows."""
     pg, river = river_pg, "dcrsdup"
-    client = mongo.client()
-    client.drop_database(river)
-    coll = client[river].posts
-    load_posts(coll, 4000, seed=3)
-    policy = FarDuplicate(f"{river}.posts")
-    proxy = EvilProxy(port_of(mongo), policy)
-    try:
-        create_river(pg, river, proxy.uri(), {"batch_size": 100})
-        pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)",
-                 (river, f"{river}.posts", river, json.dumps(FLAT)))
-        wait_for(lambda: phase(pg, river) == "streaming", 120, 0.2, "the copy to end")
+    with repeating_copy(pg, mongo, river, {"batch_size": 100}) as policy:
         wait_synced(pg, river, 60)
         first = policy.fired
         pg.query("SELECT mongo_river.resync(%s, %s)", (river, f"{river}.posts"))
@@ -247,8 +233,5 @@ def test_resync_with_a_document_returned_twice_counts_once(river_pg, mongo):
         wait_synced(pg, river, 60)
         rows = pg.scalar(f"SELECT count(*) FROM {river}")
         got = copied(pg, river)
-    finally:
-        pg.query("SELECT mongo_river.drop_river(%s, true)", (river,))
-        proxy.close()
     assert rows == 4000
     assert got == 4000, f"docs_copied {got} after the resync ({policy.fired} repeats)"
