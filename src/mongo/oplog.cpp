@@ -63,8 +63,10 @@ Bson SubDocument(const bson_t *doc, const char *key) {
 	return BsonFromIter(&iter);
 }
 
-// NewEvent returns an event of type op on db.coll carrying the entry's shared fields.
-ChangeEvent NewEvent(OperationType op, const EntryContext &ctx, const bson_t *raw, std::string db, std::string coll) {
+// NewEvent returns an event of type op on db.coll carrying the entry's shared fields. It holds no
+// copy of its entry: an insert's or a replacement's would hold its document twice (twice the
+// reading and the memory); an update keeps its small entry (the diff), an unreadable one its bytes.
+ChangeEvent NewEvent(OperationType op, const EntryContext &ctx, std::string db, std::string coll) {
 	ChangeEvent event;
 	event.op = op;
 	event.db = std::move(db);
@@ -75,7 +77,6 @@ ChangeEvent NewEvent(OperationType op, const EntryContext &ctx, const bson_t *ra
 		event.lsid = CopyBson(ctx.lsid);
 		event.txn_number = ctx.txn_number;
 	}
-	event.raw = CopyBson(raw);
 	return event;
 }
 
@@ -151,19 +152,19 @@ void ConvertCommand(const bson_t *op, const bson_t *o, const std::string &db, co
 	} else if (command == "drop") {
 		const std::string coll = FindString(o, "drop");
 		if (Covered(namespaces, db, coll))
-			out->events.push_back(NewEvent(OperationType::kDrop, ctx, op, db, coll));
+			out->events.push_back(NewEvent(OperationType::kDrop, ctx, db, coll));
 	} else if (command == "renameCollection") {
 		auto [from_db, from_coll] = SplitNs(FindString(o, "renameCollection"));
 		auto [to_db, to_coll] = SplitNs(FindString(o, "to"));
 		if (Covered(namespaces, from_db, from_coll) || Covered(namespaces, to_db, to_coll)) {
-			ChangeEvent event = NewEvent(OperationType::kRename, ctx, op, from_db, from_coll);
+			ChangeEvent event = NewEvent(OperationType::kRename, ctx, from_db, from_coll);
 			event.to_db = to_db;
 			event.to_coll = to_coll;
 			out->events.push_back(std::move(event));
 		}
 	} else if (command == "dropDatabase") {
 		if (CoversDatabase(namespaces, db))
-			out->events.push_back(NewEvent(OperationType::kDropDatabase, ctx, op, db, std::string()));
+			out->events.push_back(NewEvent(OperationType::kDropDatabase, ctx, db, std::string()));
 	}
 }
 
@@ -184,21 +185,22 @@ void ConvertOp(const bson_t *op, const EntryContext &ctx, const std::vector<Name
 						  "malformed oplog entry: no document in \"o\"", ToRelaxedJson(op));
 	Bson o2 = SubDocument(op, "o2");
 	if (kind == "i") {
-		ChangeEvent event = NewEvent(OperationType::kInsert, ctx, op, db, coll);
+		ChangeEvent event = NewEvent(OperationType::kInsert, ctx, db, coll);
 		event.document_key = o2 ? std::move(o2) : IdKey(o.get());
 		event.full_document = std::move(o);
 		out->events.push_back(std::move(event));
 	} else if (kind == "d") {
-		ChangeEvent event = NewEvent(OperationType::kDelete, ctx, op, db, coll);
+		ChangeEvent event = NewEvent(OperationType::kDelete, ctx, db, coll);
 		event.document_key = std::move(o);
 		out->events.push_back(std::move(event));
 	} else if (IsModifierUpdate(o.get())) {
-		ChangeEvent event = NewEvent(OperationType::kUpdate, ctx, op, db, coll);
+		ChangeEvent event = NewEvent(OperationType::kUpdate, ctx, db, coll);
+		event.raw = CopyBson(op); // small: it holds the $v:2 diff as the server wrote it
 		event.document_key = std::move(o2);
 		DescribeUpdate(o.get(), &event);
 		out->events.push_back(std::move(event));
 	} else {
-		ChangeEvent event = NewEvent(OperationType::kReplace, ctx, op, db, coll);
+		ChangeEvent event = NewEvent(OperationType::kReplace, ctx, db, coll);
 		event.document_key = o2 ? std::move(o2) : IdKey(o.get());
 		event.full_document = std::move(o);
 		out->events.push_back(std::move(event));
@@ -272,7 +274,8 @@ OplogEntryEvents ConvertOplogEntry(const bson_t *entry, const std::vector<Namesp
 		// stage rejects it); the position moves past it with the entry's ts.
 		auto [db, coll] = SplitNs(FindString(entry, "ns"));
 		out = OplogEntryEvents();
-		ChangeEvent event = NewEvent(OperationType::kOther, ctx, entry, db, coll);
+		ChangeEvent event = NewEvent(OperationType::kOther, ctx, db, coll);
+		event.raw = CopyBson(entry); // the reject keeps the entry's bytes
 		event.lsid.reset();
 		event.txn_number.reset();
 		event.unreadable = e.Message();

@@ -93,7 +93,8 @@ void RiverWorker::ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::
 	}
 	if (copy_rows_on_ && !isolate) {
 		copy_rows_.push_back(std::move(converted));
-		copy_docs_.push_back(&doc); // counted only if the batch falls back (see CopyDocuments)
+		// counted only if the batch falls back (see CopyDocuments)
+		copy_docs_.emplace_back(reinterpret_cast<const char *>(bson_get_data(&doc)), doc.len);
 		return;
 	}
 	if (Batched(mapped, isolate)) {
@@ -129,12 +130,13 @@ void RiverWorker::ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::
 
 void RiverWorker::Copied(const apply::ChangeInfo &change, const bson_t &doc) {
 	if (change.operation == "copy")
-		CountCopied(doc);
+		CountCopied(std::string_view(reinterpret_cast<const char *>(bson_get_data(&doc)), doc.len));
 }
 
-void RiverWorker::CountCopied(const bson_t &doc) {
+void RiverWorker::CountCopied(std::string_view doc) {
 	bson_iter_t iter;
-	if (!bson_iter_init_find(&iter, &doc, "_id"))
+	if (!bson_iter_init_from_data(&iter, reinterpret_cast<const uint8_t *>(doc.data()), doc.size()) ||
+		!bson_iter_find(&iter, "_id"))
 		return;
 	// The whole element (type, name, value): the same bytes are the same _id.
 	const std::string_view id(reinterpret_cast<const char *>(iter.raw) + iter.off, iter.next_off - iter.off);

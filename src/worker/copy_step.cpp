@@ -47,8 +47,8 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 					upserts.push_back(&row);
 				if (!TryCopyRows(mapped, upserts)) {
 					UpsertLastOfEachKey(mapped, copy_rows_);
-					for (const bson_t *doc : copy_docs_)
-						CountCopied(*doc);
+					for (std::string_view doc : copy_docs_)
+						CountCopied(doc);
 				}
 			}
 			FlushPending(mapped.phase != "resync");

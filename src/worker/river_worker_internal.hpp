@@ -273,7 +273,7 @@ private:
 	void UpsertLastOfEachKey(Mapped &mapped, const std::vector<convert::ConvertedDocument> &rows);
 	// Copied notes a copy's document as written (see copy_ids_); CountCopied does it for any.
 	void Copied(const apply::ChangeInfo &change, const bson_t &doc);
-	void CountCopied(const bson_t &doc);
+	void CountCopied(std::string_view doc);
 
 	std::string name_;
 	std::string id_; // the river's identity (river.id), fixed at the first load
@@ -304,7 +304,7 @@ private:
 	// key that came twice (a broken source, or two _ids of one text) fails it, and then only each
 	// key's last document is upserted (UpsertLastOfEachKey), as pending_ would have reduced them.
 	std::vector<convert::ConvertedDocument> copy_rows_;
-	std::vector<const bson_t *> copy_docs_; // the documents of copy_rows_
+	std::vector<std::string_view> copy_docs_; // the documents of copy_rows_ (their BSON bytes)
 	bool copy_rows_on_ = false;
 	// copy_ids_: the _id elements (type and value bytes, inside the batch's documents) a copy batch
 	// wrote; repeats_: its documents whose _id came before in it (a source that returned a document

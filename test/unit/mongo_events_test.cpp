@@ -153,6 +153,15 @@ TEST(ChangeEvent, CrudEventWithoutNsIsMalformed) {
 	EXPECT_NO_THROW(ParseChangeEvent(J(R"({"_id": {"_data": "82"}, "operationType": "invalidate"})").get()));
 }
 
+TEST(OplogEntry, ReadableEntryIsNotKeptTwice) {
+	Bson entry = J(R"({"ts": {"$timestamp": {"t": 5, "i": 1}}, "op": "i", "ns": "d.c", "o": {"_id": 1, "x": "y"}})");
+	OplogEntryEvents out = ConvertOplogEntry(entry.get(), {{"d", "c"}});
+	ASSERT_EQ(out.events.size(), 1u);
+	EXPECT_TRUE(out.events[0].unreadable.empty());
+	ASSERT_TRUE(out.events[0].full_document);
+	EXPECT_EQ(out.events[0].raw, nullptr) << "a readable entry is not kept twice (its document would be)";
+}
+
 TEST(OplogEntry, UnreadableEntryOfAMappedNamespaceBecomesAnUnreadableEvent) {
 	Bson entry = J(R"({"ts": {"$timestamp": {"t": 5, "i": 1}}, "op": "i", "ns": "d.c"})");
 	OplogEntryEvents out = ConvertOplogEntry(entry.get(), {{"d", "c"}});

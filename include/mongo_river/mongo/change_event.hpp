@@ -110,7 +110,7 @@ struct ChangeEvent {
 	std::optional<int64_t> txn_number;   // the transaction's number
 	std::string to_db;                   // rename: the new namespace
 	std::string to_coll;
-	Bson raw;          // the oplog entry as received; a change stream event's only when unreadable
+	Bson raw;          // unreadable events: the bytes as received; an oplog update's entry (its diff)
 	Bson resume_token; // change stream: the event's _id; oplog: nullptr
 	// unreadable, when not empty, says why the reader could not read this event: raw then holds the
 	// bytes as received (an event document, or the rest of a server batch that is not valid BSON),
