@@ -16,20 +16,16 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 			pending_.clear();
 			txn_rejects_.clear();
 			repeats_ = 0;
-			copy_ids_.clear();
-			struct Forget { // the views point into docs
-				RiverWorker &worker;
-				~Forget() { worker.copy_ids_.clear(); }
-			} forget{*this};
 			// An initial copy's documents go to copy_rows_ (see there); a resync's keys are recorded
 			// as seen, so it goes through pending_.
 			copy_rows_on_ = Batched(mapped, isolate) && mapped.phase != "resync";
-			struct Off { // also when a row's write throws
+			struct Off { // the batch's copy state, also when a row's write throws (views into docs)
 				RiverWorker &worker;
 				~Off() {
 					worker.copy_rows_on_ = false;
 					worker.copy_rows_.clear();
 					worker.copy_docs_.clear();
+					worker.copy_ids_.clear();
 				}
 			} off{*this};
 			copy_rows_.reserve(copy_rows_on_ ? docs.size() : 0);
