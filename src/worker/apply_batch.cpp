@@ -469,11 +469,7 @@ void RiverWorker::ApplyBatch(const mongo::Batch &batch) {
 			catch_up_.reset();
 		return;
 	}
-	position_ = batch.position;
-	// A reconnect after a source error (Connect) resumes from here, the position just committed: it
-	// resumed from where the worker started, and applied every change since then again (review 23:
-	// a deleted row came back until its delete was replayed; changes_applied counted each twice).
-	river_.position_json = position_.ToJson();
+	position_ = batch.position; // committed with the batch: a reconnect resumes from here (Connect)
 	reached_ = std::max(reached_, uint64(batch.reached.AsUint64()));
 }
 

@@ -47,7 +47,6 @@ void RiverWorker::KeepPositionCurrent() {
 		throw RiverGone(sqlstate::kUndefinedObject, "river \"" + name_ + "\" was dropped");
 	txn.Commit();
 	position_ = position;
-	river_.position_json = position.ToJson();
 	reached_ = time.AsUint64();
 	worker::LiveUpdate live;
 	live.caught_up = true;

@@ -130,7 +130,11 @@ mongo::Timestamp RiverWorker::StartTime() {
 void RiverWorker::Connect() {
 	source_ = ConnectSource(river_);
 	source_->Check();
-	if (river_.position_json.empty()) {
+	if (position_.kind != mongo::Position::Kind::kNow) {
+		// A reconnect (after a source error, or a changed URI) resumes from the position last
+		// committed: position_ moves with every batch applied (ApplyBatch). Resuming from the one the
+		// worker loaded applied every change since then again (review 23).
+	} else if (river_.position_json.empty()) {
 		// Record the start point before copying: every change after it is streamed, and the copy
 		// reads documents later than it (applying a change twice is idempotent).
 		// Every change up to now is in the copy (it reads later than now) or, with copy: false, not
@@ -143,7 +147,6 @@ void RiverWorker::Connect() {
 		if (!catalog::SavePosition(name_, id_, position_.ToJson(), now.AsUint64(), false))
 			throw RiverGone(sqlstate::kUndefinedObject, "river \"" + name_ + "\" was dropped");
 		txn.Commit();
-		river_.position_json = position_.ToJson();
 		reached_ = std::max(reached_, uint64(now.AsUint64()));
 	} else {
 		position_ = mongo::Position::FromJson(river_.position_json);
@@ -237,7 +240,6 @@ void RiverWorker::StartResync(const std::string &reason) {
 	Load();
 	if (!river_.enabled)
 		return;
-	river_.position_json = position_.ToJson();
 	OpenReader();
 }
 

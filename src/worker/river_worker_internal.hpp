@@ -282,6 +282,8 @@ private:
 	std::unique_ptr<mongo::Source> source_;
 	std::unique_ptr<mongo::ChangeStreamReader> stream_;
 	std::unique_ptr<mongo::OplogReader> oplog_;
+	// position_ is the river's position last committed (kNow until Connect loads or sets one); a
+	// reconnect resumes from it. river_.position_json stays what Load read from the catalog.
 	mongo::Position position_;
 	std::unique_ptr<mongo::CollectionScan> scan_;
 	std::string scan_source_;
