@@ -63,7 +63,9 @@ def traced_worker_watcher(kind, outdir):
                 elif kind == "strace-c":
                     cmd = ["strace", "-c", "-f", "-w", "-o", out, "-p", str(self.pid)]
                 else:
-                    cmd = ["perf", "record", "-F", "4999", "-g", "-o", out, "-p", str(self.pid)]
+                    # PERF_CALL_GRAPH=dwarf: call chains through libc and libbson (no frame pointers).
+                    graph = os.environ.get("PERF_CALL_GRAPH", "fp")
+                    cmd = ["perf", "record", "-F", "4999", "--call-graph", graph, "-o", out, "-p", str(self.pid)]
                 self.tracer = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 print(f"catchup_bench: tracing worker {self.pid} into {out}", flush=True)
 

@@ -55,12 +55,82 @@ bool CoversDatabase(const std::vector<Namespace> &namespaces, const std::string 
 	return false;
 }
 
-// SubDocument returns an owned copy of the document field key of doc, nullptr if absent.
-Bson SubDocument(const bson_t *doc, const char *key) {
+// OpFields are the fields of one operation (an entry, or an operation inside applyOps) that its
+// events are made of, found in one pass over its keys (the first of a key given twice, as
+// bson_iter_find). Views into the operation's bytes: they live as long as it does.
+struct OpFields {
+	std::string_view kind; // "op": "i", "u", "d", "c", "n"; empty when absent or not a string
+	std::string_view ns;
+	bson_iter_t o{};  // valid when has_o
+	bson_iter_t o2{}; // valid when has_o2
+	bool has_o = false;
+	bool has_o2 = false;
+	// The entry's own fields (unused inside applyOps).
+	Timestamp ts;
+	std::optional<int64_t> wall_ms;
+	std::optional<int64_t> txn_number;
+	bson_t lsid{}; // static view, valid when has_lsid
+	bool has_lsid = false;
+};
+
+// StringField reads iter's value when it is a string, empty otherwise.
+std::string_view StringField(const bson_iter_t *iter) {
+	if (!BSON_ITER_HOLDS_UTF8(iter))
+		return std::string_view();
+	uint32_t len = 0;
+	const char *s = bson_iter_utf8(iter, &len);
+	return std::string_view(s, len);
+}
+
+// ReadOpFields fills *out from op's top-level fields.
+void ReadOpFields(const bson_t *op, OpFields *out) {
 	bson_iter_t iter;
-	if (!doc || !bson_iter_init_find(&iter, doc, key))
-		return Bson();
-	return BsonFromIter(&iter);
+	if (!op || !bson_iter_init(&iter, op))
+		return;
+	bool seen_kind = false, seen_ns = false, seen_ts = false, seen_wall = false, seen_txn = false, seen_lsid = false;
+	while (bson_iter_next(&iter)) {
+		const std::string_view key(bson_iter_key(&iter), bson_iter_key_len(&iter));
+		if (key == "op" && !seen_kind) {
+			seen_kind = true;
+			out->kind = StringField(&iter);
+		} else if (key == "ns" && !seen_ns) {
+			seen_ns = true;
+			out->ns = StringField(&iter);
+		} else if (key == "o" && !out->has_o) {
+			out->has_o = true;
+			out->o = iter;
+		} else if (key == "o2" && !out->has_o2) {
+			out->has_o2 = true;
+			out->o2 = iter;
+		} else if (key == "ts" && !seen_ts) {
+			seen_ts = true;
+			if (BSON_ITER_HOLDS_TIMESTAMP(&iter))
+				bson_iter_timestamp(&iter, &out->ts.t, &out->ts.i);
+		} else if (key == "wall" && !seen_wall) {
+			seen_wall = true;
+			if (BSON_ITER_HOLDS_DATE_TIME(&iter))
+				out->wall_ms = bson_iter_date_time(&iter);
+		} else if (key == "txnNumber" && !seen_txn) {
+			seen_txn = true;
+			if (BSON_ITER_HOLDS_INT(&iter))
+				out->txn_number = bson_iter_as_int64(&iter);
+		} else if (key == "lsid" && !seen_lsid) {
+			seen_lsid = true;
+			uint32_t len = 0;
+			const uint8_t *data = nullptr;
+			if (BSON_ITER_HOLDS_DOCUMENT(&iter))
+				bson_iter_document(&iter, &len, &data);
+			else if (BSON_ITER_HOLDS_ARRAY(&iter))
+				bson_iter_array(&iter, &len, &data);
+			out->has_lsid = data && bson_init_static(&out->lsid, data, len);
+		}
+	}
+}
+
+// SubDocument returns an owned copy of the document (or array) iter points at, nullptr when has is
+// false or it holds another type.
+Bson SubDocument(bool has, const bson_iter_t &iter) {
+	return has ? BsonFromIter(&iter) : Bson();
 }
 
 // NewEvent returns an event of type op on db.coll carrying the entry's shared fields. It holds no
@@ -117,8 +187,8 @@ bool IsModifierUpdate(const bson_t *o) {
 	return false;
 }
 
-void ConvertOp(const bson_t *op, const EntryContext &ctx, const std::vector<Namespace> &namespaces,
-			   OplogEntryEvents *out);
+void ConvertOp(const bson_t *op, const OpFields &fields, const EntryContext &ctx,
+			   const std::vector<Namespace> &namespaces, OplogEntryEvents *out);
 
 // ConvertCommand turns a command entry (op "c") into DDL events or, for applyOps, inner events.
 void ConvertCommand(const bson_t *op, const bson_t *o, const std::string &db, const EntryContext &ctx,
@@ -136,9 +206,17 @@ void ConvertCommand(const bson_t *op, const bson_t *o, const std::string &db, co
 							  "malformed oplog entry: applyOps nested too deeply", ToRelaxedJson(op));
 		if (BSON_ITER_HOLDS_ARRAY(&iter) && bson_iter_recurse(&iter, &inner)) {
 			while (bson_iter_next(&inner)) {
-				Bson inner_op = BsonFromIter(&inner);
-				if (inner_op)
-					ConvertOp(inner_op.get(), inner_ctx, namespaces, out);
+				if (!BSON_ITER_HOLDS_DOCUMENT(&inner))
+					continue;
+				uint32_t len = 0;
+				const uint8_t *data = nullptr;
+				bson_iter_document(&inner, &len, &data);
+				bson_t inner_op;
+				if (!bson_init_static(&inner_op, data, len))
+					continue;
+				OpFields inner_fields;
+				ReadOpFields(&inner_op, &inner_fields);
+				ConvertOp(&inner_op, inner_fields, inner_ctx, namespaces, out);
 			}
 		}
 		bson_iter_t flag;
@@ -169,11 +247,11 @@ void ConvertCommand(const bson_t *op, const bson_t *o, const std::string &db, co
 }
 
 // ConvertOp turns one operation (an entry, or an inner operation of applyOps) into events.
-void ConvertOp(const bson_t *op, const EntryContext &ctx, const std::vector<Namespace> &namespaces,
-			   OplogEntryEvents *out) {
-	const std::string kind = FindString(op, "op");
-	auto [db, coll] = SplitNs(FindString(op, "ns"));
-	Bson o = SubDocument(op, "o");
+void ConvertOp(const bson_t *op, const OpFields &fields, const EntryContext &ctx,
+			   const std::vector<Namespace> &namespaces, OplogEntryEvents *out) {
+	const std::string_view kind = fields.kind;
+	auto [db, coll] = SplitNs(std::string(fields.ns));
+	Bson o = SubDocument(fields.has_o, fields.o);
 	if (kind == "c") {
 		ConvertCommand(op, o.get(), db, ctx, namespaces, out);
 		return;
@@ -183,7 +261,7 @@ void ConvertOp(const bson_t *op, const EntryContext &ctx, const std::vector<Name
 	if (!o)
 		throw SourceError(SourceErrorKind::kMalformed, 0, sourcestate::kDataException,
 						  "malformed oplog entry: no document in \"o\"", ToRelaxedJson(op));
-	Bson o2 = SubDocument(op, "o2");
+	Bson o2 = SubDocument(fields.has_o2, fields.o2);
 	if (kind == "i") {
 		ChangeEvent event = NewEvent(OperationType::kInsert, ctx, db, coll);
 		event.document_key = o2 ? std::move(o2) : IdKey(o.get());
@@ -208,12 +286,10 @@ void ConvertOp(const bson_t *op, const EntryContext &ctx, const std::vector<Name
 }
 
 // TransactionKey identifies the transaction an entry belongs to (lsid + txnNumber), "" if none.
-std::string TransactionKey(const bson_t *entry) {
-	bson_iter_t iter;
-	if (!bson_iter_init_find(&iter, entry, "txnNumber") || !BSON_ITER_HOLDS_INT(&iter))
+std::string TransactionKey(const OpFields &fields) {
+	if (!fields.txn_number)
 		return std::string();
-	Bson lsid = SubDocument(entry, "lsid");
-	return ToCanonicalJson(lsid.get()) + "/" + std::to_string(bson_iter_as_int64(&iter));
+	return ToCanonicalJson(fields.has_lsid ? &fields.lsid : nullptr) + "/" + std::to_string(*fields.txn_number);
 }
 
 // RegexQuote escapes every character of s that is not alphanumeric, for a PCRE pattern.
@@ -248,16 +324,15 @@ void AppendNsIn(bson_t *array, int *count, const std::set<std::string> &values) 
 
 } // namespace
 
-OplogEntryEvents ConvertOplogEntry(const bson_t *entry, const std::vector<Namespace> &namespaces) {
+namespace {
+
+// ConvertEntry is ConvertOplogEntry for an entry whose fields were read.
+OplogEntryEvents ConvertEntry(const bson_t *entry, const OpFields &fields, const std::vector<Namespace> &namespaces) {
 	EntryContext ctx;
-	FindTimestamp(entry, "ts", &ctx.ts);
-	bson_iter_t iter;
-	if (bson_iter_init_find(&iter, entry, "wall") && BSON_ITER_HOLDS_DATE_TIME(&iter))
-		ctx.wall_ms = bson_iter_date_time(&iter);
-	if (bson_iter_init_find(&iter, entry, "txnNumber") && BSON_ITER_HOLDS_INT(&iter))
-		ctx.txn_number = bson_iter_as_int64(&iter);
-	Bson lsid = SubDocument(entry, "lsid");
-	ctx.lsid = lsid.get();
+	ctx.ts = fields.ts;
+	ctx.wall_ms = fields.wall_ms;
+	ctx.txn_number = fields.txn_number;
+	ctx.lsid = fields.has_lsid ? &fields.lsid : nullptr;
 	OplogEntryEvents out;
 	try {
 		// The reply check left the batch's entries to us (Frames::kCursorBatch).
@@ -266,13 +341,13 @@ OplogEntryEvents ConvertOplogEntry(const bson_t *entry, const std::vector<Namesp
 		if (!CheckDocument(bson_get_data(entry), entry->len, &used, &why))
 			throw SourceError(SourceErrorKind::kMalformed, 0, sourcestate::kDataException,
 							  "malformed oplog entry: not valid BSON: " + why);
-		ConvertOp(entry, ctx, namespaces, &out);
+		ConvertOp(entry, fields, ctx, namespaces, &out);
 	} catch (const SourceError &e) {
 		if (e.Kind() != SourceErrorKind::kMalformed)
 			throw;
 		// An entry of a mapped namespace that cannot be read becomes one unreadable event (the apply
 		// stage rejects it); the position moves past it with the entry's ts.
-		auto [db, coll] = SplitNs(FindString(entry, "ns"));
+		auto [db, coll] = SplitNs(std::string(fields.ns));
 		out = OplogEntryEvents();
 		ChangeEvent event = NewEvent(OperationType::kOther, ctx, db, coll);
 		event.raw = CopyBson(entry); // the reject keeps the entry's bytes
@@ -282,6 +357,14 @@ OplogEntryEvents ConvertOplogEntry(const bson_t *entry, const std::vector<Namesp
 		out.events.push_back(std::move(event));
 	}
 	return out;
+}
+
+} // namespace
+
+OplogEntryEvents ConvertOplogEntry(const bson_t *entry, const std::vector<Namespace> &namespaces) {
+	OpFields fields;
+	ReadOpFields(entry, &fields);
+	return ConvertEntry(entry, fields, namespaces);
 }
 
 Bson BuildOplogFilter(const std::vector<Namespace> &namespaces, Timestamp ts, bool inclusive) {
@@ -405,18 +488,17 @@ void OplogReader::FitBatchSize() {
 	mongoc_cursor_set_batch_size(cursor_.get(), uint32_t(fit));
 }
 
-bool OplogReader::NextEntry(Bson *entry) {
+const bson_t *OplogReader::NextEntry() {
 	if (!cursor_)
 		Open();
 	const bson_t *doc = nullptr;
 	if (mongoc_cursor_next(cursor_.get(), &doc)) {
-		*entry = CopyBson(doc);
 		++entries_read_;
 		++fit_entries_;
 		fit_bytes_ += doc->len;
 		if ((entries_read_ & (entries_read_ - 1)) == 0) // as the count doubles, and at each batch's end
 			FitBatchSize();
-		return true;
+		return doc;
 	}
 	bson_error_t error;
 	const bson_t *reply = nullptr;
@@ -426,18 +508,23 @@ bool OplogReader::NextEntry(Bson *entry) {
 	}
 	if (!mongoc_cursor_more(cursor_.get()))
 		cursor_.reset(); // a dead tailable cursor (e.g. nothing matched yet): reopen next time
-	return false;
+	return nullptr;
 }
 
 OplogAssembler::OplogAssembler(std::vector<Namespace> namespaces) : namespaces_(std::move(namespaces)) {}
 
 std::vector<ChangeEvent> OplogAssembler::Feed(const bson_t *entry) {
-	Timestamp ts;
-	FindTimestamp(entry, "ts", &ts);
-	OplogEntryEvents converted = ConvertOplogEntry(entry, namespaces_);
-	const std::string txn = TransactionKey(entry);
-	auto waiting = pending_.find(txn);
+	OpFields fields;
+	ReadOpFields(entry, &fields);
+	const Timestamp ts = last_ts_ = fields.ts;
+	OplogEntryEvents converted = ConvertEntry(entry, fields, namespaces_);
 	std::vector<ChangeEvent> events;
+	// Most entries are neither a step of a transaction nor read while one waits: they need no key
+	// (a retryable write carries an lsid and a txnNumber too, and its key is Extended JSON).
+	if (converted.txn_step == TxnStep::kNone && pending_.empty())
+		return std::move(converted.events);
+	const std::string txn = TransactionKey(fields);
+	auto waiting = pending_.find(txn);
 	if (txn.empty() && converted.txn_step == TxnStep::kPending)
 		converted.txn_step = TxnStep::kNone; // no session to wait on: deliver it as it is
 	switch (converted.txn_step) {
@@ -466,11 +553,10 @@ std::vector<ChangeEvent> OplogAssembler::Feed(const bson_t *entry) {
 }
 
 void OplogReader::Consume(const bson_t *entry, Batch *batch) {
-	Timestamp ts;
-	FindTimestamp(entry, "ts", &ts);
+	std::vector<ChangeEvent> events = assembler_.Feed(entry);
+	const Timestamp ts = assembler_.LastTimestamp();
 	cursor_from_ = ts;
 	inclusive_ = false;
-	std::vector<ChangeEvent> events = assembler_.Feed(entry);
 	if (options_.update_lookup)
 		LookUp(&events);
 	for (ChangeEvent &event : events)
@@ -500,13 +586,13 @@ Batch OplogReader::NextBatch(size_t max_events, int64_t max_ms) {
 	const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(max_ms);
 	size_t bytes = 0;
 	while (batch.events.size() < max_events && bytes < kMaxBatchBytes && std::chrono::steady_clock::now() < deadline) {
-		Bson entry;
-		if (!NextEntry(&entry)) {
+		const bson_t *entry = NextEntry();
+		if (!entry) {
 			batch.caught_up = true;
 			break;
 		}
 		const size_t before = batch.events.size();
-		Consume(entry.get(), &batch);
+		Consume(entry, &batch);
 		for (size_t i = before; i < batch.events.size(); i++)
 			bytes += EventBytes(batch.events[i]);
 		// Read up to the commit point taken before the batch: every entry up to it is in hand, so the

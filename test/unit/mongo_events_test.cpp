@@ -162,6 +162,26 @@ TEST(OplogEntry, ReadableEntryIsNotKeptTwice) {
 	EXPECT_EQ(out.events[0].raw, nullptr) << "a readable entry is not kept twice (its document would be)";
 }
 
+TEST(OplogEntry, FieldsAreReadAsBsonIterFindWould) {
+	// One pass reads every field: a key given twice counts by its first value, as with bson_iter_find.
+	Bson entry = J(R"({"op": "i", "ns": "d.c", "op": "d", "ns": "x.y", "o": {"_id": 1, "x": "y"}, "o": 5,
+		"o2": {"_id": 1}, "ts": {"$timestamp": {"t": 7, "i": 2}}, "ts": {"$timestamp": {"t": 9, "i": 9}},
+		"wall": {"$date": 7000}, "lsid": {"id": 3}, "txnNumber": 4})");
+	OplogEntryEvents out = ConvertOplogEntry(entry.get(), {{"d", "c"}});
+	ASSERT_EQ(out.events.size(), 1u);
+	const ChangeEvent &e = out.events[0];
+	EXPECT_EQ(e.op, OperationType::kInsert);
+	EXPECT_EQ(e.coll, "c");
+	EXPECT_EQ(ToRelaxedJson(e.full_document.get()), Canon(R"({"_id": 1, "x": "y"})"));
+	EXPECT_EQ(e.cluster_time, (Timestamp{7, 2}));
+	EXPECT_EQ(e.wall_time_ms, 7000);
+	EXPECT_FALSE(e.InTransaction()) << "a retryable write (lsid and txnNumber outside applyOps) is no transaction";
+	// A string where a document belongs is no document.
+	Bson bad = J(R"({"op": "i", "ns": "d.c", "o": "text", "ts": {"$timestamp": {"t": 8, "i": 1}}})");
+	EXPECT_NE(ConvertOplogEntry(bad.get(), {{"d", "c"}}).events.at(0).unreadable.find("no document"),
+			  std::string::npos);
+}
+
 TEST(OplogEntry, UnreadableEntryOfAMappedNamespaceBecomesAnUnreadableEvent) {
 	Bson entry = J(R"({"ts": {"$timestamp": {"t": 5, "i": 1}}, "op": "i", "ns": "d.c"})");
 	OplogEntryEvents out = ConvertOplogEntry(entry.get(), {{"d", "c"}});
@@ -327,6 +347,26 @@ TEST(OplogAssembler, PartialTransactionWaitsForItsLastEntry) {
 	EXPECT_EQ(done, (std::vector<std::string>{R"(insert:{ "_id" : { "$numberInt" : "1" } }@3)",
 											  R"(delete:{ "_id" : { "$numberInt" : "2" } }@3)"}));
 	EXPECT_TRUE(a.Settled());
+}
+
+TEST(OplogAssembler, RetryableWritesAroundAPartialTransactionKeepTheirPlace) {
+	// Retryable writes carry an lsid and a txnNumber of their own: delivered at once, before, during
+	// and after another session's transaction, which still waits for its last entry.
+	OplogAssembler a(kShop);
+	const std::string retryable =
+		R"("lsid": {"id": 8}, "txnNumber": 1, "op": "i", "ns": "shop.orders", "o": {"_id": 4})";
+	EXPECT_EQ(Fed(&a, Entry(1, retryable)).size(), 1u);
+	EXPECT_TRUE(a.Settled());
+	EXPECT_TRUE(Fed(&a, Entry(2, std::string(kSession) + R"(, "o": {"applyOps": [{"op": "i", "ns": "shop.orders",
+		"o": {"_id": 1}}], "partialTxn": true})"))
+					.empty());
+	EXPECT_EQ(Fed(&a, Entry(3, retryable)),
+			  (std::vector<std::string>{R"(insert:{ "_id" : { "$numberInt" : "4" } }@3)"}));
+	EXPECT_FALSE(a.Settled());
+	EXPECT_EQ(Fed(&a, Entry(4, std::string(kSession) + R"(, "o": {"applyOps": [], "count": 1})")),
+			  (std::vector<std::string>{R"(insert:{ "_id" : { "$numberInt" : "1" } }@4)"}));
+	EXPECT_TRUE(a.Settled());
+	EXPECT_EQ(a.LastTimestamp(), (Timestamp{4, 1}));
 }
 
 TEST(OplogAssembler, PreparedTransactionCommitsOrAborts) {

@@ -74,9 +74,12 @@ public:
 	std::vector<ChangeEvent> Feed(const bson_t *entry);
 	// Settled tells whether no transaction is open: only then may the last entry's ts be stored.
 	bool Settled() const { return pending_.empty(); }
+	// LastTimestamp returns the ts of the entry fed last (zero when it had none).
+	Timestamp LastTimestamp() const { return last_ts_; }
 
 private:
 	std::vector<Namespace> namespaces_;
+	Timestamp last_ts_;
 	std::map<std::string, std::vector<ChangeEvent>> pending_; // by lsid + txnNumber
 };
 
@@ -105,9 +108,10 @@ private:
 	void Open();
 	// Edge returns the ts of the oldest (newest when newest) oplog entry; zero if the oplog is empty.
 	Timestamp Edge(bool newest);
-	// NextEntry reads the next matching entry into *entry; false when the cursor returned an empty
-	// batch (or died and will be reopened).
-	bool NextEntry(Bson *entry);
+	// NextEntry returns the next matching entry, a view into the cursor's reply valid until the next
+	// call (Consume copies what its events keep); nullptr when the cursor returned an empty batch (or
+	// died and will be reopened).
+	const bson_t *NextEntry();
 	// Consume adds one entry's events to batch and advances the position.
 	void Consume(const bson_t *entry, Batch *batch);
 	// LookUp fills the fullDocument of update events from the current documents.
