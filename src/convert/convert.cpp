@@ -396,6 +396,32 @@ Value ConvertArray(const bson_value_t &value, const TargetType &target, const st
 
 } // namespace
 
+namespace internal {
+
+bool AssignText(const bson_value_t &value, const TargetType &target, const std::string &path, Value *out) {
+	if (target.kind != TargetKind::kText || target.array ||
+		(value.value_type != BSON_TYPE_UTF8 && value.value_type != BSON_TYPE_OID))
+		return false;
+	char hex[25];
+	std::string_view text;
+	if (value.value_type == BSON_TYPE_UTF8) {
+		std::string built;
+		const std::string &name = target.name.empty() ? (built = target.BuildName()) : target.name;
+		CheckText(value.value.v_utf8.str, value.value.v_utf8.len, value, path, name); // as TextForm
+		text = StringOf(value);
+	} else {
+		bson_oid_to_string(&value.value.v_oid, hex);
+		text = std::string_view(hex, 24);
+	}
+	if (Text *held = std::get_if<Text>(&out->v))
+		held->value.assign(text.data(), text.size());
+	else
+		out->v = Text{std::string(text)};
+	return true;
+}
+
+} // namespace internal
+
 Value ConvertValue(const bson_value_t &value, const TargetType &target, const std::string &path) {
 	if (value.value_type == BSON_TYPE_NULL || value.value_type == BSON_TYPE_UNDEFINED)
 		return Value{};

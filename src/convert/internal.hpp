@@ -7,6 +7,7 @@
 
 #include <bson/bson.h>
 
+#include "mongo_river/convert/types.hpp"
 #include "mongo_river/convert/value.hpp"
 
 namespace mongo_river::convert::internal {
@@ -78,5 +79,10 @@ IntegerStatus DecimalToInt64(const Decimal &decimal, std::int64_t *out);
 
 // ParseUuid parses 8-4-4-4-12 or 32 hex digits (any case, optional braces); false otherwise.
 bool ParseUuid(std::string_view s, std::uint8_t *bytes);
+
+// AssignText is ConvertValue of a string or an ObjectId to a text column (not an array) into *out,
+// reusing the string *out holds when it holds text (a copy converts each batch into the last
+// batch's storage): false, *out untouched, for any other value or target. Throws as ConvertValue.
+bool AssignText(const bson_value_t &value, const TargetType &target, const std::string &path, Value *out);
 
 } // namespace mongo_river::convert::internal

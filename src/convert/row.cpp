@@ -2,6 +2,7 @@
 #include "mongo_river/convert/row.hpp"
 
 #include "mongo_river/convert/convert.hpp"
+#include "internal.hpp"
 
 namespace mongo_river::convert {
 
@@ -115,10 +116,21 @@ void DocumentConverter::CompileArrays(const std::vector<mapping::ArrayMapping> &
 
 ConvertedDocument DocumentConverter::Convert(const bson_t &document) const {
 	ConvertedDocument result;
+	ConvertInto(document, &result);
+	return result;
+}
+
+void DocumentConverter::ConvertInto(const bson_t &document, ConvertedDocument *out) const {
+	// Every field is written again; the vectors keep their storage, and text values (strings,
+	// ObjectIds) overwrite the strings of the last document converted into *out (AssignText).
+	ConvertedDocument &result = *out;
+	result.errors.clear();
 	result.children.resize(layout_.size() - 1);
-	for (std::size_t i = 0; i < result.children.size(); ++i)
+	for (std::size_t i = 0; i < result.children.size(); ++i) {
 		result.children[i].table = i + 1;
-	result.row.reserve(columns_.size() + (mapping_.document.empty() ? 0 : 1));
+		result.children[i].rows.clear();
+	}
+	result.row.resize(columns_.size() + (mapping_.document.empty() ? 0 : 1));
 	uint32_t offsets[TopKeys::kMaxKeys] = {};
 	const bool located = top_keys_.Locate(document, offsets);
 	for (std::size_t i = 0; i < columns_.size(); ++i) {
@@ -129,31 +141,34 @@ ConvertedDocument DocumentConverter::Convert(const bson_t &document) const {
 			located ? top_keys_.FindPath(document, compiled.top, offsets[compiled.top], compiled.column->path, &iter)
 					: FindPath(document, compiled.column->path, &iter);
 		const bson_value_t *value = found ? bson_iter_value(&iter) : nullptr;
+		Value &slot = result.row[i];
 		try {
-			if (i == pk_index_) {
-				result.key = ConvertPrimaryKey(value, *compiled.column, compiled.target, path);
-				result.row.push_back(result.key);
-			} else {
-				result.row.push_back(ConvertMappedValue(*compiled.column, compiled.target, value, path));
-			}
+			const bool plain = value && compiled.column->format == mapping::Format::kDefault;
+			if (!(plain && internal::AssignText(*value, compiled.target, path, &slot)))
+				slot = i == pk_index_ ? ConvertPrimaryKey(value, *compiled.column, compiled.target, path)
+									  : ConvertMappedValue(*compiled.column, compiled.target, value, path);
+			if (i == pk_index_)
+				result.key = slot;
 		} catch (const ConversionError &error) {
 			result.errors.push_back(WithColumn(error, compiled.column->name, {}));
-			result.row.emplace_back();
+			slot = Value();
+			if (i == pk_index_)
+				result.key = Value();
 		}
 	}
 	if (!mapping_.document.empty()) {
+		Value &slot = result.row.back();
 		try {
-			result.row.push_back(Value{JsonText{DocumentJson(document), true}});
+			slot = Value{JsonText{DocumentJson(document), true}};
 		} catch (const ConversionError &error) {
 			result.errors.push_back(WithColumn(error, mapping_.document, {}));
-			result.row.emplace_back();
+			slot = Value();
 		}
 	}
 	if (result.key.IsNull())
-		return result;
+		return;
 	for (const CompiledArray &array : arrays_)
 		ConvertArray(array, document, {}, result.key, &result);
-	return result;
 }
 
 void DocumentConverter::ConvertArray(const CompiledArray &array, const bson_t &container,

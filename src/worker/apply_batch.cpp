@@ -79,11 +79,17 @@ void RiverWorker::ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::
 		RejectOrStop(mapped, operation, &doc, nullptr, "the document has no _id, so it has no key");
 		return;
 	}
-	convert::ConvertedDocument converted = mapped.writer->Convert(doc);
+	// An initial copy's batch converts into storage it keeps (CopyBatch); anything else into its own.
+	const bool to_copy = copy_.on && !isolate && !river_.options.dry_run;
+	convert::ConvertedDocument own;
+	convert::ConvertedDocument &converted = to_copy ? *copy_.Slot() : own;
+	mapped.writer->ConvertInto(doc, &converted);
 	if (!converted.errors.empty()) {
 		std::string message;
 		for (const convert::ConversionError &error : converted.errors)
 			message += (message.empty() ? "" : "; ") + error.Message();
+		if (to_copy)
+			copy_.Drop();
 		RejectOrStop(mapped, operation, &doc, nullptr, message);
 		return;
 	}
@@ -91,10 +97,9 @@ void RiverWorker::ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::
 		Copied(change, doc);
 		return;
 	}
-	if (copy_rows_on_ && !isolate) {
-		copy_rows_.push_back(std::move(converted));
+	if (to_copy) {
 		// counted only if the batch falls back (see CopyDocuments)
-		copy_docs_.emplace_back(reinterpret_cast<const char *>(bson_get_data(&doc)), doc.len);
+		copy_.docs.emplace_back(reinterpret_cast<const char *>(bson_get_data(&doc)), doc.len);
 		return;
 	}
 	if (Batched(mapped, isolate)) {
@@ -140,8 +145,8 @@ void RiverWorker::CountCopied(std::string_view doc) {
 		return;
 	// The whole element (type, name, value): the same bytes are the same _id.
 	const std::string_view id(reinterpret_cast<const char *>(iter.raw) + iter.off, iter.next_off - iter.off);
-	if (!copy_ids_.insert(id).second)
-		++repeats_;
+	if (!copy_.ids.insert(id).second)
+		++copy_.repeats;
 }
 
 void RiverWorker::HandleDdl(const mongo::ChangeEvent &event) {
@@ -428,12 +433,12 @@ bool RiverWorker::TryCopyRows(Mapped &mapped, const std::vector<const convert::C
 	return false;
 }
 
-void RiverWorker::UpsertLastOfEachKey(Mapped &mapped, const std::vector<convert::ConvertedDocument> &rows) {
+void RiverWorker::UpsertLastOfEachKey(Mapped &mapped, const std::vector<const convert::ConvertedDocument *> &rows) {
 	// Keyed by the key's text, as pending_ is: two _ids of one text (a string equal to an ObjectId's
 	// hex under a text key) are one row, the later document's, as with a batch of changes.
 	std::map<std::string, const convert::ConvertedDocument *> last;
-	for (const convert::ConvertedDocument &row : rows)
-		last[convert::ValueText(row.key)] = &row;
+	for (const convert::ConvertedDocument *row : rows)
+		last[convert::ValueText(row->key)] = row;
 	std::vector<const convert::ConvertedDocument *> upserts;
 	upserts.reserve(last.size());
 	for (const auto &[key, row] : last)

@@ -15,35 +15,27 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 			RequireRiver();
 			pending_.clear();
 			txn_rejects_.clear();
-			repeats_ = 0;
-			// An initial copy's documents go to copy_rows_ (see there); a resync's keys are recorded
-			// as seen, so it goes through pending_.
-			copy_rows_on_ = Batched(mapped, isolate) && mapped.phase != "resync";
-			struct Off { // the batch's copy state, also when a row's write throws (views into docs)
-				RiverWorker &worker;
-				~Off() {
-					worker.copy_rows_on_ = false;
-					worker.copy_rows_.clear();
-					worker.copy_docs_.clear();
-					worker.copy_ids_.clear();
-				}
-			} off{*this};
-			copy_rows_.reserve(copy_rows_on_ ? docs.size() : 0);
-			copy_docs_.reserve(copy_rows_on_ ? docs.size() : 0);
+			// An initial copy's documents go to copy_.rows (see CopyBatch); a resync's keys are
+			// recorded as seen, so it goes through pending_.
+			copy_.End();
+			copy_.repeats = 0;
+			copy_.on = Batched(mapped, isolate) && mapped.phase != "resync";
+			struct End { // the batch's copy state, also when a row's write throws (views into docs)
+				CopyBatch &batch;
+				~End() { batch.End(); }
+			} end{copy_};
+			copy_.docs.reserve(copy_.on ? docs.size() : 0);
 			for (const mongo::Bson &doc : docs) {
 				apply::ChangeInfo change{"copy", scan_started_.AsUint64(), std::nullopt, {}};
 				if (mapped.writer->History()) // only a history row records where its version came from
 					change.position = "copy:" + Hex(scan_started_.AsUint64()) + ":" + IdText(doc.get());
 				ApplyDocument(mapped, *doc, change, isolate);
 			}
-			if (copy_rows_on_) {
-				std::vector<const convert::ConvertedDocument *> upserts;
-				upserts.reserve(copy_rows_.size());
-				for (const convert::ConvertedDocument &row : copy_rows_)
-					upserts.push_back(&row);
-				if (!TryCopyRows(mapped, upserts)) {
-					UpsertLastOfEachKey(mapped, copy_rows_);
-					for (std::string_view doc : copy_docs_)
+			if (copy_.on) {
+				const std::vector<const convert::ConvertedDocument *> rows = copy_.Rows();
+				if (!TryCopyRows(mapped, rows)) {
+					UpsertLastOfEachKey(mapped, rows);
+					for (std::string_view doc : copy_.docs)
 						CountCopied(doc);
 				}
 			}
@@ -55,14 +47,16 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 									 name_.c_str(), mapped.writer->Row().source.c_str(), (unsigned long)deleted)));
 			}
 			// Rejects apart, and a document the source returned twice counts once.
-			copied = int64(docs.size()) - txn_rejects_[mapped.writer->Row().source] - repeats_;
+			copied = int64(docs.size()) - txn_rejects_[mapped.writer->Row().source] - copy_.repeats;
 			catalog::SaveCopyProgress(name_, mapped.writer->Row().source, RawBytes(scan_->LastId()), copied, phase,
 									  scan_cut_);
 			if (phase != mapped.phase)
 				catalog::NotifyPhase(name_, mapped.writer->Row().source, phase, "");
 		}
 		txn.Commit();
-		scan_cut_.reset(); // saved with the copy's first batch
+		if (scan_->Done())
+			copy_.Release(); // the copy is over: its rows' storage goes
+		scan_cut_.reset();   // saved with the copy's first batch
 		mapped.phase = phase;
 		mapped.copied_id = RawBytes(scan_->LastId());
 		applied_ += int64(docs.size());

@@ -189,6 +189,76 @@ inline std::string TokenData(const bson_t *token) {
 	return {};
 }
 
+// CopyBatch is the state of one copy batch (CopyDocuments), cleared by End when the batch ends,
+// also when one of its writes throws.
+//   on: an initial copy's documents go to rows[0, used), converted in scan order, and docs holds
+//   their BSON bytes. A scan in _id order returns each document once, so CopyRows takes them as they
+//   are; a key that came twice (a broken source, or two _ids of one text) fails it, and then only
+//   each key's last document is upserted (UpsertLastOfEachKey), as pending_ would have reduced them.
+//   rows keep their storage from batch to batch (ConvertInto), short texts included: a new row
+//   vector and new strings for each document were three to four mallocs per document and fresh
+//   pages for every batch; Release gives it back once the copy is over.
+//   ids: the _id elements (type and value bytes, inside the batch's documents) the batch wrote;
+//   repeats: its documents whose _id came before in it (a source that returned a document twice).
+//   docs_copied counts documents, each once: two documents that are one row (an _id string and the
+//   ObjectId of its text under a text key) are two. A batch CopyRows took whole has no repeat (the
+//   same _id twice is the same key twice, which the key's unique index refuses), so its documents
+//   are not looked at (the set costs 7 % of a copy's CPU).
+struct CopyBatch {
+	bool on = false;
+	std::vector<convert::ConvertedDocument> rows; // [0, used) are this batch's
+	size_t used = 0;
+	std::vector<std::string_view> docs;
+	std::unordered_set<std::string_view> ids;
+	int64 repeats = 0;
+
+	// Slot returns storage for the batch's next row; Drop gives the last one back (rejected).
+	convert::ConvertedDocument *Slot() {
+		if (used == rows.size())
+			rows.emplace_back();
+		return &rows[used++];
+	}
+	void Drop() { --used; }
+	// Rows returns the batch's rows, in scan order.
+	std::vector<const convert::ConvertedDocument *> Rows() const {
+		std::vector<const convert::ConvertedDocument *> out;
+		out.reserve(used);
+		for (size_t i = 0; i < used; ++i)
+			out.push_back(&rows[i]);
+		return out;
+	}
+	// End empties the batch. Its rows keep their storage and their short texts (keys, names: the next
+	// batch's ConvertInto writes over them); anything longer goes, so that no large value is held
+	// between batches (what stays is at most kShortText bytes a value, under the batch's own size).
+	static constexpr size_t kShortText = 64;
+	void End() {
+		auto keep_short = [](convert::Value &value) {
+			const convert::Text *text = std::get_if<convert::Text>(&value.v);
+			if (!value.IsNull() && (!text || text->value.capacity() > kShortText))
+				value = convert::Value();
+		};
+		for (size_t i = 0; i < used; ++i) {
+			convert::ConvertedDocument &row = rows[i];
+			keep_short(row.key);
+			for (convert::Value &value : row.row)
+				keep_short(value);
+			row.errors.clear();
+			for (convert::ChildRows &child : row.children)
+				child.rows.clear();
+		}
+		on = false;
+		used = 0;
+		docs.clear();
+		ids.clear();
+	}
+	void Release() {
+		End();
+		rows = {};
+		docs = {};
+		ids = {};
+	}
+};
+
 class RiverWorker {
 public:
 	// RiverWorker runs river name; a non-empty id is the identity of the river it was started for
@@ -270,8 +340,8 @@ private:
 	bool TryCopyRows(Mapped &mapped, const std::vector<const convert::ConvertedDocument *> &upserts);
 	// UpsertLastOfEachKey upserts, of rows in scan order, each key's last document (the reduction
 	// pending_ makes for a batch of changes).
-	void UpsertLastOfEachKey(Mapped &mapped, const std::vector<convert::ConvertedDocument> &rows);
-	// Copied notes a copy's document as written (see copy_ids_); CountCopied does it for any.
+	void UpsertLastOfEachKey(Mapped &mapped, const std::vector<const convert::ConvertedDocument *> &rows);
+	// Copied notes a copy's document as written (see CopyBatch::ids); CountCopied does it for any.
 	void Copied(const apply::ChangeInfo &change, const bson_t &doc);
 	void CountCopied(std::string_view doc);
 
@@ -301,21 +371,7 @@ private:
 	bool reopen_ = false;
 	bool reader_for_copy_ = false; // the reader was opened with kCopyStreamAwaitMs
 	PendingWrites pending_;        // the batch's reduced writes (see PendingWrite)
-	// copy_rows_: while an initial copy's batch is converted (copy_rows_on_), its documents in scan
-	// order. A scan in _id order returns each document once, so CopyRows takes them as they are; a
-	// key that came twice (a broken source, or two _ids of one text) fails it, and then only each
-	// key's last document is upserted (UpsertLastOfEachKey), as pending_ would have reduced them.
-	std::vector<convert::ConvertedDocument> copy_rows_;
-	std::vector<std::string_view> copy_docs_; // the documents of copy_rows_ (their BSON bytes)
-	bool copy_rows_on_ = false;
-	// copy_ids_: the _id elements (type and value bytes, inside the batch's documents) a copy batch
-	// wrote; repeats_: its documents whose _id came before in it (a source that returned a document
-	// twice). docs_copied counts documents, each once: two documents that are one row (an _id string
-	// and the ObjectId of its text under a text key) are two. A batch CopyRows took whole has no
-	// repeat (the same _id twice is the same key twice, which the key's unique index refuses), so
-	// its documents are not looked at (the set costs 7 % of a copy's CPU).
-	std::unordered_set<std::string_view> copy_ids_;
-	int64 repeats_ = 0;
+	CopyBatch copy_;               // the copy batch being written (CopyDocuments)
 	bool lookup_fallback_ = false; // reading the stream without updateLookup (large-event policy)
 	// update_diffs_: the reader was opened without lookups (mongo_river.apply_update_diffs): update
 	// events are applied from their update descriptions where the mapping allows it, else looked up.

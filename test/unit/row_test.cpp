@@ -203,5 +203,59 @@ TEST(DocumentConverter, NestedArraysScalarsAndPresence) {
 	EXPECT_EQ(Text(converter.Convert(*Doc(R"({"_id": "t2", "note": 0})")).row[1]), "true");
 }
 
+// Same tells whether two conversions hold the same key, rows, child rows and errors.
+void ExpectSame(const ConvertedDocument &a, const ConvertedDocument &b, const std::string &what) {
+	EXPECT_TRUE(a.key == b.key) << what;
+	EXPECT_EQ(a.row.size(), b.row.size()) << what;
+	for (std::size_t i = 0; i < std::min(a.row.size(), b.row.size()); ++i)
+		EXPECT_TRUE(a.row[i] == b.row[i]) << what << ", column " << i;
+	ASSERT_EQ(a.children.size(), b.children.size()) << what;
+	for (std::size_t t = 0; t < a.children.size(); ++t) {
+		EXPECT_EQ(a.children[t].table, b.children[t].table) << what;
+		ASSERT_EQ(a.children[t].rows.size(), b.children[t].rows.size()) << what << ", table " << t;
+		for (std::size_t r = 0; r < a.children[t].rows.size(); ++r)
+			EXPECT_TRUE(a.children[t].rows[r] == b.children[t].rows[r]) << what << ", table " << t << " row " << r;
+	}
+	ASSERT_EQ(a.errors.size(), b.errors.size()) << what;
+	for (std::size_t i = 0; i < a.errors.size(); ++i)
+		EXPECT_EQ(a.errors[i].Message(), b.errors[i].Message()) << what;
+}
+
+TEST(DocumentConverter, ConvertIntoAReusedDocumentLeavesNothingOfTheLast) {
+	// A copy converts each batch's documents into the storage of the last batch's: what a document
+	// leaves (children, errors, a document column, a key) must not show in the next one's rows.
+	DocumentConverter converter = Converter(kPosts);
+	const char *const docs[] = {
+		R"({"_id": "p1", "title": "Hello", "tags": ["a"], "comments": [{"user": "A", "comment": "x"}, {"user": "B"}]})",
+		R"({"_id": "p2"})",
+		R"({"_id": "p3", "key.with.dots": {"x": {"$numberLong": "9999999999"}}, "comments": [5]})",
+		R"({"title": "no key", "comments": [{"user": "C"}]})",
+		R"({"_id": "p5", "comments": [{"user": "D", "comment": "y"}, {"user": "E"}, {"user": "F"}]})",
+		R"({"_id": "p6", "comments": {"not": "an array"}})",
+		R"({"_id": "p7", "title": "again"})",
+		R"({"_id": {"$oid": "5f0c6e2b9d1e8a3b4c5d6e7f"}, "title": 5, "author": {"name": {"$oid": "5f0c6e2b9d1e8a3b4c5d6e70"}}})",
+		R"({"_id": "p9", "title": null, "author": {"name": "a long name that does not fit in a short string"}})",
+		R"({"_id": "p10", "title": "bad\u0000text", "author": "not a document"})",
+		R"({"_id": "p11"})",
+		R"({"_id": 12, "title": "an int key"})",
+		R"({"_id": "p13", "title": "x", "tags": ["a", "b"], "key.with.dots": {"x": 3}})",
+	};
+	// The same documents through a mapping whose columns take other formats (Extended JSON key,
+	// presence, text from numbers) and without a document column.
+	DocumentConverter other = Converter(R"js({"pk": "id", "columns": {
+	    "id": {"path": "_id", "type": "text", "format": "extjson"},
+	    "title": {"path": "title", "type": "text"},
+	    "has_title": {"path": "title", "type": "boolean", "format": "presence"},
+	    "name": {"path": "author.name", "type": "varchar(20)"}}})js");
+	for (const DocumentConverter *c : {&converter, &other}) {
+		ConvertedDocument reused;
+		for (const char *json : docs) {
+			mongo::Bson doc = Doc(json);
+			c->ConvertInto(*doc, &reused);
+			ExpectSame(reused, c->Convert(*doc), json);
+		}
+	}
+}
+
 } // namespace
 } // namespace mongo_river::convert

@@ -49,6 +49,9 @@ public:
 
 	// Convert converts a document by the mapping (errors are listed, never thrown).
 	convert::ConvertedDocument Convert(const bson_t &document) const { return converter_.Convert(document); }
+	void ConvertInto(const bson_t &document, convert::ConvertedDocument *out) const {
+		converter_.ConvertInto(document, out);
+	}
 	// Upsert writes a converted document: the target row is inserted or updated, its child rows
 	// replaced. Idempotent, so a change seen twice (copy/stream overlap) does no harm.
 	// In history mode (History()), it appends a version instead, described by change.

@@ -76,6 +76,9 @@ public:
 	// then the document column), one ChildRows per child table (possibly without rows), and every
 	// conversion error met, each naming its path, BSON type and column.
 	ConvertedDocument Convert(const bson_t &document) const;
+	// ConvertInto is Convert into *out, whose vectors keep their storage (no allocation per document
+	// when out is reused for document after document).
+	void ConvertInto(const bson_t &document, ConvertedDocument *out) const;
 	// PlanUpdate returns the root row's columns an update changes, or why the whole document is
 	// needed (see update_plan.hpp).
 	UpdatePlan PlanUpdate(const UpdateChanges &changes) const;
