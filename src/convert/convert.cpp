@@ -439,13 +439,15 @@ Value ConvertExtendedJson(const bson_value_t &value, const TargetType &target, c
 
 Value ConvertPrimaryKey(const bson_value_t *value, const mapping::Column &pk, const TargetType &target,
 						const std::string &path) {
+	// Extended JSON holds any _id, null included (`null`: MongoDB allows one document with _id null).
+	if (value && pk.format == mapping::Format::kExtendedJson)
+		return ConvertExtendedJson(*value, target, path);
 	if (!value || value->value_type == BSON_TYPE_NULL || value->value_type == BSON_TYPE_UNDEFINED)
 		throw ConversionError(internal::kNotNullViolation,
 							  "document has no value at \"" + path + "\" for primary key column \"" + pk.name + "\"",
 							  path, value ? BsonTypeName(value->value_type) : "missing", {},
-							  "Every document needs a value for the primary key's path.");
-	if (pk.format == mapping::Format::kExtendedJson)
-		return ConvertExtendedJson(*value, target, path);
+							  "Every document needs a value for the primary key's path (a null _id: give the key "
+							  "\"format\": \"extjson\").");
 	if (target.kind == TargetKind::kText && value->value_type != BSON_TYPE_UTF8 && value->value_type != BSON_TYPE_OID)
 		Fail(sqlstate::kInvalidParameterValue, *value, path, "text primary key \"" + pk.name + "\"",
 			 "only strings and ObjectIds keep distinct keys distinct as plain text",

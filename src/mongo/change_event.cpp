@@ -112,13 +112,15 @@ void ReadEventField(bson_iter_t *iter, ChangeEvent *event) {
 
 } // namespace
 
-Position::Position(const Position &other) : kind(other.kind), token(CopyBson(other.token.get())), time(other.time) {}
+Position::Position(const Position &other)
+	: kind(other.kind), token(CopyBson(other.token.get())), time(other.time), applied(other.applied) {}
 
 Position &Position::operator=(const Position &other) {
 	if (this != &other) {
 		kind = other.kind;
 		token = CopyBson(other.token.get());
 		time = other.time;
+		applied = other.applied;
 	}
 	return *this;
 }
@@ -167,6 +169,8 @@ std::string Position::ToJson() const {
 	case Kind::kOperationTime:
 	case Kind::kOplogAfter:
 		BSON_APPEND_TIMESTAMP(doc.get(), KindKey(kind), time.t, time.i);
+		if (kind == Kind::kOplogAfter && applied > time)
+			BSON_APPEND_TIMESTAMP(doc.get(), "appliedThrough", applied.t, applied.i);
 		break;
 	case Kind::kResumeAfter:
 	case Kind::kStartAfter:
@@ -192,7 +196,15 @@ Position Position::FromJson(const std::string &json) {
 			throw BadPosition(json, key + " is not a timestamp");
 		Timestamp ts;
 		bson_iter_timestamp(&iter, &ts.t, &ts.i);
-		return key == "operationTime" ? AtOperationTime(ts) : OplogAfter(ts);
+		if (key == "operationTime")
+			return AtOperationTime(ts);
+		Position position = OplogAfter(ts);
+		if (bson_iter_next(&iter)) {
+			if (std::string(bson_iter_key(&iter)) != "appliedThrough" || !BSON_ITER_HOLDS_TIMESTAMP(&iter))
+				throw BadPosition(json, "oplogAfter is followed by something other than appliedThrough");
+			bson_iter_timestamp(&iter, &position.applied.t, &position.applied.i);
+		}
+		return position;
 	}
 	if (key == "resumeAfter" || key == "startAfter") {
 		Bson token = BsonFromIter(&iter);

@@ -342,6 +342,11 @@ OplogEntryEvents ConvertEntry(const bson_t *entry, const OpFields &fields, const
 			throw SourceError(SourceErrorKind::kMalformed, 0, sourcestate::kDataException,
 							  "malformed oplog entry: not valid BSON: " + why);
 		ConvertOp(entry, fields, ctx, namespaces, &out);
+		// Every entry has its time: one without is not where the position can move to (review 24:
+		// it became 0,0 and a restart found it older than the oplog and resynced).
+		if (fields.ts.IsZero() && (!out.events.empty() || out.txn_step != TxnStep::kNone))
+			throw SourceError(SourceErrorKind::kMalformed, 0, sourcestate::kDataException,
+							  "malformed oplog entry: no timestamp in \"ts\"");
 	} catch (const SourceError &e) {
 		if (e.Kind() != SourceErrorKind::kMalformed)
 			throw;
@@ -434,6 +439,8 @@ OplogReader::OplogReader(Source &source, OplogOptions options, const Position &s
 		break;
 	}
 	position_ = start.kind == Position::Kind::kNow ? Position::OplogAfter(from) : start;
+	if (start.kind == Position::Kind::kOplogAfter)
+		skip_through_ = start.applied;
 	if (start.kind != Position::Kind::kNow) {
 		Timestamp oldest = Edge(false);
 		if (!oldest.IsZero() && oldest > from)
@@ -554,16 +561,30 @@ std::vector<ChangeEvent> OplogAssembler::Feed(const bson_t *entry) {
 
 void OplogReader::Consume(const bson_t *entry, Batch *batch) {
 	std::vector<ChangeEvent> events = assembler_.Feed(entry);
+	// The reader moves forward only: an entry without a ts, or one older than the last, leaves the
+	// cursor's bound and the position where they were (a source's oplog is in ts order).
 	const Timestamp ts = assembler_.LastTimestamp();
-	cursor_from_ = ts;
-	inclusive_ = false;
-	if (options_.update_lookup)
-		LookUp(&events);
-	for (ChangeEvent &event : events)
-		batch->events.push_back(std::move(event));
-	// While a transaction waits for its end, the stored position stays before its first entry.
+	const bool forward = !ts.IsZero() && ts >= cursor_from_;
+	if (forward) {
+		cursor_from_ = ts;
+		inclusive_ = false;
+	}
+	// Read again from before a transaction that waited (the start's applied): what was applied then
+	// is not applied twice; the transaction's own events come with its end, after applied.
+	if (!forward || ts > skip_through_) {
+		if (options_.update_lookup)
+			LookUp(&events);
+		for (ChangeEvent &event : events)
+			batch->events.push_back(std::move(event));
+	}
+	// While a transaction waits for its end, the stored position stays before its first entry, and
+	// says how far the entries after it were applied.
+	if (!forward)
+		return;
 	if (assembler_.Settled())
 		position_ = Position::OplogAfter(ts);
+	else if (position_.kind == Position::Kind::kOplogAfter && ts > position_.applied)
+		position_.applied = ts;
 }
 
 void OplogReader::LookUp(std::vector<ChangeEvent> *events) {

@@ -42,3 +42,15 @@ def auth_source():
         pytest.skip("needs the peer (started with --auth)")
     yield source
     source.stop()
+
+
+@pytest.fixture(scope="module")
+def chain_peer():
+    """chain_peer is a peer of its own whose transactions are logged as applyOps chains of at most
+    2 operations per entry (partialTxn on all but the last); skipped against MONGO_URI."""
+    from mongo_source import start_source
+    source = start_source(["--max-txn-ops-per-oplog-entry", "2"])
+    if source is None or not source.is_peer:
+        pytest.skip("needs the peer")
+    yield source
+    source.stop()

@@ -64,6 +64,20 @@ TEST(Position, JsonRoundTrip) {
 	EXPECT_EQ(Position::FromJson(Position::Now().ToJson()).kind, Position::Kind::kNow);
 }
 
+TEST(Position, OplogPositionKeepsHowFarItWasApplied) {
+	Position p = Position::OplogAfter(Timestamp{5, 1});
+	EXPECT_EQ(p.ToJson().find("appliedThrough"), std::string::npos) << "no watermark, none written";
+	p.applied = Timestamp{9, 2};
+	Position back = Position::FromJson(p.ToJson());
+	EXPECT_EQ(back.kind, Position::Kind::kOplogAfter);
+	EXPECT_EQ(back.time, (Timestamp{5, 1}));
+	EXPECT_EQ(back.applied, (Timestamp{9, 2}));
+	Position copy = back;
+	EXPECT_EQ(copy.applied, (Timestamp{9, 2}));
+	EXPECT_THROW(Position::FromJson(R"({"oplogAfter": {"$timestamp": {"t": 5, "i": 1}}, "appliedThrough": 9})"), Error);
+	EXPECT_THROW(Position::FromJson(R"({"oplogAfter": {"$timestamp": {"t": 5, "i": 1}}, "x": 1})"), Error);
+}
+
 TEST(Position, CopiesOwnTheirToken) {
 	Position a = Position::ResumeAfter(J(kToken).get());
 	Position b = a;
@@ -164,7 +178,8 @@ TEST(OplogEntry, ReadableEntryIsNotKeptTwice) {
 
 TEST(OplogEntry, FieldsAreReadAsBsonIterFindWould) {
 	// One pass reads every field: a key given twice counts by its first value, as with bson_iter_find.
-	Bson entry = J(R"({"op": "i", "ns": "d.c", "op": "d", "ns": "x.y", "o": {"_id": 1, "x": "y"}, "o": 5,
+	Bson entry = J(
+		R"({"op": "i", "ns": "d.c", "op": "d", "ns": "x.y", "o": {"_id": 1, "x": "y"}, "o": 5,
 		"o2": {"_id": 1}, "ts": {"$timestamp": {"t": 7, "i": 2}}, "ts": {"$timestamp": {"t": 9, "i": 9}},
 		"wall": {"$date": 7000}, "lsid": {"id": 3}, "txnNumber": 4})");
 	OplogEntryEvents out = ConvertOplogEntry(entry.get(), {{"d", "c"}});
@@ -177,9 +192,22 @@ TEST(OplogEntry, FieldsAreReadAsBsonIterFindWould) {
 	EXPECT_EQ(e.wall_time_ms, 7000);
 	EXPECT_FALSE(e.InTransaction()) << "a retryable write (lsid and txnNumber outside applyOps) is no transaction";
 	// A string where a document belongs is no document.
-	Bson bad = J(R"({"op": "i", "ns": "d.c", "o": "text", "ts": {"$timestamp": {"t": 8, "i": 1}}})");
+	Bson bad = J(
+		R"({"ts": {"$timestamp": {"t": 1, "i": 1}}, "op": "i", "ns": "d.c", "o": "text", "ts": {"$timestamp": {"t": 8, "i": 1}}})");
 	EXPECT_NE(ConvertOplogEntry(bad.get(), {{"d", "c"}}).events.at(0).unreadable.find("no document"),
 			  std::string::npos);
+}
+
+TEST(OplogEntry, EntryWithoutTimestampIsUnreadable) {
+	// No ts (or one of another type): no time to move the position to (review 24: it moved to 0,0).
+	for (const char *json :
+		 {R"({"op": "i", "ns": "d.c", "o": {"_id": 1}})", R"({"ts": 5, "op": "i", "ns": "d.c", "o": {"_id": 1}})",
+		  R"({"ts": {"$timestamp": {"t": 0, "i": 0}}, "op": "i", "ns": "d.c", "o": {"_id": 1}})"}) {
+		OplogEntryEvents out = ConvertOplogEntry(J(json).get(), {{"d", "c"}});
+		ASSERT_EQ(out.events.size(), 1u) << json;
+		EXPECT_NE(out.events[0].unreadable.find("no timestamp"), std::string::npos) << json;
+		EXPECT_TRUE(ConvertOplogEntry(J(json).get(), {{"d", "other"}}).events.empty()) << json;
+	}
 }
 
 TEST(OplogEntry, UnreadableEntryOfAMappedNamespaceBecomesAnUnreadableEvent) {
@@ -237,61 +265,83 @@ TEST(ConvertOplogEntry, InsertUpdateReplaceDelete) {
 	ASSERT_EQ(upd.events[0].truncated_arrays.size(), 1u);
 	EXPECT_EQ(upd.events[0].full_document, nullptr);
 
-	OplogEntryEvents v1 = ConvertOplogEntry(J(R"({"op": "u", "ns": "shop.orders",
+	OplogEntryEvents v1 =
+		ConvertOplogEntry(J(R"({"ts": {"$timestamp": {"t": 1, "i": 1}}, "op": "u", "ns": "shop.orders",
 		"o": {"$v": 1, "$set": {"x.y": 3}}, "o2": {"_id": 1}})")
-												.get(),
-											kShop);
+							  .get(),
+						  kShop);
 	ASSERT_EQ(v1.events.size(), 1u);
 	EXPECT_EQ(ToRelaxedJson(v1.events[0].updated_fields.get()), Canon(R"({"x.y": 3})"));
 
 	OplogEntryEvents rep = ConvertOplogEntry(
-		J(R"({"op": "u", "ns": "shop.orders", "o": {"_id": 1, "z": 1}, "o2": {"_id": 1}})").get(), kShop);
+		J(R"({"ts": {"$timestamp": {"t": 1, "i": 1}}, "op": "u", "ns": "shop.orders", "o": {"_id": 1, "z": 1}, "o2": {"_id": 1}})")
+			.get(),
+		kShop);
 	ASSERT_EQ(rep.events.size(), 1u);
 	EXPECT_EQ(rep.events[0].op, OperationType::kReplace);
 	EXPECT_EQ(ToRelaxedJson(rep.events[0].full_document.get()), Canon(R"({"_id": 1, "z": 1})"));
 
-	OplogEntryEvents del = ConvertOplogEntry(J(R"({"op": "d", "ns": "shop.orders", "o": {"_id": 1}})").get(), kShop);
+	OplogEntryEvents del = ConvertOplogEntry(
+		J(R"({"ts": {"$timestamp": {"t": 1, "i": 1}}, "op": "d", "ns": "shop.orders", "o": {"_id": 1}})").get(), kShop);
 	ASSERT_EQ(del.events.size(), 1u);
 	EXPECT_EQ(del.events[0].op, OperationType::kDelete);
 	EXPECT_EQ(ToRelaxedJson(del.events[0].document_key.get()), Canon(R"({"_id": 1})"));
 }
 
 TEST(ConvertOplogEntry, RetryableWriteIsNotATransaction) {
-	OplogEntryEvents ins = ConvertOplogEntry(J(R"({"op": "i", "ns": "shop.orders", "o": {"_id": 1},
+	OplogEntryEvents ins =
+		ConvertOplogEntry(J(R"({"ts": {"$timestamp": {"t": 1, "i": 1}}, "op": "i", "ns": "shop.orders", "o": {"_id": 1},
 		"lsid": {"id": 1}, "txnNumber": {"$numberLong": "7"}, "stmtId": 0})")
-												 .get(),
-											 kShop);
+							  .get(),
+						  kShop);
 	ASSERT_EQ(ins.events.size(), 1u);
 	EXPECT_FALSE(ins.events[0].InTransaction());
 }
 
 TEST(ConvertOplogEntry, SkipsOtherNamespacesAndNoops) {
 	EXPECT_TRUE(
-		ConvertOplogEntry(J(R"({"op": "i", "ns": "shop.other", "o": {"_id": 1}})").get(), kShop).events.empty());
+		ConvertOplogEntry(
+			J(R"({"ts": {"$timestamp": {"t": 1, "i": 1}}, "op": "i", "ns": "shop.other", "o": {"_id": 1}})").get(),
+			kShop)
+			.events.empty());
 	EXPECT_TRUE(
-		ConvertOplogEntry(J(R"({"op": "n", "ns": "", "o": {"msg": "periodic noop"}})").get(), kShop).events.empty());
-	EXPECT_TRUE(ConvertOplogEntry(J(R"({"op": "c", "ns": "shop.$cmd", "o": {"create": "orders"}})").get(), kShop)
-					.events.empty());
-	EXPECT_TRUE(ConvertOplogEntry(J(R"({"op": "i", "ns": "shop.system.views", "o": {"_id": 1}})").get(), {{"shop", ""}})
-					.events.empty());
+		ConvertOplogEntry(
+			J(R"({"ts": {"$timestamp": {"t": 1, "i": 1}}, "op": "n", "ns": "", "o": {"msg": "periodic noop"}})").get(),
+			kShop)
+			.events.empty());
+	EXPECT_TRUE(
+		ConvertOplogEntry(
+			J(R"({"ts": {"$timestamp": {"t": 1, "i": 1}}, "op": "c", "ns": "shop.$cmd", "o": {"create": "orders"}})")
+				.get(),
+			kShop)
+			.events.empty());
+	EXPECT_TRUE(
+		ConvertOplogEntry(
+			J(R"({"ts": {"$timestamp": {"t": 1, "i": 1}}, "op": "i", "ns": "shop.system.views", "o": {"_id": 1}})")
+				.get(),
+			{{"shop", ""}})
+			.events.empty());
 }
 
 TEST(ConvertOplogEntry, DdlCommands) {
-	OplogEntryEvents drop =
-		ConvertOplogEntry(J(R"({"op": "c", "ns": "shop.$cmd", "o": {"drop": "orders"}})").get(), kShop);
+	OplogEntryEvents drop = ConvertOplogEntry(
+		J(R"({"ts": {"$timestamp": {"t": 1, "i": 1}}, "op": "c", "ns": "shop.$cmd", "o": {"drop": "orders"}})").get(),
+		kShop);
 	ASSERT_EQ(drop.events.size(), 1u);
 	EXPECT_EQ(drop.events[0].op, OperationType::kDrop);
 	EXPECT_EQ(drop.events[0].coll, "orders");
 
 	OplogEntryEvents rename = ConvertOplogEntry(
-		J(R"({"op": "c", "ns": "shop.$cmd", "o": {"renameCollection": "shop.orders", "to": "shop.old"}})").get(),
+		J(R"({"ts": {"$timestamp": {"t": 1, "i": 1}}, "op": "c", "ns": "shop.$cmd", "o": {"renameCollection": "shop.orders", "to": "shop.old"}})")
+			.get(),
 		kShop);
 	ASSERT_EQ(rename.events.size(), 1u);
 	EXPECT_EQ(rename.events[0].op, OperationType::kRename);
 	EXPECT_EQ(rename.events[0].to_coll, "old");
 
-	OplogEntryEvents dropdb =
-		ConvertOplogEntry(J(R"({"op": "c", "ns": "shop.$cmd", "o": {"dropDatabase": 1}})").get(), kShop);
+	OplogEntryEvents dropdb = ConvertOplogEntry(
+		J(R"({"ts": {"$timestamp": {"t": 1, "i": 1}}, "op": "c", "ns": "shop.$cmd", "o": {"dropDatabase": 1}})").get(),
+		kShop);
 	ASSERT_EQ(dropdb.events.size(), 1u);
 	EXPECT_EQ(dropdb.events[0].op, OperationType::kDropDatabase);
 	EXPECT_EQ(dropdb.events[0].db, "shop");
@@ -312,10 +362,11 @@ TEST(ConvertOplogEntry, ApplyOpsIsOneTransaction) {
 	EXPECT_EQ(txn.events[1].op, OperationType::kDelete);
 	EXPECT_EQ(txn.events[1].cluster_time, (Timestamp{20, 1}));
 
-	OplogEntryEvents partial = ConvertOplogEntry(J(R"({"op": "c", "ns": "admin.$cmd", "lsid": {"id": 1},
+	OplogEntryEvents partial = ConvertOplogEntry(
+		J(R"({"ts": {"$timestamp": {"t": 1, "i": 1}}, "op": "c", "ns": "admin.$cmd", "lsid": {"id": 1},
 		"txnNumber": 5, "o": {"applyOps": [{"op": "i", "ns": "shop.orders", "o": {"_id": 1}}], "partialTxn": true}})")
-													 .get(),
-												 kShop);
+			.get(),
+		kShop);
 	EXPECT_EQ(partial.txn_step, TxnStep::kPending);
 	EXPECT_EQ(partial.events.size(), 1u);
 }

@@ -166,6 +166,18 @@ TEST(PrimaryKey, MissingOrNullIsAnError) {
 	}
 }
 
+TEST(PrimaryKey, NullIdUnderAnExtendedJsonKeyIsTheKeyNull) {
+	// MongoDB allows one document with _id null; an extjson key holds any _id (review 24).
+	DocumentConverter converter =
+		Converter(R"({"pk": "id", "columns": {"id": {"path": "_id", "type": "text", "format": "extjson"}}})");
+	ConvertedDocument result = converter.Convert(*Doc(R"({"_id": null})"));
+	ASSERT_TRUE(result.errors.empty()) << result.errors[0].Message();
+	EXPECT_EQ(Text(result.key), "null");
+	ConvertedDocument missing = converter.Convert(*Doc(R"({"x": 1})"));
+	ASSERT_EQ(missing.errors.size(), 1u);
+	EXPECT_EQ(missing.errors[0].Sqlstate(), "23502");
+}
+
 TEST(PrimaryKey, NativeTypes) {
 	DocumentConverter converter = Converter(R"({"pk": "id", "columns": {"id": {"path": "_id", "type": "bigint"}}})");
 	EXPECT_EQ(Text(converter.Convert(*Doc(R"({"_id": {"$numberLong": "12345678901"}})")).key), "12345678901");

@@ -40,6 +40,11 @@ struct Position {
 	Kind kind = Kind::kNow;
 	Bson token;     // kResumeAfter / kStartAfter: the resume token document ({_data: "82..."})
 	Timestamp time; // kOperationTime / kOplogAfter
+	// applied (kOplogAfter, zero when none): the changes of entries up to this ts were applied. An
+	// oplog reader reads from time, before a transaction that waits for its end (prepared), while it
+	// applies later entries; a reader started here collects the transaction again but skips what
+	// was applied (review 24: a restart applied them twice). Its JSON: "appliedThrough".
+	Timestamp applied;
 
 	// Position copies own a copy of the token (Bson is a unique_ptr).
 	Position() = default;

@@ -129,6 +129,7 @@ private:
 	Position position_;        // kOplogAfter(ts of the last entry fully consumed), or the start
 	Timestamp cursor_from_;    // the next open reads entries after (inclusive_: at or after) this ts
 	bool inclusive_;           // the next open uses $gte (a start from a time or token, before any entry)
+	Timestamp skip_through_;   // the start's applied: events of entries up to it were applied already
 	size_t entries_read_ = 0;  // by every cursor of this reader
 	size_t fit_entries_ = 0;   // read since the last FitBatchSize
 	size_t fit_bytes_ = 0;     // their BSON

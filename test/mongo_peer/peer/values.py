@@ -108,6 +108,8 @@ def canonical_type(v):
         return 5
     if is_number(v):
         return 10
+    if isinstance(v, Code):  # before str: pymongo's Code is a str
+        return 65 if v.scope else 60
     if isinstance(v, str):
         return 15
     if isinstance(v, (dict, RawBSONDocument)):
@@ -126,8 +128,6 @@ def canonical_type(v):
         return 50
     if isinstance(v, DBRef):
         return 20  # a {$ref, $id} sub-document decodes as DBRef
-    if isinstance(v, Code):
-        return 65 if v.scope else 60
     if isinstance(v, MinKey):
         return -1
     if isinstance(v, MaxKey):

@@ -484,6 +484,23 @@ def test_find_id_in_uses_the_id_index(db):
     assert db.c.count_documents({"_id": {"$in": list(range(0, 4000, 2))}}) == 1000
 
 
+def test_code_ids_are_code_not_strings(db):
+    # [manual:reference/bson-type-comparison-order/] JavaScript code sorts after dates and regular
+    # expressions, never among strings; a Code _id is its own key (review 24: pymongo's Code is a
+    # str, and the peer ranked it as one: "unhashable type: 'Code'", an internal error).
+    from bson.code import Code
+    db.c.insert_many([{"_id": "x"}, {"_id": Code("x")}, {"_id": Code("y", {"a": 1})},
+                      {"_id": datetime.datetime(2020, 1, 1)}])
+    got = [d["_id"] for d in db.c.find().sort("_id", 1)]
+    assert got[0] == "x" and not isinstance(got[0], Code)
+    assert isinstance(got[1], datetime.datetime)
+    assert isinstance(got[2], Code) and str(got[2]) == "x" and not got[2].scope
+    assert isinstance(got[3], Code) and got[3].scope == {"a": 1}
+    assert db.c.find_one({"_id": Code("x")})["_id"] == Code("x")
+    assert db.c.delete_one({"_id": Code("x")}).deleted_count == 1
+    assert db.c.count_documents({}) == 3
+
+
 def test_id_order_across_inserts_deletes_and_transactions(client, db):
     """A find sorted by _id returns the _id index's order whatever the order of the writes:
     ascending inserts, inserts before the first key, deletes and re-inserts, a transaction's
