@@ -7,7 +7,7 @@ set -eu
 seconds=${1:-10}
 here=$(cd "$(dirname "$0")" && pwd)
 status=0
-for target in fuzz_mapping fuzz_convert fuzz_source fuzz_reply; do
+for target in fuzz_mapping fuzz_convert fuzz_source fuzz_reply fuzz_oplog; do
 	binary="$here/build/$target"
 	if [ ! -x "$binary" ]; then
 		echo "run.sh: $binary is missing; run 'make fuzz' first" >&2

@@ -18,7 +18,7 @@ FUZZ_SECONDS ?= 10
 FUZZ_OBJDIR = fuzz/build/obj
 FUZZ_CORE_SRCS = $(sort $(wildcard src/mapping/*.cpp src/convert/*.cpp src/mongo/*.cpp)) src/error.cpp
 FUZZ_CORE_OBJS = $(patsubst %.cpp,$(FUZZ_OBJDIR)/%.o,$(FUZZ_CORE_SRCS))
-FUZZ_TARGETS = fuzz/build/fuzz_mapping fuzz/build/fuzz_convert fuzz/build/fuzz_source fuzz/build/fuzz_reply
+FUZZ_TARGETS = fuzz/build/fuzz_mapping fuzz/build/fuzz_convert fuzz/build/fuzz_source fuzz/build/fuzz_reply fuzz/build/fuzz_oplog
 FUZZ_FLAGS = -std=c++17 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all -Wno-align-mismatch \
 	-Iinclude $(patsubst -I%,-isystem %,$(DEPS_CFLAGS))
 
