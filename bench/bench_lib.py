@@ -337,12 +337,12 @@ def table_digest(pg, table):
                      f'ORDER BY id)), \'\') FROM "{table}"')
 
 
-def catch_up(pg, source, coll, rivers, count, rng):
+def catch_up(pg, source, coll, rivers, count, rng, touched=None):
     """catch_up stops rivers (each a (name, capture, table) over the same collection coll), makes
     count mixed changes, then starts each river alone and times it from start() until
     wait_for_sync() returns; the baseline is psql applying the same changes as 1000-row statements
     to a copy of the table as it was before them (same keys). Every river's table must end equal to
-    the baseline's."""
+    the baseline's. touched, a set, receives the keys the changes touched (see restore)."""
     for name, _, _ in rivers:
         pg.query("SELECT mongo_river.stop(%s)", (name,))
     table0 = rivers[0][2]
@@ -352,6 +352,8 @@ def catch_up(pg, source, coll, rivers, count, rng):
     pg.query(f'VACUUM ANALYZE "{base_table}"')
     existing = pg.scalar(f'SELECT count(*) FROM "{table0}"')
     ops, final = make_changes(coll, existing, count, rng)
+    if touched is not None:
+        touched.update(final)
     out = {"changes": count, "docs": existing, "captures": {}}
     for name, capture, table in rivers:
         pg.query("CHECKPOINT")
@@ -379,6 +381,50 @@ def catch_up(pg, source, coll, rivers, count, rng):
         c["ratio"] = base / c["seconds"]
         c["same_rows_as_baseline"] = table_digest(pg, table) == expect
     pg.query(f'DROP TABLE "{base_table}"')
+    return out
+
+
+def restore(coll, keys, docs):
+    """restore puts the documents of keys back as they were loaded (and deletes inserted ones), so that
+    the next round's changes start from the loaded collection of docs documents again (make_changes
+    models each touched document from its loaded state)."""
+    from pymongo import DeleteOne, ReplaceOne
+    writes = []
+    for key in sorted(keys):
+        i = int(key[1:])
+        writes.append(ReplaceOne({"_id": key}, flat_doc(i), upsert=True) if i < docs else DeleteOne({"_id": key}))
+    for s in range(0, len(writes), 1000):
+        coll.bulk_write(writes[s:s + 1000], ordered=True)
+
+
+def catch_ups(pg, source, coll, rivers, count, rng, runs, docs):
+    """catch_ups is catch_up repeated runs times over coll's docs loaded documents, each round from
+    them again (restore, then the rivers synced): like the flat copies, one round's ratio can be a
+    third off the next on a shared 2-core machine, so each capture's figures are the rounds' medians
+    (ratio, changes_s, seconds; psql_changes_s too), its rounds under "runs"; same_rows_as_baseline
+    holds when it held in every round."""
+    every, touched = [], set()
+    for run in range(runs):
+        if run:
+            restore(coll, touched, docs)
+            touched.clear()
+            for name, _, _ in rivers:
+                pg.scalar("SELECT mongo_river.wait_for_sync(%s, '10 min')", (name,))
+        every.append(catch_up(pg, source, coll, rivers, count, rng, touched))
+    out = every[0]
+    if runs > 1:
+        out = dict(out)
+        out["psql_changes_s"] = statistics.median(r["psql_changes_s"] for r in every)
+        out["captures"] = {}
+        for capture in every[0]["captures"]:
+            rounds = [r["captures"][capture] for r in every]
+            merged = dict(rounds[0])
+            merged["runs"] = [{k: c[k] for k in ("seconds", "ratio", "worker_share", "peer_share") if k in c}
+                              for c in rounds]
+            for key in ("ratio", "changes_s", "seconds"):
+                merged[key] = statistics.median(c[key] for c in rounds)
+            merged["same_rows_as_baseline"] = all(c["same_rows_as_baseline"] for c in rounds)
+            out["captures"][capture] = merged
     return out
 
 

@@ -44,8 +44,11 @@ def rows(results):
         for capture, label in (("change_stream", "change stream"), ("oplog", "oplog")):
             c = u["captures"][capture]
             same = "" if c["same_rows_as_baseline"] else " ROWS DIFFER FROM BASELINE"
+            runs = c.get("runs") or []
+            spread = f", median of {len(runs)}: {min(r['ratio'] for r in runs):.2f}–" \
+                f"{max(r['ratio'] for r in runs):.2f}" if runs else ""
             out.append((f"catch-up, {label}, {u['changes']:,} changes on {u['docs']:,} docs (changes/s "
-                        f"vs psql){same}", f"{c['changes_s']:,.0f}", f"{u['psql_changes_s']:,.0f}",
+                        f"vs psql{spread}){same}", f"{c['changes_s']:,.0f}", f"{u['psql_changes_s']:,.0f}",
                         f"{c['ratio']:.2f}", _share(c), _wshare(c), f"catch-up {label} {u['changes']:,}"))
     for lag in results["lag"]:
         figure = "n/a" if lag["p99_s"] is None else f"p99 {lag['p99_s']:.3f} s"

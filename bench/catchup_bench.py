@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "test", "lib"))
 sys.path.insert(0, HERE)
 
 import bench_lib  # noqa: E402
-from bench_lib import catch_up, flat_copy, flat_doc, load  # noqa: E402
+from bench_lib import catch_up, flat_copy, flat_doc, load, restore  # noqa: E402
 from mongo_source import start_source  # noqa: E402
 from pgcluster import PgCluster  # noqa: E402
 
@@ -79,18 +79,6 @@ def traced_worker_watcher(kind, outdir):
     return Traced
 
 
-def restore(coll, keys, docs):
-    """restore puts the documents of keys back as they were loaded (and deletes inserted ones), so that
-    the next round's changes start from the loaded collection again."""
-    from pymongo import DeleteOne, ReplaceOne
-    writes = []
-    for key in sorted(keys):
-        i = int(key[1:])
-        writes.append(ReplaceOne({"_id": key}, flat_doc(i), upsert=True) if i < docs else DeleteOne({"_id": key}))
-    for s in range(0, len(writes), 1000):
-        coll.bulk_write(writes[s:s + 1000], ordered=True)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--docs", type=int, default=50000)
@@ -127,21 +115,13 @@ def main():
             flat_copy(pg, source, coll, name, table, args.docs, capture, baseline=False)
             rivers.append((name, capture, table))
         touched = set()
-        make_changes = bench_lib.make_changes
-
-        def recording_changes(coll, existing, count, rng):
-            ops, final = make_changes(coll, existing, count, rng)
-            touched.update(final)
-            return ops, final
-
-        bench_lib.make_changes = recording_changes
         for rep in range(args.reps):
             if touched:
                 restore(coll, touched, args.docs)
                 touched.clear()
                 for name, _, _ in rivers:
                     pg.scalar("SELECT mongo_river.wait_for_sync(%s, '5 min')", (name,))
-            out = catch_up(pg, source, coll, rivers, args.changes, rng)
+            out = catch_up(pg, source, coll, rivers, args.changes, rng, touched)
             runs.append(out)
             line = [f"round {rep + 1}: psql {out['psql_changes_s']:.0f}/s"]
             for capture, c in out["captures"].items():

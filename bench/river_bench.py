@@ -35,18 +35,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "test", "lib"))
 sys.path.insert(0, HERE)
 
-from bench_lib import (NESTED_MAPPING, big_documents, catch_up, copy_baseline, flat_copies, flat_copy, flat_doc,  # noqa: E402
+from bench_lib import (NESTED_MAPPING, big_documents, catch_ups, copy_baseline, flat_copies, flat_copy, flat_doc,  # noqa: E402
                        lag_under_load, load, nested_doc, river_copy)
 from bench_report import report  # noqa: E402
 from mongo_source import start_source  # noqa: E402
 from pgcluster import PgCluster  # noqa: E402
 
 FORMS = {
-    "quick": {"copy_runs": 1, "copy_docs": "2000", "nested_docs": 2000, "catch_up": "1000@2000", "memory_docs": 10000,
+    "quick": {"catch_up_runs": 1, "copy_runs": 1, "copy_docs": "2000", "nested_docs": 2000, "catch_up": "1000@2000", "memory_docs": 10000,
               "big_docs": 2, "lag_seconds": 2.0},
-    "short": {"copy_runs": 5, "copy_docs": "50000", "nested_docs": 50000, "catch_up": "10000@50000", "memory_docs": 200000,
+    "short": {"catch_up_runs": 3, "copy_runs": 5, "copy_docs": "50000", "nested_docs": 50000, "catch_up": "10000@50000", "memory_docs": 200000,
               "big_docs": 4, "lag_seconds": 6.0},
-    "big": {"copy_runs": 3, "copy_docs": "100000,500000", "nested_docs": 100000, "catch_up": "20000@100000,50000@500000",
+    "big": {"catch_up_runs": 3, "copy_runs": 3, "copy_docs": "100000,500000", "nested_docs": 100000, "catch_up": "20000@100000,50000@500000",
             "memory_docs": 1000000, "big_docs": 16, "lag_seconds": 10.0},
 }
 
@@ -58,6 +58,7 @@ def parse_args():
     form.add_argument("--big", action="store_const", dest="form", const="big", help="the README's sizes")
     parser.add_argument("--copy-docs", help="flat copy sizes, comma-separated")
     parser.add_argument("--copy-runs", type=int, help="flat copies of each size (their medians are shown)")
+    parser.add_argument("--catch-up-runs", type=int, help="catch-up rounds of each size (their medians are shown)")
     parser.add_argument("--nested-docs", type=int)
     parser.add_argument("--catch-up", help="CHANGES@DOCS,...: DOCS must be one of the copy sizes")
     parser.add_argument("--memory-docs", type=int, help="documents copied for the RssAnon figure")
@@ -114,9 +115,9 @@ def main():
                 results["copy_flat"][-1]["oplog_capture"] = flat_copy(
                     pg, source, coll, f"op{docs}", f"flat{docs}_op", docs, "oplog", baseline=False)
                 step(f"catch-up of {args.catch_up[docs]} changes on {docs} documents, both captures")
-                results["catch_up"].append(catch_up(pg, source, coll, [
+                results["catch_up"].append(catch_ups(pg, source, coll, [
                     (f"cs{docs}", "change_stream", f"flat{docs}"), (f"op{docs}", "oplog", f"flat{docs}_op")],
-                    args.catch_up[docs], rng))
+                    args.catch_up[docs], rng, args.catch_up_runs, docs))
                 pg.query("SELECT mongo_river.drop_river(%s, true)", (f"op{docs}",))
                 pg.query("SELECT mongo_river.start(%s)", (f"cs{docs}",))
             if lag_river is None:
