@@ -2,19 +2,24 @@
 (commit 5e6d296). Errors on that continuation getMore, trickles of single inserts at batch_size 1
 and 2, transactions spanning several replies."""
 
-import json
+import contextlib
 import threading
 import time
 
 import pytest
 
-from river import create_river, wait_synced
+from river import synced_river, wait_synced
 
 MAPPING = {"pk": "id", "columns": {"id": {"path": "_id", "type": "text"}, "n": {"path": "n", "type": "integer"}}}
 
 
-def _drop(pg, river):
-    pg.query("SELECT mongo_river.drop_river(%s, true) FROM mongo_river.rivers WHERE river = %s", (river, river))
+@contextlib.contextmanager
+def _failpoint_off_after(client):
+    """_failpoint_off_after turns the peer's failCommand off when the block ends, also on failure."""
+    try:
+        yield
+    finally:
+        client.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
 
 
 def _applied(pg, river):
@@ -30,17 +35,10 @@ def test_error_on_continuation_getmore_loses_nothing(river_pg, mongo, fault):
     applied and committed" seven times); changes_applied ends at 420 (close: 120)."""
     if not mongo.is_peer:
         pytest.skip("counts on the peer's getMore sequence")
-    pg = river_pg
-    client = mongo.client()
-    db = f"r23cont_{fault}"
-    client.drop_database(db)
-    coll = client[db].items
-    coll.insert_many([{"_id": f"k{i:03d}", "n": 0} for i in range(20)])
-    river = db
-    try:
-        create_river(pg, river, mongo.uri, {"batch_size": 1000})
-        pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)", (river, f"{db}.items", river, json.dumps(MAPPING)))
-        wait_synced(pg, river)
+    pg, client, river = river_pg, mongo.client(), f"r23cont_{fault}"
+    seed = [{"_id": f"k{i:03d}", "n": 0} for i in range(20)]
+    with synced_river(pg, mongo, river, MAPPING, [f"{river}.items"], seed, {"batch_size": 1000}) as coll, \
+            _failpoint_off_after(client):
         pg.query("SELECT mongo_river.stop(%s)", (river,))
         for r in range(3):
             for i in range(20):
@@ -63,25 +61,14 @@ def test_error_on_continuation_getmore_loses_nothing(river_pg, mongo, fault):
         assert rows == {f"k{i:03d}": 3 for i in range(20)}, rows
         applied = _applied(pg, river)
         assert applied - before == 60, f"changes_applied went from {before} to {applied} for 60 updates"
-    finally:
-        client.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
-        _drop(pg, river)
 
 
 @pytest.mark.parametrize("batch_size", [1, 2])
 def test_trickle_of_single_inserts_is_applied_promptly(river_pg, mongo, batch_size):
     """Single inserts 30 ms apart: each row shows within 2 s of its insert."""
-    pg = river_pg
-    client = mongo.client()
-    db = f"r23trickle_{batch_size}"
-    client.drop_database(db)
-    coll = client[db].items
-    coll.insert_one({"_id": "seed", "n": 0})
-    river = db
-    try:
-        create_river(pg, river, mongo.uri, {"batch_size": batch_size})
-        pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)", (river, f"{db}.items", river, json.dumps(MAPPING)))
-        wait_synced(pg, river)
+    pg, river = river_pg, f"r23trickle_{batch_size}"
+    seed = [{"_id": "seed", "n": 0}]
+    with synced_river(pg, mongo, river, MAPPING, [f"{river}.items"], seed, {"batch_size": batch_size}) as coll:
         worst = 0.0
         for i in range(40):
             t0 = time.monotonic()
@@ -100,8 +87,6 @@ def test_trickle_of_single_inserts_is_applied_promptly(river_pg, mongo, batch_si
             assert time.monotonic() - t0 < 3.0, "trickle held back: " + repr(pg.query("SELECT phase, changes_applied, lag FROM mongo_river.status WHERE river = %s", (river,)))
             time.sleep(0.02)
         assert _applied(pg, river) >= 80
-    finally:
-        _drop(pg, river)
 
 
 @pytest.mark.parametrize("fault", [False, True])
@@ -109,21 +94,13 @@ def test_trickle_of_single_inserts_is_applied_promptly(river_pg, mongo, batch_si
 def test_transaction_spanning_replies_is_one_batch(river_pg, mongo, batch_size, fault):
     """A backlog of 3 single inserts then a 20-insert transaction then 3 inserts: the table is never
     seen with part of the transaction."""
-    pg = river_pg
-    client = mongo.client()
-    db = f"r23txn_{batch_size}_{int(fault)}"
-    client.drop_database(db)
-    coll = client[db].items
-    coll.insert_one({"_id": "seed", "n": 0})
-    river = db
-    try:
-        create_river(pg, river, mongo.uri, {"batch_size": batch_size})
-        pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)", (river, f"{db}.items", river, json.dumps(MAPPING)))
-        wait_synced(pg, river)
+    pg, client, river = river_pg, mongo.client(), f"r23txn_{batch_size}_{int(fault)}"
+    seed = [{"_id": "seed", "n": 0}]
+    with synced_river(pg, mongo, river, MAPPING, [f"{river}.items"], seed, {"batch_size": batch_size}) as coll:
         pg.query("SELECT mongo_river.stop(%s)", (river,))
         for i in range(3):
             coll.insert_one({"_id": f"a{i}", "n": 1})
-        with client.start_session() as s:
+        with coll.database.client.start_session() as s:
             with s.start_transaction():
                 for i in range(20):
                     coll.insert_one({"_id": f"x{i:02d}", "n": 2}, session=s)
@@ -155,26 +132,16 @@ def test_transaction_spanning_replies_is_one_batch(river_pg, mongo, batch_size, 
         partial = sorted(set(c for c in seen if c not in (0, 20)))
         assert not partial, f"a transaction seen in part: {partial}"
         assert pg.scalar(f'SELECT count(*) FROM "{river}"') == 27
-    finally:
-        _drop(pg, river)
 
 
 def test_worker_killed_mid_backlog_over_two_collections(river_pg, mongo):
     """A backlog of 3000 $inc updates interleaved over two collections of two databases; the worker
     is terminated three times while it catches up: every row ends with n = 30 (nothing lost or
     applied twice), and no server process died by a signal."""
-    pg = river_pg
-    client = mongo.client()
-    river = "r23kill"
+    pg, client, river = river_pg, mongo.client(), "r23kill"
     dbs = ["r23kill_a", "r23kill_b"]
-    for d in dbs:
-        client.drop_database(d)
-        client[d].items.insert_many([{"_id": f"k{i:03d}", "n": 0} for i in range(50)])
-    try:
-        create_river(pg, river, mongo.uri, {"batch_size": 64})
-        for d in dbs:
-            pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)", (river, f"{d}.items", d, json.dumps(MAPPING)))
-        wait_synced(pg, river)
+    seed = [{"_id": f"k{i:03d}", "n": 0} for i in range(50)]
+    with synced_river(pg, mongo, river, MAPPING, [f"{d}.items" for d in dbs], seed, {"batch_size": 64}):
         pg.query("SELECT mongo_river.stop(%s)", (river,))
         for r in range(30):
             for i in range(50):
@@ -190,8 +157,6 @@ def test_worker_killed_mid_backlog_over_two_collections(river_pg, mongo):
             rows = dict(pg.query(f'SELECT id, n FROM "{d}"'))
             assert rows == {f"k{i:03d}": 30 for i in range(50)}, (d, sorted(set(rows.values())))
         assert "terminated by signal" not in pg.log()
-    finally:
-        _drop(pg, river)
 
 
 @pytest.mark.parametrize("updates", [1, 3, 7, 8])
@@ -200,16 +165,9 @@ def test_drop_right_after_full_replies(river_pg, mongo, updates):
     dropped: every update before the drop is applied, the mapping stops naming resync(), and resync
     ends equal to MongoDB."""
     from pgcluster import wait_for
-    pg = river_pg
-    client = mongo.client()
-    river = f"r23drop_{updates}"
-    client.drop_database(river)
-    coll = client[river].c
-    coll.insert_many([{"_id": f"k{i}", "n": 0} for i in range(updates)])
-    try:
-        create_river(pg, river, mongo.uri, {"batch_size": 1000})
-        pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)", (river, f"{river}.c", river, json.dumps(MAPPING)))
-        wait_synced(pg, river)
+    pg, river = river_pg, f"r23drop_{updates}"
+    seed = [{"_id": f"k{i}", "n": 0} for i in range(updates)]
+    with synced_river(pg, mongo, river, MAPPING, [f"{river}.c"], seed, {"batch_size": 1000}) as coll:
         pg.query("SELECT mongo_river.stop(%s)", (river,))
         for i in range(updates):
             coll.update_one({"_id": f"k{i}"}, {"$inc": {"n": 1}})
@@ -231,8 +189,6 @@ def test_drop_right_after_full_replies(river_pg, mongo, updates):
         wait_for(lambda: sorted(r[0] for r in pg.query(f'SELECT id FROM "{river}"')) == ["later", "new"], 30, 0.1,
                  "PostgreSQL to equal MongoDB")
         assert "terminated by signal" not in pg.log()
-    finally:
-        pg.query("SELECT mongo_river.drop_river(%s, true) FROM mongo_river.rivers WHERE river = %s", (river, river))
 
 
 def test_source_error_does_not_replay_committed_changes(river_pg, mongo):
@@ -242,16 +198,8 @@ def test_source_error_does_not_replay_committed_changes(river_pg, mongo):
     river_.position_json, loaded when the worker started and never updated by ApplyBatch, so the
     worker replays every change it committed since it started: "gone" shows in the table again
     and changes_applied counts each change again."""
-    pg = river_pg
-    client = mongo.client()
-    river = "r23replay"
-    client.drop_database(river)
-    coll = client[river].c
-    coll.insert_one({"_id": "seed", "n": 0})
-    try:
-        create_river(pg, river, mongo.uri, {"batch_size": 2})
-        pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)", (river, f"{river}.c", river, json.dumps(MAPPING)))
-        wait_synced(pg, river)
+    pg, client, river = river_pg, mongo.client(), "r23replay"
+    with synced_river(pg, mongo, river, MAPPING, [f"{river}.c"], [{"_id": "seed", "n": 0}], {"batch_size": 2}) as coll:
         coll.insert_one({"_id": "gone", "n": 1})
         for i in range(40):
             coll.insert_one({"_id": f"p{i:02d}", "n": i})
@@ -281,8 +229,6 @@ def test_source_error_does_not_replay_committed_changes(river_pg, mongo):
         after = _applied(pg, river)
         assert 1 not in seen, f"the deleted document reappeared ({seen.count(1)} of {len(seen)} polls)"
         assert after - before == 1, f"changes_applied {before} -> {after} for 1 change"
-    finally:
-        pg.query("SELECT mongo_river.drop_river(%s, true) FROM mongo_river.rivers WHERE river = %s", (river, river))
 
 
 def test_wait_for_sync_after_failing_getmores_shows_the_collection(river_pg, mongo):
@@ -293,16 +239,10 @@ def test_wait_for_sync_after_failing_getmores_shows_the_collection(river_pg, mon
     where it was, so wait_for_sync returned true with rows at an old value ({'k000': 1} for n = 3)."""
     if not mongo.is_peer:
         pytest.skip("counts on the peer's getMore sequence")
-    pg = river_pg
-    client = mongo.client()
-    river = "r23waitlie"
-    client.drop_database(river)
-    coll = client[river].items
-    coll.insert_many([{"_id": f"k{i:03d}", "n": 0} for i in range(20)])
-    try:
-        create_river(pg, river, mongo.uri, {"batch_size": 1000})
-        pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)", (river, f"{river}.items", river, json.dumps(MAPPING)))
-        wait_synced(pg, river)
+    pg, client, river = river_pg, mongo.client(), "r23waitlie"
+    seed = [{"_id": f"k{i:03d}", "n": 0} for i in range(20)]
+    with synced_river(pg, mongo, river, MAPPING, [f"{river}.items"], seed, {"batch_size": 1000}) as coll, \
+            _failpoint_off_after(client):
         for rnd in range(1, 7):
             pg.query("SELECT mongo_river.stop(%s)", (river,))
             for r in range(3):
@@ -323,6 +263,3 @@ def test_wait_for_sync_after_failing_getmores_shows_the_collection(river_pg, mon
                 assert rows == want, (f"round {rnd}: wait_for_sync returned true with rows "
                                       f"{ {k: v for k, v in rows.items() if want[k] != v} }; 5 s later "
                                       f"{ {k: v for k, v in later.items() if want[k] != v} }")
-    finally:
-        client.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
-        pg.query("SELECT mongo_river.drop_river(%s, true) FROM mongo_river.rivers WHERE river = %s", (river, river))

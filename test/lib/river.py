@@ -1,6 +1,7 @@
 """river: helpers for integration tests of rivers: the test mapping, documents, and the row-by-row
 comparison of a MongoDB collection with its PostgreSQL tables through that mapping."""
 
+import contextlib
 import json
 import random
 import threading
@@ -119,6 +120,32 @@ def create_river(pg, river, uri, options=None):
 def map_posts(pg, river, source, table, options=None):
     return pg.scalar("SELECT mongo_river.map_collection(%s, %s, %s, %s, %s)::text",
                      (river, source, table, json.dumps(posts_mapping(table)), json.dumps(options or {})))
+
+
+@contextlib.contextmanager
+def synced_river(pg, mongo, river, mapping, namespaces, docs=(), options=None):
+    """synced_river sets up a river the way most tests start: each namespace's database dropped and
+    its collection seeded with docs, the river created over mongo with options, each "db.coll" of
+    namespaces mapped (by mapping) to a table named after its database, and the initial copy done
+    (wait_synced). It yields the first namespace's collection; the river and its tables are dropped
+    after, also when the test fails."""
+    client = mongo.client()
+    collections = []
+    for namespace in namespaces:
+        db, coll = namespace.split(".", 1)
+        client.drop_database(db)
+        collections.append(client[db][coll])
+        if docs:
+            collections[-1].insert_many([dict(d) for d in docs])
+    try:
+        create_river(pg, river, mongo.uri, options)
+        for namespace in namespaces:
+            pg.query("SELECT mongo_river.map_collection(%s, %s, %s, %s)",
+                     (river, namespace, namespace.split(".", 1)[0], json.dumps(mapping)))
+        wait_synced(pg, river)
+        yield collections[0]
+    finally:
+        pg.query("SELECT mongo_river.drop_river(%s, true) FROM mongo_river.rivers WHERE river = %s", (river, river))
 
 
 def wait_synced(pg, river, timeout=120):
