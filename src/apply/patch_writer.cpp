@@ -1,7 +1,9 @@
 // patch_writer.cpp: updates applied in place from their update descriptions: only the root-row
-// columns an update changed are written, with one UPDATE ... FROM (VALUES ...) per set of changed
-// columns and chunk of rows (the rows' other columns and child rows are left as they are).
+// columns an update changed are written, with one UPDATE ... FROM unnest(<an array per column>) per
+// set of changed columns and chunk of rows (UPDATE ... FROM (VALUES ...) when a column's type is an
+// array or has none); the rows' other columns and child rows are left as they are.
 #include <algorithm>
+#include <memory>
 
 #include "mongo_river/apply/mapping_writer.hpp"
 #include "mongo_river/convert/row.hpp"
@@ -44,8 +46,88 @@ Datum MappingWriter::ArrayOfKeys(const std::vector<Datum> &keys) const {
 	});
 }
 
+const pg::SpiPlan *MappingWriter::UnnestPlan(const std::vector<std::size_t> &columns) {
+	const std::string key = ColumnSetKey(columns);
+	auto found = unnest_plans_.find(key);
+	if (found != unnest_plans_.end())
+		return found->second.Valid() ? &found->second : nullptr;
+	Table &root = tables_[0];
+	const convert::TableLayout &layout = converter_.Layout()[0];
+	std::vector<Oid> types;
+	auto add = [&](const ColumnType &type) {
+		const Oid array = pg::Call([&] { return get_array_type(type.type); });
+		const bool is_array = pg::Call([&] { return OidIsValid(get_element_type(type.type)); });
+		types.push_back(is_array ? InvalidOid : array);
+		return OidIsValid(types.back());
+	};
+	bool usable = add(key_type_);
+	std::string names = "k";
+	std::string sets;
+	for (std::size_t i = 0; usable && i < columns.size(); i++) {
+		usable = add(root.columns[columns[i]]);
+		std::string quoted = pg::Call([&] { return quote_identifier(layout.columns[columns[i]].name.c_str()); });
+		names += ", c" + std::to_string(i);
+		sets += (i ? ", " : "") + quoted + " = v.c" + std::to_string(i);
+	}
+	if (!usable) {
+		unnest_plans_.emplace(key, pg::SpiPlan());
+		return nullptr;
+	}
+	std::string params;
+	for (std::size_t i = 0; i < types.size(); i++)
+		params += (i ? ", $" : "$") + std::to_string(i + 1);
+	// A nested loop of index probes, one per row, as ON CONFLICT would (the VALUES statement hashed
+	// its list and probed the keys as an array: 22 % slower for 500 rows of a 100k-row table).
+	const std::string from = "unnest(" + params + ") v(" + names + ") WHERE t." + key_column_ + " = v.k";
+	const std::string sql = columns.empty() ? "SELECT 1 FROM " + root.name + " t, " + from
+											: "UPDATE " + root.name + " t SET " + sets + " FROM " + from;
+	return &unnest_plans_.emplace(key, pg::SpiPlan(sql, types, true)).first->second;
+}
+
+bool MappingWriter::UnnestChunk(const std::vector<std::size_t> &columns, const std::vector<RowPatch> &patches,
+								const std::vector<std::size_t> &members, std::size_t first, std::size_t count,
+								uint64 *found) {
+	const pg::SpiPlan *plan = UnnestPlan(columns);
+	if (!plan)
+		return false;
+	Table &root = tables_[0];
+	std::vector<const ColumnType *> types{&key_type_};
+	for (std::size_t c : columns)
+		types.push_back(&root.columns[c]);
+	std::vector<Datum> arrays(types.size());
+	std::vector<Datum> elements(count);
+	std::unique_ptr<bool[]> nulls(new bool[count]);
+	for (std::size_t t = 0; t < types.size(); t++) {
+		for (std::size_t r = 0; r < count; r++) {
+			const RowPatch &patch = patches[members[first + r]];
+			const convert::Value *value = patch.key;
+			for (const auto &[index, v] : *patch.columns)
+				if (t > 0 && index == columns[t - 1])
+					value = &v;
+			bool isnull = false;
+			elements[r] = ToDatum(*value, *types[t], &isnull);
+			nulls[r] = isnull;
+		}
+		arrays[t] = pg::Call([&] {
+			int16 len;
+			bool byval;
+			char align;
+			get_typlenbyvalalign(types[t]->type, &len, &byval, &align);
+			int dims[1] = {int(count)};
+			int lbs[1] = {1};
+			return PointerGetDatum(
+				construct_md_array(elements.data(), nulls.get(), 1, dims, lbs, types[t]->type, len, byval, align));
+		});
+	}
+	*found = plan->Execute(arrays.data(), std::string(arrays.size(), ' ').c_str());
+	return true;
+}
+
 uint64 MappingWriter::PatchChunk(const std::vector<std::size_t> &columns, const std::vector<RowPatch> &patches,
 								 const std::vector<std::size_t> &members, std::size_t first, std::size_t count) {
+	uint64 found = 0;
+	if (UnnestChunk(columns, patches, members, first, count, &found))
+		return found;
 	Table &root = tables_[0];
 	const convert::TableLayout &layout = converter_.Layout()[0];
 	const std::size_t width = columns.size() + 1;

@@ -142,6 +142,14 @@ private:
 	// and returns the number of rows it found.
 	uint64 PatchChunk(const std::vector<std::size_t> &columns, const std::vector<RowPatch> &patches,
 					  const std::vector<std::size_t> &members, std::size_t first, std::size_t count);
+	// UnnestChunk is PatchChunk by the column set's unnest statement (UnnestPlan); false, nothing
+	// done, when the set has none.
+	bool UnnestChunk(const std::vector<std::size_t> &columns, const std::vector<RowPatch> &patches,
+					 const std::vector<std::size_t> &members, std::size_t first, std::size_t count, uint64 *found);
+	// UnnestPlan returns the column set's statement patching any number of rows from one array per
+	// column (UPDATE ... FROM unnest($1, $2, ...)); nullptr when a column's type is an array (unnest
+	// would flatten it) or has no array type: that set takes the VALUES statements.
+	const pg::SpiPlan *UnnestPlan(const std::vector<std::size_t> &columns);
 	// ArrayOfKeys returns keys (Datums of the root table's key type) as an array Datum.
 	Datum ArrayOfKeys(const std::vector<Datum> &keys) const;
 	struct TupleSink;
@@ -188,7 +196,8 @@ private:
 		pg::SpiPlan plan;
 		bool keys_array = false;
 	};
-	std::map<std::string, PatchPlan> patch_plans_; // PatchChunk's, by column set and row count
+	std::map<std::string, PatchPlan> patch_plans_;    // PatchChunk's, by column set and row count
+	std::map<std::string, pg::SpiPlan> unnest_plans_; // UnnestPlan's, by column set (invalid: none)
 };
 
 } // namespace mongo_river::apply
