@@ -56,7 +56,9 @@ const pg::SpiPlan *MappingWriter::UnnestPlan(const std::vector<std::size_t> &col
 	std::vector<Oid> types;
 	auto add = [&](const ColumnType &type) {
 		const Oid array = pg::Call([&] { return get_array_type(type.type); });
-		const bool is_array = pg::Call([&] { return OidIsValid(get_element_type(type.type)); });
+		// An array, or a domain over one (its Datums are built as arrays: ColumnType::element).
+		const bool is_array =
+			OidIsValid(type.element) || pg::Call([&] { return OidIsValid(get_element_type(type.type)); });
 		types.push_back(is_array ? InvalidOid : array);
 		return OidIsValid(types.back());
 	};
