@@ -147,6 +147,7 @@ void ChangeStreamReader::Open(const Position &start) {
 	pipeline_ = BuildStreamPipeline(options_.namespaces);
 
 	StartOption option = StartOption::kNone;
+	skip_through_ = start.kind == Position::Kind::kOplogAfter ? start.applied : Timestamp();
 	switch (start.kind) {
 	case Position::Kind::kResumeAfter:
 		option = StartOption::kResumeAfter;
@@ -602,6 +603,11 @@ Batch ChangeStreamReader::NextBatch(size_t max_events, int64_t max_ms) {
 		if (!Fetch(&event)) {
 			batch.caught_up = true;
 			break;
+		}
+		if (!skip_through_.IsZero() && event.unreadable.empty() && !event.cluster_time.IsZero()) {
+			if (event.cluster_time <= skip_through_)
+				continue; // applied before (see skip_through_); the position stays before it
+			skip_through_ = Timestamp();
 		}
 		if (!batch.events.empty() && full() && !batch.events.back().SameTransaction(event)) {
 			pending_ = std::move(event);

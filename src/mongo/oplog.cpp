@@ -360,6 +360,7 @@ OplogEntryEvents ConvertEntry(const bson_t *entry, const OpFields &fields, const
 		event.txn_number.reset();
 		event.unreadable = e.Message();
 		out.events.push_back(std::move(event));
+		out.unreadable = true;
 	}
 	return out;
 }
@@ -528,7 +529,7 @@ std::vector<ChangeEvent> OplogAssembler::Feed(const bson_t *entry) {
 	std::vector<ChangeEvent> events;
 	// Most entries are neither a step of a transaction nor read while one waits: they need no key
 	// (a retryable write carries an lsid and a txnNumber too, and its key is Extended JSON).
-	if (converted.txn_step == TxnStep::kNone && pending_.empty())
+	if ((converted.txn_step == TxnStep::kNone && pending_.empty()) || converted.unreadable)
 		return std::move(converted.events);
 	const std::string txn = TransactionKey(fields);
 	auto waiting = pending_.find(txn);
@@ -581,9 +582,16 @@ void OplogReader::Consume(const bson_t *entry, Batch *batch) {
 	// says how far the entries after it were applied.
 	if (!forward)
 		return;
-	if (assembler_.Settled())
+	if (assembler_.Settled()) {
 		position_ = Position::OplogAfter(ts);
-	else if (position_.kind == Position::Kind::kOplogAfter && ts > position_.applied)
+		return;
+	}
+	// A start from a time or a token (inclusive: a river switched from a change stream) becomes the
+	// same place as an oplogAfter, which can say what was applied (review 25: it could not, and a
+	// restart applied the entries after a waiting prepare again).
+	if (position_.kind != Position::Kind::kOplogAfter)
+		position_ = Position::OplogAfter(position_.ClusterTime().Before());
+	if (ts > position_.applied)
 		position_.applied = ts;
 }
 

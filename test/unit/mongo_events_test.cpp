@@ -436,6 +436,22 @@ TEST(OplogAssembler, PreparedTransactionCommitsOrAborts) {
 	EXPECT_TRUE(a.Settled());
 }
 
+TEST(OplogAssembler, UnreadableCommitCommitsNothing) {
+	// A commitTransaction without a ts is unreadable: rejected, and the prepared transaction it names
+	// stays waiting (review 25: it was rejected and applied both).
+	OplogAssembler a(kShop);
+	const std::string prepare = std::string(kSession) + R"(, "o": {"applyOps": [{"op": "i", "ns": "shop.orders",
+		"o": {"_id": 1}}], "prepare": true})";
+	EXPECT_TRUE(Fed(&a, Entry(1, prepare)).empty());
+	std::vector<ChangeEvent> out = a.Feed(J(std::string("{") + kSession + R"(, "o": {"commitTransaction": 1}})").get());
+	ASSERT_EQ(out.size(), 1u);
+	EXPECT_NE(out[0].unreadable.find("no timestamp"), std::string::npos);
+	EXPECT_FALSE(a.Settled()) << "the transaction still waits for a readable commit";
+	EXPECT_EQ(Fed(&a, Entry(4, std::string(kSession) + R"(, "o": {"commitTransaction": 1})")),
+			  (std::vector<std::string>{R"(insert:{ "_id" : { "$numberInt" : "1" } }@4)"}));
+	EXPECT_TRUE(a.Settled());
+}
+
 TEST(OplogAssembler, PendingWithoutSessionIsDeliveredAtOnce) {
 	OplogAssembler a(kShop);
 	EXPECT_EQ(Fed(&a, Entry(1, R"("op": "c", "ns": "admin.$cmd", "o": {"applyOps": [{"op": "i", "ns": "shop.orders",

@@ -186,6 +186,10 @@ private:
 	std::optional<ChangeEvent> pending_;
 	Position position_;
 	Timestamp reached_;
+	// skip_through_: a start's applied (an oplog reader's position while a prepared transaction
+	// waited): its events up to there were applied then, and are skipped (review 25: a river
+	// switched from capture oplog to change_stream recorded them twice).
+	Timestamp skip_through_;
 	bool invalidated_ = false;
 };
 

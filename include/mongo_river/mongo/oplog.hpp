@@ -54,6 +54,9 @@ enum class TxnStep {
 struct OplogEntryEvents {
 	std::vector<ChangeEvent> events;
 	TxnStep txn_step = TxnStep::kNone;
+	// unreadable: the entry could not be read; events holds its one unreadable event, and it takes
+	// no part in any transaction (a commit without a ts commits nothing: review 25).
+	bool unreadable = false;
 };
 
 // ConvertOplogEntry turns one oplog entry into change events of namespaces (see the file comment); an
