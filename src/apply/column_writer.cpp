@@ -11,6 +11,7 @@ extern "C" {
 #include "access/htup_details.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_type.h"
+#include "parser/parse_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -105,6 +106,21 @@ Datum ScalarDatum(const convert::Value &value, const ColumnType &column, Oid typ
 
 } // namespace
 
+std::string ArrayDomainBase(const std::string &type_name) {
+	const char *name = pg::Call([&]() -> const char * {
+		Oid type = InvalidOid;
+		int32 typmod = -1;
+		parseTypeString(type_name.c_str(), &type, &typmod, true);
+		if (!OidIsValid(type))
+			return nullptr; // (gone: the table's check reports it)
+		const Oid base = getBaseTypeAndTypmod(type, &typmod);
+		if (base == type || !OidIsValid(get_element_type(base)))
+			return nullptr;
+		return format_type_extended(base, typmod, FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
+	});
+	return name ? std::string(name) : std::string();
+}
+
 ColumnType LookupColumnType(Oid relation, const std::string &column) {
 	ColumnType result;
 	pg::Call([&] {
@@ -118,7 +134,12 @@ ColumnType LookupColumnType(Oid relation, const std::string &column) {
 		result.type = attribute->atttypid;
 		result.typmod = attribute->atttypmod;
 		ReleaseSysCache(tuple);
-		result.element = get_element_type(result.type);
+		// A domain over an array: its values are built as arrays of the base's elements, then
+		// checked against the domain (ToDatum).
+		const Oid base = getBaseType(result.type);
+		result.element = get_element_type(base);
+		if (base != result.type && OidIsValid(result.element))
+			result.domain = result.type;
 		Oid input_type = OidIsValid(result.element) ? result.element : result.type;
 		Oid input_function;
 		getTypeInputInfo(input_type, &input_function, &result.input_param);
@@ -127,6 +148,18 @@ ColumnType LookupColumnType(Oid relation, const std::string &column) {
 			get_typlenbyvalalign(result.element, &result.elem_len, &result.elem_byval, &result.elem_align);
 	});
 	return result;
+}
+
+Datum ArrayDatum(Datum *elements, bool *nulls, size_t count, const ColumnType &column) {
+	int dims[1] = {int(count)};
+	int lbs[1] = {1};
+	Datum built = count == 0
+					  ? PointerGetDatum(construct_empty_array(column.element))
+					  : PointerGetDatum(construct_md_array(elements, nulls, 1, dims, lbs, column.element,
+														   column.elem_len, column.elem_byval, column.elem_align));
+	if (OidIsValid(column.domain))
+		domain_check(built, false, column.domain, nullptr, CurrentMemoryContext);
+	return built;
 }
 
 Datum ToDatum(const convert::Value &value, const ColumnType &column, bool *isnull) {
@@ -145,15 +178,10 @@ Datum ToDatum(const convert::Value &value, const ColumnType &column, bool *isnul
 		elements[i] = nulls[i] ? Datum(0) : ScalarDatum(array->elements[i], column, column.element);
 	}
 	return pg::Call([&] {
-		int dims[1] = {int(elements.size())};
-		int lbs[1] = {1};
 		bool *null_flags = static_cast<bool *>(palloc(sizeof(bool) * (elements.size() + 1)));
 		for (size_t i = 0; i < elements.size(); i++)
 			null_flags[i] = nulls[i];
-		if (elements.empty())
-			return PointerGetDatum(construct_empty_array(column.element));
-		return PointerGetDatum(construct_md_array(elements.data(), null_flags, 1, dims, lbs, column.element,
-												  column.elem_len, column.elem_byval, column.elem_align));
+		return ArrayDatum(elements.data(), null_flags, elements.size(), column);
 	});
 }
 

@@ -361,14 +361,7 @@ void MappingWriter::AddToSink(size_t index, TupleSink *sink, const std::vector<c
 				nulls[e] = array->elements[e].IsNull();
 				elements[e] = nulls[e] ? Datum(0) : ScalarTuple(array->elements[e], column.element, element);
 			}
-			datum = pg::Call([&] {
-				if (count == 0)
-					return PointerGetDatum(construct_empty_array(column.element));
-				int dims[1] = {int(count)};
-				int lbs[1] = {1};
-				return PointerGetDatum(construct_md_array(elements, nulls, 1, dims, lbs, column.element,
-														  column.elem_len, column.elem_byval, column.elem_align));
-			});
+			datum = pg::Call([&] { return ArrayDatum(elements, nulls, count, column); });
 		}
 		slot->tts_values[a] = datum;
 		slot->tts_isnull[a] = false;

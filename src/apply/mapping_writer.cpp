@@ -56,7 +56,7 @@ Oid ChildRelation(const std::string &table, Oid target) {
 } // namespace
 
 MappingWriter::MappingWriter(const catalog::MappingRow &row)
-	: row_(row), converter_(mapping::ParseMapping(row.mapping_json)) {
+	: row_(row), converter_(mapping::ParseMapping(row.mapping_json), ArrayDomainBase) {
 	const auto &layout = converter_.Layout();
 	tables_.resize(layout.size());
 	for (size_t i = 0; i < layout.size(); i++)

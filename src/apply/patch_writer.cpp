@@ -57,9 +57,7 @@ const pg::SpiPlan *MappingWriter::UnnestPlan(const std::vector<std::size_t> &col
 	auto add = [&](const ColumnType &type) {
 		const Oid array = pg::Call([&] { return get_array_type(type.type); });
 		// An array, or a domain over one (its Datums are built as arrays: ColumnType::element).
-		const bool is_array =
-			OidIsValid(type.element) || pg::Call([&] { return OidIsValid(get_element_type(type.type)); });
-		types.push_back(is_array ? InvalidOid : array);
+		types.push_back(OidIsValid(type.element) ? InvalidOid : array);
 		return OidIsValid(types.back());
 	};
 	bool usable = add(key_type_);

@@ -177,7 +177,7 @@ void BeginResync(const std::string &river) {
 				   {Name(river)});
 }
 
-void AddReject(const std::string &river, const Reject &reject) {
+bool AddReject(const std::string &river, const Reject &reject) {
 	AsCatalogOwner as_catalog_owner; // secrets: admins hold no DML on the catalog
 	pg::SpiConnection spi;
 	pg::SpiArg document{JSONBOID, std::nullopt};
@@ -188,15 +188,36 @@ void AddReject(const std::string &river, const Reject &reject) {
 			// jsonb refused it (e.g. \u0000): the raw BSON is kept in any case.
 		}
 	}
-	pg::SpiExecute("INSERT INTO mongo_river.rejects (river, source, document_id, operation, document, raw, error)"
-				   " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-				   {Name(river), Text(reject.source), OptionalText(reject.document_id), Text(reject.operation),
-					document, reject.raw.empty() ? pg::SpiArg{BYTEAOID, std::nullopt} : Bytes(reject.raw),
-					Text(reject.error)});
-	pg::SpiExecute("UPDATE mongo_river.mapping_state SET rejects = rejects + 1, last_reject_at = clock_timestamp()"
-				   " WHERE river = $1 AND source = $2",
+	const pg::SpiArg raw = reject.raw.empty() ? pg::SpiArg{BYTEAOID, std::nullopt} : Bytes(reject.raw);
+	// A copy reads each document's current state: one rejected again (by a resync, or by a copy
+	// that restarted) replaces the reject of the copy before, with its reason and time, and is not
+	// counted again.
+	const bool again =
+		reject.operation == "copy" && !reject.document_id.empty() &&
+		pg::SpiExecute(
+			"UPDATE mongo_river.rejects SET document = $4, raw = $5, error = $6, created_at = now()"
+			" WHERE river = $1 AND source = $2 AND document_id = $3 AND operation = 'copy'",
+			{Name(river), Text(reject.source), Text(reject.document_id), document, raw, Text(reject.error)}) > 0;
+	if (!again)
+		pg::SpiExecute("INSERT INTO mongo_river.rejects (river, source, document_id, operation, document, raw, error)"
+					   " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+					   {Name(river), Text(reject.source), OptionalText(reject.document_id), Text(reject.operation),
+						document, raw, Text(reject.error)});
+	pg::SpiExecute(std::string("UPDATE mongo_river.mapping_state SET ") + (again ? "" : "rejects = rejects + 1, ") +
+					   "last_reject_at = clock_timestamp() WHERE river = $1 AND source = $2",
 				   {Name(river), Text(reject.source)});
 	Notify(river, reject.source, "reject", "", reject.document_id + ": " + reject.error);
+	return !again;
+}
+
+uint64_t DropCopiedRejects(const std::string &river, const std::string &source) {
+	AsCatalogOwner as_catalog_owner; // secrets: admins hold no DML on the catalog
+	pg::SpiConnection spi;
+	// The copy began at copy_started_at; what it rejected again has a later created_at (see AddReject).
+	return pg::SpiExecute("DELETE FROM mongo_river.rejects r USING mongo_river.mapping_state m"
+						  " WHERE r.river = $1 AND r.source = $2 AND r.operation = 'copy'"
+						  " AND m.river = r.river AND m.source = r.source AND r.created_at < m.copy_started_at",
+						  {Name(river), Text(source)});
 }
 
 } // namespace mongo_river::catalog

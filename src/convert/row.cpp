@@ -60,7 +60,22 @@ Value ConvertMappedValue(const mapping::Column &column, const TargetType &target
 	return ConvertValue(*value, target, path);
 }
 
-DocumentConverter::DocumentConverter(mapping::Mapping mapping) : mapping_(std::move(mapping)) {
+namespace {
+
+TargetType ClassifyColumn(const mapping::Column &column, const DocumentConverter::TypeResolver &resolve) {
+	TargetType type = ClassifyType(column.type);
+	if (resolve && type.kind == TargetKind::kOther && !type.array) {
+		const std::string as = resolve(column.type);
+		if (!as.empty())
+			type = ClassifyType(as);
+	}
+	return type;
+}
+
+} // namespace
+
+DocumentConverter::DocumentConverter(mapping::Mapping mapping, const TypeResolver &resolve)
+	: mapping_(std::move(mapping)), resolve_(resolve) {
 	mapping::ValidateMapping(mapping_);
 	TableLayout root;
 	for (std::size_t i = 0; i < mapping_.columns.size(); ++i) {
@@ -68,7 +83,7 @@ DocumentConverter::DocumentConverter(mapping::Mapping mapping) : mapping_(std::m
 		bool is_pk = column.name == mapping_.pk;
 		if (is_pk)
 			pk_index_ = i;
-		columns_.push_back({&column, ClassifyType(column.type), mapping::PathText(column.path)});
+		columns_.push_back({&column, ClassifyColumn(column, resolve_), mapping::PathText(column.path)});
 		root.columns.push_back({column.name, column.type, is_pk ? ColumnRole::kPrimaryKey : ColumnRole::kColumn});
 	}
 	std::vector<std::string> keys;
@@ -105,7 +120,7 @@ void DocumentConverter::CompileArrays(const std::vector<mapping::ArrayMapping> &
 			table.primary_key = {array.fk, array.position};
 		}
 		for (const mapping::Column &column : array.columns) {
-			compiled.columns.push_back({&column, ClassifyType(column.type), mapping::PathText(column.path)});
+			compiled.columns.push_back({&column, ClassifyColumn(column, resolve_), mapping::PathText(column.path)});
 			table.columns.push_back({column.name, column.type, ColumnRole::kColumn});
 		}
 		layout_.push_back(std::move(table));

@@ -154,6 +154,47 @@ def test_rejects_counted_apart(river_pg, mongo):
     pg.query("SELECT mongo_river.drop_river('rejecting', true)")
 
 
+def test_resync_keeps_one_reject_per_document(river_pg, mongo):
+    """A resync re-copies every document: one it rejects again replaces the reject of the copy before
+    (its reason and time updated, counted once), and a copy reject whose document the resync copied
+    or no longer found goes (review 25: each rejected document appeared twice after a resync)."""
+    pg = river_pg
+    client = mongo.client()
+    client.drop_database("resyncrej")
+    coll = client.resyncrej.items
+    coll.insert_many([{"_id": f"k{i:02d}", "n": i if i % 4 else f"bad{i}"} for i in range(20)])  # 5 bad
+    create_river(pg, "resyncrej", mongo.uri)
+    try:
+        pg.query("SELECT mongo_river.map_collection('resyncrej', 'resyncrej.items', 'resyncrej_items', %s)",
+                 (json.dumps({"pk": "id", "columns": {"id": {"path": "_id", "type": "text"},
+                                                      "n": {"path": "n", "type": "integer"}}}),))
+        wait_synced(pg, "resyncrej")
+        wait_for(lambda: pg.scalar("SELECT rejects FROM mongo_river.status WHERE river = 'resyncrej'") == 5,
+                 30, 0.05, "5 rejects")
+        first = {r[0]: r[1] for r in pg.query("SELECT document_id, created_at FROM mongo_river.rejects "
+                                              "WHERE river = 'resyncrej'")}
+        assert sorted(first) == ["k00", "k04", "k08", "k12", "k16"], first
+        coll.update_one({"_id": "k04"}, {"$set": {"n": 4}})  # mended at the source
+        coll.delete_one({"_id": "k08"})  # gone
+        coll.update_one({"_id": "k12"}, {"$set": {"n": "still bad"}})  # rejected again, another reason
+        wait_synced(pg, "resyncrej")
+        before = pg.scalar("SELECT rejects FROM mongo_river.status WHERE river = 'resyncrej'")
+        pg.query("SELECT mongo_river.resync('resyncrej', 'resyncrej.items')")
+        wait_for(lambda: row(pg, "SELECT phase, docs_copied FROM mongo_river.status WHERE river = 'resyncrej'")
+                 == ("streaming", 16), 60, 0.05, "the resync to end")
+        wait_synced(pg, "resyncrej")
+        copy_rejects = pg.query("SELECT document_id, count(*), max(error), max(created_at) FROM mongo_river.rejects "
+                                "WHERE river = 'resyncrej' AND operation = 'copy' GROUP BY 1 ORDER BY 1")
+        assert [(r[0], r[1]) for r in copy_rejects] == [("k00", 1), ("k12", 1), ("k16", 1)], copy_rejects
+        assert all(r[3] > first[r[0]] for r in copy_rejects), (copy_rejects, first)  # the resync's time
+        assert "still bad" in dict((r[0], r[2]) for r in copy_rejects)["k12"], copy_rejects
+        # Rejected again, not new: the counter stays where the stream left it.
+        assert pg.scalar("SELECT rejects FROM mongo_river.status WHERE river = 'resyncrej'") == before
+        assert pg.scalar("SELECT count(*) FROM resyncrej_items") == 16
+    finally:
+        pg.query("SELECT mongo_river.drop_river('resyncrej', true)")
+
+
 def test_infer_mapping_of_a_missing_collection(river_pg, mongo):
     pg = river_pg
     client = mongo.client()

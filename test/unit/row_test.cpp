@@ -113,6 +113,32 @@ TEST(DocumentConverter, ArrayPathThatIsNotAnArray) {
 	EXPECT_NE(result.errors[0].Message().find("expected an array"), std::string::npos);
 }
 
+TEST(DocumentConverter, ResolverTurnsADomainOverAnArrayIntoArrays) {
+	const char *mapping = R"({"pk": "id", "columns": {"id": {"path": "_id", "type": "text"},
+		"tags": {"path": "tags", "type": "public.short_tags"}, "mood": {"path": "mood", "type": "public.mood"}},
+		"arrays": {"items": {"path": "items", "table": "items", "fk": "doc_id", "position": "pos",
+		"columns": {"sizes": {"path": "sizes", "type": "public.short_ints"}}}}})";
+	std::vector<std::string> asked;
+	DocumentConverter converter(mapping::ParseMapping(mapping), [&](const std::string &type) {
+		asked.push_back(type);
+		return type == "public.short_tags" ? "text[]" : type == "public.short_ints" ? "integer[]" : "";
+	});
+	ConvertedDocument result =
+		converter.Convert(*Doc(R"({"_id": "a", "tags": ["x", "y"], "mood": "ok", "items": [{"sizes": [1, 2]}]})"));
+	ASSERT_TRUE(result.errors.empty()) << result.errors[0].Message();
+	const auto *tags = std::get_if<Array>(&result.row[1].v);
+	ASSERT_NE(tags, nullptr) << "a domain over text[] takes the array as an array";
+	ASSERT_EQ(tags->elements.size(), 2u);
+	EXPECT_EQ(Text(tags->elements[1]), "y");
+	EXPECT_EQ(Text(result.row[2]), "ok"); // the resolver's "" keeps the type
+	const auto *sizes = std::get_if<Array>(&result.children.at(0).rows.at(0).back().v);
+	ASSERT_NE(sizes, nullptr) << "child columns are resolved too";
+	EXPECT_EQ(Text(sizes->elements[0]), "1");
+	// Only the types the name alone does not classify are asked about.
+	EXPECT_EQ(std::set<std::string>(asked.begin(), asked.end()),
+			  (std::set<std::string>{"public.short_tags", "public.mood", "public.short_ints"}));
+}
+
 TEST(PrimaryKey, TextHoldsStringsAndObjectIdsOnly) {
 	DocumentConverter converter = Converter(R"({"pk": "id", "columns": {"id": {"path": "_id", "type": "text"}}})");
 	EXPECT_EQ(Text(converter.Convert(*Doc(R"({"_id": "abc"})")).key), "abc");

@@ -17,7 +17,8 @@ namespace mongo_river::apply {
 struct ColumnType {
 	Oid type = InvalidOid;
 	int32 typmod = -1;
-	Oid element = InvalidOid; // array columns: the element type
+	Oid element = InvalidOid; // array columns (and domains over an array): the element type
+	Oid domain = InvalidOid;  // a domain over an array: checked after the array is built
 	int16 elem_len = 0;
 	bool elem_byval = false;
 	char elem_align = 'i';
@@ -25,8 +26,17 @@ struct ColumnType {
 	Oid input_param = InvalidOid;
 };
 
+// ArrayDomainBase returns, for the name of a domain over an array type, that array type's name
+// ("text[]", schema-qualified when not pg_catalog's), else "": the converter's TypeResolver.
+std::string ArrayDomainBase(const std::string &type_name);
+
 // LookupColumnType reads the type of relation.column from the catalog (42703 if the column is gone).
 ColumnType LookupColumnType(Oid relation, const std::string &column);
+
+// ArrayDatum builds the one-dimensional array of count elements (nulls flags each) for an array
+// column, checked against its domain when the column's type is a domain over an array. Calls
+// PostgreSQL directly: run it inside pg::Call.
+Datum ArrayDatum(Datum *elements, bool *nulls, size_t count, const ColumnType &column);
 
 // ToDatum turns a converted value into a Datum of the column's type (palloc'd in the current
 // memory context); isnull reports SQL NULL. Values the converter produced as text (Input, and

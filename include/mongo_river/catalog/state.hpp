@@ -72,7 +72,12 @@ struct Reject {
 	std::string error;
 };
 
-// AddReject records a reject.
-void AddReject(const std::string &river, const Reject &reject);
+// AddReject records a reject and counts it. A copy's reject of a document that a copy before rejected
+// replaces that reject (reason, document, time) and is not counted again: it returns false then.
+bool AddReject(const std::string &river, const Reject &reject);
+
+// DropCopiedRejects deletes, at the end of a copy of source (a resync), the rejects of the copies
+// before it that it did not reject again (their documents were copied, or are gone); returns how many.
+uint64_t DropCopiedRejects(const std::string &river, const std::string &source);
 
 } // namespace mongo_river::catalog

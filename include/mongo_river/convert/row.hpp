@@ -1,6 +1,7 @@
 // row.hpp: one BSON document -> the row of its table and the rows of its child tables (PG-free).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -60,7 +61,12 @@ Value ConvertMappedValue(const mapping::Column &column, const TargetType &target
 // every column type up front) and call Convert per document.
 class DocumentConverter {
 public:
-	explicit DocumentConverter(mapping::Mapping mapping);
+	// TypeResolver names, for a column type the name alone does not classify (a domain, an enum), the
+	// type its values are converted to: a domain over an array gives its array type ("text[]"), so
+	// that BSON arrays become arrays; "" keeps the type as it is.
+	using TypeResolver = std::function<std::string(const std::string &type)>;
+
+	explicit DocumentConverter(mapping::Mapping mapping, const TypeResolver &resolve = {});
 	// Copies are refused because the compiled columns point into mapping_; moves keep them valid.
 	DocumentConverter(const DocumentConverter &) = delete;
 	DocumentConverter &operator=(const DocumentConverter &) = delete;
@@ -106,6 +112,7 @@ private:
 						const Value &parent_key, std::size_t index, ConvertedDocument *result) const;
 
 	mapping::Mapping mapping_;
+	TypeResolver resolve_; // (used while the columns are compiled)
 	std::vector<TableLayout> layout_;
 	std::vector<CompiledColumn> columns_;
 	TopKeys top_keys_{{}}; // the root columns' first keys, found in one pass per document
