@@ -33,6 +33,19 @@ std::string ColumnSetKey(const std::vector<std::size_t> &columns) {
 	return key;
 }
 
+// PatchValue is the value a patch sets for root column `column` (every patch of a group sets the
+// group's columns; the last entry of a column wins, as when the patch was built).
+const convert::Value &PatchValue(const std::vector<std::pair<std::size_t, convert::Value>> &columns,
+								 std::size_t column) {
+	const convert::Value *found = nullptr;
+	for (const auto &[index, value] : columns)
+		if (index == column)
+			found = &value;
+	if (!found)
+		throw Error(sqlstate::kInternalError, "mongo_river: a patch of a group does not set one of its columns");
+	return *found;
+}
+
 } // namespace
 
 Datum MappingWriter::ArrayOfKeys(const std::vector<Datum> &keys) const {
@@ -100,12 +113,9 @@ bool MappingWriter::UnnestChunk(const std::vector<std::size_t> &columns, const s
 	for (std::size_t t = 0; t < types.size(); t++) {
 		for (std::size_t r = 0; r < count; r++) {
 			const RowPatch &patch = patches[members[first + r]];
-			const convert::Value *value = patch.key;
-			for (const auto &[index, v] : *patch.columns)
-				if (t > 0 && index == columns[t - 1])
-					value = &v;
+			const convert::Value &value = t == 0 ? *patch.key : PatchValue(*patch.columns, columns[t - 1]);
 			bool isnull = false;
-			elements[r] = ToDatum(*value, *types[t], &isnull);
+			elements[r] = ToDatum(value, *types[t], &isnull);
 			nulls[r] = isnull;
 		}
 		arrays[t] = pg::Call([&] {
@@ -178,11 +188,8 @@ uint64 MappingWriter::PatchChunk(const std::vector<std::size_t> &columns, const 
 		if (isnull)
 			nulls[r * width] = 'n';
 		for (std::size_t i = 0; i < columns.size(); i++) {
-			const convert::Value *value = nullptr;
-			for (const auto &[index, v] : *patch.columns)
-				if (index == columns[i])
-					value = &v;
-			values[r * width + i + 1] = ToDatum(*value, root.columns[columns[i]], &isnull);
+			values[r * width + i + 1] =
+				ToDatum(PatchValue(*patch.columns, columns[i]), root.columns[columns[i]], &isnull);
 			if (isnull)
 				nulls[r * width + i + 1] = 'n';
 		}

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
+#include <string_view>
 
 #include "internal.hpp"
 #include "mongo_river/convert/convert.hpp"
@@ -54,24 +56,35 @@ std::int64_t DateMicros(const bson_value_t &value, const std::string &path, cons
 	return ms * 1000;
 }
 
+// StringOrIdText is the text of a string (checked as text, CheckText) or of an ObjectId (24 hex
+// digits, written into hex): what TextForm gives them, without a copy. Other types: nullopt.
+std::optional<std::string_view> StringOrIdText(const bson_value_t &value, const std::string &path,
+											   const std::string &target, char hex[25]) {
+	if (value.value_type == BSON_TYPE_UTF8) {
+		internal::CheckText(value.value.v_utf8.str, value.value.v_utf8.len, value, path, target);
+		return StringOf(value);
+	}
+	if (value.value_type == BSON_TYPE_OID) {
+		bson_oid_to_string(&value.value.v_oid, hex);
+		return std::string_view(hex, 24);
+	}
+	return std::nullopt;
+}
+
 // TextForm is a value's text: strings as themselves, ObjectIds as hex, numbers in decimal, dates in
 // ISO 8601 UTC, UUIDs 8-4-4-4-12, everything else as relaxed Extended JSON.
 std::string TextForm(const bson_value_t &value, const std::string &path, const std::string &target) {
 	const auto &v = value.value;
 	char buffer[32];
+	if (std::optional<std::string_view> text = StringOrIdText(value, path, target, buffer))
+		return std::string(*text);
 	switch (value.value_type) {
-	case BSON_TYPE_UTF8:
-		internal::CheckText(v.v_utf8.str, v.v_utf8.len, value, path, target);
-		return std::string(StringOf(value));
 	case BSON_TYPE_SYMBOL:
 		internal::CheckText(v.v_symbol.symbol, v.v_symbol.len, value, path, target);
 		return std::string(v.v_symbol.symbol, v.v_symbol.len);
 	case BSON_TYPE_CODE:
 		internal::CheckText(v.v_code.code, v.v_code.code_len, value, path, target);
 		return std::string(v.v_code.code, v.v_code.code_len);
-	case BSON_TYPE_OID:
-		bson_oid_to_string(&v.v_oid, buffer);
-		return buffer;
 	case BSON_TYPE_INT32:
 		return std::to_string(v.v_int32);
 	case BSON_TYPE_INT64:
@@ -403,16 +416,9 @@ bool AssignText(const bson_value_t &value, const TargetType &target, const std::
 		(value.value_type != BSON_TYPE_UTF8 && value.value_type != BSON_TYPE_OID))
 		return false;
 	char hex[25];
-	std::string_view text;
-	if (value.value_type == BSON_TYPE_UTF8) {
-		std::string built;
-		const std::string &name = target.name.empty() ? (built = target.BuildName()) : target.name;
-		CheckText(value.value.v_utf8.str, value.value.v_utf8.len, value, path, name); // as TextForm
-		text = StringOf(value);
-	} else {
-		bson_oid_to_string(&value.value.v_oid, hex);
-		text = std::string_view(hex, 24);
-	}
+	std::string built;
+	const std::string &name = target.name.empty() ? (built = target.BuildName()) : target.name;
+	const std::string_view text = *StringOrIdText(value, path, name, hex); // as TextForm
 	if (Text *held = std::get_if<Text>(&out->v))
 		held->value.assign(text.data(), text.size());
 	else

@@ -16,8 +16,7 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 			pending_.clear();
 			txn_rejects_.clear();
 			// An initial copy's documents go to copy_.rows (see CopyBatch); a resync's keys are
-			// recorded as seen, so it goes through pending_.
-			copy_.End();
+			// recorded as seen, so it goes through pending_. (The batch before ended in its guard.)
 			copy_.repeats = 0;
 			copy_.on = Batched(mapped, isolate) && mapped.phase != "resync";
 			struct End { // the batch's copy state, also when a row's write throws (views into docs)
