@@ -30,8 +30,26 @@ namespace {
 struct RejectRow {
 	int64 id;
 	std::string source;
+	std::string document_id;
 	std::string raw;
 };
+
+// RejectedId finds in raw the _id of the document a reject is about: the value whose text is the
+// reject's document_id, among raw's own _id (a document, or a key), its documentKey._id (an
+// unreadable change event: its own _id is a resume token) and its o2._id or o._id (an unreadable
+// oplog entry). False when none is: the reject cannot be retried.
+bool RejectedId(const bson_t *raw, const std::string &document_id, bson_iter_t *found) {
+	static const char *const kPaths[] = {"_id", "documentKey._id", "o2._id", "o._id"};
+	if (document_id.empty())
+		return false;
+	for (const char *path : kPaths) {
+		bson_iter_t iter;
+		if (bson_iter_init(&iter, raw) && bson_iter_find_descendant(&iter, path, found) &&
+			convert::DocumentIdText(*bson_iter_value(found)) == document_id)
+			return true;
+	}
+	return false;
+}
 
 // RetryOne re-applies one reject from its document's current state; true when it is resolved
 // (applied, or the document is gone and so is its row). A reject that still fails keeps its row,
@@ -39,7 +57,7 @@ struct RejectRow {
 bool RetryOne(mongo::Source &source, apply::MappingWriter &writer, const RejectRow &reject) {
 	mongo::Bson raw(bson_new_from_data(reinterpret_cast<const uint8_t *>(reject.raw.data()), reject.raw.size()));
 	bson_iter_t iter;
-	if (!raw || !bson_iter_init_find(&iter, raw.get(), "_id"))
+	if (!raw || !RejectedId(raw.get(), reject.document_id, &iter))
 		return false;
 	const bson_value_t *id = bson_iter_value(&iter);
 	mongo::Bson current = source.FindById(writer.Row().db, writer.Row().coll, id);
@@ -93,16 +111,17 @@ MONGO_RIVER_FUNCTION(mongo_river_retry_rejects) {
 		// The river's user tables are written as its owner, never as the caller (a superuser's call
 		// must not run the owner's triggers with the superuser's rights).
 		catalog::AsRole as_owner(row.owner);
-		uint64 count = pg::SpiExecute(
-			"SELECT id, source, raw FROM mongo_river.rejects WHERE river = $1 AND ($2::bigint IS NULL OR id = $2)"
-			" AND raw IS NOT NULL ORDER BY id",
-			{{NAMEOID, pg::NameDatum(river)},
-			 {INT8OID, only_id ? std::optional<Datum>(Int64GetDatum(*only_id)) : std::nullopt}});
+		uint64 count =
+			pg::SpiExecute("SELECT id, source, raw, document_id FROM mongo_river.rejects WHERE river = $1 AND "
+						   "($2::bigint IS NULL OR id = $2)"
+						   " AND raw IS NOT NULL ORDER BY id",
+						   {{NAMEOID, pg::NameDatum(river)},
+							{INT8OID, only_id ? std::optional<Datum>(Int64GetDatum(*only_id)) : std::nullopt}});
 		std::vector<api::RejectRow> rejects;
 		for (uint64 i = 0; i < count; i++) {
 			bytea *raw = pg::Call([&] { return DatumGetByteaPP(*pg::SpiDatum(i, 3)); });
 			rejects.push_back({std::stoll(pg::SpiText(i, 1).value_or("0")), pg::SpiText(i, 2).value_or(""),
-							   std::string(VARDATA_ANY(raw), VARSIZE_ANY_EXHDR(raw))});
+							   pg::SpiText(i, 4).value_or(""), std::string(VARDATA_ANY(raw), VARSIZE_ANY_EXHDR(raw))});
 		}
 		if (only_id && rejects.empty())
 			throw Error(sqlstate::kUndefinedObject,

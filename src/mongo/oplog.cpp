@@ -522,6 +522,28 @@ const bson_t *OplogReader::NextEntry() {
 OplogAssembler::OplogAssembler(std::vector<Namespace> namespaces) : namespaces_(std::move(namespaces)) {}
 
 std::vector<ChangeEvent> OplogAssembler::Feed(const bson_t *entry) {
+	std::vector<ChangeEvent> events = Assemble(entry);
+	const Timestamp ts = last_ts_;
+	if (ts.IsZero() || !(ts < newest_)) {
+		if (newest_ < ts)
+			newest_ = ts;
+		return events;
+	}
+	// Older than an entry read before: where its change belongs is unknown (an older one is in the
+	// mapping's copy, so applying it could undo a later change; skipped, a change that is not there
+	// is lost: review 25). Rejected with why, its document can be read again (retry_rejects).
+	for (ChangeEvent &event : events) {
+		if (!event.unreadable.empty())
+			continue;
+		event.unreadable = "the oplog entry's ts Timestamp(" + std::to_string(ts.t) + ", " + std::to_string(ts.i) +
+						   ") goes back (an entry read before it has Timestamp(" + std::to_string(newest_.t) + ", " +
+						   std::to_string(newest_.i) + ")): the oplog is in ts order, this source is not";
+		event.raw = CopyBson(entry);
+	}
+	return events;
+}
+
+std::vector<ChangeEvent> OplogAssembler::Assemble(const bson_t *entry) {
 	OpFields fields;
 	ReadOpFields(entry, &fields);
 	const Timestamp ts = last_ts_ = fields.ts;

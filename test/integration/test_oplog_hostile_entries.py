@@ -334,6 +334,36 @@ def test_entry_without_ts_keeps_the_position(evil):
         f"one entry without ts: stored position {position} (was {before}); after a restart: {resyncs[:1]}"
 
 
+def test_entry_whose_ts_goes_back_is_rejected_not_lost(evil):
+    """An insert entry whose ts is older than the entries read before it (only a broken source: the
+    oplog is in ts order), and one whose ts repeats the last one's. The repeat is applied; the one
+    going back was skipped when older than the mapping's copy, its change silently lost (review 25,
+    finding d): now it is rejected with why, the river goes on, and retry_rejects (which re-reads the
+    document) applies it."""
+    pg, river, coll, policy, offset = evil
+    seen = {}
+
+    def remember(e):
+        seen["ts"] = e["ts"]
+        return with_fields(e, [])
+
+    policy.cases["tsb_before"] = remember
+    policy.cases["tsb_back"] = lambda e: with_fields(e, [("ts", Timestamp(1, 1))], skip=("ts",))
+    policy.cases["tsb_same"] = lambda e: with_fields(e, [("ts", seen.get("ts", e["ts"]))], skip=("ts",))
+    since = last_reject_id(pg, river)
+    for i, key in enumerate(("tsb_before", "tsb_back", "tsb_same", "tsb_after")):
+        coll.insert_one({"_id": key, "n": 70 + i})
+    wait_for(lambda: "tsb_after" in rows(pg, river), 30, 0.1, "the row after the entry going back")
+    got = rows(pg, river)
+    rejected = rejects_of(pg, river, since)
+    assert got.get("tsb_before") == 70 and got.get("tsb_same") == 72, (got, rejected)
+    assert "tsb_back" not in got and [(r[2], r[3]) for r in rejected] == [("tsb_back", "insert")], rejected
+    assert "goes back" in rejected[0][4], rejected
+    assert pg.scalar("SELECT mongo_river.retry_rejects(%s, %s)", (river, rejected[0][0])) == 1
+    assert rows(pg, river).get("tsb_back") == 71
+    assert_alive(pg, river, offset)
+
+
 def test_worker_killed_while_a_prepared_transaction_waits(evil):
     """A prepared transaction (applyOps prepare: true) waits for its commitTransaction while 5 plain
     inserts after it are applied and committed (the stored position stays before the prepare). The

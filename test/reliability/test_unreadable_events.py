@@ -79,6 +79,18 @@ def test_unreadable_event_is_rejected_and_the_river_goes_on(river_pg, peer, kind
         phase, last_error = pg.query("SELECT phase, last_error FROM mongo_river.status WHERE river = %s",
                                      (river,))[0]
         assert phase == "streaming", (phase, last_error)
+        # retry_rejects re-reads the document the reject names (its document_id, from the event's
+        # documentKey): it arrives and the reject goes. It used to take the event's own _id (the
+        # resume token) for the document's: nothing found, the reject counted resolved and deleted,
+        # the document never applied. A reject naming no document stays.
+        resolved = pg.scalar("SELECT mongo_river.retry_rejects(%s)", (river,))
+        if document_id:
+            assert document_id == "damaged", document_id
+            assert resolved == 1, rejects(pg, river)
+            assert pg.scalar(f"SELECT title FROM {river} WHERE id = 'damaged'") == "damaged in transit"
+            assert rejects(pg, river) == []
+        else:
+            assert resolved == 0 and len(rejects(pg, river)) == 1, rejects(pg, river)
     finally:
         pg.query("SELECT mongo_river.drop_river(%s, true)", (river,))
 

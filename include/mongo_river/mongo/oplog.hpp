@@ -73,7 +73,9 @@ Bson BuildOplogFilter(const std::vector<Namespace> &namespaces, Timestamp ts, bo
 class OplogAssembler {
 public:
 	explicit OplogAssembler(std::vector<Namespace> namespaces);
-	// Feed converts one entry and returns the events complete after it.
+	// Feed converts one entry and returns the events complete after it. An entry whose ts is older
+	// than an entry fed before (the oplog is in ts order: only a broken source does that) cannot be
+	// placed on the river's timeline: its events come back unreadable (rejected, not lost).
 	std::vector<ChangeEvent> Feed(const bson_t *entry);
 	// Settled tells whether no transaction is open: only then may the last entry's ts be stored.
 	bool Settled() const { return pending_.empty(); }
@@ -81,8 +83,12 @@ public:
 	Timestamp LastTimestamp() const { return last_ts_; }
 
 private:
+	// Assemble is Feed for an entry in order.
+	std::vector<ChangeEvent> Assemble(const bson_t *entry);
+
 	std::vector<Namespace> namespaces_;
 	Timestamp last_ts_;
+	Timestamp newest_;                                        // the newest ts fed
 	std::map<std::string, std::vector<ChangeEvent>> pending_; // by lsid + txnNumber
 };
 
