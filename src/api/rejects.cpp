@@ -30,7 +30,7 @@ namespace {
 struct RejectRow {
 	int64 id;
 	std::string source;
-	std::string document_id;
+	std::optional<std::string> document_id;
 	std::string raw;
 };
 
@@ -38,14 +38,14 @@ struct RejectRow {
 // reject's document_id, among raw's own _id (a document, or a key), its documentKey._id (an
 // unreadable change event: its own _id is a resume token) and its o2._id or o._id (an unreadable
 // oplog entry). False when none is: the reject cannot be retried.
-bool RejectedId(const bson_t *raw, const std::string &document_id, bson_iter_t *found) {
+bool RejectedId(const bson_t *raw, const std::optional<std::string> &document_id, bson_iter_t *found) {
 	static const char *const kPaths[] = {"_id", "documentKey._id", "o2._id", "o._id"};
-	if (document_id.empty())
+	if (!document_id)
 		return false;
 	for (const char *path : kPaths) {
 		bson_iter_t iter;
 		if (bson_iter_init(&iter, raw) && bson_iter_find_descendant(&iter, path, found) &&
-			convert::DocumentIdText(*bson_iter_value(found)) == document_id)
+			convert::DocumentIdText(*bson_iter_value(found)) == *document_id)
 			return true;
 	}
 	return false;
@@ -121,7 +121,7 @@ MONGO_RIVER_FUNCTION(mongo_river_retry_rejects) {
 		for (uint64 i = 0; i < count; i++) {
 			bytea *raw = pg::Call([&] { return DatumGetByteaPP(*pg::SpiDatum(i, 3)); });
 			rejects.push_back({std::stoll(pg::SpiText(i, 1).value_or("0")), pg::SpiText(i, 2).value_or(""),
-							   pg::SpiText(i, 4).value_or(""), std::string(VARDATA_ANY(raw), VARSIZE_ANY_EXHDR(raw))});
+							   pg::SpiText(i, 4), std::string(VARDATA_ANY(raw), VARSIZE_ANY_EXHDR(raw))});
 		}
 		if (only_id && rejects.empty())
 			throw Error(sqlstate::kUndefinedObject,

@@ -167,6 +167,7 @@ private:
 		catalog::Reject reject;
 		reject.source = writer_.Row().source;
 		reject.document_id = IdText(&doc);
+		reject.has_id = true; // (a document verify read: it has an _id)
 		if (pg::SpiExecute("SELECT 1 FROM mongo_river.rejects WHERE river = $1 AND source = $2 AND document_id = $3",
 						   {{TEXTOID, pg::TextDatum(river)},
 							{TEXTOID, pg::TextDatum(reject.source)},

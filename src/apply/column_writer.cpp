@@ -106,19 +106,22 @@ Datum ScalarDatum(const convert::Value &value, const ColumnType &column, Oid typ
 
 } // namespace
 
-std::string ArrayDomainBase(const std::string &type_name) {
+std::string DomainArrayType(const ColumnType &column) {
+	if (!OidIsValid(column.domain) || !OidIsValid(column.element))
+		return {};
 	const char *name = pg::Call([&]() -> const char * {
-		Oid type = InvalidOid;
 		int32 typmod = -1;
-		parseTypeString(type_name.c_str(), &type, &typmod, true);
-		if (!OidIsValid(type))
-			return nullptr; // (gone: the table's check reports it)
-		const Oid base = getBaseTypeAndTypmod(type, &typmod);
-		if (base == type || !OidIsValid(get_element_type(base)))
-			return nullptr;
+		const Oid base = getBaseTypeAndTypmod(column.domain, &typmod);
 		return format_type_extended(base, typmod, FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
 	});
-	return name ? std::string(name) : std::string();
+	std::string out(name ? name : "");
+	// Only a true array type (int2vector and oidvector have elements too, and their own input).
+	return out.size() > 2 && out.compare(out.size() - 2, 2, "[]") == 0 ? out : std::string();
+}
+
+void CheckDomainNull(const ColumnType &column) {
+	if (OidIsValid(column.domain))
+		pg::Call([&] { domain_check(Datum(0), true, column.domain, nullptr, CurrentMemoryContext); });
 }
 
 ColumnType LookupColumnType(Oid relation, const std::string &column) {
@@ -134,12 +137,20 @@ ColumnType LookupColumnType(Oid relation, const std::string &column) {
 		result.type = attribute->atttypid;
 		result.typmod = attribute->atttypmod;
 		ReleaseSysCache(tuple);
-		// A domain over an array: its values are built as arrays of the base's elements, then
-		// checked against the domain (ToDatum).
-		const Oid base = getBaseType(result.type);
-		result.element = get_element_type(base);
-		if (base != result.type && OidIsValid(result.element))
+		// A domain: NULL is checked against it; over an array, its values are built as arrays of the
+		// base's elements (with the base's modifier: varchar(3)[]), then checked (ToDatum).
+		int32 base_typmod = result.typmod;
+		const Oid base = getBaseTypeAndTypmod(result.type, &base_typmod);
+		if (base != result.type)
 			result.domain = result.type;
+		result.element = get_element_type(base);
+		if (OidIsValid(result.element)) {
+			if (OidIsValid(result.domain))
+				result.typmod = base_typmod;
+			Oid whole_function;
+			getTypeInputInfo(result.type, &whole_function, &result.whole_param);
+			fmgr_info_cxt(whole_function, &result.whole_input, TopMemoryContext);
+		}
 		Oid input_type = OidIsValid(result.element) ? result.element : result.type;
 		Oid input_function;
 		getTypeInputInfo(input_type, &input_function, &result.input_param);
@@ -164,9 +175,21 @@ Datum ArrayDatum(Datum *elements, bool *nulls, size_t count, const ColumnType &c
 
 Datum ToDatum(const convert::Value &value, const ColumnType &column, bool *isnull) {
 	*isnull = value.IsNull();
-	if (*isnull)
+	if (*isnull) {
+		CheckDomainNull(column);
 		return Datum(0);
+	}
 	const auto *array = std::get_if<convert::Array>(&value.v);
+	if (!array && OidIsValid(column.element)) {
+		// One value for an array type (or int2vector, oidvector, a domain over an array): the type's
+		// own input reads its text, as COPY does (the element's input would make a Datum of another
+		// type: review 26, a crash).
+		const std::string text = convert::ValueText(value);
+		return pg::Call([&] {
+			return InputFunctionCall(const_cast<FmgrInfo *>(&column.whole_input), const_cast<char *>(text.c_str()),
+									 column.whole_param, column.typmod);
+		});
+	}
 	if (!array)
 		return ScalarDatum(value, column, column.type);
 	if (!OidIsValid(column.element))

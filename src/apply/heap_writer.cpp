@@ -339,11 +339,12 @@ void MappingWriter::AddToSink(size_t index, TupleSink *sink, const std::vector<c
 	for (size_t c = 0; c < row.size(); c++) {
 		const convert::Value &value = row[c];
 		int a = sink->attno[c];
+		const ColumnType &column = table.columns[c];
 		if (value.IsNull()) {
+			CheckDomainNull(column);
 			slot->tts_isnull[a] = true;
 			continue;
 		}
-		const ColumnType &column = table.columns[c];
 		Datum datum;
 		const auto *array = std::get_if<convert::Array>(&value.v);
 		if (!OidIsValid(column.element)) {

@@ -56,11 +56,18 @@ Oid ChildRelation(const std::string &table, Oid target) {
 } // namespace
 
 MappingWriter::MappingWriter(const catalog::MappingRow &row)
-	: row_(row), converter_(mapping::ParseMapping(row.mapping_json), ArrayDomainBase) {
+	: row_(row), converter_(mapping::ParseMapping(row.mapping_json)) {
 	const auto &layout = converter_.Layout();
 	tables_.resize(layout.size());
 	for (size_t i = 0; i < layout.size(); i++)
 		PrepareTable(i, i == 0 ? row.target : ChildRelation(layout[i].table, row.target));
+	// A column whose type is a domain over an array takes arrays: the catalog says so, not its name.
+	for (size_t i = 0; i < layout.size(); i++)
+		for (size_t c = 0; c < layout[i].columns.size(); c++) {
+			const std::string array_type = DomainArrayType(tables_[i].columns[c]);
+			if (!array_type.empty())
+				converter_.Retarget(i, layout[i].columns[c].name, array_type);
+		}
 	key_type_ = tables_[0].columns[0];
 	for (size_t c = 0; c < layout[0].columns.size(); c++)
 		if (layout[0].columns[c].role == convert::ColumnRole::kPrimaryKey) {

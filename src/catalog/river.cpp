@@ -23,7 +23,11 @@ constexpr const char *kDigestSql =
 	" || coalesce((SELECT string_agg(d.database || d.options::text || d.unmapped::text, ',' ORDER BY d.database)"
 	"     FROM mongo_river.database_map d WHERE d.river = r.river), '')"
 	" || (SELECT count(*) FROM mongo_river.mapping_state s"
-	"     WHERE s.river = r.river AND s.phase = 'resync' AND s.copy_last_id IS NULL)::text)"
+	"     WHERE s.river = r.river AND s.phase = 'resync' AND s.copy_last_id IS NULL)::text"
+	// Each mapping's row identity (xmin; only declarations write collection_map): unmap and map again
+	// of the same collection in one transaction changes nothing else (review 26: never copied).
+	" || coalesce((SELECT string_agg(m.xmin::text, ',' ORDER BY m.source) FROM mongo_river.collection_map m"
+	"     WHERE m.river = r.river), ''))"
 	" FROM mongo_river.river r WHERE r.river = $1";
 
 std::string TextOr(uint64 row, int column, const std::string &fallback = {}) {
@@ -37,6 +41,17 @@ std::string RiverDigest(const std::string &name) {
 	if (pg::SpiExecute(kDigestSql, {{NAMEOID, pg::NameDatum(name)}}, true) == 0)
 		return {};
 	return TextOr(0, 1);
+}
+
+std::vector<std::string> RequestedResyncs(const std::string &name) {
+	pg::SpiConnection spi;
+	std::vector<std::string> out;
+	const uint64 rows = pg::SpiExecute("SELECT source FROM mongo_river.mapping_state"
+									   " WHERE river = $1 AND phase = 'resync' AND copy_started_at IS NULL",
+									   {{NAMEOID, pg::NameDatum(name)}}, true);
+	for (uint64 i = 0; i < rows; i++)
+		out.push_back(TextOr(i, 1));
+	return out;
 }
 
 RiverRow LoadRiver(const std::string &name) {

@@ -1,6 +1,8 @@
 // state.cpp: the worker's writes to progress, mapping_state and rejects.
 #include "mongo_river/catalog/state.hpp"
 
+#include <bson/bson.h>
+
 #include "mongo_river/catalog/identity.hpp"
 
 #include "mongo_river/pg/boundary.hpp"
@@ -16,6 +18,17 @@ extern "C" {
 namespace mongo_river::catalog {
 
 namespace {
+
+// IdElement returns the bytes of the _id element of BSON document raw (type, name and value), or ""
+// (no _id, or not BSON).
+std::string IdElement(const std::string &raw) {
+	bson_t doc;
+	bson_iter_t iter;
+	if (raw.size() < 5 || !bson_init_static(&doc, reinterpret_cast<const uint8_t *>(raw.data()), raw.size()) ||
+		!bson_iter_init_find(&iter, &doc, "_id"))
+		return {};
+	return std::string(reinterpret_cast<const char *>(iter.raw) + iter.off, iter.next_off - iter.off);
+}
 
 pg::SpiArg Name(const std::string &value) {
 	return {NAMEOID, pg::NameDatum(value)};
@@ -189,25 +202,50 @@ bool AddReject(const std::string &river, const Reject &reject) {
 		}
 	}
 	const pg::SpiArg raw = reject.raw.empty() ? pg::SpiArg{BYTEAOID, std::nullopt} : Bytes(reject.raw);
-	// A copy reads each document's current state: one rejected again (by a resync, or by a copy
-	// that restarted) replaces the reject of the copy before, with its reason and time, and is not
-	// counted again.
-	const bool again =
-		reject.operation == "copy" && !reject.document_id.empty() &&
+	const pg::SpiArg document_id = reject.has_id ? Text(reject.document_id) : OptionalText(reject.document_id);
+	// A resync reads each document's current state: one its copy rejects again replaces the reject
+	// the copy before recorded for it (the same _id: two _ids can share a document_id text), with its
+	// reason and time; a document with a reject kept (of a copy, or of a change) is not counted again.
+	bool again = false;
+	bool replaced = false;
+	if (reject.replace_copy) {
+		const uint64 found = pg::SpiExecute(
+			"SELECT id, raw, operation = 'copy' FROM mongo_river.rejects WHERE river = $1 AND source = $2"
+			" AND document_id IS NOT DISTINCT FROM $3 AND raw IS NOT NULL",
+			{Name(river), Text(reject.source), document_id}, true);
+		const std::string id = IdElement(reject.raw);
+		std::vector<int64> copies;
+		for (uint64 i = 0; i < found && !id.empty(); i++) {
+			bytea *held = pg::Call([&] { return DatumGetByteaPP(*pg::SpiDatum(i, 2)); });
+			if (IdElement(std::string(VARDATA_ANY(held), VARSIZE_ANY_EXHDR(held))) != id)
+				continue;
+			again = true;
+			if (DatumGetBool(*pg::SpiDatum(i, 3)))
+				copies.push_back(DatumGetInt64(*pg::SpiDatum(i, 1)));
+		}
+		for (int64 reject_id : copies)
+			replaced |= pg::SpiExecute("UPDATE mongo_river.rejects SET document = $2, raw = $3, error = $4,"
+									   " created_at = now() WHERE id = $1",
+									   {{INT8OID, Int64GetDatum(reject_id)}, document, raw, Text(reject.error)}) > 0;
+	}
+	if (!replaced)
 		pg::SpiExecute(
-			"UPDATE mongo_river.rejects SET document = $4, raw = $5, error = $6, created_at = now()"
-			" WHERE river = $1 AND source = $2 AND document_id = $3 AND operation = 'copy'",
-			{Name(river), Text(reject.source), Text(reject.document_id), document, raw, Text(reject.error)}) > 0;
-	if (!again)
-		pg::SpiExecute("INSERT INTO mongo_river.rejects (river, source, document_id, operation, document, raw, error)"
-					   " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-					   {Name(river), Text(reject.source), OptionalText(reject.document_id), Text(reject.operation),
-						document, raw, Text(reject.error)});
+			"INSERT INTO mongo_river.rejects (river, source, document_id, operation, document, raw, error)"
+			" VALUES ($1, $2, $3, $4, $5, $6, $7)",
+			{Name(river), Text(reject.source), document_id, Text(reject.operation), document, raw, Text(reject.error)});
 	pg::SpiExecute(std::string("UPDATE mongo_river.mapping_state SET ") + (again ? "" : "rejects = rejects + 1, ") +
 					   "last_reject_at = clock_timestamp() WHERE river = $1 AND source = $2",
 				   {Name(river), Text(reject.source)});
 	Notify(river, reject.source, "reject", "", reject.document_id + ": " + reject.error);
 	return !again;
+}
+
+void CountReject(const std::string &river, const std::string &source) {
+	AsCatalogOwner as_catalog_owner; // secrets: admins hold no DML on the catalog
+	pg::SpiConnection spi;
+	pg::SpiExecute("UPDATE mongo_river.mapping_state SET rejects = rejects + 1, last_reject_at = clock_timestamp()"
+				   " WHERE river = $1 AND source = $2",
+				   {Name(river), Text(source)});
 }
 
 uint64_t DropCopiedRejects(const std::string &river, const std::string &source) {

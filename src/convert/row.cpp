@@ -60,22 +60,7 @@ Value ConvertMappedValue(const mapping::Column &column, const TargetType &target
 	return ConvertValue(*value, target, path);
 }
 
-namespace {
-
-TargetType ClassifyColumn(const mapping::Column &column, const DocumentConverter::TypeResolver &resolve) {
-	TargetType type = ClassifyType(column.type);
-	if (resolve && type.kind == TargetKind::kOther && !type.array) {
-		const std::string as = resolve(column.type);
-		if (!as.empty())
-			type = ClassifyType(as);
-	}
-	return type;
-}
-
-} // namespace
-
-DocumentConverter::DocumentConverter(mapping::Mapping mapping, const TypeResolver &resolve)
-	: mapping_(std::move(mapping)), resolve_(resolve) {
+DocumentConverter::DocumentConverter(mapping::Mapping mapping) : mapping_(std::move(mapping)) {
 	mapping::ValidateMapping(mapping_);
 	TableLayout root;
 	for (std::size_t i = 0; i < mapping_.columns.size(); ++i) {
@@ -83,7 +68,7 @@ DocumentConverter::DocumentConverter(mapping::Mapping mapping, const TypeResolve
 		bool is_pk = column.name == mapping_.pk;
 		if (is_pk)
 			pk_index_ = i;
-		columns_.push_back({&column, ClassifyColumn(column, resolve_), mapping::PathText(column.path)});
+		columns_.push_back({&column, ClassifyType(column.type), mapping::PathText(column.path)});
 		root.columns.push_back({column.name, column.type, is_pk ? ColumnRole::kPrimaryKey : ColumnRole::kColumn});
 	}
 	std::vector<std::string> keys;
@@ -103,6 +88,37 @@ DocumentConverter::DocumentConverter(mapping::Mapping mapping, const TypeResolve
 	CompileArrays(mapping_.arrays, 0, mapping_.columns[pk_index_].type, &arrays_);
 }
 
+namespace {
+
+// FindCompiled returns the compiled array of layout table `table` among arrays (nested included).
+template <typename Array> Array *FindCompiled(std::vector<Array> &arrays, std::size_t table) {
+	for (Array &array : arrays) {
+		if (array.table == table)
+			return &array;
+		if (Array *found = FindCompiled(array.children, table))
+			return found;
+	}
+	return nullptr;
+}
+
+} // namespace
+
+bool DocumentConverter::Retarget(std::size_t table, const std::string &column, const std::string &type) {
+	std::vector<CompiledColumn> *columns = &columns_;
+	if (table != 0) {
+		CompiledArray *array = FindCompiled(arrays_, table);
+		if (!array)
+			return false;
+		columns = &array->columns;
+	}
+	for (CompiledColumn &compiled : *columns)
+		if (compiled.column->name == column) {
+			compiled.target = ClassifyType(type);
+			return true;
+		}
+	return false;
+}
+
 void DocumentConverter::CompileArrays(const std::vector<mapping::ArrayMapping> &arrays, int parent,
 									  const std::string &fk_type, std::vector<CompiledArray> *out) {
 	for (const mapping::ArrayMapping &array : arrays) {
@@ -120,7 +136,7 @@ void DocumentConverter::CompileArrays(const std::vector<mapping::ArrayMapping> &
 			table.primary_key = {array.fk, array.position};
 		}
 		for (const mapping::Column &column : array.columns) {
-			compiled.columns.push_back({&column, ClassifyColumn(column, resolve_), mapping::PathText(column.path)});
+			compiled.columns.push_back({&column, ClassifyType(column.type), mapping::PathText(column.path)});
 			table.columns.push_back({column.name, column.type, ColumnRole::kColumn});
 		}
 		layout_.push_back(std::move(table));

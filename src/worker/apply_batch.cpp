@@ -32,6 +32,7 @@ void RiverWorker::RejectOrStop(const Mapped &mapped, const char *operation, cons
 	catalog::Reject reject;
 	reject.source = source;
 	reject.document_id = IdText(doc ? doc : key);
+	reject.has_id = HasId(doc ? doc : key);
 	reject.operation = operation;
 	if (doc) {
 		try {
@@ -42,8 +43,11 @@ void RiverWorker::RejectOrStop(const Mapped &mapped, const char *operation, cons
 	}
 	reject.raw = RawBytes(doc ? doc : key);
 	reject.error = error;
+	reject.replace_copy = mapped.phase == "resync" && reject.operation == "copy";
 	if (!river_.options.dry_run)
 		catalog::AddReject(name_, reject);
+	else
+		catalog::CountReject(name_, source); // a dry run's counters tell what it would reject
 	ereport(DEBUG1, (errmsg("mongo_river: river \"%s\": rejected %s of %s in \"%s\": %s", name_.c_str(), operation,
 							reject.document_id.c_str(), source.c_str(), error.c_str())));
 }
@@ -58,9 +62,12 @@ void RiverWorker::RejectUnreadable(const mongo::ChangeEvent &event) {
 	reject.raw = RawBytes(event.raw.get());
 	if (event.document_key) // (read from the event when it could be)
 		reject.document_id = IdText(event.document_key.get());
+	reject.has_id = HasId(event.document_key.get());
 	reject.error = event.unreadable;
 	if (!river_.options.dry_run)
 		catalog::AddReject(name_, reject);
+	else
+		catalog::CountReject(name_, source);
 	ereport(LOG, (errmsg("mongo_river: river \"%s\": rejected an unreadable change event in \"%s\": %s", name_.c_str(),
 						 source.c_str(), event.unreadable.c_str())));
 }
@@ -90,6 +97,7 @@ void RiverWorker::ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::
 			message += (message.empty() ? "" : "; ") + error.Message();
 		if (to_copy)
 			copy_.Drop();
+		KeepRejectedRow(mapped, converted.key);
 		RejectOrStop(mapped, operation, &doc, nullptr, message);
 		return;
 	}
@@ -127,10 +135,19 @@ void RiverWorker::ApplyDocument(Mapped &mapped, const bson_t &doc, const apply::
 	std::optional<pg::PgError> error = pg::TrySubtransaction(write);
 	if (error && Interrupted(*error))
 		throw std::move(*error);
-	if (error)
+	if (error) {
+		KeepRejectedRow(mapped, converted.key);
 		RejectOrStop(mapped, operation, &doc, nullptr, error->what());
-	else
+	} else {
 		Copied(change, doc);
+	}
+}
+
+void RiverWorker::KeepRejectedRow(Mapped &mapped, const convert::Value &key) {
+	// A resync deletes at its end the rows of documents it did not see: one it rejects exists, so its
+	// row (the last version written) stays, with the reject saying why it is not newer (review 26).
+	if (mapped.phase == "resync" && !key.IsNull() && !river_.options.dry_run)
+		mapped.writer->RecordSeen(name_, key);
 }
 
 void RiverWorker::Copied(const apply::ChangeInfo &change, const bson_t &doc) {

@@ -45,7 +45,7 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 									 "documents that no longer exist",
 									 name_.c_str(), mapped.writer->Row().source.c_str(), (unsigned long)deleted)));
 			}
-			if (scan_->Done() && !river_.options.dry_run)
+			if (scan_->Done() && mapped.phase == "resync" && !river_.options.dry_run)
 				catalog::DropCopiedRejects(name_, mapped.writer->Row().source);
 			// Rejects apart, and a document the source returned twice counts once.
 			copied = int64(docs.size()) - txn_rejects_[mapped.writer->Row().source] - copy_.repeats;

@@ -360,8 +360,16 @@ bool RiverWorker::MaybeReload() {
 	last_reload_check_ = now;
 	pg::Transaction txn;
 	std::string digest = catalog::RiverDigest(name_);
+	const std::vector<std::string> requested = catalog::RequestedResyncs(name_);
 	txn.Commit();
-	if (digest == river_.digest)
+	// A resync asked for again after one ended leaves the digest as the first request made it (its
+	// count of requests is 1 both times: review 26, the second never ran): a requested collection the
+	// worker holds in another phase is news too.
+	const bool missed = std::any_of(requested.begin(), requested.end(), [&](const std::string &source) {
+		auto it = mapped_.find(source);
+		return it != mapped_.end() && it->second.phase != "resync";
+	});
+	if (digest == river_.digest && !missed)
 		return false;
 	if (digest.empty()) {
 		river_.enabled = false; // the river was dropped: Run returns

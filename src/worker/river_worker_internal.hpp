@@ -169,6 +169,12 @@ inline std::string IdText(const bson_t *doc) {
 	return {};
 }
 
+// HasId tells whether document_key (or a document) has an _id (IdText is "" both for none and "").
+inline bool HasId(const bson_t *doc) {
+	bson_iter_t iter;
+	return doc && bson_iter_init_find(&iter, doc, "_id");
+}
+
 // RawBytes returns a document's BSON bytes.
 inline std::string RawBytes(const bson_t *doc) {
 	return doc ? std::string(reinterpret_cast<const char *>(bson_get_data(doc)), doc->len) : std::string();
@@ -328,6 +334,8 @@ private:
 	std::string ChangePosition(const mongo::ChangeEvent &event, BatchEffect *effect);
 	// RejectUnreadable rejects a change event the reader could not read (source: its namespace when
 	// readable, else "*"; raw: the bytes as received), or stops the river (on_error 'stop').
+	// KeepRejectedRow has a resync keep the row of a document it rejects (key: its converted key).
+	void KeepRejectedRow(Mapped &mapped, const convert::Value &key);
 	void RejectUnreadable(const mongo::ChangeEvent &event);
 	void RejectOrStop(const Mapped &mapped, const char *operation, const bson_t *doc, const bson_t *key,
 					  const std::string &error);

@@ -113,30 +113,30 @@ TEST(DocumentConverter, ArrayPathThatIsNotAnArray) {
 	EXPECT_NE(result.errors[0].Message().find("expected an array"), std::string::npos);
 }
 
-TEST(DocumentConverter, ResolverTurnsADomainOverAnArrayIntoArrays) {
+TEST(DocumentConverter, RetargetTurnsADomainOverAnArrayIntoArrays) {
 	const char *mapping = R"({"pk": "id", "columns": {"id": {"path": "_id", "type": "text"},
 		"tags": {"path": "tags", "type": "public.short_tags"}, "mood": {"path": "mood", "type": "public.mood"}},
 		"arrays": {"items": {"path": "items", "table": "items", "fk": "doc_id", "position": "pos",
 		"columns": {"sizes": {"path": "sizes", "type": "public.short_ints"}}}}})";
-	std::vector<std::string> asked;
-	DocumentConverter converter(mapping::ParseMapping(mapping), [&](const std::string &type) {
-		asked.push_back(type);
-		return type == "public.short_tags" ? "text[]" : type == "public.short_ints" ? "integer[]" : "";
-	});
-	ConvertedDocument result =
-		converter.Convert(*Doc(R"({"_id": "a", "tags": ["x", "y"], "mood": "ok", "items": [{"sizes": [1, 2]}]})"));
+	DocumentConverter converter(mapping::ParseMapping(mapping));
+	const char *doc = R"({"_id": "a", "tags": ["x", "y"], "mood": "ok", "items": [{"sizes": [1, 2]}]})";
+	// By its name, a domain is converted as one value (JSON for a BSON array).
+	ConvertedDocument before = converter.Convert(*Doc(doc));
+	EXPECT_EQ(std::get_if<Array>(&before.row[1].v), nullptr);
+	EXPECT_TRUE(converter.Retarget(0, "tags", "text[]"));
+	EXPECT_TRUE(converter.Retarget(1, "sizes", "integer[]"));
+	EXPECT_FALSE(converter.Retarget(0, "nope", "text[]"));
+	EXPECT_FALSE(converter.Retarget(7, "sizes", "text[]"));
+	ConvertedDocument result = converter.Convert(*Doc(doc));
 	ASSERT_TRUE(result.errors.empty()) << result.errors[0].Message();
 	const auto *tags = std::get_if<Array>(&result.row[1].v);
 	ASSERT_NE(tags, nullptr) << "a domain over text[] takes the array as an array";
 	ASSERT_EQ(tags->elements.size(), 2u);
 	EXPECT_EQ(Text(tags->elements[1]), "y");
-	EXPECT_EQ(Text(result.row[2]), "ok"); // the resolver's "" keeps the type
+	EXPECT_EQ(Text(result.row[2]), "ok"); // untouched
 	const auto *sizes = std::get_if<Array>(&result.children.at(0).rows.at(0).back().v);
-	ASSERT_NE(sizes, nullptr) << "child columns are resolved too";
+	ASSERT_NE(sizes, nullptr) << "child columns are retargeted too";
 	EXPECT_EQ(Text(sizes->elements[0]), "1");
-	// Only the types the name alone does not classify are asked about.
-	EXPECT_EQ(std::set<std::string>(asked.begin(), asked.end()),
-			  (std::set<std::string>{"public.short_tags", "public.mood", "public.short_ints"}));
 }
 
 TEST(PrimaryKey, TextHoldsStringsAndObjectIdsOnly) {

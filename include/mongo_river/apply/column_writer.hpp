@@ -18,17 +18,23 @@ struct ColumnType {
 	Oid type = InvalidOid;
 	int32 typmod = -1;
 	Oid element = InvalidOid; // array columns (and domains over an array): the element type
-	Oid domain = InvalidOid;  // a domain over an array: checked after the array is built
+	Oid domain = InvalidOid;  // a domain: NULL and built arrays are checked against it (domain_check)
 	int16 elem_len = 0;
 	bool elem_byval = false;
 	char elem_align = 'i';
 	FmgrInfo input; // the input function of type (arrays: of the element type)
 	Oid input_param = InvalidOid;
+	FmgrInfo whole_input; // arrays: the input function of the type itself (a value that is not an array)
+	Oid whole_param = InvalidOid;
 };
 
-// ArrayDomainBase returns, for the name of a domain over an array type, that array type's name
-// ("text[]", schema-qualified when not pg_catalog's), else "": the converter's TypeResolver.
-std::string ArrayDomainBase(const std::string &type_name);
+// DomainArrayType returns, for a column whose type is a domain over an array type, that array type's
+// name ("character varying(3)[]", schema-qualified when not pg_catalog's), else "": what the
+// converter converts its values to (DocumentConverter::Retarget).
+std::string DomainArrayType(const ColumnType &column);
+
+// CheckDomainNull raises the domain's error when column's type is a domain that refuses NULL.
+void CheckDomainNull(const ColumnType &column);
 
 // LookupColumnType reads the type of relation.column from the catalog (42703 if the column is gone).
 ColumnType LookupColumnType(Oid relation, const std::string &column);

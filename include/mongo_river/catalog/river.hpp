@@ -63,6 +63,10 @@ RiverRow LoadRiver(const std::string &name);
 // id is part of it.
 std::string RiverDigest(const std::string &name);
 
+// RequestedResyncs lists the river's collections whose resync was asked for and has not begun to copy
+// (phase 'resync', no copy start): a worker that has them in another phase must reload.
+std::vector<std::string> RequestedResyncs(const std::string &name);
+
 // LauncherEntry is what the launcher needs to run a river.
 struct LauncherEntry {
 	std::string name;

@@ -66,15 +66,21 @@ void BeginResync(const std::string &river);
 struct Reject {
 	std::string source;
 	std::string document_id;
+	bool has_id = false; // document_id is an _id's text (even ""); else empty means none (NULL)
 	std::string operation;
 	std::optional<std::string> document_json; // relaxed Extended JSON, when jsonb can hold it
 	std::string raw;                          // the BSON as received
 	std::string error;
+	bool replace_copy = false; // a resync's copy: replaces the reject a copy before made of the document
 };
 
-// AddReject records a reject and counts it. A copy's reject of a document that a copy before rejected
-// replaces that reject (reason, document, time) and is not counted again: it returns false then.
+// AddReject records a reject and counts it. A resync's copy reject (replace_copy) of a document a copy
+// before rejected replaces that reject (reason, document, time) and is not counted again: it returns
+// false then.
 bool AddReject(const std::string &river, const Reject &reject);
+
+// CountReject counts a reject that is not recorded (a dry run's).
+void CountReject(const std::string &river, const std::string &source);
 
 // DropCopiedRejects deletes, at the end of a copy of source (a resync), the rejects of the copies
 // before it that it did not reject again (their documents were copied, or are gone); returns how many.

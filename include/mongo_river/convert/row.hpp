@@ -1,7 +1,6 @@
 // row.hpp: one BSON document -> the row of its table and the rows of its child tables (PG-free).
 #pragma once
 
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -61,12 +60,7 @@ Value ConvertMappedValue(const mapping::Column &column, const TargetType &target
 // every column type up front) and call Convert per document.
 class DocumentConverter {
 public:
-	// TypeResolver names, for a column type the name alone does not classify (a domain, an enum), the
-	// type its values are converted to: a domain over an array gives its array type ("text[]"), so
-	// that BSON arrays become arrays; "" keeps the type as it is.
-	using TypeResolver = std::function<std::string(const std::string &type)>;
-
-	explicit DocumentConverter(mapping::Mapping mapping, const TypeResolver &resolve = {});
+	explicit DocumentConverter(mapping::Mapping mapping);
 	// Copies are refused because the compiled columns point into mapping_; moves keep them valid.
 	DocumentConverter(const DocumentConverter &) = delete;
 	DocumentConverter &operator=(const DocumentConverter &) = delete;
@@ -88,6 +82,11 @@ public:
 	// PlanUpdate returns the root row's columns an update changes, or why the whole document is
 	// needed (see update_plan.hpp).
 	UpdatePlan PlanUpdate(const UpdateChanges &changes) const;
+
+	// Retarget converts column `column` of layout table `table` to type (a PostgreSQL type name)
+	// rather than to the type the mapping names: the writer knows, from the catalog, that a domain is
+	// over an array ("text[]"), which the name alone does not say. False when no such column.
+	bool Retarget(std::size_t table, const std::string &column, const std::string &type);
 
 private:
 	struct CompiledColumn {
@@ -112,7 +111,6 @@ private:
 						const Value &parent_key, std::size_t index, ConvertedDocument *result) const;
 
 	mapping::Mapping mapping_;
-	TypeResolver resolve_; // (used while the columns are compiled)
 	std::vector<TableLayout> layout_;
 	std::vector<CompiledColumn> columns_;
 	TopKeys top_keys_{{}}; // the root columns' first keys, found in one pass per document
