@@ -1,8 +1,10 @@
 // rejects.cpp: retry_rejects(): re-apply rejected changes from the documents' current state.
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "mongo_river/catalog/identity.hpp"
 #include "mongo_river/api/checks.hpp"
@@ -39,10 +41,25 @@ struct RejectRow {
 // unreadable change event: its own _id is a resume token) and its o2._id or o._id (an unreadable
 // oplog entry). False when none is: the reject cannot be retried.
 bool RejectedId(const bson_t *raw, const std::optional<std::string> &document_id, bson_iter_t *found) {
-	static const char *const kPaths[] = {"_id", "documentKey._id", "o2._id", "o._id"};
 	if (!document_id)
 		return false;
-	for (const char *path : kPaths) {
+	// Which paths, by what raw is: a change event (its _id is a resume token, review 27), an oplog
+	// entry, or a document (or a key).
+	static const char *const kEvent[] = {"documentKey._id"};
+	static const char *const kEntry[] = {"o2._id", "o._id"};
+	static const char *const kDocument[] = {"_id"};
+	bson_iter_t probe;
+	bson_iter_t token;
+	const bool event = bson_iter_init_find(&probe, raw, "operationType") ||
+					   (bson_iter_init_find(&probe, raw, "_id") && BSON_ITER_HOLDS_DOCUMENT(&probe) &&
+						bson_iter_recurse(&probe, &token) && bson_iter_find(&token, "_data"));
+	const bool entry = !event && bson_iter_init_find(&probe, raw, "op") && bson_iter_init_find(&probe, raw, "ns") &&
+					   bson_iter_init_find(&probe, raw, "ts");
+	const std::vector<const char *> paths = event ? std::vector<const char *>(std::begin(kEvent), std::end(kEvent))
+											: entry
+												? std::vector<const char *>(std::begin(kEntry), std::end(kEntry))
+												: std::vector<const char *>(std::begin(kDocument), std::end(kDocument));
+	for (const char *path : paths) {
 		bson_iter_t iter;
 		if (bson_iter_init(&iter, raw) && bson_iter_find_descendant(&iter, path, found) &&
 			convert::DocumentIdText(*bson_iter_value(found)) == *document_id)
@@ -61,7 +78,10 @@ bool RetryOne(mongo::Source &source, apply::MappingWriter &writer, const RejectR
 		return false;
 	const bson_value_t *id = bson_iter_value(&iter);
 	mongo::Bson current = source.FindById(writer.Row().db, writer.Row().coll, id);
-	apply::ChangeInfo change{"retry", 0, std::nullopt, "retry:" + std::to_string(reject.id)};
+	// At the source's time now: in history mode the version is the latest (review 27: at 0, the
+	// latest view kept the stale one).
+	apply::ChangeInfo change{"retry", source.OperationTime().AsUint64(), std::nullopt,
+							 "retry:" + std::to_string(reject.id)};
 	std::string failure;
 	std::optional<pg::PgError> error = pg::TrySubtransaction([&] {
 		if (!current) {
@@ -137,8 +157,16 @@ MONGO_RIVER_FUNCTION(mongo_river_retry_rejects) {
 			writers[mapping.source] = std::make_unique<apply::MappingWriter>(mapping);
 		for (const api::RejectRow &reject : rejects) {
 			auto writer = writers.find(reject.source);
-			if (writer == writers.end())
-				continue; // the collection is no longer mapped: keep the reject
+			if (writer == writers.end()) {
+				// Its collection is not mapped (any more), or unknown (an event without ns): kept, saying so.
+				catalog::AsCatalogOwner as_catalog_owner;
+				pg::SpiExecute("UPDATE mongo_river.rejects SET error = $2 || error WHERE id = $1 AND error NOT LIKE "
+							   "'not retried: %'",
+							   {{INT8OID, Int64GetDatum(reject.id)},
+								{TEXTOID, pg::TextDatum("not retried: \"" + reject.source +
+														"\" is not a mapped collection; " + "was: ")}});
+				continue;
+			}
 			if (api::RetryOne(source, *writer->second, reject))
 				resolved++;
 		}

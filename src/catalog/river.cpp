@@ -8,6 +8,7 @@
 
 extern "C" {
 #include "catalog/pg_type.h"
+#include "utils/timestamp.h"
 #include "utils/builtins.h"
 }
 
@@ -87,7 +88,7 @@ RiverRow LoadRiver(const std::string &name) {
 		pg::SpiExecute("SELECT m.source, m.source_db, m.source_collection, m.target::oid, m.mapping::text,"
 					   " coalesce(m.options->>'mode', 'upsert'), coalesce(s.phase, 'pending'), s.copy_last_id,"
 					   " coalesce(s.docs_copied, 0), coalesce(s.changes_applied, 0), coalesce(s.cut, 0),"
-					   " coalesce(s.catch_up, false)"
+					   " coalesce(s.catch_up, false), s.copy_started_at"
 					   " FROM mongo_river.collection_map m LEFT JOIN mongo_river.mapping_state s USING (river, source)"
 					   " WHERE m.river = $1 ORDER BY m.source",
 					   {{NAMEOID, name_datum}}, true);
@@ -108,6 +109,8 @@ RiverRow LoadRiver(const std::string &name) {
 		mapping.changes_applied = std::stoll(TextOr(row, 10, "0"));
 		mapping.cut = uint64(std::stoll(TextOr(row, 11, "0")));
 		mapping.catch_up = TextOr(row, 12) == "t";
+		if (std::optional<Datum> started = pg::SpiDatum(row, 13))
+			mapping.copy_started_at = DatumGetTimestampTz(*started);
 		river.mappings.push_back(std::move(mapping));
 	}
 	uint64 databases = pg::SpiExecute("SELECT database FROM mongo_river.database_map WHERE river = $1 ORDER BY 1",

@@ -142,18 +142,28 @@ void AddMappingProgress(const std::string &river, const std::string &source, con
 				   {Name(river), Text(source), {INT8OID, Int64GetDatum(progress.changes)}, {TIMESTAMPTZOID, wall}});
 }
 
-void SaveCopyProgress(const std::string &river, const std::string &source, const std::string &last_id, int64_t copied,
-					  const std::string &phase, std::optional<uint64_t> cut) {
+bool SaveCopyProgress(const std::string &river, const std::string &source, const std::string &last_id, int64_t copied,
+					  const std::string &phase, std::optional<uint64_t> cut, TimestampTz started,
+					  const std::string &previous) {
 	AsCatalogOwner as_catalog_owner; // secrets: admins hold no DML on the catalog
 	pg::SpiConnection spi;
 	pg::SpiArg last = last_id.empty() ? pg::SpiArg{BYTEAOID, std::nullopt} : Bytes(last_id);
 	pg::SpiArg new_cut{INT8OID, std::nullopt};
 	if (cut)
 		new_cut.value = Int64GetDatum(int64(*cut));
-	pg::SpiExecute("UPDATE mongo_river.mapping_state SET copy_last_id = $3, docs_copied = docs_copied + $4,"
-				   " phase = $5, cut = coalesce($6, cut), catch_up = catch_up AND $6 IS NULL, updated_at = now()"
-				   " WHERE river = $1 AND source = $2",
-				   {Name(river), Text(source), last, {INT8OID, Int64GetDatum(copied)}, Text(phase), new_cut});
+	return pg::SpiExecute("UPDATE mongo_river.mapping_state SET copy_last_id = $3, docs_copied = docs_copied + $4,"
+						  " phase = $5, cut = coalesce($6, cut), catch_up = catch_up AND $6 IS NULL, updated_at = now()"
+						  " WHERE river = $1 AND source = $2 AND copy_started_at IS NOT DISTINCT FROM $7"
+						  " AND copy_last_id IS NOT DISTINCT FROM $8",
+						  {Name(river),
+						   Text(source),
+						   last,
+						   {INT8OID, Int64GetDatum(copied)},
+						   Text(phase),
+						   new_cut,
+						   started ? pg::SpiArg{TIMESTAMPTZOID, TimestampTzGetDatum(started)}
+								   : pg::SpiArg{TIMESTAMPTZOID, std::nullopt},
+						   previous.empty() ? pg::SpiArg{BYTEAOID, std::nullopt} : Bytes(previous)}) > 0;
 }
 
 void StartCopy(const std::string &river, const std::string &source, int64_t total, TimestampTz started) {

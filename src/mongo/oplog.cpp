@@ -440,6 +440,7 @@ OplogReader::OplogReader(Source &source, OplogOptions options, const Position &s
 		break;
 	}
 	position_ = start.kind == Position::Kind::kNow ? Position::OplogAfter(from) : start;
+	assembler_.StartAt(from);
 	if (start.kind == Position::Kind::kOplogAfter)
 		skip_through_ = start.applied;
 	if (start.kind != Position::Kind::kNow) {
@@ -522,23 +523,31 @@ const bson_t *OplogReader::NextEntry() {
 OplogAssembler::OplogAssembler(std::vector<Namespace> namespaces) : namespaces_(std::move(namespaces)) {}
 
 std::vector<ChangeEvent> OplogAssembler::Feed(const bson_t *entry) {
+	going_back_ = false;
 	std::vector<ChangeEvent> events = Assemble(entry);
 	const Timestamp ts = last_ts_;
-	if (ts.IsZero() || !(ts < newest_)) {
-		if (newest_ < ts)
-			newest_ = ts;
+	const Timestamp was = newest_;
+	if (newest_ < ts)
+		newest_ = ts;
+	if (!going_back_)
 		return events;
-	}
+	const std::string what = ts < was ? "the oplog entry's ts Timestamp(" + std::to_string(ts.t) + ", " +
+											std::to_string(ts.i) + ") goes back"
+									  : std::string("an entry of this transaction goes back");
 	// Older than an entry read before: where its change belongs is unknown (an older one is in the
 	// mapping's copy, so applying it could undo a later change; skipped, a change that is not there
 	// is lost: review 25). Rejected with why, its document can be read again (retry_rejects).
 	for (ChangeEvent &event : events) {
 		if (!event.unreadable.empty())
 			continue;
-		event.unreadable = "the oplog entry's ts Timestamp(" + std::to_string(ts.t) + ", " + std::to_string(ts.i) +
-						   ") goes back (an entry read before it has Timestamp(" + std::to_string(newest_.t) + ", " +
-						   std::to_string(newest_.i) + ")): the oplog is in ts order, this source is not";
-		event.raw = CopyBson(entry);
+		event.unreadable = what + " (the reader was at Timestamp(" + std::to_string(was.t) + ", " +
+						   std::to_string(was.i) + ")): the oplog is in ts order, this source is not";
+		// The reject keeps what the change is about (its document, else its key: retry_rejects reads
+		// it again), not the entry: one entry can hold thousands of a transaction's changes (review 27:
+		// each reject held the whole entry).
+		event.raw = CopyBson(event.full_document  ? event.full_document.get()
+							 : event.document_key ? event.document_key.get()
+												  : entry);
 	}
 	return events;
 }
@@ -547,6 +556,7 @@ std::vector<ChangeEvent> OplogAssembler::Assemble(const bson_t *entry) {
 	OpFields fields;
 	ReadOpFields(entry, &fields);
 	const Timestamp ts = last_ts_ = fields.ts;
+	going_back_ = !ts.IsZero() && ts < newest_;
 	OplogEntryEvents converted = ConvertEntry(entry, fields, namespaces_);
 	std::vector<ChangeEvent> events;
 	// Most entries are neither a step of a transaction nor read while one waits: they need no key
@@ -559,6 +569,8 @@ std::vector<ChangeEvent> OplogAssembler::Assemble(const bson_t *entry) {
 		converted.txn_step = TxnStep::kNone; // no session to wait on: deliver it as it is
 	switch (converted.txn_step) {
 	case TxnStep::kPending:
+		if (going_back_)
+			going_back_txns_.insert(txn); // its events, when it commits, go back too (review 27)
 		for (ChangeEvent &event : converted.events)
 			pending_[txn].push_back(std::move(event));
 		pending_.emplace(txn, std::vector<ChangeEvent>()); // even with no event of ours
@@ -566,6 +578,7 @@ std::vector<ChangeEvent> OplogAssembler::Assemble(const bson_t *entry) {
 	case TxnStep::kAbort:
 		if (waiting != pending_.end())
 			pending_.erase(waiting);
+		going_back_txns_.erase(txn);
 		return events;
 	case TxnStep::kCommit:
 	case TxnStep::kNone:
@@ -574,6 +587,8 @@ std::vector<ChangeEvent> OplogAssembler::Assemble(const bson_t *entry) {
 			pending_.erase(waiting);
 			for (ChangeEvent &event : events)
 				event.cluster_time = ts; // a transaction's events carry its commit time
+			if (going_back_txns_.erase(txn))
+				going_back_ = true; // an entry of it went back
 		}
 		break;
 	}

@@ -49,8 +49,9 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 				catalog::DropCopiedRejects(name_, mapped.writer->Row().source);
 			// Rejects apart, and a document the source returned twice counts once.
 			copied = int64(docs.size()) - txn_rejects_[mapped.writer->Row().source] - copy_.repeats;
-			catalog::SaveCopyProgress(name_, mapped.writer->Row().source, RawBytes(scan_->LastId()), copied, phase,
-									  scan_cut_);
+			if (!catalog::SaveCopyProgress(name_, mapped.writer->Row().source, RawBytes(scan_->LastId()), copied, phase,
+										   scan_cut_, mapped.copy_started, mapped.copy_from))
+				throw CopyReset();
 			if (phase != mapped.phase)
 				catalog::NotifyPhase(name_, mapped.writer->Row().source, phase, "");
 		}
@@ -59,7 +60,7 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 			copy_.Release(); // the copy is over: its rows' storage goes
 		scan_cut_.reset();   // saved with the copy's first batch
 		mapped.phase = phase;
-		mapped.copied_id = RawBytes(scan_->LastId());
+		mapped.copied_id = mapped.copy_from = RawBytes(scan_->LastId());
 		applied_ += int64(docs.size());
 		ReportCopyRate(mapped.writer->Row().source, totals_[mapped.writer->Row().source].first += copied);
 		return true;
@@ -133,9 +134,13 @@ bool RiverWorker::CopyStep() {
 			live.docs_copied = 0;
 			live.copy_total = total;
 			live.copy_started = started;
+			mapped.copy_started = started;
 		} else {
 			copy_rate_.prev_docs = copy_rate_.mark_docs = totals_[row.source].first;
+			if (!mapped.copy_started)
+				mapped.copy_started = row.copy_started_at;
 		}
+		mapped.copy_from = last_id;
 		worker::ReportLive(name_, row.source, live);
 		ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": %s initial copy", name_.c_str(),
 							 row.source.c_str(), last ? "resuming" : "starting")));
@@ -153,8 +158,21 @@ bool RiverWorker::CopyStep() {
 	std::vector<mongo::Bson> docs = scan_->NextBatch(size_t(river_.options.batch_size) * kCopyBatchFactor);
 	scan_stream_mark_ = mapped.stream_changes;
 	const double write_start[2] = {WallMs(), CpuMs()};
-	if (!CopyDocuments(mapped, docs, false))
-		CopyDocuments(mapped, docs, true);
+	try {
+		if (!CopyDocuments(mapped, docs, false))
+			CopyDocuments(mapped, docs, true);
+	} catch (const CopyReset &) {
+		// resync() again, or the collection mapped again, while this batch was written: written on,
+		// the old copy's position would overwrite the new one's, and the new resync would then delete
+		// the rows the old copy had passed (review 27). The batch is undone; the worker reloads.
+		ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": the copy was reset while a batch "
+							 "was written (resync, or mapped again): starting it again",
+							 name_.c_str(), row.source.c_str())));
+		scan_.reset();
+		scan_source_.clear();
+		force_reload_ = true;
+		return true;
+	}
 	// Where a copy's time goes, batch by batch (log_min_messages = debug1): wall and the worker's CPU.
 	ereport(DEBUG1, (errmsg("mongo_river: river \"%s\", collection \"%s\": copied %zu documents: read %.1f ms "
 							"(CPU %.1f ms), written and committed %.1f ms (CPU %.1f ms)",

@@ -355,7 +355,7 @@ void RiverWorker::StreamStep(bool copying) {
 
 bool RiverWorker::MaybeReload() {
 	TimestampTz now = GetCurrentTimestamp();
-	if (!TimestampDifferenceExceeds(last_reload_check_, now, setting_naptime_ms))
+	if (!force_reload_ && !TimestampDifferenceExceeds(last_reload_check_, now, setting_naptime_ms))
 		return false;
 	last_reload_check_ = now;
 	pg::Transaction txn;
@@ -369,8 +369,9 @@ bool RiverWorker::MaybeReload() {
 		auto it = mapped_.find(source);
 		return it != mapped_.end() && it->second.phase != "resync";
 	});
-	if (digest == river_.digest && !missed)
+	if (digest == river_.digest && !missed && !force_reload_)
 		return false;
+	force_reload_ = false;
 	if (digest.empty()) {
 		river_.enabled = false; // the river was dropped: Run returns
 		return true;

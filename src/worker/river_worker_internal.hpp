@@ -78,6 +78,10 @@ inline double CpuMs() {
 // kSilenceReportMs: a worker whose read has had no byte from the source for this long shows it in the
 // status (phase retrying, last_error "no reply from the source for N s") until the read ends.
 constexpr int64_t kSilenceReportMs = 10000;
+// CopyReset: the copy a batch belongs to was reset meanwhile (resync() again, the collection mapped
+// again): the batch is undone and the worker reloads.
+struct CopyReset {};
+
 // kCopyBatchFactor: a copy transaction holds up to this many times batch_size documents.
 constexpr size_t kCopyBatchFactor = 10;
 
@@ -106,6 +110,10 @@ struct Mapped {
 	// copied_id: the last _id (BSON {"": id}) its copy committed in this worker's run: a copy whose
 	// reader failed resumes there (Row() is the catalog as loaded, possibly before the copy began).
 	std::string copied_id;
+	// copy_started and copy_from: the start of the copy this worker runs and its position before the
+	// next batch, as the catalog must still have them (catalog::SaveCopyProgress).
+	TimestampTz copy_started = 0;
+	std::string copy_from;
 	// stream_changes counts the change events the stream applied to it in this worker's run (see
 	// CopyStep: a copy does not write documents read before such a change).
 	uint64 stream_changes = 0;
@@ -363,6 +371,7 @@ private:
 	// position_ is the river's position last committed (kNow until Connect loads or sets one); a
 	// reconnect resumes from it. river_.position_json stays what Load read from the catalog.
 	mongo::Position position_;
+	bool force_reload_ = false; // a copy was reset under it (CopyReset): reload at once
 	std::unique_ptr<mongo::CollectionScan> scan_;
 	std::string scan_source_;
 	uint64 scan_stream_mark_ = 0; // the copied mapping's stream_changes when scan_ last read

@@ -27,7 +27,8 @@ struct MappingRow {
 	std::string mapping_json;
 	std::string mode = "upsert";
 	std::string phase;
-	std::string copy_last_id; // BSON bytes of {_id: value}, empty when the copy has not started
+	std::string copy_last_id;        // BSON bytes of {_id: value}, empty when the copy has not started
+	TimestampTz copy_started_at = 0; // when the copy in progress began (0: not recorded)
 	int64 docs_copied = 0;
 	int64 changes_applied = 0;
 	// cut is the source time (t << 32 | i) at or before which no change touches the mapping (its

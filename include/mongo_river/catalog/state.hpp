@@ -37,9 +37,13 @@ void AddMappingProgress(const std::string &river, const std::string &source, con
 
 // SaveCopyProgress records a copy batch: the last copied {_id} (BSON bytes), the documents copied
 // and the phase ('initial_copy' while copying, 'streaming' when done); cut (the copy's start), when
-// given, becomes the mapping's cut (and ends a pending catch-up: the copy covers it).
-void SaveCopyProgress(const std::string &river, const std::string &source, const std::string &last_id, int64_t copied,
-					  const std::string &phase, std::optional<uint64_t> cut = std::nullopt);
+// given, becomes the mapping's cut (and ends a pending catch-up: the copy covers it). Only the copy
+// the worker runs: started (its start, 0: none recorded) and previous (the position before this
+// batch) must still be the catalog's; false, and nothing written, when they are not (a resync()
+// or a map_collection again reset the copy meanwhile: this batch belongs to a copy that is over).
+bool SaveCopyProgress(const std::string &river, const std::string &source, const std::string &last_id, int64_t copied,
+					  const std::string &phase, std::optional<uint64_t> cut, TimestampTz started,
+					  const std::string &previous);
 
 // StartCopy records that a copy of a mapping starts from the beginning at started: docs_copied
 // restarts at 0 and total (the source's estimated count, -1 unknown) is kept for copy_progress.

@@ -23,6 +23,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -81,6 +82,12 @@ public:
 	bool Settled() const { return pending_.empty(); }
 	// LastTimestamp returns the ts of the entry fed last (zero when it had none).
 	Timestamp LastTimestamp() const { return last_ts_; }
+	// StartAt says where the reading starts: an entry older than from goes back too (review 27: the
+	// first entry after a restart, or after a copy, going back was not noticed).
+	void StartAt(Timestamp from) {
+		if (newest_ < from)
+			newest_ = from;
+	}
 
 private:
 	// Assemble is Feed for an entry in order.
@@ -89,6 +96,8 @@ private:
 	std::vector<Namespace> namespaces_;
 	Timestamp last_ts_;
 	Timestamp newest_;                                        // the newest ts fed
+	bool going_back_ = false;                                 // the entry fed last (or its transaction) went back
+	std::set<std::string> going_back_txns_;                   // open transactions with an entry that went back
 	std::map<std::string, std::vector<ChangeEvent>> pending_; // by lsid + txnNumber
 };
 
