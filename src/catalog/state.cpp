@@ -74,13 +74,15 @@ void NotifyEvent(const std::string &river, const std::string &source, const std:
 }
 
 void NotifyPhase(const std::string &river, const std::string &source, const std::string &phase,
-				 const std::string &error) {
+				 const std::string &error, bool live) {
 	pg::SpiConnection spi;
 	Notify(river, source, "phase", phase, error);
-	worker::LiveUpdate live;
-	live.phase = phase;
-	live.error = error;
-	worker::ReportLive(river, source, live);
+	if (live) {
+		worker::LiveUpdate update;
+		update.phase = phase;
+		update.error = error;
+		worker::ReportLive(river, source, update);
+	}
 	if (source.empty())
 		ereport(LOG, (errmsg("mongo_river: river \"%s\" is now in phase %s%s%s", river.c_str(), phase.c_str(),
 							 error.empty() ? "" : ": ", error.c_str())));

@@ -56,7 +56,7 @@ void SetMappingPhase(const std::string &river, const std::string &source, const 
 // NotifyPhase announces a phase change (source empty: the river's own) with NOTIFY mongo_river and
 // a log line; it is sent when the transaction commits.
 void NotifyPhase(const std::string &river, const std::string &source, const std::string &phase,
-				 const std::string &error);
+				 const std::string &error, bool live = true);
 
 // NotifyEvent sends NOTIFY mongo_river about another event of a river (e.g. "oplog_margin").
 void NotifyEvent(const std::string &river, const std::string &source, const std::string &event,
