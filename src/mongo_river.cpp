@@ -26,6 +26,7 @@ int setting_max_collections = 1000;
 int setting_oplog_margin_warning_s = 3600;
 bool setting_apply_update_diffs = true;
 bool setting_copy_builds_tuples = true;
+bool setting_copy_reads_ahead = true;
 
 void DefineSettings() {
 	DefineCustomStringVariable("mongo_river.database", "Database in which the mongo_river launcher runs rivers.",
@@ -54,6 +55,11 @@ void DefineSettings() {
 							 "Initial copies insert rows as heap tuples built from the documents.",
 							 "Off: they go through COPY FROM text, as before 0.3.0 (slower, same rows).",
 							 &setting_copy_builds_tuples, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+	DefineCustomBoolVariable("mongo_river.copy_reads_ahead",
+							 "Workers' copies read the next batch from MongoDB while they write the last one.",
+							 "It is read on a thread of the worker, with a connection of its own. Off: one "
+							 "after the other, on one connection.",
+							 &setting_copy_reads_ahead, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
 	MarkGUCPrefixReserved("mongo_river");
 }
 

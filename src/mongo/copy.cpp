@@ -341,7 +341,14 @@ std::vector<Bson> CollectionScan::NextBatch(size_t max_docs, size_t max_bytes) {
 	}
 	RememberLast(out);
 	FitBatchSize(out.size(), bytes);
+	last_borrowed_ = borrowed;
 	return out;
+}
+
+void CollectionScan::RestartAfter(const bson_t *last_id) {
+	cursor_.reset();
+	last_id_ = CopyBson(last_id);
+	done_ = false;
 }
 
 } // namespace mongo_river::mongo

@@ -5,6 +5,7 @@
 
 #include "mongo_river/error.hpp"
 #include "mongo_river/mongo/errors.hpp"
+#include "mongo_river/mongo/reader_thread.hpp"
 #include "mongo_river/mongo/uri.hpp"
 
 namespace mongo_river::mongo {
@@ -13,6 +14,27 @@ namespace {
 
 mongoc_log_func_t installed_handler = mongoc_log_default_handler;
 void *installed_data = nullptr;
+// The handler the main thread's log lines go to now: the installed one, or UnknownUriOptions's
+// collector while it parses. Read and written on the main thread only.
+mongoc_log_func_t current_handler = mongoc_log_default_handler;
+void *current_data = nullptr;
+
+// Dispatch is libmongoc's log handler: a reader thread's lines are queued for the main thread
+// (reader_thread.hpp: the installed handler may call elog), the main thread's go to the current
+// handler.
+void Dispatch(mongoc_log_level_t level, const char *domain, const char *message, void *) {
+	if (OnReaderThread())
+		QueueReaderLog(level, domain, message);
+	else
+		current_handler(level, domain, message, current_data);
+}
+
+// UseHandler sends the main thread's log lines to handler.
+void UseHandler(mongoc_log_func_t handler, void *data) {
+	current_handler = handler;
+	current_data = data;
+	mongoc_log_set_handler(Dispatch, nullptr);
+}
 
 // CollectUnknownOptions is a libmongoc log handler that keeps the names of unsupported URI options.
 void CollectUnknownOptions(mongoc_log_level_t, const char *, const char *message, void *data) {
@@ -69,14 +91,14 @@ void ApplyCredentials(mongoc_uri_t *uri, const Credentials &credentials) {
 
 std::vector<std::string> UnknownUriOptions(const std::string &uri) {
 	std::vector<std::string> unknown;
-	mongoc_log_set_handler(CollectUnknownOptions, &unknown);
+	UseHandler(CollectUnknownOptions, &unknown);
 	try {
 		ParseUri(uri);
 	} catch (...) {
-		mongoc_log_set_handler(installed_handler, installed_data);
+		UseHandler(installed_handler, installed_data);
 		throw;
 	}
-	mongoc_log_set_handler(installed_handler, installed_data);
+	UseHandler(installed_handler, installed_data);
 	return unknown;
 }
 
@@ -97,7 +119,7 @@ void RequireKnownOptions(const std::string &uri, const std::string &where) {
 void SetLogHandler(mongoc_log_func_t handler, void *data) {
 	installed_handler = handler;
 	installed_data = data;
-	mongoc_log_set_handler(handler, data);
+	UseHandler(handler, data);
 }
 
 } // namespace mongo_river::mongo

@@ -9,6 +9,7 @@
 // interface; all streams of one type share one function table, so the originals are kept per type.
 #include "mongo_river/mongo/stream_guard.hpp"
 
+#include "mongo_river/mongo/reader_thread.hpp"
 #include "mongo_river/mongo/reply_check.hpp"
 
 #include <poll.h>
@@ -16,6 +17,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -49,6 +51,15 @@ constexpr int kMaxStreamType = 16;
 constexpr int64_t kSliceSlackMs = 10;
 Originals originals[kMaxStreamType];
 
+// Reader threads (reader_thread.hpp) open and read connections of their own: the tables below are
+// shared, so they are read and written under this mutex (allocated once, never freed: a reader
+// thread may outlive the process's static destructors). originals and the buffered stream's
+// functions are written once, under it, before any stream of their type reads through them.
+std::mutex &TableMutex() {
+	static std::mutex *mutex = new std::mutex;
+	return *mutex;
+}
+
 int64_t NowMs() {
 	return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
 		.count();
@@ -65,7 +76,7 @@ bool SliceTimedOut(mongoc_stream_t *stream) {
 ssize_t GuardedReadv(mongoc_stream_t *stream, mongoc_iovec_t *iov, size_t iovcnt, size_t min_bytes,
 					 int32_t timeout_msec) {
 	ReadvFn original = originals[stream->type].readv;
-	if (min_bytes == 0 || timeout_msec == 0 || !interrupt_check)
+	if (min_bytes == 0 || timeout_msec == 0 || (!interrupt_check && !OnReaderThread()))
 		return original(stream, iov, iovcnt, min_bytes, timeout_msec);
 	std::vector<mongoc_iovec_t> rest(iov, iov + iovcnt);
 	std::vector<mongoc_iovec_t> scratch;
@@ -91,6 +102,7 @@ ssize_t GuardedReadv(mongoc_stream_t *stream, mongoc_iovec_t *iov, size_t iovcnt
 		if (n > 0) {
 			total += static_cast<size_t>(n);
 			last_byte = NowMs();
+			ReportReaderSilence(0);
 			size_t left = static_cast<size_t>(n);
 			while (left > 0 && first < rest.size()) {
 				size_t take = std::min(left, rest[first].iov_len);
@@ -113,7 +125,10 @@ ssize_t GuardedReadv(mongoc_stream_t *stream, mongoc_iovec_t *iov, size_t iovcnt
 			errno = ETIMEDOUT;
 			return -1;
 		}
-		if (wait_reporter)
+		// (the wait reporter is the main thread's: a reader thread's silence goes to its mark)
+		if (OnReaderThread())
+			ReportReaderSilence(NowMs() - last_byte);
+		else if (wait_reporter)
 			wait_reporter(NowMs() - last_byte, wait_reporter_data);
 	}
 }
@@ -122,7 +137,7 @@ ssize_t GuardedReadv(mongoc_stream_t *stream, mongoc_iovec_t *iov, size_t iovcnt
 // reports every stream as failed (POLLERR), which ends the scanner's wait for a handshake reply.
 ssize_t GuardedPoll(mongoc_stream_poll_t *streams, size_t nstreams, int32_t timeout_msec) {
 	PollFn original = originals[streams[0].stream->type].poll;
-	if (timeout_msec == 0 || !interrupt_check)
+	if (timeout_msec == 0 || (!interrupt_check && !OnReaderThread()))
 		return original(streams, nstreams, timeout_msec);
 	const int64_t deadline = timeout_msec < 0 ? -1 : NowMs() + timeout_msec;
 	while (true) {
@@ -157,6 +172,7 @@ template <typename Fn> bool Remember(Fn &slot, Fn function) {
 // GuardStream replaces readv of the stream under the top one (the default initiator's top is always
 // a buffered stream) and poll of the root.
 void GuardStream(mongoc_stream_t *top) {
+	std::lock_guard<std::mutex> lock(TableMutex());
 	// (mongoc_stream_get_base_stream returns the stream itself when it has no base.)
 	mongoc_stream_t *reader = top->get_base_stream ? top->get_base_stream(top) : top;
 	if (reader->type >= 0 && reader->type < kMaxStreamType && reader->readv && reader->readv != GuardedReadv &&
@@ -192,7 +208,10 @@ struct Checked {
 	ReplyReader reader;
 	const void *owner = nullptr; // the client whose connection it is (ReadDirectly's owner)
 };
-std::unordered_map<mongoc_stream_t *, Checked> checked;
+// checked: the state of each directly read stream. Only the thread using a stream touches its
+// entry; the map's own lookups and changes are made under TableMutex (an entry stays where it is
+// while other entries come and go).
+std::unordered_map<mongoc_stream_t *, Checked> &checked = *new std::unordered_map<mongoc_stream_t *, Checked>;
 ssize_t (*buffered_writev)(mongoc_stream_t *, mongoc_iovec_t *, size_t, int32_t) = nullptr;
 void (*buffered_destroy)(mongoc_stream_t *) = nullptr;
 void (*buffered_failed)(mongoc_stream_t *) = nullptr;
@@ -200,15 +219,22 @@ void (*buffered_failed)(mongoc_stream_t *) = nullptr;
 // connections reads a good reply (ReplyFailure). Per owner, because another client's good reply (a
 // backend may hold two) says nothing about this client's error. It outlives the first error it
 // explains: libmongoc's next one may be "No servers yet eligible for rescan" for the same cause.
-std::unordered_map<const void *, std::string> pending_failure;
+std::unordered_map<const void *, std::string> &pending_failure = *new std::unordered_map<const void *, std::string>;
+
+// Find returns stream's state, nullptr if it is not directly read.
+Checked *Find(mongoc_stream_t *stream) {
+	std::lock_guard<std::mutex> lock(TableMutex());
+	auto found = checked.find(stream);
+	return found == checked.end() ? nullptr : &found->second;
+}
 
 // DirectReadv reads from the stream under a buffered stream, into the caller's buffers, and hands
 // what it read to the stream's reply reader: a read that ends a malformed reply fails (EPROTO), as
 // does every read after it, so libmongoc never parses the reply and closes the connection.
 ssize_t DirectReadv(mongoc_stream_t *stream, mongoc_iovec_t *iov, size_t iovcnt, size_t min_bytes,
 					int32_t timeout_msec) {
-	auto state = checked.find(stream);
-	if (state != checked.end() && !state->second.reader.why().empty()) {
+	Checked *state = Find(stream);
+	if (state && !state->reader.why().empty()) {
 		errno = EPROTO;
 		return -1;
 	}
@@ -216,14 +242,17 @@ ssize_t DirectReadv(mongoc_stream_t *stream, mongoc_iovec_t *iov, size_t iovcnt,
 	std::vector<mongoc_iovec_t> target(iov, iov + iovcnt);
 	mongoc_stream_t *base = stream->get_base_stream(stream);
 	ssize_t n = base->readv(base, iov, iovcnt, min_bytes, timeout_msec);
-	if (n <= 0 || state == checked.end())
+	if (n <= 0 || !state)
 		return n;
-	ReplyReader &reader = state->second.reader;
+	ReplyReader &reader = state->reader;
 	size_t left = static_cast<size_t>(n);
 	for (size_t i = 0; i < target.size() && left > 0; ++i) {
 		size_t take = std::min(left, target[i].iov_len);
 		if (!reader.Read(static_cast<const uint8_t *>(target[i].iov_base), take)) {
-			pending_failure[state->second.owner] = reader.why();
+			{
+				std::lock_guard<std::mutex> lock(TableMutex());
+				pending_failure[state->owner] = reader.why();
+			}
 			mongoc_log(MONGOC_LOG_LEVEL_WARNING, "reply", "connection closed: the server sent a %s",
 					   reader.why().c_str());
 			errno = EPROTO;
@@ -231,8 +260,10 @@ ssize_t DirectReadv(mongoc_stream_t *stream, mongoc_iovec_t *iov, size_t iovcnt,
 		}
 		left -= take;
 	}
-	if (reader.between_messages())
-		pending_failure.erase(state->second.owner);
+	if (reader.between_messages()) {
+		std::lock_guard<std::mutex> lock(TableMutex());
+		pending_failure.erase(state->owner);
+	}
 	return n;
 }
 
@@ -242,31 +273,38 @@ ssize_t CheckedWritev(mongoc_stream_t *stream, mongoc_iovec_t *iov, size_t iovcn
 	// The write may move the iovecs it sends: keep where the bytes are.
 	std::vector<mongoc_iovec_t> source(iov, iov + iovcnt);
 	ssize_t n = buffered_writev(stream, iov, iovcnt, timeout_msec);
-	auto state = checked.find(stream);
-	if (n <= 0 || state == checked.end())
+	Checked *state = Find(stream);
+	if (n <= 0 || !state)
 		return n;
 	size_t left = static_cast<size_t>(n);
 	for (size_t i = 0; i < source.size() && left > 0; ++i) {
 		size_t take = std::min(left, source[i].iov_len);
-		state->second.reader.Sent(static_cast<const uint8_t *>(source[i].iov_base), take);
+		state->reader.Sent(static_cast<const uint8_t *>(source[i].iov_base), take);
 		left -= take;
 	}
 	return n;
 }
 
 void CheckedDestroy(mongoc_stream_t *stream) {
-	checked.erase(stream);
+	{
+		std::lock_guard<std::mutex> lock(TableMutex());
+		checked.erase(stream);
+	}
 	buffered_destroy(stream);
 }
 
 void CheckedFailed(mongoc_stream_t *stream) {
-	checked.erase(stream);
+	{
+		std::lock_guard<std::mutex> lock(TableMutex());
+		checked.erase(stream);
+	}
 	buffered_failed(stream);
 }
 
 } // namespace
 
 bool ReadDirectly(mongoc_stream_t *top, const void *owner) {
+	std::lock_guard<std::mutex> lock(TableMutex());
 	mongoc_stream_t *base = top->get_base_stream ? top->get_base_stream(top) : nullptr;
 	if (!base || base == top || !base->readv || top->readv != BufferedReadv())
 		return top->readv == DirectReadv;
@@ -284,6 +322,7 @@ bool ReadDirectly(mongoc_stream_t *top, const void *owner) {
 }
 
 std::string ReplyFailure(const void *owner) {
+	std::lock_guard<std::mutex> lock(TableMutex());
 	auto found = pending_failure.find(owner);
 	return found == pending_failure.end() ? "" : found->second;
 }
@@ -336,13 +375,21 @@ void SetWaitReporter(WaitReporter reporter, void *data) {
 	wait_reporter_data = data;
 }
 
+void ReportWait(int64_t silent_ms) {
+	if (wait_reporter)
+		wait_reporter(silent_ms, wait_reporter_data);
+}
+
 bool InterruptRequested() {
-	return interrupt_check && interrupt_check();
+	return ReaderStopRequested() || (interrupt_check && interrupt_check());
 }
 
 void GuardClient(mongoc_client_t *client) {
 	// A new client may have the address of one destroyed with a failure not taken.
-	pending_failure.erase(client);
+	{
+		std::lock_guard<std::mutex> lock(TableMutex());
+		pending_failure.erase(client);
+	}
 	mongoc_client_set_stream_initiator(client, Initiate, client);
 }
 

@@ -4,6 +4,7 @@
 #include <mongoc/mongoc.h>
 
 #include "mongo_river/mongo/credentials.hpp"
+#include "mongo_river/mongo/reader_thread.hpp"
 #include "mongo_river/mongo/stream_guard.hpp"
 #include "mongo_river/pg/mongoc_runtime.hpp"
 #include "mongo_river/pg/postgres.hpp"
@@ -60,8 +61,11 @@ bool InterruptPendingNow() {
 	return ProcDiePending || (QueryCancelPending && QueryCancelHoldoffCount == 0);
 }
 
+// CleanupMongoc ends libmongoc at process exit, once no reader thread (a copy reading ahead whose
+// worker ended without unwinding) may still use it: each is asked to stop and given half a second; one
+// still alive then (a connection being opened) keeps libmongoc, which the process's end frees.
 void CleanupMongoc(int, Datum) {
-	if (initialized)
+	if (initialized && mongo::StopReaderThreads(500) == 0)
 		mongoc_cleanup();
 	initialized = false;
 }

@@ -114,8 +114,11 @@ bool RiverWorker::CopyStep() {
 		const std::string &last_id = mapped.copied_id.empty() ? row.copy_last_id : mapped.copied_id;
 		if (mapped.phase != "pending" && !last_id.empty())
 			last.reset(bson_new_from_data(reinterpret_cast<const uint8_t *>(last_id.data()), last_id.size()));
-		scan_ = std::make_unique<mongo::CollectionScan>(*source_, row.db, row.coll, last.get(),
-														river_.options.batch_size * int32_t(kCopyBatchFactor));
+		// A worker's copy reads on a thread of its own, one batch ahead of the writes
+		// (mongo_river.copy_reads_ahead); sync_once's reads on its backend's one thread.
+		scan_ = std::make_unique<mongo::ScanAhead>(
+			*source_, !once_ && setting_copy_reads_ahead ? ConnectSource(river_) : nullptr, row.db, row.coll,
+			last.get(), river_.options.batch_size * int32_t(kCopyBatchFactor));
 		// A fresh copy's start is the mapping's cut: the copy reads later than the majority commit
 		// point, so no change at or before it can be missing from it, and no DDL before it applies.
 		scan_cut_.reset();
@@ -149,8 +152,9 @@ bool RiverWorker::CopyStep() {
 		}
 		mapped.copy_from = last_id;
 		worker::ReportLive(name_, row.source, live);
-		ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": %s initial copy", name_.c_str(),
-							 row.source.c_str(), last ? "resuming" : "starting")));
+		ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": %s initial copy%s", name_.c_str(),
+							 row.source.c_str(), last ? "resuming" : "starting",
+							 scan_->Threaded() ? " (reading ahead on a thread)" : "")));
 	}
 	// The stream was read since the scan's last batch: the documents the cursor still holds (the
 	// rest of a reply) can be older than a change it applied to them meanwhile; written now they

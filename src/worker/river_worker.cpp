@@ -2,6 +2,8 @@
 // with its position in one transaction.
 #include "river_worker_internal.hpp"
 
+#include <malloc.h>
+
 #include "mongo_river/catalog/credentials.hpp"
 #include "mongo_river/catalog/identity.hpp"
 #include "mongo_river/mongo/uri.hpp"
@@ -14,6 +16,8 @@ namespace {
 
 // warned_unknown_options is set once this process warned about a river's unknown URI options.
 bool warned_unknown_options = false;
+
+} // namespace
 
 // ConnectSource opens the river's Source with its credentials (user mapping, password_file), read
 // only now. A river that cannot get them is retried like an authentication failure (a user mapping
@@ -46,8 +50,6 @@ std::unique_ptr<mongo::Source> ConnectSource(const catalog::RiverRow &river) {
 	}
 	return catalog::OpenSource(connection);
 }
-
-} // namespace
 
 void RiverWorker::Load() {
 	pg::Transaction txn;
@@ -590,6 +592,10 @@ BackgroundWorkerHandle *StartRiverWorker(const char *river, Oid owner, const std
 // mongo_river_worker_main connects to the launcher's database as the river's owner and runs the
 // river until SIGTERM, the river's stop, or an error that stops it.
 void mongo_river_worker_main(unsigned long arg) {
+	// One malloc arena for the process, the copy's reader thread included: with an arena of its own,
+	// memory freed by one thread (an 8 MiB document's conversion) would not serve the other's next
+	// allocation (the next reply), and a copy of large documents would hold one more of them.
+	mallopt(M_ARENA_MAX, 1);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();

@@ -23,6 +23,7 @@
 #include "mongo_river/mongo/copy.hpp"
 #include "mongo_river/mongo/errors.hpp"
 #include "mongo_river/mongo/oplog.hpp"
+#include "mongo_river/mongo/scan_ahead.hpp"
 #include "mongo_river/mongo/source.hpp"
 #include "mongo_river/mongo/stream_guard.hpp"
 #include "mongo_river/pg/boundary.hpp"
@@ -72,7 +73,7 @@ inline double WallMs() {
 }
 inline double CpuMs() {
 	struct timespec now;
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now); // the worker's own thread (not a copy's reader thread)
 	return double(now.tv_sec) * 1000 + double(now.tv_nsec) / 1e6;
 }
 // kSilenceReportMs: a worker whose read has had no byte from the source for this long shows it in the
@@ -84,6 +85,10 @@ struct CopyReset {};
 
 // kCopyBatchFactor: a copy transaction holds up to this many times batch_size documents.
 constexpr size_t kCopyBatchFactor = 10;
+
+// ConnectSource opens the river's Source with its credentials (user mapping, password_file), read
+// only now (river_worker.cpp).
+std::unique_ptr<mongo::Source> ConnectSource(const catalog::RiverRow &river);
 
 // StopRiver ends the river with phase 'error' (on_error = 'stop', or an unrecoverable state).
 class StopRiver : public Error {
@@ -372,7 +377,7 @@ private:
 	// reconnect resumes from it. river_.position_json stays what Load read from the catalog.
 	mongo::Position position_;
 	bool force_reload_ = false; // a copy was reset under it (CopyReset): reload at once
-	std::unique_ptr<mongo::CollectionScan> scan_;
+	std::unique_ptr<mongo::ScanAhead> scan_;
 	std::string scan_source_;
 	uint64 scan_stream_mark_ = 0; // the copied mapping's stream_changes when scan_ last read
 	mongo::Timestamp scan_started_;

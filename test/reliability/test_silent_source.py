@@ -14,6 +14,7 @@ import struct
 import threading
 import time
 
+import bson
 import psycopg2
 import pytest
 
@@ -216,6 +217,76 @@ def test_worker_copying_from_a_source_gone_silent(proxied):
         assert "find" in proxy.stalled_commands
     finally:
         proxy.stall = set()
+        pg.query("SELECT mongo_river.drop_river(%s, true)", (river,))
+
+
+class CopyGetMoreStall:
+    """A proxy policy: the replies to the copy's getMores on ns pass until `after` of them have, then
+    the connection stalls (the copy's reader thread, reading ahead, waits on it)."""
+
+    def __init__(self, proxy, ns, after):
+        self.proxy, self.ns, self.after, self.passed = proxy, ns, after, 0
+
+    def __call__(self, name, reply):
+        if name == "getMore" and reply_cursor_ns(reply) == self.ns:
+            if self.passed >= self.after:
+                with self.proxy.lock:
+                    self.proxy.stalled += 1
+                    self.proxy.stalled_commands.append(name)
+                return [("stall",)]
+            self.passed += 1
+        return [("send", reply)]
+
+
+def reply_cursor_ns(reply):
+    """reply_cursor_ns returns the cursor.ns of an OP_MSG reply (None if it has none)."""
+    try:
+        length = struct.unpack_from("<i", reply, 21)[0]
+        return (bson.decode(reply[21:21 + length]).get("cursor") or {}).get("ns")
+    except Exception:
+        return None
+
+
+def test_worker_copy_reading_ahead_from_a_source_gone_silent(proxied):
+    """The copy's reader thread reads the next batch while the worker writes the last one; the source
+    stops answering its getMores after the copy's first batches. The worker then waits for the
+    thread: after 10 s the status shows the silence, and pg_terminate_backend and stop() end it
+    within 2 s (the thread's read gives up with it)."""
+    pg, mongo, proxy = proxied
+    river = "silent_ahead"
+    client = mongo.client()
+    client.drop_database(river)
+    load_posts(client[river].posts, 3000, seed=6)
+    policy = CopyGetMoreStall(proxy, f"{river}.posts", 12)
+    proxy.policy = policy
+    try:
+        create_river(pg, river, proxy.uri(), {"batch_size": 100})
+        stuck = stalled_since(proxy)
+        map_posts(pg, river, f"{river}.posts", river)
+        wait_for(stuck, 60, 0.05, "the copy's getMore to stall")
+        assert pg.scalar("SELECT count(*) FROM silent_ahead") > 0, "no batch was copied before the stall"
+        error = wait_for(lambda: pg.scalar(
+            "SELECT last_error FROM mongo_river.status WHERE river = %s AND phase = 'retrying' "
+            "AND last_error LIKE '%%no reply from the source%%'", (river,)), 20, 0.1,
+            "the status to show the silent source")
+        print(f"{river}: the status says {error!r}")
+        assert "(reading ahead on a thread)" in pg.log()
+        pid = worker_pid(pg, river)
+        pg.query("SELECT pg_terminate_backend(%s)", (pid,))
+        took = time_until_gone(pg, pid)
+        print(f"{river}: pg_terminate_backend ended the worker in {took:.2f} s")
+        assert took < LIMIT, f"pg_terminate_backend took {took:.1f} s"
+        # The new worker's copy stalls again (the policy stalls every later getMore of the copy).
+        stuck = stalled_since(proxy)
+        pid = wait_for(lambda: (p := worker_pid(pg, river)) != pid and p, 30, 0.05, f"a new worker of {river}")
+        wait_for(stuck, 30, 0.05, "the new worker's copy to stall")
+        time.sleep(0.3)
+        pg.query("SELECT mongo_river.stop(%s)", (river,))
+        took = time_until_gone(pg, pid)
+        print(f"{river}: stop() ended the worker in {took:.2f} s")
+        assert took < LIMIT, f"stop() took {took:.1f} s"
+    finally:
+        proxy.policy = proxy._policy
         pg.query("SELECT mongo_river.drop_river(%s, true)", (river,))
 
 

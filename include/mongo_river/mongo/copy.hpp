@@ -60,6 +60,12 @@ public:
 	// Restart drops what the cursor still holds (the rest of a reply read earlier): the next
 	// NextBatch reads afresh after the last document returned.
 	void Restart() { cursor_.reset(); }
+	// RestartAfter is Restart with the scan moved back to after last_id ({_id: value}; nullptr: the
+	// collection's start): documents returned after it are read again.
+	void RestartAfter(const bson_t *last_id);
+	// LastBorrowed tells whether the last document NextBatch returned is read in place from the
+	// cursor's reply (valid only until the next NextBatch).
+	bool LastBorrowed() const { return last_borrowed_; }
 	// LastId returns {_id: value} of the last document returned (or resume_after), nullptr if none:
 	// store it with the batch to resume after a crash.
 	const bson_t *LastId() const { return last_id_.get(); }
@@ -92,6 +98,7 @@ private:
 	uint8_t *borrowed_data_ = nullptr; // the borrowed document's bytes and length (see Borrow)
 	size_t borrowed_len_ = 0;
 	bool done_ = false;
+	bool last_borrowed_ = false;
 };
 
 } // namespace mongo_river::mongo

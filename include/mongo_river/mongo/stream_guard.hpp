@@ -34,7 +34,12 @@ void SetInterruptCheck(InterruptCheck check);
 // SetWaitReporter installs (or, with nullptr, removes) the process's wait reporter.
 void SetWaitReporter(WaitReporter reporter, void *data);
 
-// InterruptRequested tells whether the installed InterruptCheck asks to give up now; a failure of
+// ReportWait tells the installed wait reporter (if any) that a wait for the source has had no byte
+// for silent_ms: for a main thread waiting on a reader thread's read (reader_thread.hpp).
+void ReportWait(int64_t silent_ms);
+
+// InterruptRequested tells whether the installed InterruptCheck asks to give up now (on a reader
+// thread, also whether it was asked to stop); a failure of
 // a source call made while it does is the interrupt's doing (SourceErrorKind::kInterrupted).
 bool InterruptRequested();
 

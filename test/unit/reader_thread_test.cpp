@@ -1,0 +1,104 @@
+// reader_thread_test.cpp: reader threads run with signals blocked, queue their log lines for the
+// main thread, see their stop flag as an interrupt, and are waited for by StopReaderThreads.
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "mongo_river/mongo/credentials.hpp"
+#include "mongo_river/mongo/reader_thread.hpp"
+#include "mongo_river/mongo/stream_guard.hpp"
+
+namespace mongo_river::mongo {
+namespace {
+
+struct Logged {
+	std::string message;
+	std::thread::id thread;
+};
+std::vector<Logged> logged;
+
+void Collect(mongoc_log_level_t, const char *, const char *message, void *) {
+	logged.push_back(Logged{message, std::this_thread::get_id()});
+}
+
+TEST(ReaderThread, RunsWithEverySignalBlockedAndKnowsItself) {
+	auto mark = std::make_shared<ReaderMark>();
+	std::atomic<bool> blocked{false}, inside{false};
+	std::thread thread = StartReaderThread(mark, [&] {
+		sigset_t mask;
+		pthread_sigmask(SIG_SETMASK, nullptr, &mask);
+		blocked = sigismember(&mask, SIGTERM) && sigismember(&mask, SIGINT) && sigismember(&mask, SIGUSR1) &&
+				  sigismember(&mask, SIGALRM);
+		inside = OnReaderThread();
+	});
+	thread.join();
+	EXPECT_TRUE(blocked.load());
+	EXPECT_TRUE(inside.load());
+	EXPECT_TRUE(mark->ended.load());
+	EXPECT_FALSE(OnReaderThread());
+	// The caller's own mask is what it was.
+	sigset_t mask;
+	pthread_sigmask(SIG_SETMASK, nullptr, &mask);
+	EXPECT_FALSE(sigismember(&mask, SIGTERM));
+}
+
+TEST(ReaderThread, LogLinesGoToTheMainThreadWhenDrained) {
+	SetLogHandler(Collect, nullptr);
+	logged.clear();
+	auto mark = std::make_shared<ReaderMark>();
+	std::thread thread =
+		StartReaderThread(mark, [] { mongoc_log(MONGOC_LOG_LEVEL_WARNING, "test", "from the reader"); });
+	thread.join();
+	EXPECT_TRUE(logged.empty()); // queued, not written on the reader thread
+	DrainReaderLogs();
+	ASSERT_EQ(logged.size(), 1u);
+	EXPECT_EQ(logged[0].message, "from the reader");
+	EXPECT_EQ(logged[0].thread, std::this_thread::get_id());
+	mongoc_log(MONGOC_LOG_LEVEL_WARNING, "test", "from the main thread");
+	ASSERT_EQ(logged.size(), 2u); // the main thread's own lines go straight through
+	SetLogHandler(mongoc_log_default_handler, nullptr);
+}
+
+TEST(ReaderThread, StopIsAnInterruptAndIsWaitedFor) {
+	auto mark = std::make_shared<ReaderMark>();
+	std::atomic<bool> saw_interrupt{false};
+	std::thread thread = StartReaderThread(mark, [&] {
+		while (!InterruptRequested())
+			std::this_thread::sleep_for(std::chrono::milliseconds(1));
+		saw_interrupt = true;
+	});
+	EXPECT_FALSE(InterruptRequested()); // the main thread's check is the process's
+	EXPECT_EQ(StopReaderThreads(5000), 0);
+	EXPECT_TRUE(saw_interrupt.load());
+	EXPECT_TRUE(mark->ended.load());
+	thread.join();
+}
+
+TEST(ReaderThread, AThreadThatDoesNotStopIsCounted) {
+	auto mark = std::make_shared<ReaderMark>();
+	std::atomic<bool> release{false};
+	std::thread thread = StartReaderThread(mark, [&] {
+		while (!release.load())
+			std::this_thread::sleep_for(std::chrono::milliseconds(1));
+	});
+	EXPECT_EQ(StopReaderThreads(50), 1);
+	release = true;
+	thread.join();
+	EXPECT_EQ(StopReaderThreads(0), 0);
+}
+
+TEST(ReaderThread, AnExceptionEndsTheThreadOnly) {
+	auto mark = std::make_shared<ReaderMark>();
+	std::thread thread = StartReaderThread(mark, [] { throw std::runtime_error("boom"); });
+	thread.join();
+	EXPECT_TRUE(mark->ended.load());
+}
+
+} // namespace
+} // namespace mongo_river::mongo
