@@ -1,5 +1,4 @@
 // rejects.cpp: retry_rejects(): re-apply rejected changes from the documents' current state.
-#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -36,36 +35,32 @@ struct RejectRow {
 	std::string raw;
 };
 
+// IdAt is true when raw holds a value at path (dotted) whose text is document_id; found points to it.
+bool IdAt(const bson_t *raw, const char *path, const std::string &document_id, bson_iter_t *found) {
+	bson_iter_t iter;
+	return bson_iter_init(&iter, raw) && bson_iter_find_descendant(&iter, path, found) &&
+		   convert::DocumentIdText(*bson_iter_value(found)) == document_id;
+}
+
 // RejectedId finds in raw the _id of the document a reject is about: the value whose text is the
 // reject's document_id, among raw's own _id (a document, or a key), its documentKey._id (an
-// unreadable change event: its own _id is a resume token) and its o2._id or o._id (an unreadable
-// oplog entry). False when none is: the reject cannot be retried.
+// unreadable change event: its own _id is a resume token, review 27) and its o2._id or o._id (an
+// unreadable oplog entry). False when none is: the reject cannot be retried.
 bool RejectedId(const bson_t *raw, const std::optional<std::string> &document_id, bson_iter_t *found) {
 	if (!document_id)
 		return false;
-	// Which paths, by what raw is: a change event (its _id is a resume token, review 27), an oplog
-	// entry, or a document (or a key).
-	static const char *const kEvent[] = {"documentKey._id"};
-	static const char *const kEntry[] = {"o2._id", "o._id"};
-	static const char *const kDocument[] = {"_id"};
 	bson_iter_t probe;
 	bson_iter_t token;
 	const bool event = bson_iter_init_find(&probe, raw, "operationType") ||
 					   (bson_iter_init_find(&probe, raw, "_id") && BSON_ITER_HOLDS_DOCUMENT(&probe) &&
 						bson_iter_recurse(&probe, &token) && bson_iter_find(&token, "_data"));
-	const bool entry = !event && bson_iter_init_find(&probe, raw, "op") && bson_iter_init_find(&probe, raw, "ns") &&
+	if (event)
+		return IdAt(raw, "documentKey._id", *document_id, found);
+	const bool entry = bson_iter_init_find(&probe, raw, "op") && bson_iter_init_find(&probe, raw, "ns") &&
 					   bson_iter_init_find(&probe, raw, "ts");
-	const std::vector<const char *> paths = event ? std::vector<const char *>(std::begin(kEvent), std::end(kEvent))
-											: entry
-												? std::vector<const char *>(std::begin(kEntry), std::end(kEntry))
-												: std::vector<const char *>(std::begin(kDocument), std::end(kDocument));
-	for (const char *path : paths) {
-		bson_iter_t iter;
-		if (bson_iter_init(&iter, raw) && bson_iter_find_descendant(&iter, path, found) &&
-			convert::DocumentIdText(*bson_iter_value(found)) == *document_id)
-			return true;
-	}
-	return false;
+	if (entry)
+		return IdAt(raw, "o2._id", *document_id, found) || IdAt(raw, "o._id", *document_id, found);
+	return IdAt(raw, "_id", *document_id, found);
 }
 
 // RetryOne re-applies one reject from its document's current state; true when it is resolved

@@ -11,10 +11,10 @@ extern "C" {
 #include "access/htup_details.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_type.h"
-#include "parser/parse_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/fmgroids.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
@@ -112,11 +112,19 @@ std::string DomainArrayType(const ColumnType &column) {
 	const char *name = pg::Call([&]() -> const char * {
 		int32 typmod = -1;
 		const Oid base = getBaseTypeAndTypmod(column.domain, &typmod);
-		return format_type_extended(base, typmod, FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
+		HeapTuple tuple = SearchSysCache1(TYPEOID, ObjectIdGetDatum(base));
+		if (!HeapTupleIsValid(tuple))
+			elog(ERROR, "cache lookup failed for type %u", base);
+		const Form_pg_type form = (Form_pg_type)GETSTRUCT(tuple);
+		// Only a true array type: a varlena subscripted as an array that is its element's array type
+		// (pg_type.typarray). int2vector and oidvector have elements and array subscripting too, but
+		// are types of their own (own input, lower bound 0, no NULLs): not int2's or oid's array type.
+		const bool array = IsTrueArrayType(form) && form->typlen == -1 && get_array_type(form->typelem) == base;
+		ReleaseSysCache(tuple);
+		return array ? format_type_extended(base, typmod, FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY)
+					 : nullptr;
 	});
-	std::string out(name ? name : "");
-	// Only a true array type (int2vector and oidvector have elements too, and their own input).
-	return out.size() > 2 && out.compare(out.size() - 2, 2, "[]") == 0 ? out : std::string();
+	return name ? std::string(name) : std::string();
 }
 
 void CheckDomainNull(const ColumnType &column) {

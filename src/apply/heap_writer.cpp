@@ -151,8 +151,6 @@ struct MappingWriter::TupleSink {
 	bool single = false;                               // one row at a time: BEFORE ROW triggers or volatile defaults
 	std::vector<int> attno;                            // mapped column -> attribute index (0-based)
 	std::vector<std::pair<int, ExprState *>> defaults; // unmapped attribute index, default expression
-	std::vector<FmgrInfo> whole_input;                 // mapped column -> its type's own input function
-	std::vector<Oid> whole_param;
 	std::vector<TupleTableSlot *> slots;
 	TupleDesc slot_desc = nullptr; // the relation's row type, not reference-counted
 	int capacity = 0;              // rows buffered at most
@@ -202,8 +200,6 @@ void MappingWriter::OpenSink(size_t index, TupleSink *sink) {
 	});
 	sink->attno.assign(columns, -1);
 	sink->defaults.reserve(size_t(natts));
-	sink->whole_input.assign(columns, FmgrInfo{});
-	sink->whole_param.assign(columns, InvalidOid);
 	sink->slots.reserve(kMaxBufferedTuples);
 	std::vector<const char *> names;
 	for (const convert::ColumnSpec &spec : layout.columns)
@@ -263,13 +259,6 @@ void MappingWriter::OpenSink(size_t index, TupleSink *sink) {
 		}
 		TriggerDesc *triggers = rri->ri_TrigDesc;
 		sink->single = volatile_defaults || (triggers && triggers->trig_insert_before_row);
-
-		// Array columns given a value that is no array read its text whole, as COPY does.
-		for (size_t c = 0; c < columns; c++) {
-			Oid function;
-			getTypeInputInfo(table.columns[c].type, &function, &sink->whole_param[c]);
-			fmgr_info(function, &sink->whole_input[c]);
-		}
 
 		AfterTriggerBeginQuery();
 		sink->transition = MakeTransitionCaptureState(rel->trigdesc, RelationGetRelid(rel), CMD_INSERT);
@@ -351,8 +340,10 @@ void MappingWriter::AddToSink(size_t index, TupleSink *sink, const std::vector<c
 			datum = ScalarTuple(value, column.type,
 								Input{const_cast<FmgrInfo *>(&column.input), column.input_param, column.typmod});
 		} else if (!array) {
-			datum =
-				InputText(convert::ValueText(value), Input{&sink->whole_input[c], sink->whole_param[c], column.typmod});
+			// An array column given a value that is no array: the type's own input reads its text
+			// whole, as COPY does (ColumnType::whole_input, looked up with the mapping).
+			datum = InputText(convert::ValueText(value),
+							  Input{const_cast<FmgrInfo *>(&column.whole_input), column.whole_param, column.typmod});
 		} else {
 			Input element{const_cast<FmgrInfo *>(&column.input), column.input_param, column.typmod};
 			size_t count = array->elements.size();

@@ -11,21 +11,16 @@ import json
 
 import pytest
 
+from review_helpers import create_types, rejects
 from river import synced_river, wait_synced
 
 
 def setup_types(pg):
-    pg.query("""DO $$ BEGIN
+    create_types(pg, """
         CREATE DOMAIN r26_codes AS varchar(3)[];
         CREATE DOMAIN r26_prices AS numeric(5,2)[];
         CREATE DOMAIN r26_ints_nn AS integer[] NOT NULL;
-        CREATE DOMAIN r26_ints_present AS integer[] CHECK (VALUE IS NOT NULL);
-      EXCEPTION WHEN duplicate_object THEN NULL; END $$""")
-
-
-def rejects(pg, river):
-    return pg.query("SELECT document_id, operation, error FROM mongo_river.rejects WHERE river = %s ORDER BY id",
-                    (river,))
+        CREATE DOMAIN r26_ints_present AS integer[] CHECK (VALUE IS NOT NULL);""")
 
 
 def postgres_says(pg, literal, domain):

@@ -7,11 +7,12 @@ import json
 
 import pytest
 
+from review_helpers import create_types, no_new_crashes, rejects
 from river import synced_river, wait_synced
 
 
 def setup_types(pg):
-    pg.query("""DO $$ BEGIN
+    create_types(pg, """
         CREATE TYPE r26_mood AS ENUM ('sad', 'ok', 'happy');
         CREATE DOMAIN r26_moods AS r26_mood[] CHECK (cardinality(VALUE) <= 2);
         CREATE DOMAIN r26_inner AS text[] CHECK (cardinality(VALUE) <= 3);
@@ -19,18 +20,7 @@ def setup_types(pg):
         CREATE SCHEMA r26_hidden;
         CREATE DOMAIN r26_hidden.tags AS text[] CHECK (cardinality(VALUE) <= 2);
         CREATE DOMAIN r26_altered AS integer[];
-        CREATE DOMAIN r26_renamed AS text[] CHECK (cardinality(VALUE) <= 2);
-      EXCEPTION WHEN duplicate_object THEN NULL; END $$""")
-
-
-def rejects(pg, river):
-    return pg.query("SELECT document_id, operation, error FROM mongo_river.rejects WHERE river = %s ORDER BY id",
-                    (river,))
-
-
-def no_new_crashes(pg, before):
-    crashes = pg.crashes()[before:]
-    assert crashes == [], crashes
+        CREATE DOMAIN r26_renamed AS text[] CHECK (cardinality(VALUE) <= 2);""")
 
 
 @pytest.mark.parametrize("capture", ["change_stream", "oplog"])

@@ -6,20 +6,17 @@ a document a later copy (a resync) rejects again is counted once")."""
 
 import json
 
+import review_helpers
 from pgcluster import wait_for
+from review_helpers import fresh, status_rejects
 from river import create_river, wait_synced
 
 MAPPING = {"pk": "id", "columns": {"id": {"path": "_id", "type": "text", "format": "extjson"},
                                    "n": {"path": "n", "type": "integer"}}}
 
 
-def status_rejects(pg, river):
-    return pg.scalar("SELECT rejects FROM mongo_river.status WHERE river = %s", (river,))
-
-
 def rejects(pg, river):
-    return pg.query("SELECT document_id, operation, error, document FROM mongo_river.rejects WHERE river = %s "
-                    "ORDER BY id", (river,))
+    return review_helpers.rejects(pg, river, "document_id, operation, error, document")
 
 
 def phase(pg, river):
@@ -37,15 +34,6 @@ def resync(pg, river, source):
         raise AssertionError(("the resync did not end", pg.query("SELECT * FROM mongo_river.status WHERE river = %s",
                                                                  (river,)), rejects(pg, river)))
     wait_synced(pg, river)
-
-
-def fresh(mongo, db, docs):
-    client = mongo.client()
-    client.drop_database(db)
-    coll = client[db].c
-    if docs:
-        coll.insert_many(docs)
-    return coll
 
 
 def test_map_again_counts_the_copys_rejects(river_pg, mongo):

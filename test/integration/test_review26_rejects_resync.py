@@ -7,9 +7,9 @@ import json
 import threading
 
 from pgcluster import wait_for
+from review_helpers import KEY_N_INTEGER as MAPPING
+from review_helpers import fresh, status_rejects
 from river import create_river, wait_synced
-
-MAPPING = {"pk": "id", "columns": {"id": {"path": "_id", "type": "text"}, "n": {"path": "n", "type": "integer"}}}
 
 
 def copy_rejects(pg, river):
@@ -22,16 +22,8 @@ def state(pg, river):
                     (river,))[0]
 
 
-def status_rejects(pg, river):
-    return pg.scalar("SELECT rejects FROM mongo_river.status WHERE river = %s", (river,))
-
-
 def seed(mongo, db, count, bad_every):
-    client = mongo.client()
-    client.drop_database(db)
-    coll = client[db].c
-    coll.insert_many([{"_id": f"k{i:05d}", "n": f"bad{i}" if i % bad_every == 0 else i} for i in range(count)])
-    return coll
+    return fresh(mongo, db, [{"_id": f"k{i:05d}", "n": f"bad{i}" if i % bad_every == 0 else i} for i in range(count)])
 
 
 def test_resync_killed_midway_then_resumed(river_pg, mongo):

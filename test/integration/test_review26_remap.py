@@ -10,9 +10,8 @@ bookkeeping that depends on the new copy (status.rejects) never happens."""
 import json
 
 from pgcluster import wait_for
+from review_helpers import KEY_N_INTEGER as MAPPING
 from river import create_river, wait_synced
-
-MAPPING = {"pk": "id", "columns": {"id": {"path": "_id", "type": "text"}, "n": {"path": "n", "type": "integer"}}}
 
 
 def test_unmap_and_map_again_in_one_transaction_copies_again(river_pg, mongo):

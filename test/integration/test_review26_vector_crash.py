@@ -12,12 +12,8 @@ processes."""
 
 import pytest
 
+from review_helpers import create_types, no_new_crashes, rejects
 from river import synced_river, wait_synced
-
-
-def rejects(pg, river):
-    return pg.query("SELECT document_id, operation, error FROM mongo_river.rejects WHERE river = %s ORDER BY id",
-                    (river,))
 
 
 @pytest.mark.parametrize("type_name", ["public.r26_vec", "int2vector", "oidvector"])
@@ -28,8 +24,7 @@ def test_vector_types_on_insert_and_patch_paths_do_not_crash(river_pg, mongo, ty
     paths (ToDatum) read it with the element's input, giving a by-value int2/oid Datum for a varlena
     column. Nothing may crash the server, and the rows must be PostgreSQL's reading of the text."""
     pg = river_pg
-    pg.query("DO $$ BEGIN CREATE DOMAIN r26_vec AS int2vector; "
-             "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    create_types(pg, "CREATE DOMAIN r26_vec AS int2vector;")
     river = "r26vec_" + type_name.split(".")[-1]
     mapping = {"pk": "id", "columns": {"id": {"path": "_id", "type": "text"},
                                        "v": {"path": "v", "type": type_name},
@@ -42,7 +37,6 @@ def test_vector_types_on_insert_and_patch_paths_do_not_crash(river_pg, mongo, ty
             wait_synced(pg, river, 30)
         except Exception:  # noqa: BLE001 (reported below with the crashes)
             pass
-        crashes = pg.crashes()[crashes_before:]
-        assert crashes == [], crashes
+        no_new_crashes(pg, crashes_before)
         rows = pg.query(f'SELECT id, v::text FROM "{river}" ORDER BY id')
         assert rows == [("a", "7"), ("b", "5")], (rows, rejects(pg, river))

@@ -7,20 +7,21 @@ import json
 
 import pytest
 
+import review_helpers
+from review_helpers import create_types
 from river import create_river, wait_synced
 
 
 def setup_types(pg):
-    pg.query("""DO $$ BEGIN
+    create_types(pg, """
         CREATE DOMAIN r27_small_arr AS integer[] CHECK (cardinality(VALUE) < 3);
         CREATE DOMAIN r27_small_arr_nn AS r27_small_arr NOT NULL;
         CREATE DOMAIN r27_code2 AS varchar(2) CHECK (VALUE <> 'zz');
-        CREATE DOMAIN r27_arr_nn AS text[] NOT NULL;
-      EXCEPTION WHEN duplicate_object THEN NULL; END $$""")
+        CREATE DOMAIN r27_arr_nn AS text[] NOT NULL;""")
 
 
 def rejects(pg, river):
-    return sorted(pg.query("SELECT document_id, operation FROM mongo_river.rejects WHERE river = %s", (river,)))
+    return sorted(review_helpers.rejects(pg, river, "document_id, operation"))
 
 
 @pytest.mark.parametrize("mode", ["upsert", "history"])

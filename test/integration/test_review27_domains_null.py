@@ -8,20 +8,20 @@ import json
 
 import pytest
 
+import review_helpers
+from review_helpers import create_types
 from river import synced_river, wait_synced
 
 
 def setup_types(pg):
-    pg.query("""DO $$ BEGIN
+    create_types(pg, """
         CREATE DOMAIN r27_nn AS text NOT NULL;
         CREATE DOMAIN r27_chk AS integer CHECK (VALUE IS NOT NULL AND VALUE > 0);
-        CREATE DOMAIN r27_nn2 AS r27_nn;
-      EXCEPTION WHEN duplicate_object THEN NULL; END $$""")
+        CREATE DOMAIN r27_nn2 AS r27_nn;""")
 
 
 def rejects(pg, river):
-    return pg.query("SELECT document_id, operation, left(error, 120) FROM mongo_river.rejects WHERE river = %s "
-                    "ORDER BY id", (river,))
+    return review_helpers.rejects(pg, river, "document_id, operation, left(error, 120)")
 
 
 def nulls(pg, table, column):

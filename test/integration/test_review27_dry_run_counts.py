@@ -8,9 +8,8 @@ import time
 import pytest
 
 from pgcluster import wait_for
+from review_helpers import KEY_N_BIGINT as MAPPING
 from river import create_river
-
-MAPPING = {"pk": "id", "columns": {"id": {"path": "_id", "type": "text"}, "n": {"path": "n", "type": "bigint"}}}
 
 
 @pytest.mark.parametrize("capture", ["change_stream", "oplog"])

@@ -6,9 +6,8 @@ import json
 import time
 
 from pgcluster import wait_for
+from review_helpers import KEY_N_BIGINT as MAPPING
 from river import create_river, wait_synced
-
-MAPPING = {"pk": "id", "columns": {"id": {"path": "_id", "type": "text"}, "n": {"path": "n", "type": "bigint"}}}
 
 
 def reloads(pg, river, since):

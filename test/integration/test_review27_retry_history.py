@@ -6,9 +6,8 @@ view <table>_latest has "the latest version of each document, deleted ones hidde
 import json
 import time
 
+from review_helpers import KEY_N_BIGINT as MAPPING
 from river import create_river, wait_synced
-
-MAPPING = {"pk": "id", "columns": {"id": {"path": "_id", "type": "text"}, "n": {"path": "n", "type": "bigint"}}}
 
 
 def test_retry_into_history_is_the_latest_version(river_pg, mongo):

@@ -9,9 +9,8 @@ import json
 import pytest
 
 from pgcluster import wait_for
+from review_helpers import KEY_N_BIGINT as MAPPING
 from river import create_river, wait_synced
-
-MAPPING = {"pk": "id", "columns": {"id": {"path": "_id", "type": "text"}, "n": {"path": "n", "type": "bigint"}}}
 
 
 @pytest.fixture(scope="module")

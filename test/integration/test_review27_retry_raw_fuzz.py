@@ -8,9 +8,9 @@ import struct
 
 import bson
 
+from review_helpers import KEY_N_BIGINT as MAPPING
 from river import synced_river
 
-MAPPING = {"pk": "id", "columns": {"id": {"path": "_id", "type": "text"}, "n": {"path": "n", "type": "bigint"}}}
 DEATH = re.compile(r"terminated by signal|was terminated by exception")
 
 
