@@ -23,8 +23,8 @@ bool initialized = false;
 
 bool InterruptPendingNow();
 
-// LogToServer routes a libmongoc log line to elog; it runs on the main thread only, since this
-// extension uses single-threaded mongoc_client_t handles.
+// LogToServer routes a libmongoc log line to elog; it runs on the main thread only: a copy's reader
+// thread's lines are queued and handed on by the main thread (mongo/reader_thread.hpp).
 void LogToServer(mongoc_log_level_t level, const char *domain, const char *message, void *) {
 	int elevel;
 	switch (level) {

@@ -1,6 +1,7 @@
 // source.hpp: one river's connection to its MongoDB (PG-free).
 //
-// A Source owns a single-threaded mongoc_client_t (never a pool: the worker is one thread) built
+// A Source owns a single-threaded mongoc_client_t (never a pool: each Source is used by one thread,
+// the worker's or a copy's reader thread, scan_ahead.hpp) built
 // from the river's URI. Unless the URI sets them, these options are added so that a dead or slow
 // server never blocks the worker past its latch and SIGTERM handling for long:
 //   serverSelectionTimeoutMS = 5000   (how long to look for a usable server)
