@@ -78,7 +78,7 @@ public:
 	// Check compares doc with its rows; a finding when they differ.
 	std::optional<Finding> Check(const bson_t &doc) {
 		convert::ConvertedDocument converted = writer_.Convert(doc);
-		Finding finding{writer_.Row().source, IdText(&doc), {}, false, IdOf(&doc)};
+		Finding finding{writer_.Row().source, convert::DocumentIdText(&doc), {}, false, IdOf(&doc)};
 		std::string expected;
 		if (std::optional<std::string> refused = Render(converted, &expected)) {
 			finding.problem = kCannotConvert + *refused;
@@ -166,7 +166,7 @@ private:
 	void Reject(const std::string &river, const bson_t &doc, const std::string &error) {
 		catalog::Reject reject;
 		reject.source = writer_.Row().source;
-		reject.document_id = IdText(&doc);
+		reject.document_id = convert::DocumentIdText(&doc);
 		reject.has_id = true; // (a document verify read: it has an _id)
 		if (pg::SpiExecute("SELECT 1 FROM mongo_river.rejects WHERE river = $1 AND source = $2 AND document_id = $3",
 						   {{TEXTOID, pg::TextDatum(river)},
@@ -182,13 +182,6 @@ private:
 		reject.raw.assign(reinterpret_cast<const char *>(bson_get_data(&doc)), doc.len);
 		reject.error = error;
 		catalog::AddReject(river, reject);
-	}
-
-	static std::string IdText(const bson_t *doc) {
-		bson_iter_t iter;
-		if (doc && bson_iter_init_find(&iter, doc, "_id"))
-			return convert::DocumentIdText(*bson_iter_value(&iter));
-		return {};
 	}
 
 	mongo::Source &source_;

@@ -369,6 +369,13 @@ std::string DocumentJson(const bson_t &document) {
 	return internal::RenderJson(value, false, "", "jsonb");
 }
 
+std::string DocumentIdText(const bson_t *doc) {
+	bson_iter_t iter;
+	if (doc && bson_iter_init_find(&iter, doc, "_id"))
+		return DocumentIdText(*bson_iter_value(&iter));
+	return {};
+}
+
 std::string DocumentIdText(const bson_value_t &id) {
 	if (id.value_type == BSON_TYPE_UTF8) {
 		if (IsCleanText(id.value.v_utf8.str, id.value.v_utf8.len))

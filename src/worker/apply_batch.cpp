@@ -26,12 +26,12 @@ void RiverWorker::RejectOrStop(const Mapped &mapped, const char *operation, cons
 							   const std::string &error) {
 	const std::string &source = mapped.writer->Row().source;
 	if (river_.options.on_error == "stop")
-		throw StopRiver(sqlstate::kDatatypeMismatch,
-						"collection \"" + source + "\", document " + IdText(doc ? doc : key) + ": " + error);
+		throw StopRiver(sqlstate::kDatatypeMismatch, "collection \"" + source + "\", document " +
+														 convert::DocumentIdText(doc ? doc : key) + ": " + error);
 	txn_rejects_[source]++;
 	catalog::Reject reject;
 	reject.source = source;
-	reject.document_id = IdText(doc ? doc : key);
+	reject.document_id = convert::DocumentIdText(doc ? doc : key);
 	reject.has_id = HasId(doc ? doc : key);
 	reject.operation = operation;
 	if (doc) {
@@ -61,7 +61,7 @@ void RiverWorker::RejectUnreadable(const mongo::ChangeEvent &event) {
 	reject.operation = event.op == mongo::OperationType::kOther ? "unreadable" : mongo::OperationTypeName(event.op);
 	reject.raw = RawBytes(event.raw.get());
 	if (event.document_key) // (read from the event when it could be)
-		reject.document_id = IdText(event.document_key.get());
+		reject.document_id = convert::DocumentIdText(event.document_key.get());
 	reject.has_id = HasId(event.document_key.get());
 	reject.error = event.unreadable;
 	if (!river_.options.dry_run)

@@ -85,7 +85,7 @@ void RiverWorker::ApplyUpdate(Mapped &mapped, const mongo::ChangeEvent &event, c
 	const std::string text = have_key ? convert::ValueText(key) : std::string();
 	if (!plan.lookup.empty()) {
 		ereport(DEBUG2, (errmsg_internal("mongo_river: river \"%s\": update of %s in \"%s\" needs its document: %s",
-										 name_.c_str(), IdText(event.document_key.get()).c_str(),
+										 name_.c_str(), convert::DocumentIdText(event.document_key.get()).c_str(),
 										 mapped.writer->Row().source.c_str(), plan.lookup.c_str())));
 		if (!batched || !have_key) {
 			LookUpUpdate(mapped, event, id, change, isolate);

@@ -27,7 +27,8 @@ bool RiverWorker::CopyDocuments(Mapped &mapped, const std::vector<mongo::Bson> &
 			for (const mongo::Bson &doc : docs) {
 				apply::ChangeInfo change{"copy", scan_started_.AsUint64(), std::nullopt, {}};
 				if (mapped.writer->History()) // only a history row records where its version came from
-					change.position = "copy:" + Hex(scan_started_.AsUint64()) + ":" + IdText(doc.get());
+					change.position =
+						"copy:" + Hex(scan_started_.AsUint64()) + ":" + convert::DocumentIdText(doc.get());
 				ApplyDocument(mapped, *doc, change, isolate);
 			}
 			if (copy_.on) {

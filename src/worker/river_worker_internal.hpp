@@ -174,15 +174,7 @@ inline bool CatchUpDone(const mongo::Batch &batch, uint64 limit) {
 	return batch.reached.AsUint64() >= limit || batch.caught_up || batch.invalidated;
 }
 
-// IdText returns the _id of document_key (or of a document) as rejects show it.
-inline std::string IdText(const bson_t *doc) {
-	bson_iter_t iter;
-	if (doc && bson_iter_init_find(&iter, doc, "_id"))
-		return convert::DocumentIdText(*bson_iter_value(&iter));
-	return {};
-}
-
-// HasId tells whether document_key (or a document) has an _id (IdText is "" both for none and "").
+// HasId tells whether document_key (or a document) has an _id (convert::DocumentIdText is "" both for none and "").
 inline bool HasId(const bson_t *doc) {
 	bson_iter_t iter;
 	return doc && bson_iter_init_find(&iter, doc, "_id");

@@ -83,6 +83,8 @@ private:
 // DocumentIdText is the `_id` as text for messages, rejects and verify: a string as itself, anything
 // else as canonical Extended JSON (NUL or invalid UTF-8 are escaped, so it never fails).
 std::string DocumentIdText(const bson_value_t &id);
+// DocumentIdText of a document's (or a document key's) _id; empty when it has none (or doc is null).
+std::string DocumentIdText(const bson_t *doc);
 
 // ConvertPrimaryKey converts the pk column's value and enforces injectivity: with a text-like type
 // and no format, only strings (as themselves) and ObjectIds (as 24 hex digits) are accepted; other
