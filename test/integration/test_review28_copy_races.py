@@ -60,7 +60,7 @@ def slow_trigger(pg, table, seconds):
     pg.query(f'CREATE TRIGGER slow AFTER INSERT ON "{table}" FOR EACH STATEMENT EXECUTE FUNCTION "{table}_slow"()')
 
 
-def run(pg, mongo, river, capture="change_stream", mode="upsert", seed=1, resync=False):
+def run(pg, mongo, river, capture="change_stream", mode="upsert", seed=1, resync=False, churn_class=None):
     mark = log_mark(pg)
     coll = load(mongo, river, COUNT)
     table = river
@@ -76,7 +76,7 @@ def run(pg, mongo, river, capture="change_stream", mode="upsert", seed=1, resync
             pg.query("SELECT mongo_river.stop(%s)", (river,))
         if mode != "history":  # (history inserts row by row: a statement trigger would fire per row)
             slow_trigger(pg, table, 0.3)
-        churn = Churn(coll, seed)
+        churn = (churn_class or Churn)(coll, seed)
         churn.start()
         pg.query("SELECT mongo_river.start(%s)", (river,))
         if resync:
@@ -138,3 +138,30 @@ def test_dry_run_reads_ahead_and_writes_nothing(river_pg, mongo):
     finally:
         pg.query("SELECT mongo_river.drop_river(%s, true) FROM mongo_river.rivers WHERE river = %s", (river, river))
     assert bad_lines(pg, mark) == []
+
+
+class TxnChurn(Churn):
+    """TxnChurn deletes and updates documents inside multi-document transactions (an applyOps entry
+    in the oplog, events sharing lsid/txnNumber in a change stream)."""
+
+    def run(self):
+        try:
+            client = self.coll.database.client
+            while not self.stopped.is_set():
+                with client.start_session() as session:
+                    with session.start_transaction():
+                        for _ in range(4):
+                            i = self.rng.randrange(COUNT)
+                            if self.rng.random() < 0.4:
+                                self.coll.delete_one({"_id": f"d{i:05d}"}, session=session)
+                            else:
+                                self.coll.update_one({"_id": f"d{i:05d}"}, {"$inc": {"v": 1}}, session=session)
+                            self.ops += 1
+                time.sleep(0.005)
+        except Exception as e:  # reported by finish()
+            self.error = e
+
+
+@pytest.mark.parametrize("capture", ["change_stream", "oplog"])
+def test_transactions_during_copy(river_pg, mongo, capture):
+    run(river_pg, mongo, f"r28txn_{capture[:2]}", capture, seed=23, churn_class=TxnChurn)
