@@ -19,6 +19,7 @@ struct ScanAhead::Result {
 	bool done = false;
 	Bson last_id;
 	bool borrowed = false; // the last document is read in place (CollectionScan::LastBorrowed)
+	size_t bytes = 0;      // the documents' BSON
 	std::exception_ptr error;
 };
 
@@ -61,6 +62,8 @@ void ReadLoop(ScanAhead::Shared &shared) {
 			result.done = shared.scan->Done();
 			result.last_id = CopyBson(shared.scan->LastId());
 			result.borrowed = shared.scan->LastBorrowed();
+			for (const Bson &doc : result.docs)
+				result.bytes += doc->len;
 		} catch (...) {
 			result.docs.clear();
 			result.error = std::current_exception();
@@ -168,9 +171,10 @@ std::vector<Bson> ScanAhead::NextBatch(size_t max_docs) {
 	if (!asked_)
 		Ask(max_docs);
 	Result result = Take();
-	if (result.error && !thread_read_) {
-		// The thread's connection failed before it read anything: read on the caller's connection
-		// (a real outage fails there too, and is reported as usual).
+	if (result.error) {
+		// The thread's connection failed (a source that refuses or drops a second connection): the
+		// rest of the copy reads on the caller's connection (a real outage fails there too, and is
+		// reported as usual; the next copy tries a thread again).
 		try {
 			std::rethrow_exception(result.error);
 		} catch (const SourceError &error) {
@@ -185,14 +189,12 @@ std::vector<Bson> ScanAhead::NextBatch(size_t max_docs) {
 		inline_ = std::make_unique<CollectionScan>(source_, db_, coll_, last_id_.get(), batch_size_);
 		return NextBatch(max_docs);
 	}
-	if (result.error)
-		std::rethrow_exception(result.error);
-	thread_read_ = true;
 	done_ = result.done;
 	last_id_ = std::move(result.last_id);
-	// The next batch is read now, while the caller writes this one; not after a document read in
-	// place (reading on would free it) nor after the last batch.
-	if (!done_ && !result.borrowed)
+	// The next batch is read now, while the caller writes this one; not after the last batch, nor
+	// after a document read in place (reading on would free it), nor after large documents (two
+	// batches of them at once would double the copy's memory).
+	if (!done_ && !result.borrowed && result.bytes < result.docs.size() * kAheadMaxDocBytes)
 		Ask(max_docs);
 	return std::move(result.docs);
 }

@@ -6,11 +6,11 @@
 // its own, ScanAhead reads on a reader thread (reader_thread.hpp): when NextBatch hands a batch
 // over, the thread goes on reading the next one, so the two overlap. The thread touches only its
 // own client, its CollectionScan and this object's queue (one batch); it reads ahead only while
-// batches are small (the last document of a batch read in place, a large one, must stay valid until
-// the caller is done with it, and two large batches at once would double the copy's memory).
-// Without a Source of its own it reads on the caller's thread, as CollectionScan does; so does a scan
-// whose thread could not be started, or whose thread's connection failed before it read anything (a
-// source that refuses a second connection): the copy then reads on the caller's connection.
+// documents are small (the last document of a batch read in place, a large one, must stay valid until
+// the caller is done with it, and two batches of large documents at once would double the copy's
+// memory). Without a Source of its own it reads on the caller's thread, as CollectionScan does; so
+// does a scan whose thread could not be started, or whose thread's connection failed (a source that
+// refuses or drops a second connection): the rest of the copy reads on the caller's connection.
 #pragma once
 
 #include <cstdint>
@@ -56,6 +56,9 @@ public:
 	// kStopWaitMs: how long the destructor, or a wait the process's stop interrupts, waits for the
 	// reader thread.
 	static constexpr int64_t kStopWaitMs = 500;
+	// kAheadMaxDocBytes: the next batch is read ahead only after batches whose documents average
+	// less than this (BSON bytes).
+	static constexpr size_t kAheadMaxDocBytes = 64 * 1024;
 
 	struct Shared; // the reader thread's state (scan_ahead.cpp)
 	struct Result; // a batch the reader thread read, or its failure
@@ -75,8 +78,7 @@ private:
 	std::unique_ptr<CollectionScan> inline_; // without a reader thread
 	std::shared_ptr<Shared> shared_;         // with one
 	std::thread thread_;
-	bool asked_ = false;       // the thread reads (or has read) a batch not taken yet
-	bool thread_read_ = false; // the thread has read a batch
+	bool asked_ = false; // the thread reads (or has read) a batch not taken yet
 	Bson last_id_;
 	bool done_ = false;
 };
