@@ -51,7 +51,9 @@ void ReadLoop(ScanAhead::Shared &shared) {
 	std::unique_lock<std::mutex> lock(shared.mutex);
 	while (!shared.mark->stop.load()) {
 		// (a bounded wait: StopReaderThreads sets the stop flag without notifying)
-		if (!shared.changed.wait_for(lock, std::chrono::milliseconds(kGuardSliceMs), [&] { return shared.asked; }))
+		if (!shared.changed.wait_for(lock, std::chrono::milliseconds(kGuardSliceMs),
+									 [&] { return shared.asked || shared.mark->stop.load(); }) ||
+			!shared.asked)
 			continue;
 		shared.asked = false;
 		const size_t want = shared.want;

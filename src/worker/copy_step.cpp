@@ -193,6 +193,8 @@ bool RiverWorker::CopyStep() {
 	if (scan_->Done()) {
 		ereport(LOG, (errmsg("mongo_river: river \"%s\", collection \"%s\": initial copy done, streaming",
 							 name_.c_str(), row.source.c_str())));
+		docs.clear(); // (before the scan whose reply its last document may be read from)
+		docs.shrink_to_fit();
 		scan_.reset();
 		scan_source_.clear();
 		if (reader_for_copy_ && !CopyPending())

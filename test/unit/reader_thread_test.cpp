@@ -12,6 +12,8 @@
 
 #include "mongo_river/mongo/credentials.hpp"
 #include "mongo_river/mongo/reader_thread.hpp"
+#include "mongo_river/mongo/scan_ahead.hpp"
+#include "mongo_river/mongo/source.hpp"
 #include "mongo_river/mongo/stream_guard.hpp"
 
 namespace mongo_river::mongo {
@@ -98,6 +100,25 @@ TEST(ReaderThread, AnExceptionEndsTheThreadOnly) {
 	std::thread thread = StartReaderThread(mark, [] { throw std::runtime_error("boom"); });
 	thread.join();
 	EXPECT_TRUE(mark->ended.load());
+}
+
+TEST(ScanAhead, AnIdleReaderThreadStopsAtOnce) {
+	// The thread waits for a request; destroying the scan must not wait out its wait's slice (it
+	// did: 100 ms each time, which delayed the copy's end and the worker's exit).
+	mongoc_init();
+	Source main("mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=100");
+	for (int i = 0; i < 5; i++) {
+		auto scan = std::make_unique<ScanAhead>(main, std::make_unique<Source>("mongodb://127.0.0.1:1/"), "db", "c",
+												nullptr, 10);
+		ASSERT_TRUE(scan->Threaded());
+		std::this_thread::sleep_for(std::chrono::milliseconds(5)); // the thread waits now
+		const auto start = std::chrono::steady_clock::now();
+		scan.reset();
+		const auto took =
+			std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+		EXPECT_LT(took, 50) << "destroying a scan whose reader thread was idle took " << took << " ms";
+	}
+	EXPECT_EQ(StopReaderThreads(0), 0);
 }
 
 } // namespace
