@@ -16,8 +16,9 @@ import time
 
 import bson
 
-from evilproxy import command_name, messages
+from evilproxy import _shut, command_name, messages
 from pgcluster import wait_for
+from worker_memory import worker_pid  # noqa: F401  (the tests take it from here)
 
 MAPPING = {"pk": "id", "columns": {"id": {"path": "_id", "type": "text"},
                                    "n": {"path": "n", "type": "bigint"},
@@ -165,14 +166,6 @@ class ConnProxy:
         _shut(src, dst)
 
 
-def _shut(*socks):
-    for sock in socks:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-
 def source_port(mongo):
     host = mongo.uri.split("//", 1)[1].split("/", 1)[0].split(",")[0]
     return int(host.rsplit(":", 1)[1])
@@ -225,11 +218,6 @@ def phases(pg, river):
 def wait_streaming(pg, river, timeout=120):
     wait_for(lambda: (p := phases(pg, river)) and all(v == "streaming" for v in p.values()), timeout, 0.1,
              f"every collection of {river} to stream: {phases(pg, river)}")
-
-
-def worker_pid(pg, river):
-    return pg.scalar("SELECT pid FROM pg_stat_activity WHERE backend_type = 'mongo_river worker' "
-                     "AND application_name = %s", ("mongo_river " + river,))
 
 
 def gone(pid):
