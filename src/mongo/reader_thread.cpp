@@ -129,6 +129,11 @@ void DrainReaderLogs() {
 		mongoc_log(MONGOC_LOG_LEVEL_WARNING, "reader", "%zu more log lines of a reader thread were dropped", dropped);
 }
 
+bool WaitReaderEnded(const ReaderMark &mark, int64_t wait_ms) {
+	std::unique_lock<std::mutex> lock(State().mutex);
+	return State().ended.wait_for(lock, std::chrono::milliseconds(wait_ms), [&mark] { return mark.ended.load(); });
+}
+
 int StopReaderThreads(int64_t wait_ms) {
 	std::unique_lock<std::mutex> lock(State().mutex);
 	for (ReaderMark *mark : State().alive)

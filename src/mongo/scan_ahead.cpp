@@ -111,10 +111,7 @@ void ScanAhead::StopThread() {
 		shared_->changed.notify_all();
 	}
 	// A read in progress gives up within a guard slice (its stop flag is its interrupt check).
-	const int64_t deadline = NowMs() + kStopWaitMs;
-	while (!shared_->mark->ended.load() && NowMs() < deadline)
-		std::this_thread::sleep_for(std::chrono::milliseconds(2));
-	if (shared_->mark->ended.load())
+	if (WaitReaderEnded(*shared_->mark, kStopWaitMs))
 		thread_.join();
 	else
 		thread_.detach(); // it ends on its own (what it uses is its own); mongoc_cleanup waits for it

@@ -95,6 +95,30 @@ TEST(ReaderThread, AThreadThatDoesNotStopIsCounted) {
 	EXPECT_EQ(StopReaderThreads(0), 0);
 }
 
+TEST(ReaderThread, WaitReaderEndedWakesAtTheEndAndGivesUpAtTheDeadline) {
+	auto mark = std::make_shared<ReaderMark>();
+	std::atomic<bool> release{false};
+	std::thread thread = StartReaderThread(mark, [&] {
+		while (!release.load())
+			std::this_thread::sleep_for(std::chrono::milliseconds(1));
+	});
+	auto start = std::chrono::steady_clock::now();
+	EXPECT_FALSE(WaitReaderEnded(*mark, 30));
+	auto took = std::chrono::steady_clock::now() - start;
+	EXPECT_GE(took, std::chrono::milliseconds(30));
+	std::thread releaser([&] {
+		std::this_thread::sleep_for(std::chrono::milliseconds(20));
+		release = true;
+	});
+	start = std::chrono::steady_clock::now();
+	EXPECT_TRUE(WaitReaderEnded(*mark, 5000));
+	took = std::chrono::steady_clock::now() - start;
+	EXPECT_LT(took, std::chrono::milliseconds(1000)) << "the wait did not wake at the thread's end";
+	releaser.join();
+	thread.join();
+	EXPECT_TRUE(WaitReaderEnded(*mark, 0));
+}
+
 TEST(ReaderThread, AnExceptionEndsTheThreadOnly) {
 	auto mark = std::make_shared<ReaderMark>();
 	std::thread thread = StartReaderThread(mark, [] { throw std::runtime_error("boom"); });

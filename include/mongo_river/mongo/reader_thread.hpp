@@ -54,6 +54,10 @@ void QueueReaderLog(mongoc_log_level_t level, const char *domain, const char *me
 // handler), with a line counting any dropped.
 void DrainReaderLogs();
 
+// WaitReaderEnded waits up to wait_ms for the thread of mark to end (its mark's ended set);
+// returns whether it ended.
+bool WaitReaderEnded(const ReaderMark &mark, int64_t wait_ms);
+
 // StopReaderThreads (main thread) asks every live reader thread to stop and waits up to wait_ms for
 // them to end; returns how many are still alive.
 int StopReaderThreads(int64_t wait_ms);
