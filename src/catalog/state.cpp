@@ -65,6 +65,14 @@ void Notify(const std::string &river, const std::string &source, const std::stri
 					OptionalText(event == "oplog_margin" ? detail : std::string())}); // secrets
 }
 
+// MarkReject sets the mapping's last_reject_at and, with count, adds one to its rejects (inside an
+// SPI connection, as the catalog's owner).
+void MarkReject(const std::string &river, const std::string &source, bool count) {
+	pg::SpiExecute(std::string("UPDATE mongo_river.mapping_state SET ") + (count ? "rejects = rejects + 1, " : "") +
+					   "last_reject_at = clock_timestamp() WHERE river = $1 AND source = $2",
+				   {Name(river), Text(source)});
+}
+
 } // namespace
 
 void NotifyEvent(const std::string &river, const std::string &source, const std::string &event,
@@ -245,9 +253,7 @@ bool AddReject(const std::string &river, const Reject &reject) {
 			"INSERT INTO mongo_river.rejects (river, source, document_id, operation, document, raw, error)"
 			" VALUES ($1, $2, $3, $4, $5, $6, $7)",
 			{Name(river), Text(reject.source), document_id, Text(reject.operation), document, raw, Text(reject.error)});
-	pg::SpiExecute(std::string("UPDATE mongo_river.mapping_state SET ") + (again ? "" : "rejects = rejects + 1, ") +
-					   "last_reject_at = clock_timestamp() WHERE river = $1 AND source = $2",
-				   {Name(river), Text(reject.source)});
+	MarkReject(river, reject.source, !again);
 	Notify(river, reject.source, "reject", "", reject.document_id + ": " + reject.error);
 	return !again;
 }
@@ -255,9 +261,7 @@ bool AddReject(const std::string &river, const Reject &reject) {
 void CountReject(const std::string &river, const std::string &source) {
 	AsCatalogOwner as_catalog_owner; // secrets: admins hold no DML on the catalog
 	pg::SpiConnection spi;
-	pg::SpiExecute("UPDATE mongo_river.mapping_state SET rejects = rejects + 1, last_reject_at = clock_timestamp()"
-				   " WHERE river = $1 AND source = $2",
-				   {Name(river), Text(source)});
+	MarkReject(river, source, true);
 }
 
 uint64_t DropCopiedRejects(const std::string &river, const std::string &source) {
