@@ -130,19 +130,6 @@ MONGO_RIVER_FUNCTION(mongo_river_check_connection) {
 		Oid owner = PG_GETARG_OID(0);
 		std::string uri = pg::TextArg(PG_GETARG_DATUM(1));
 		std::string password_file = pg::TextArg(PG_GETARG_DATUM(2));
-		if (catalog::IsServerUri(uri)) {
-			std::string name = uri.substr(strlen(catalog::kServerPrefix));
-			ForeignServer *server = pg::Call([&] { return GetForeignServerByName(name.c_str(), true); });
-			if (server) {
-				AclResult acl =
-					pg::Call([&] { return pg_foreign_server_aclcheck(server->serverid, owner, ACL_USAGE); });
-				if (acl != ACLCHECK_OK)
-					throw Error(sqlstate::kInsufficientPrivilege,
-								"permission denied for foreign server \"" + name + "\"",
-								"The river's owner needs USAGE on the server.",
-								"GRANT USAGE ON FOREIGN SERVER " + name + " TO <owner>;");
-			}
-		}
 		pg::EnsureMongocInitialized(); // libmongoc's parser warnings go to the server log
 		catalog::Connection connection = catalog::ResolveConnection(owner, uri, password_file);
 		mongo::Uri parsed = mongo::ParseUri(connection.uri);

@@ -74,6 +74,14 @@ Connection ResolveConnection(Oid owner, const std::string &uri, const std::strin
 			throw Error(sqlstate::kInvalidParameterValue,
 						"foreign server \"" + name + "\" belongs to wrapper \"" + wrapper->fdwname + "\"", {},
 						"A river names a server of FOREIGN DATA WRAPPER mongo_river.");
+		// USAGE is checked at every connection, not only when the river is created or altered: a
+		// REVOKE cuts the river off at its next connection (worker start, reconnect, sync_once,
+		// verify, infer_mapping).
+		AclResult acl = pg::Call([&] { return pg_foreign_server_aclcheck(server->serverid, owner, ACL_USAGE); });
+		if (acl != ACLCHECK_OK)
+			throw Error(sqlstate::kInsufficientPrivilege, "permission denied for foreign server \"" + name + "\"",
+						"The river's owner needs USAGE on the server.",
+						"GRANT USAGE ON FOREIGN SERVER " + name + " TO <owner>;");
 		std::optional<std::string> server_uri = OptionValue(server->options, "uri");
 		if (!server_uri)
 			throw Error(sqlstate::kInvalidParameterValue, "foreign server \"" + name + "\" has no uri option", {},
