@@ -98,7 +98,16 @@ Transaction::~Transaction() {
 		return;
 	try {
 		if (procedure_mode)
-			Call([] { SPI_rollback(); });
+			Call([] {
+				// SPI connections opened after the procedure's own (catalog reads, each atomic) are still
+				// open when an error unwinds through them (SpiConnection leaves them to the transaction's
+				// end): SPI_rollback would refuse in an atomic one (2D000, "invalid transaction
+				// termination") and that error would replace the one being reported. Close them first.
+				while (!SPI_inside_nonatomic_context())
+					if (SPI_finish() != SPI_OK_FINISH)
+						break;
+				SPI_rollback();
+			});
 		else
 			Call([] { AbortCurrentTransaction(); });
 	} catch (...) {

@@ -70,8 +70,6 @@ def test_error_after_commit_in_sync_once(so, auth_peer, bad_n, timeout):
     host_intact(pg, pg.postmaster)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15, left open: CALL sync_once from a procedure after the module's "
-                   "earlier failing calls ends in 2D000 invalid transaction termination (cause not found)")
 def test_sync_once_inside_procedure_with_commit_rollback(so, auth_peer):
     """bob's procedure: CALL sync_once; ROLLBACK; COMMIT; then checks who it is."""
     pg = so
