@@ -7,9 +7,9 @@ seconds, so 1.0 is one full core).
 
 import datetime
 import json
+import math
 import os
 import re
-import statistics
 import subprocess
 import tempfile
 import threading
@@ -112,13 +112,19 @@ class Session:
 
 
 class WorkerWatcher:
-    """WorkerWatcher samples river's worker every 50 ms in a thread: peak_kb is the highest RssAnon
-    seen, cpu_s the worker's CPU seconds between the first and the last sample (the worker is looked
-    up again when it restarts; a new worker's CPU counts from its first sample)."""
+    """WorkerWatcher samples river's worker in a thread: peak_kb is the highest RssAnon seen (every
+    5 ms: the peak of an 8 MiB document lasts a few ms, a 50 ms sampler missed it), cpu_s the
+    worker's CPU seconds over the watch: from the first sample for a worker already running when the
+    watch began, from its start (0) for one started later (a catch-up's worker, a restart). While no
+    worker runs, it is looked up every 50 ms (a query)."""
+
+    SAMPLE_S = 0.005
+    LOOKUP_S = 0.05
 
     def __init__(self, pg, river):
         self.session, self.river, self.peak_kb, self.cpu_s = Session(pg), river, 0, 0.0
         self.pid = self.cpu_first = self.cpu_last = None
+        self.started = False  # the first look was made (a worker found after it started meanwhile)
         self.done = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
 
@@ -131,7 +137,15 @@ class WorkerWatcher:
                 self.pid = worker_pid(self.session, self.river)
             except Exception:
                 self.pid = None
-            return
+            born_inside = self.started
+            self.started = True
+            if not self.pid:
+                return
+            kb = rss_anon_kb(self.pid)
+            if kb is None:
+                return
+            if born_inside:
+                self.cpu_first = 0.0  # a new process: all its CPU was used inside the watch
         self.peak_kb = max(self.peak_kb, kb)
         try:
             cpu = proc_cpu_seconds(self.pid)
@@ -144,7 +158,7 @@ class WorkerWatcher:
     def run(self):
         while not self.done.is_set():
             self.sample()
-            self.done.wait(0.05)
+            self.done.wait(self.SAMPLE_S if self.pid else self.LOOKUP_S)
 
     def __enter__(self):
         self.sample()
@@ -154,8 +168,7 @@ class WorkerWatcher:
     def __exit__(self, *exc):
         self.done.set()
         self.thread.join()
-        if self.pid:
-            self.sample()
+        self.sample()  # the last reading (or the first look at a worker started since the last lookup)
         self.cpu_s += (self.cpu_last or 0) - (self.cpu_first or 0)
         self.session.close()
         return False
@@ -251,20 +264,27 @@ def flat_copies(pg, source, coll, river, table, count, runs):
     """flat_copies is flat_copy repeated: the first run's river and table stay (later figures use
     them), each further run copies coll again with a river and table of its own, dropped after. A
     single copy and COPY of 50k rows vary by a third from run to run on a shared 2-core machine, so
-    the figures are the runs' medians: ratio is the median of the runs' ratios, docs_s and
-    copy_rows_s the medians of their rates, with each run under "runs"."""
+    the figures are those of the median run (median_run: the median ratio, with that run's rates and
+    CPU shares), each run under "runs"; rss_anon_kb stays the first run's."""
     out = flat_copy(pg, source, coll, river, table, count)
     every = [out]
     for run in range(1, runs):
         every.append(flat_copy(pg, source, coll, f"{river}_run{run}", f"{table}_run{run}", count))
         pg.query("SELECT mongo_river.drop_river(%s, true)", (f"{river}_run{run}",))  # and its table
     if runs > 1:
-        out = dict(out)
+        out = dict(median_run(every, "ratio"))
         out["runs"] = [{k: r[k] for k in ("seconds", "copy_s", "ratio", "worker_share", "peer_share") if k in r}
                        for r in every]
-        for key in ("ratio", "docs_s", "copy_rows_s", "copy_s", "seconds"):
-            out[key] = statistics.median(r[key] for r in every)
+        out["rss_anon_kb"] = every[0]["rss_anon_kb"]  # the first run's (the memory row says so)
     return out
+
+
+def median_run(runs, key):
+    """median_run returns the run whose key is the median of the runs' (the upper middle one of an
+    even count): its figures are shown together, so that a row's columns agree with its ratio (the
+    median of each column taken apart mixes runs)."""
+    ordered = sorted(runs, key=lambda r: r[key])
+    return ordered[len(ordered) // 2]
 
 
 def make_changes(coll, existing, count, rng):
@@ -400,9 +420,9 @@ def restore(coll, keys, docs):
 def catch_ups(pg, source, coll, rivers, count, rng, runs, docs):
     """catch_ups is catch_up repeated runs times over coll's docs loaded documents, each round from
     them again (restore, then the rivers synced): like the flat copies, one round's ratio can be a
-    third off the next on a shared 2-core machine, so each capture's figures are the rounds' medians
-    (ratio, changes_s, seconds; psql_changes_s too), its rounds under "runs"; same_rows_as_baseline
-    holds when it held in every round."""
+    third off the next on a shared 2-core machine, so each capture's figures are those of its median
+    round (median_run by ratio: its changes_s, seconds, CPU shares and that round's psql_changes_s),
+    its rounds under "runs"; same_rows_as_baseline holds when it held in every round."""
     every, touched = [], set()
     for run in range(runs):
         if run:
@@ -411,20 +431,16 @@ def catch_ups(pg, source, coll, rivers, count, rng, runs, docs):
             for name, _, _ in rivers:
                 pg.scalar("SELECT mongo_river.wait_for_sync(%s, '10 min')", (name,))
         every.append(catch_up(pg, source, coll, rivers, count, rng, touched))
-    out = every[0]
-    if runs > 1:
-        out = dict(out)
-        out["psql_changes_s"] = statistics.median(r["psql_changes_s"] for r in every)
-        out["captures"] = {}
-        for capture in every[0]["captures"]:
-            rounds = [r["captures"][capture] for r in every]
-            merged = dict(rounds[0])
+    out = dict(every[0])
+    out["captures"] = {}
+    for capture in every[0]["captures"]:
+        rounds = [dict(r["captures"][capture], psql_changes_s=r["psql_changes_s"]) for r in every]
+        merged = dict(median_run(rounds, "ratio"))
+        if runs > 1:
             merged["runs"] = [{k: c[k] for k in ("seconds", "ratio", "worker_share", "peer_share") if k in c}
                               for c in rounds]
-            for key in ("ratio", "changes_s", "seconds"):
-                merged[key] = statistics.median(c[key] for c in rounds)
-            merged["same_rows_as_baseline"] = all(c["same_rows_as_baseline"] for c in rounds)
-            out["captures"][capture] = merged
+        merged["same_rows_as_baseline"] = all(c["same_rows_as_baseline"] for c in rounds)
+        out["captures"][capture] = merged
     return out
 
 
@@ -452,6 +468,12 @@ def _lag_writer(uri, db, coll, rate, seconds, made):
     client.close()
 
 
+def nearest_rank(ordered, q):
+    """nearest_rank returns the q-quantile of the sorted list ordered by the nearest-rank method (the
+    smallest value with at least q of the values at or below it)."""
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
 def lag_under_load(pg, source, coll, river, rate, seconds):
     """lag_under_load offers rate inserts/s for seconds (from another process) and samples
     status.lag every 50 ms; returns p50, p99, the rate achieved and the peer's CPU share."""
@@ -475,7 +497,7 @@ def lag_under_load(pg, source, coll, river, rate, seconds):
     samples.sort()
     return {"offered_s": rate, "achieved_s": made / meter.wall, "samples": len(samples),
             "p50_s": samples[len(samples) // 2] if samples else None,
-            "p99_s": samples[max(0, int(len(samples) * 0.99) - 1)] if samples else None, **meter.as_dict(),
+            "p99_s": nearest_rank(samples, 0.99) if samples else None, **meter.as_dict(),
             **worker_share(worker, meter)}
 
 

@@ -6,10 +6,16 @@ import os
 PEER_BOUND = 0.85  # peer CPU share (cores) at which the single-threaded peer bounds a run
 
 
+MIN_TICKS_S = 0.05  # CPU seconds below which a share is too coarse to judge (/proc counts 10 ms ticks)
+
+
 def _share(m):
     share = m.get("peer_share")
     if share is None:
         return "n/a"
+    cpu = m.get("peer_cpu_s")
+    if cpu is not None and cpu < MIN_TICKS_S:
+        return f"{share:.2f} ?"
     return f"{share:.2f}{' PEER' if share >= PEER_BOUND else ''}"
 
 
@@ -34,8 +40,8 @@ def rows(results):
                     f"{c['copy_rows_s']:,.0f}", f"{c['ratio']:.2f}", _share(c), _wshare(c), f"copy flat {c['docs']:,}"))
         if "oplog_capture" in c:
             o = c["oplog_capture"]
-            out.append(("  same, by the oplog-capture river", f"{o['docs_s']:,.0f}", f"{c['copy_rows_s']:,.0f}",
-                        f"{c['copy_s'] / o['seconds']:.2f}", _share(o), _wshare(o), None))
+            out.append(("  same, by the oplog-capture river (one run, its own COPY)", f"{o['docs_s']:,.0f}",
+                        f"{o['copy_rows_s']:,.0f}", f"{o['ratio']:.2f}", _share(o), _wshare(o), None))
     n = results.get("copy_nested")
     if n:
         out.append((f"nested copy + child table, {n['docs']:,} docs ({n['child_rows']:,} child rows)",
@@ -48,7 +54,8 @@ def rows(results):
             spread = f", median of {len(runs)}: {min(r['ratio'] for r in runs):.2f}–" \
                 f"{max(r['ratio'] for r in runs):.2f}" if runs else ""
             out.append((f"catch-up, {label}, {u['changes']:,} changes on {u['docs']:,} docs (changes/s "
-                        f"vs psql{spread}){same}", f"{c['changes_s']:,.0f}", f"{u['psql_changes_s']:,.0f}",
+                        f"vs psql{spread}){same}", f"{c['changes_s']:,.0f}",
+                        f"{c.get('psql_changes_s', u['psql_changes_s']):,.0f}",
                         f"{c['ratio']:.2f}", _share(c), _wshare(c), f"catch-up {label} {u['changes']:,}"))
     for lag in results["lag"]:
         figure = "n/a" if lag["p99_s"] is None else f"p99 {lag['p99_s']:.3f} s"
@@ -87,7 +94,8 @@ def report(results, out_dir):
     bound = [r[0].strip() for r in table if r[4].endswith("PEER")]
     print(f"\npeer CPU, worker CPU: the peer's, the river worker's CPU seconds / the run's wall seconds (1.00 ="
           f" one core); PEER marks a run where the peer's is {PEER_BOUND} or more: the peer, not mongo_river,"
-          " bounds it.")
+          f" bounds it; ? marks a share from less than {MIN_TICKS_S} s of the peer's CPU (10 ms clock ticks): too"
+          " coarse to judge.")
     print("peer-bound runs: " + ("; ".join(bound) if bound else "none"))
     if results.get("server_crashes"):
         print("SERVER CRASHES:\n" + "\n".join(results["server_crashes"]))

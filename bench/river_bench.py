@@ -113,7 +113,7 @@ def main():
             if docs in args.catch_up:
                 step(f"oplog river's copy of {docs} documents")
                 results["copy_flat"][-1]["oplog_capture"] = flat_copy(
-                    pg, source, coll, f"op{docs}", f"flat{docs}_op", docs, "oplog", baseline=False)
+                    pg, source, coll, f"op{docs}", f"flat{docs}_op", docs, "oplog")
                 step(f"catch-up of {args.catch_up[docs]} changes on {docs} documents, both captures")
                 results["catch_up"].append(catch_ups(pg, source, coll, [
                     (f"cs{docs}", "change_stream", f"flat{docs}"), (f"op{docs}", "oplog", f"flat{docs}_op")],
