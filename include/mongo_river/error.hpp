@@ -41,6 +41,7 @@ inline constexpr const char *kConnectionFailure = "08006";
 inline constexpr const char *kConnectionException = "08000";
 inline constexpr const char *kFeatureNotSupported = "0A000";
 inline constexpr const char *kInternalError = "XX000";
+inline constexpr const char *kInvalidTransactionTermination = "2D000";
 } // namespace sqlstate
 
 } // namespace mongo_river

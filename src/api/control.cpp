@@ -6,6 +6,7 @@
 #include "mongo_river/api/checks.hpp"
 #include "mongo_river/catalog/credentials.hpp"
 #include "mongo_river/catalog/identity.hpp"
+#include "mongo_river/catalog/lock.hpp"
 #include "mongo_river/mongo/source.hpp"
 #include "mongo_river/pg/boundary.hpp"
 #include "mongo_river/pg/datum.hpp"
@@ -97,6 +98,16 @@ MONGO_RIVER_FUNCTION(mongo_river_sync_once) {
 		if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 			throw Error("22004", std::string("sync_once: argument ") + (PG_ARGISNULL(0) ? "river" : "timeout") +
 									 " must not be NULL");
+		// It commits each batch itself: only where a procedure may end transactions (CALL at top level
+		// outside BEGIN ... COMMIT, a DO block, a procedure called so, without an EXCEPTION clause
+		// around the CALL). Elsewhere its first commit (or a batch's rollback) would fail midway.
+		const bool atomic =
+			fcinfo->context && IsA(fcinfo->context, CallContext) && castNode(CallContext, fcinfo->context)->atomic;
+		if (atomic || IsSubTransaction())
+			throw Error(sqlstate::kInvalidTransactionTermination,
+						"sync_once cannot run inside a transaction block, a function or an EXCEPTION block", {},
+						"CALL mongo_river.sync_once at top level outside BEGIN ... COMMIT (as pg_cron does), or from "
+						"a procedure or DO block without an EXCEPTION clause around the CALL: it commits each batch.");
 		std::string river = NameStr(*PG_GETARG_NAME(0));
 		Interval *timeout = PG_GETARG_INTERVAL_P(1);
 		int64 timeout_ms = (timeout->time + (int64(timeout->day) + int64(timeout->month) * 30) * USECS_PER_DAY) / 1000;
@@ -104,6 +115,13 @@ MONGO_RIVER_FUNCTION(mongo_river_sync_once) {
 		{
 			pg::SpiConnection spi;
 			api::RequireRiverOwner("sync_once", river);
+		}
+		catalog::SyncOnceLock run_lock(river);
+		if (!run_lock.Held())
+			throw Error("55P03", "sync_once: river \"" + river + "\" is being synced by another session", {},
+						"Wait for that sync_once to end (pg_stat_activity shows it), or schedule runs further apart.");
+		{
+			pg::SpiConnection spi;
 			if (pg::SpiExecute("SELECT r.enabled, r.owner::oid FROM mongo_river.river r WHERE r.river = $1",
 							   {{NAMEOID, pg::NameDatum(river)}}) == 0)
 				throw Error(sqlstate::kUndefinedObject, "sync_once: river \"" + river + "\" was dropped", {},

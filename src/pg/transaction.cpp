@@ -103,10 +103,17 @@ Transaction::~Transaction() {
 				// open when an error unwinds through them (SpiConnection leaves them to the transaction's
 				// end): SPI_rollback would refuse in an atomic one (2D000, "invalid transaction
 				// termination") and that error would replace the one being reported. Close them first.
-				while (!SPI_inside_nonatomic_context())
-					if (SPI_finish() != SPI_OK_FINISH)
-						break;
-				SPI_rollback();
+				// Outside a subtransaction the procedure's own connection is the first non-atomic one
+				// from the top (sync_once refuses to start inside one); inside one, every connection
+				// counts as atomic: nothing is closed, and SPI_rollback is not called (the error goes
+				// on to the caller, whose abort ends the transaction).
+				if (!IsSubTransaction()) {
+					while (!SPI_inside_nonatomic_context())
+						if (SPI_finish() != SPI_OK_FINISH)
+							break;
+					if (SPI_inside_nonatomic_context())
+						SPI_rollback();
+				}
 			});
 		else
 			Call([] { AbortCurrentTransaction(); });

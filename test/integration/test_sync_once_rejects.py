@@ -8,6 +8,8 @@ replaced the reject; nothing after the refused row was applied.)"""
 
 import json
 
+import psycopg2
+
 from pgcluster import wait_for
 
 MAPPING = {"pk": "id", "columns": {"id": {"path": "_id", "type": "text"},
@@ -46,3 +48,31 @@ def test_sync_once_records_a_row_postgresql_refuses_as_a_reject_and_goes_on(rive
     finally:
         pg.query("SELECT mongo_river.drop_river('so_rej', true)")
         pg.query("DROP TABLE IF EXISTS so_rej")
+
+
+def test_sync_once_refuses_to_start_where_it_cannot_commit(river_pg, mongo):
+    # Inside BEGIN ... COMMIT, from a function, or under an EXCEPTION clause its first commit (or a
+    # batch's rollback) would fail midway (a FATAL, an internal error, a crash before review 30):
+    # it refuses at once with 2D000 and the session goes on.
+    pg = river_pg
+    pg.query("SELECT mongo_river.create_river('so_ctx', %s)", (mongo.uri,))
+    pg.query("SELECT mongo_river.stop('so_ctx')")
+    conn = pg.connect()
+    try:
+        with conn.cursor() as cur:  # psycopg2 opens a transaction block
+            try:
+                cur.execute("CALL mongo_river.sync_once('so_ctx', '5 s')")
+                raise AssertionError("sync_once ran inside a transaction block")
+            except psycopg2.Error as e:
+                assert e.pgcode == "2D000", e.pgerror
+                assert "cannot run inside a transaction block" in e.pgerror, e.pgerror
+            conn.rollback()
+            cur.execute("DO $$ DECLARE a bigint; BEGIN CALL mongo_river.sync_once('so_ctx', '5 s', a); "
+                        "RAISE EXCEPTION 'it ran'; "
+                        "EXCEPTION WHEN invalid_transaction_termination THEN RAISE NOTICE 'refused'; END $$")
+            conn.commit()
+            cur.execute("SELECT 1")
+            assert cur.fetchone() == (1,)
+    finally:
+        conn.close()
+        pg.query("SELECT mongo_river.drop_river('so_ctx', true)")
