@@ -55,7 +55,7 @@ def rows(results):
                 f"{max(r['ratio'] for r in runs):.2f}" if runs else ""
             out.append((f"catch-up, {label}, {u['changes']:,} changes on {u['docs']:,} docs (changes/s "
                         f"vs psql{spread}){same}", f"{c['changes_s']:,.0f}",
-                        f"{c.get('psql_changes_s', u['psql_changes_s']):,.0f}",
+                        f"{c['psql_changes_s']:,.0f}",
                         f"{c['ratio']:.2f}", _share(c), _wshare(c), f"catch-up {label} {u['changes']:,}"))
     for lag in results["lag"]:
         figure = "n/a" if lag["p99_s"] is None else f"p99 {lag['p99_s']:.3f} s"
